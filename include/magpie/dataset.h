@@ -1,0 +1,76 @@
+/* magpie/dataset.h: the in-memory training view of a store: events with dense ids, item metadata, and
+ * CSR/CSC interaction matrices built with per-type weights and optional time decay. */
+#ifndef MAGPIE_DATASET_H
+#define MAGPIE_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "magpie/progress.h"
+#include "magpie/records.h"
+#include "magpie/store.h"
+
+/* One event without its text; 24 bytes. */
+typedef struct mp_interaction {
+    uint32_t user, item;
+    int64_t ts;
+    float value;       /* rating value (when has_value) */
+    uint8_t type;      /* mp_event_type */
+    uint8_t has_value;
+    uint16_t _pad;
+} mp_interaction;
+
+typedef struct mp_dataset {
+    uint32_t n_users, n_items;   /* bounds of internal ids (store ids < bound) */
+    mp_interaction *events;      /* [n_events], sorted by (user, ts, store order) */
+    size_t n_events;
+    uint64_t *user_ptr;          /* [n_users + 1]: events of user u are events[user_ptr[u] .. user_ptr[u+1]) */
+    char **user_ext;             /* [n_users] external ids (NULL for unused ids) */
+    char **item_ext;             /* [n_items] external ids */
+    char **item_title;           /* [n_items] titles or NULL */
+    uint32_t *item_category;     /* [n_items] category index into category_names; 0 = "(none)" */
+    char **category_names;       /* [n_categories]; [0] is "(none)"; full path "Beauty > Skin Care" */
+    uint32_t n_categories;
+    uint8_t *item_available;     /* [n_items] 1 if available */
+    int64_t ts_min, ts_max;
+} mp_dataset;
+
+/* Loads everything needed for training from the store. *out is owned by the caller (mp_dataset_destroy). */
+MP_EXPORT int mp_dataset_load(mp_dataset **out, mp_store *s, const mp_progress *progress, mp_error *err);
+/* Builds a dataset directly from arrays (for tests and presets without a store). Copies everything. */
+MP_EXPORT int mp_dataset_from_interactions(mp_dataset **out, uint32_t n_users, uint32_t n_items,
+                                           const mp_interaction *events, size_t n_events, mp_error *err);
+MP_EXPORT void mp_dataset_destroy(mp_dataset *ds);
+
+/* How events become matrix values. */
+typedef struct mp_weighting {
+    float type_weight[MP_EV_NTYPES]; /* weight per event type (defaults: mp_event_type_default_weight) */
+    double half_life_days;           /* > 0: weight *= 0.5^((now - ts) / half_life); 0: no decay */
+    int64_t now;                     /* reference time for decay (usually the latest ts) */
+    int binary;                      /* 1: every positive (user, item) total becomes 1 */
+} mp_weighting;
+
+MP_EXPORT void mp_weighting_default(mp_weighting *w);
+/* Parses "view=1,click=2,purchase=8" into w (types not named keep their weight). MP_EINVAL with a message. */
+MP_EXPORT int mp_weighting_parse(mp_weighting *w, const char *spec, mp_error *err);
+
+/* Compressed sparse rows: row r has columns idx[ptr[r] .. ptr[r+1]) (ascending) with values val[...]. */
+typedef struct mp_csr {
+    uint32_t n_rows, n_cols;
+    uint64_t *ptr; /* [n_rows + 1] */
+    uint32_t *idx; /* [nnz] */
+    float *val;    /* [nnz] */
+} mp_csr;
+
+static inline uint64_t mp_csr_nnz(const mp_csr *m) { return m->ptr ? m->ptr[m->n_rows] : 0; }
+
+/* Builds the user x item matrix: value = sum of weighted events per (user, item); pairs whose total is <= 0
+ * (negative feedback outweighs positive) are dropped. */
+MP_EXPORT int mp_csr_build(mp_csr *out, const mp_interaction *events, size_t n_events, uint32_t n_users,
+                           uint32_t n_items, const mp_weighting *w, mp_error *err);
+/* out = transpose(in) (CSC view of in as CSR of the transpose). */
+MP_EXPORT int mp_csr_transpose(mp_csr *out, const mp_csr *in, mp_error *err);
+/* Frees the arrays; the struct is caller-owned. Zeroed structs are fine. */
+MP_EXPORT void mp_csr_free(mp_csr *m);
+
+#endif

@@ -1,0 +1,34 @@
+/* magpie/gen.h: the deterministic synthetic demo shop. Same options and seed give byte-identical files.
+ * Shops have a category tree, brands, prices, English and Chinese titles, latent user tastes, view -> click ->
+ * cart -> purchase funnels, and reviews with ratings. Files written into `dir`:
+ *   items.jsonl, users.jsonl, and events.jsonl or events.csv (per opts.format). */
+#ifndef MAGPIE_GEN_H
+#define MAGPIE_GEN_H
+
+#include <stdint.h>
+
+#include "magpie/progress.h"
+#include "magpie/records.h"
+
+typedef struct mp_gen_opts {
+    uint32_t n_users;         /* default 1000 */
+    uint32_t n_items;         /* default 500 */
+    uint64_t seed;            /* default 42 */
+    double sessions_per_user; /* mean sessions per user (default 4) */
+    mp_format format;         /* events file format: JSONL (default) or CSV */
+    int64_t start_ts;         /* first event time (default 2025-01-01T00:00:00Z) */
+    uint32_t days;            /* time span of events (default 60) */
+    uint64_t max_events;      /* stop after this many events (0 = no limit) */
+} mp_gen_opts;
+
+typedef struct mp_gen_report {
+    uint64_t n_events, n_users, n_items, n_reviews;
+    uint64_t per_type[MP_EV_NTYPES];
+} mp_gen_report;
+
+MP_EXPORT void mp_gen_opts_default(mp_gen_opts *o);
+/* Creates `dir` if needed and writes the files. */
+MP_EXPORT int mp_gen_demo(const char *dir, const mp_gen_opts *opts, const mp_progress *progress, mp_gen_report *rep,
+                          mp_error *err);
+
+#endif

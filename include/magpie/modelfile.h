@@ -1,0 +1,61 @@
+/* magpie/modelfile.h: the versioned, checksummed model file format.
+ *
+ * Layout (little-endian):
+ *   magic "MAGPIEMF" (8) | format version u32 | model name char[32] (NUL-padded) | model version u32 |
+ *   payload length u64 | payload checksum u64 (mp_hash_bytes of the payload) | header checksum u64 | payload
+ * The payload is whatever the model wrote through the put calls, in order; readers get it back in the same order.
+ * Files are written to a temporary name, fsync'ed and renamed, so a reader never sees a half-written model.
+ * A file with another magic, a newer format version, a wrong length or a checksum mismatch is refused
+ * with MP_ECORRUPT or MP_EVERSION and a message naming the file and what is wrong. */
+#ifndef MAGPIE_MODELFILE_H
+#define MAGPIE_MODELFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "magpie/error.h"
+
+#define MP_MODELFILE_FORMAT 1
+#define MP_MODELFILE_NAME_MAX 32
+
+typedef struct mp_mf_writer mp_mf_writer;
+typedef struct mp_mf_reader mp_mf_reader;
+
+/* A writer buffers the payload in memory. Owned by the caller: mp_mf_writer_destroy. */
+MP_EXPORT int mp_mf_writer_create(mp_mf_writer **out);
+MP_EXPORT void mp_mf_writer_destroy(mp_mf_writer *w);
+/* Appends. Errors (out of memory) are sticky and reported by mp_mf_writer_save. */
+MP_EXPORT void mp_mf_put_u32(mp_mf_writer *w, uint32_t v);
+MP_EXPORT void mp_mf_put_u64(mp_mf_writer *w, uint64_t v);
+MP_EXPORT void mp_mf_put_f64(mp_mf_writer *w, double v);
+MP_EXPORT void mp_mf_put_bytes(mp_mf_writer *w, const void *p, size_t n);
+MP_EXPORT void mp_mf_put_str(mp_mf_writer *w, const char *s); /* u32 length + bytes; NULL is written as absent */
+MP_EXPORT void mp_mf_put_f32s(mp_mf_writer *w, const float *a, size_t n);
+MP_EXPORT void mp_mf_put_u32s(mp_mf_writer *w, const uint32_t *a, size_t n);
+/* Writes the file atomically (temp file, fsync, rename). */
+MP_EXPORT int mp_mf_writer_save(mp_mf_writer *w, const char *path, const char *model_name, uint32_t model_version,
+                                mp_error *err);
+/* The payload so far (for tests and fuzzing). */
+MP_EXPORT const void *mp_mf_writer_data(const mp_mf_writer *w, size_t *len);
+
+/* Opens and fully validates a model file. Owned by the caller: mp_mf_reader_close. */
+MP_EXPORT int mp_mf_reader_open(mp_mf_reader **out, const char *path, mp_error *err);
+/* Same, over a complete file image in memory (copied). `name` is used in messages. */
+MP_EXPORT int mp_mf_reader_open_mem(mp_mf_reader **out, const void *data, size_t len, const char *name,
+                                    mp_error *err);
+MP_EXPORT void mp_mf_reader_close(mp_mf_reader *r);
+MP_EXPORT const char *mp_mf_reader_model(const mp_mf_reader *r);
+MP_EXPORT uint32_t mp_mf_reader_model_version(const mp_mf_reader *r);
+/* Reads in write order. Reading past the payload gives MP_ECORRUPT ("model file X: truncated payload"). */
+MP_EXPORT int mp_mf_get_u32(mp_mf_reader *r, uint32_t *v, mp_error *err);
+MP_EXPORT int mp_mf_get_u64(mp_mf_reader *r, uint64_t *v, mp_error *err);
+MP_EXPORT int mp_mf_get_f64(mp_mf_reader *r, double *v, mp_error *err);
+MP_EXPORT int mp_mf_get_bytes(mp_mf_reader *r, void *p, size_t n, mp_error *err);
+/* *s is malloc'ed (caller frees), or NULL if written as absent. max_len guards against corrupt lengths. */
+MP_EXPORT int mp_mf_get_str(mp_mf_reader *r, char **s, size_t max_len, mp_error *err);
+MP_EXPORT int mp_mf_get_f32s(mp_mf_reader *r, float *a, size_t n, mp_error *err);
+MP_EXPORT int mp_mf_get_u32s(mp_mf_reader *r, uint32_t *a, size_t n, mp_error *err);
+/* Bytes of payload not yet read (a model checks this is 0 at the end). */
+MP_EXPORT size_t mp_mf_remaining(const mp_mf_reader *r);
+
+#endif

@@ -1,0 +1,87 @@
+/* magpie/store.h: the storage interface. The embedded default is SQLite (WAL, crash-safe); a PostgreSQL
+ * backend will implement the same operations table later, so nothing above this header knows which is used.
+ *
+ * Ids: every user and item has an external string id and a dense internal uint32 id assigned by the store in
+ * insertion order (0, 1, 2, ...). Internal ids never change and are never reused, so model files can refer
+ * to them. Acknowledged (committed) writes survive a kill -9 of the process. */
+#ifndef MAGPIE_STORE_H
+#define MAGPIE_STORE_H
+
+#include <stdint.h>
+
+#include "magpie/records.h"
+#include "magpie/strmap.h"
+
+typedef struct mp_store mp_store;
+
+#define MP_STORE_SCHEMA_VERSION 1
+
+typedef enum {
+    MP_STORE_READWRITE = 0, /* open or create */
+    MP_STORE_READONLY = 1,  /* fail if missing */
+} mp_store_mode;
+
+/* Opens a store. `uri` is a file path or "sqlite:PATH" (embedded SQLite); "postgres://..." is reserved for the
+ * PostgreSQL backend (MP_EUNSUPPORTED until it exists). Creates the schema or migrates an older one.
+ * A database from a newer Magpie is refused with MP_EVERSION. *out is owned by the caller: mp_store_close it. */
+MP_EXPORT int mp_store_open(mp_store **out, const char *uri, mp_store_mode mode, mp_error *err);
+/* Closes; NULL is a no-op. An open transaction is rolled back. */
+MP_EXPORT void mp_store_close(mp_store *s);
+
+/* Transactions. Nothing written between begin and commit is visible to other connections or survives a crash
+ * until commit returns MP_OK. */
+MP_EXPORT int mp_store_begin(mp_store *s, mp_error *err);
+MP_EXPORT int mp_store_commit(mp_store *s, mp_error *err);
+MP_EXPORT int mp_store_rollback(mp_store *s, mp_error *err);
+
+/* Loads the external -> internal id map of users or items (kind MP_KIND_USERS or MP_KIND_ITEMS) into a new map
+ * owned by the caller (mp_strmap_destroy). Ids in the map are the store's internal ids. */
+MP_EXPORT int mp_store_load_ids(mp_store *s, mp_record_kind kind, mp_strmap **out, mp_error *err);
+
+/* Inserts or replaces a user / item row under internal id `id` (the caller allocates ids from the map above,
+ * next id = mp_strmap_id_bound). A bare id (only `id` set) never overwrites existing attributes. */
+MP_EXPORT int mp_store_put_user(mp_store *s, uint32_t id, const mp_user *u, mp_error *err);
+MP_EXPORT int mp_store_put_item(mp_store *s, uint32_t id, const mp_item *it, mp_error *err);
+
+/* One stored event, with internal ids. Slices are valid only during a callback / call. */
+typedef struct mp_event_row {
+    uint32_t user, item;
+    uint8_t type; /* mp_event_type */
+    int64_t ts;
+    double value;
+    int has_value;
+    mp_str text;
+    mp_str session;
+} mp_event_row;
+
+/* Inserts an event; an exact duplicate (user, item, type, ts) is not inserted and *inserted is set to 0. */
+MP_EXPORT int mp_store_add_event(mp_store *s, const mp_event_row *e, int *inserted, mp_error *err);
+
+/* Scans. The callback returns 0 to go on, non-zero to stop (that value is returned). Events come ordered by
+ * (user, ts, insertion order); items and users by internal id. */
+typedef int (*mp_event_cb)(void *ctx, const mp_event_row *e);
+typedef int (*mp_item_cb)(void *ctx, uint32_t id, const mp_item *it);
+typedef int (*mp_user_cb)(void *ctx, uint32_t id, const mp_user *u);
+MP_EXPORT int mp_store_scan_events(mp_store *s, mp_event_cb cb, void *ctx, mp_error *err);
+MP_EXPORT int mp_store_scan_items(mp_store *s, mp_item_cb cb, void *ctx, mp_error *err);
+MP_EXPORT int mp_store_scan_users(mp_store *s, mp_user_cb cb, void *ctx, mp_error *err);
+
+typedef struct mp_store_stats {
+    uint64_t n_events;
+    uint64_t per_type[MP_EV_NTYPES];
+    uint64_t n_users, n_items;  /* rows in users / items */
+    uint64_t n_active_users;    /* users with at least one event */
+    uint64_t n_active_items;    /* items with at least one event */
+    uint64_t n_pairs;           /* distinct (user, item) pairs with events */
+    int64_t ts_min, ts_max;     /* 0, 0 when there are no events */
+    double density;             /* n_pairs / (n_active_users * n_active_items), 0 when empty */
+} mp_store_stats;
+
+MP_EXPORT int mp_store_stats_get(mp_store *s, mp_store_stats *out, mp_error *err);
+
+/* Small persistent key/value settings (e.g. event-type weights). get returns MP_ENOTFOUND if absent;
+ * on success *value is malloc'ed and owned by the caller. */
+MP_EXPORT int mp_store_meta_get(mp_store *s, const char *key, char **value, mp_error *err);
+MP_EXPORT int mp_store_meta_set(mp_store *s, const char *key, const char *value, mp_error *err);
+
+#endif

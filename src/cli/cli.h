@@ -1,0 +1,48 @@
+/* src/cli/cli.h: shared pieces of the `magpie` subcommands. Each subcommand lives in cmd_<name>.c and is
+ * listed in main.c. Conventions: options via getopt_long, `--help` prints usage to stdout and returns 0,
+ * errors go to stderr as "magpie <cmd>: message", exit codes 0 ok, 1 failure, 2 usage error. */
+#ifndef MAGPIE_CLI_H
+#define MAGPIE_CLI_H
+
+#include <stdio.h>
+
+#include "magpie/progress.h"
+#include "magpie/store.h"
+
+int cmd_import(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_gen_demo(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_recommend(int argc, char **argv);
+
+/* Default store path: $MAGPIE_DB or "magpie.db". */
+const char *cli_default_db(void);
+
+/* Terminal progress: a bar with rate and ETA when stderr is a terminal, plain log lines every ~2 s otherwise,
+ * nothing with quiet. */
+typedef struct cli_progress {
+    int quiet, tty;
+    double start, last_print, stage_start;
+    char stage[32];
+    mp_progress iface; /* pass &p.iface to library calls */
+} cli_progress;
+
+void cli_progress_init(cli_progress *p, int quiet);
+/* Ends an unfinished bar line. */
+void cli_progress_done(cli_progress *p);
+
+/* Log line to stderr, suppressed by quiet. */
+void cli_log(int quiet, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Error line to stderr: "magpie CMD: message". Returns 1. */
+int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Usage error: message plus "see magpie CMD --help". Returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+double cli_now(void);
+
+/* Parses a non-negative integer / double option value; on error prints and returns non-zero. */
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, unsigned long long *out);
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
+
+#endif

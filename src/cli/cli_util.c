@@ -1,0 +1,139 @@
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+const char *cli_default_db(void) {
+    const char *e = getenv("MAGPIE_DB");
+    return e && *e ? e : "magpie.db";
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void human(double v, char *buf, size_t cap) {
+    if (v >= 1e9) snprintf(buf, cap, "%.2fG", v / 1e9);
+    else if (v >= 1e6) snprintf(buf, cap, "%.2fM", v / 1e6);
+    else if (v >= 1e4) snprintf(buf, cap, "%.1fk", v / 1e3);
+    else snprintf(buf, cap, "%.0f", v);
+}
+
+static void progress_update(void *ctx, const char *stage, uint64_t done, uint64_t total) {
+    cli_progress *p = ctx;
+    if (p->quiet) return;
+    double now = cli_now();
+    if (strncmp(p->stage, stage, sizeof p->stage) != 0) {
+        if (p->tty && p->stage[0]) fputc('\n', stderr);
+        snprintf(p->stage, sizeof p->stage, "%s", stage);
+        p->stage_start = now;
+        p->last_print = 0;
+    }
+    int finished = total && done >= total;
+    double interval = p->tty ? 0.1 : 2.0;
+    if (!finished && now - p->last_print < interval) return;
+    p->last_print = now;
+    double el = now - p->stage_start;
+    double rate = el > 0 ? done / el : 0;
+    char d[32], tot[32], r[32];
+    human((double)done, d, sizeof d);
+    human((double)total, tot, sizeof tot);
+    human(rate, r, sizeof r);
+    if (p->tty) {
+        if (total) {
+            double frac = (double)done / (double)total;
+            if (frac > 1) frac = 1;
+            int w = 30, fill = (int)(frac * w);
+            char bar[64];
+            for (int i = 0; i < w; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+            bar[w] = 0;
+            double eta = rate > 0 ? (total - done) / rate : 0;
+            fprintf(stderr, "\r%-8s [%s] %3.0f%% %s/%s %s/s ETA %.0fs   ", stage, bar, frac * 100, d, tot, r,
+                    finished ? 0.0 : eta);
+        } else {
+            fprintf(stderr, "\r%-8s %s %s/s %.1fs   ", stage, d, r, el);
+        }
+        if (finished) {
+            fputc('\n', stderr);
+            p->stage[0] = 0;
+        }
+    } else {
+        if (total)
+            fprintf(stderr, "magpie: %s: %s/%s (%.0f%%), %s/s, %.1fs elapsed\n", stage, d, tot,
+                    100.0 * done / total, r, el);
+        else
+            fprintf(stderr, "magpie: %s: %s, %s/s, %.1fs elapsed\n", stage, d, r, el);
+        if (finished) p->stage[0] = 0;
+    }
+}
+
+void cli_progress_init(cli_progress *p, int quiet) {
+    memset(p, 0, sizeof *p);
+    p->quiet = quiet;
+    p->tty = isatty(2);
+    p->start = cli_now();
+    p->iface.update = progress_update;
+    p->iface.ctx = p;
+}
+
+void cli_progress_done(cli_progress *p) {
+    if (!p->quiet && p->tty && p->stage[0]) fputc('\n', stderr);
+    p->stage[0] = 0;
+}
+
+void cli_log(int quiet, const char *fmt, ...) {
+    if (quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("magpie: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "magpie %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "magpie %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(see `magpie %s --help`)\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, unsigned long long *out) {
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-') return cli_usage_error(cmd, "%s: expected a non-negative integer, got \"%s\"", opt, s ? s : "");
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) return cli_usage_error(cmd, "%s: expected a non-negative integer, got \"%s\"", opt, s);
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = s ? strtod(s, &end) : NAN;
+    if (!s || !*s || errno || *end || !isfinite(v))
+        return cli_usage_error(cmd, "%s: expected a number, got \"%s\"", opt, s ? s : "");
+    *out = v;
+    return 0;
+}
