@@ -1,0 +1,22 @@
+/* magpie/trainset.h: turns a set of training events into what models fit on (mp_train_data): the weighted
+ * user x item matrix, its transpose and the item metadata of the dataset. Shared by `train`, `eval` and the
+ * server so they build training input the same way. */
+#ifndef MAGPIE_TRAINSET_H
+#define MAGPIE_TRAINSET_H
+
+#include "magpie/dataset.h"
+#include "magpie/model.h"
+
+typedef struct mp_train_set {
+    mp_train_data data;   /* points into the members below and into the dataset (which must outlive this) */
+    mp_csr ui, iu;        /* owned */
+    mp_weighting weighting;
+} mp_train_set;
+
+/* Builds from `events` (sorted by user, ts; e.g. a split's train part or all of ds->events) with weighting `w`
+ * (NULL: defaults, now = latest ts in events). */
+MP_EXPORT int mp_train_set_build(mp_train_set *ts, const mp_dataset *ds, const mp_interaction *events, size_t n,
+                                 const mp_weighting *w, mp_error *err);
+MP_EXPORT void mp_train_set_free(mp_train_set *ts);
+
+#endif

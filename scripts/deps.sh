@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what Magpie needs to build, test and run its demo (Debian 12). Idempotent: installs only what is
+# missing, and runs `apt-get update` at most once.
+set -euo pipefail
+pkgs=(build-essential pkg-config libsqlite3-dev sqlite3 gawk)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "installing: ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

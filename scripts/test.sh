@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds Magpie and runs the whole test suite twice: a normal optimised build, then under AddressSanitizer +
+# UndefinedBehaviorSanitizer. Ends with one line "N passed, N failed" totalling both runs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
+
+total_pass=0
+total_fail=0
+run_suite() { # $1 = label, rest = make variables
+    local label=$1; shift
+    local log
+    log=$(mktemp)
+    echo "== $label =="
+    if ! make -j2 "$@" all >"$log" 2>&1; then
+        cat "$log"
+        echo "build failed ($label)"
+        total_fail=$((total_fail + 1))
+        rm -f "$log"
+        return
+    fi
+    make -s "$@" test 2>&1 | tee "$log"
+    local line
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+    if [ -n "$line" ]; then
+        total_pass=$((total_pass + $(echo "$line" | awk '{print $1}')))
+        total_fail=$((total_fail + $(echo "$line" | awk '{print $3}')))
+    else
+        total_fail=$((total_fail + 1))
+    fi
+    rm -f "$log"
+}
+
+run_suite "release build" BUILD=build
+run_suite "ASan + UBSan build" BUILD=build-asan SANITIZER=address,undefined
+echo "== total (both builds) =="
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
