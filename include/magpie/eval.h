@@ -45,6 +45,7 @@ typedef enum {
 } mp_history_mode;
 
 MP_EXPORT int mp_history_mode_parse(const char *s, mp_history_mode *out); /* "exclude", "zero", "keep" */
+MP_EXPORT const char *mp_history_mode_name(mp_history_mode m);             /* static storage */
 
 #define MP_EVAL_MAX_K 8
 
@@ -56,6 +57,7 @@ typedef struct mp_eval_opts {
     uint64_t seed;                /* for sampled negatives */
     uint32_t cold_threshold;      /* users with <= this many distinct training items form the "cold" group (5) */
     const mp_progress *progress;
+    uint32_t n_threads;           /* worker threads over users (0: 2); results do not depend on it */
 } mp_eval_opts;
 
 MP_EXPORT void mp_eval_opts_default(mp_eval_opts *o); /* k = 5,10,20; exclude; full ranking; cold <= 5 */
@@ -91,16 +93,44 @@ typedef struct mp_eval_result {
     size_t n_ks;
     mp_eval_group overall, cold, warm;
     int sampled;                   /* 1 if sampled negatives were used: label results as such */
+    uint32_t sampled_negatives;    /* N when sampled */
     mp_history_mode history;
+    uint32_t n_items;              /* catalog size (denominator of coverage) */
+    uint64_t n_skipped;            /* users with test items not evaluated: every target was already in their
+                                      history and the history mode is exclude */
 } mp_eval_result;
 
 /* Evaluates a fitted model: for every user with test items, scores all items (with ctx.history = their history),
  * applies the history mode, ranks, and accumulates metrics; then rating error on valued test events when the
- * model predicts ratings. */
+ * model predicts ratings (MP_EUNSUPPORTED from the model gives NaN, not an error).
+ *
+ * Per user: the targets are the user's distinct test items; with MP_HISTORY_EXCLUDE targets already in the history
+ * are dropped (they could never be ranked) and a user left without targets is counted in n_skipped. Metrics are
+ * averaged over users. AUC is over the candidate set (all items, less the history with EXCLUDE; the targets plus
+ * the sampled negatives when sampled). Sampled mode: negatives are drawn uniformly without replacement from the
+ * items that are neither history nor target, with a generator seeded from (seed, user), so results depend only on
+ * the seed. Coverage, Gini and the cold / warm groups use data->train; cold = <= cold_threshold distinct training
+ * items. Users are scored by opts->n_threads threads but summed in user order, so results never depend on the
+ * thread count. The model's score_all must be safe to call from several threads at once (it is const). */
 MP_EXPORT int mp_evaluate(const mp_model *m, const mp_eval_data *data, const mp_eval_opts *opts,
                           mp_eval_result *out, mp_error *err);
 
-/* Formats a result as a markdown table (human) or JSON; *out is malloc'ed, caller frees. `title` labels it. */
+/* Anything that can score: mp_evaluate wraps a model in this; tests and experiments can pass their own. */
+typedef struct mp_eval_scorer {
+    /* Writes scores[i] for i < n_items (as mp_model_ops.score_all); called concurrently from worker threads. */
+    int (*score_all)(const void *ctx, const mp_user_ctx *uctx, float *scores, mp_error *err);
+    /* Predicted rating; NULL or MP_EUNSUPPORTED: no rating metrics. */
+    int (*predict_rating)(const void *ctx, uint32_t user, uint32_t item, double *out, mp_error *err);
+    const void *ctx;
+    uint32_t n_items; /* how many scores score_all writes (0: data->n_items); items of data beyond it score 0 */
+} mp_eval_scorer;
+
+MP_EXPORT int mp_evaluate_scorer(const mp_eval_scorer *s, const mp_eval_data *data, const mp_eval_opts *opts,
+                                 mp_eval_result *out, mp_error *err);
+
+/* Formats a result as a markdown table (human) or JSON; *out is malloc'ed, caller frees. `title` labels it.
+ * Sampled results are labelled "SAMPLED" in the table and `"sampled": true` in JSON; NaN is "n/a" / null.
+ * MP_OK or MP_ENOMEM. */
 MP_EXPORT int mp_eval_result_table(const mp_eval_result *r, const char *title, char **out);
 MP_EXPORT int mp_eval_result_json(const mp_eval_result *r, const char *title, char **out);
 

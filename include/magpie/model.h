@@ -70,7 +70,9 @@ typedef struct mp_model_ops {
     int (*update)(void *impl, const mp_interaction *events, size_t n, mp_error *err);
     int (*save)(const void *impl, mp_mf_writer *w, mp_error *err);
     int (*load)(void *impl, mp_mf_reader *r, mp_error *err);
-    void (*release)(void *impl); /* frees what the impl owns (not the impl block) */
+    /* Frees what the impl owns (not the impl block) and keeps the parameters: mp_model_fit calls it before
+     * refitting a fitted model, mp_model_destroy before freeing the block. */
+    void (*release)(void *impl);
     uint32_t (*n_items)(const void *impl); /* item count the fitted model covers */
 } mp_model_ops;
 

@@ -3,6 +3,7 @@
  * Layout (little-endian):
  *   magic "MAGPIEMF" (8) | format version u32 | model name char[32] (NUL-padded) | model version u32 |
  *   payload length u64 | payload checksum u64 (mp_hash_bytes of the payload) | header checksum u64 | payload
+ * (72 header bytes; the header checksum is mp_hash_bytes of the 64 bytes before it.)
  * The payload is whatever the model wrote through the put calls, in order; readers get it back in the same order.
  * Files are written to a temporary name, fsync'ed and renamed, so a reader never sees a half-written model.
  * A file with another magic, a newer format version, a wrong length or a checksum mismatch is refused
@@ -32,6 +33,8 @@ MP_EXPORT void mp_mf_put_bytes(mp_mf_writer *w, const void *p, size_t n);
 MP_EXPORT void mp_mf_put_str(mp_mf_writer *w, const char *s); /* u32 length + bytes; NULL is written as absent */
 MP_EXPORT void mp_mf_put_f32s(mp_mf_writer *w, const float *a, size_t n);
 MP_EXPORT void mp_mf_put_u32s(mp_mf_writer *w, const uint32_t *a, size_t n);
+MP_EXPORT void mp_mf_put_f64s(mp_mf_writer *w, const double *a, size_t n);
+/* The array puts write a u64 element count before the elements; the matching get checks it equals `n`. */
 /* Writes the file atomically (temp file, fsync, rename). */
 MP_EXPORT int mp_mf_writer_save(mp_mf_writer *w, const char *path, const char *model_name, uint32_t model_version,
                                 mp_error *err);
@@ -55,6 +58,12 @@ MP_EXPORT int mp_mf_get_bytes(mp_mf_reader *r, void *p, size_t n, mp_error *err)
 MP_EXPORT int mp_mf_get_str(mp_mf_reader *r, char **s, size_t max_len, mp_error *err);
 MP_EXPORT int mp_mf_get_f32s(mp_mf_reader *r, float *a, size_t n, mp_error *err);
 MP_EXPORT int mp_mf_get_u32s(mp_mf_reader *r, uint32_t *a, size_t n, mp_error *err);
+MP_EXPORT int mp_mf_get_f64s(mp_mf_reader *r, double *a, size_t n, mp_error *err);
+/* Reads the u64 element count of the next array without consuming it (to size a buffer before get_*s).
+ * Gives MP_ECORRUPT if it is larger than max_n. */
+MP_EXPORT int mp_mf_peek_count(mp_mf_reader *r, uint64_t *n, uint64_t max_n, mp_error *err);
+/* The name given to open (the path), for messages. Owned by the reader. */
+MP_EXPORT const char *mp_mf_reader_path(const mp_mf_reader *r);
 /* Bytes of payload not yet read (a model checks this is 0 at the end). */
 MP_EXPORT size_t mp_mf_remaining(const mp_mf_reader *r);
 

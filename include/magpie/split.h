@@ -24,9 +24,12 @@ typedef struct mp_split_opts {
     uint32_t min_events;   /* LEAVE_LAST: users with fewer distinct items than this keep everything in train (3) */
 } mp_split_opts;
 
+/* Defaults: seed 42, ratio 0.75, share 0.2, cutoff 0, min_events 3, with_valid 1 for LEAVE_LAST only. */
 MP_EXPORT void mp_split_opts_default(mp_split_opts *o, mp_split_kind kind);
-/* Parses "loo", "temporal", "ratio", "cold-item", "cold-user". */
+/* Parses "loo" (or "leave-last"), "temporal", "ratio", "cold-item", "cold-user". MP_OK or MP_EINVAL. */
 MP_EXPORT int mp_split_kind_parse(const char *s, mp_split_kind *out);
+/* "loo", "temporal", ...; static storage. */
+MP_EXPORT const char *mp_split_kind_name(mp_split_kind k);
 
 typedef struct mp_split {
     mp_interaction *train, *valid, *test; /* each sorted by (user, ts) */
@@ -36,9 +39,31 @@ typedef struct mp_split {
     uint32_t n_users, n_items;
 } mp_split;
 
-/* Leave-last-one-out semantics: a user's items are ordered by their last event; the last item is the test
- * target, the one before is the validation target; all events on a held-out item go to that part. */
+/* Splits ds->events into out (caller-owned struct; the arrays it gets are owned by it: mp_split_free).
+ * Every event lands in exactly one part; parts keep the (user, ts) order of ds->events.
+ *
+ * LEAVE_LAST: a user's distinct items are ordered by their last event; the last item is the test target, the
+ *   one before is the validation target (with_valid); all events on a held-out item go to that part. Users with
+ *   fewer than max(min_events, 2 + with_valid) distinct items keep everything in train. On sequence data (one
+ *   event per item, ts = position) this is S3-Rec's "last item test, second-to-last valid, rest train".
+ * TEMPORAL: events with ts >= cutoff go to test; with cutoff 0 the cut-off is the timestamp that leaves
+ *   round(share * n) events at or after it (events tied with the cut-off all go to test, so the test share can be
+ *   a little larger). with_valid: the same rule applied to the training events carves the latest share of them.
+ * RATIO: per user, the distinct items are shuffled with the seeded generator and the first round(ratio * n)
+ *   (round half to even, as Python) go to train, the rest to test, like Microsoft Recommenders'
+ *   python_stratified_split but by item so one item is never in two parts. Users with 2+ items keep at least one
+ *   item in train and one in test; users with a single item keep it in train. with_valid: the last
+ *   round((1 - ratio) * n_train) of the train items go to validation (at least one stays in train).
+ * COLD_ITEM / COLD_USER: round(share * active) of the items / users with events, chosen by a seeded shuffle, are
+ *   held out entirely (all their events -> test; cold_item / cold_user marks them). No validation part
+ *   (with_valid gives MP_EUNSUPPORTED). Cold users have no history at evaluation time. */
 MP_EXPORT int mp_split_make(const mp_dataset *ds, const mp_split_opts *o, mp_split *out, mp_error *err);
+/* Frees the parts and masks and zeroes the struct; a zeroed struct is fine. */
 MP_EXPORT void mp_split_free(mp_split *sp);
+
+/* Merges two event arrays, each sorted by (user, ts), into a new array sorted by (user, ts) (ties: a first), e.g.
+ * train + valid as the history at test time. *out is malloc'ed and owned by the caller (free). */
+MP_EXPORT int mp_split_merge(const mp_interaction *a, size_t na, const mp_interaction *b, size_t nb,
+                             mp_interaction **out, size_t *n_out, mp_error *err);
 
 #endif

@@ -1,8 +1,165 @@
-/* Placeholder until the subcommand lands (replaced by its owner). */
+/* magpie train: fit a model on every event of a store and save it to a model file. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
 #include "cli/cli.h"
+#include "magpie/dataset.h"
+#include "magpie/model.h"
+#include "magpie/trainset.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: magpie train --model NAME --out MODEL_FILE [--param k=v,...] [--weights type=w,...]\n"
+            "                    [--half-life-days D] [--db PATH] [--quiet]\n\n"
+            "Loads every event of the store, fits the model and saves it (atomically) to MODEL_FILE, which\n"
+            "`magpie recommend` and the server can load.\n\n"
+            "options:\n"
+            "  --model NAME           model to train (see below)\n"
+            "  --out MODEL_FILE       where to write the model\n"
+            "  --param k=v,...        model parameters (repeatable)\n"
+            "  --weights type=w,...   event-type weights of the interaction matrix, e.g. view=1,purchase=10\n"
+            "                         (types not named keep their default)\n"
+            "  --half-life-days D     time decay of event weights; also sets the model's half_life_days\n"
+            "                         parameter when it has one and --param does not set it\n"
+            "  --db PATH              store (default: $MAGPIE_DB or ./magpie.db)\n"
+            "  --quiet                no progress or summary\n"
+            "  --help                 show this help\n\n"
+            "models:\n");
+    const mp_model_ops *const *reg = mp_model_registry();
+    for (size_t i = 0; reg[i]; i++) {
+        fprintf(f, "  %-10s %s\n", reg[i]->name, reg[i]->summary);
+        for (const mp_param_info *p = reg[i]->params; p && p->name; p++)
+            fprintf(f, "      %s=%s  %s\n", p->name, p->default_value, p->help);
+    }
+}
+
+static int model_has_param(const mp_model *m, const char *name) {
+    for (const mp_param_info *p = mp_model_ops_of(m)->params; p && p->name; p++)
+        if (!strcmp(p->name, name)) return 1;
+    return 0;
+}
 
 int cmd_train(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    return cli_fail("train", "not built yet");
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'D'},     {"model", required_argument, NULL, 'M'},
+        {"param", required_argument, NULL, 'p'},  {"weights", required_argument, NULL, 'w'},
+        {"half-life-days", required_argument, NULL, 'H'}, {"out", required_argument, NULL, 'o'},
+        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cmd = "train";
+    const char *db = cli_default_db(), *name = NULL, *out = NULL, *weights = NULL;
+    const char *params[32];
+    size_t n_params = 0;
+    double half_life = -1;
+    int quiet = 0, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":hq", opts, NULL)) != -1) {
+        switch (c) {
+        case 'D': db = optarg; break;
+        case 'M': name = optarg; break;
+        case 'p':
+            if (n_params == sizeof params / sizeof params[0]) return cli_usage_error(cmd, "too many --param options");
+            params[n_params++] = optarg;
+            break;
+        case 'w': weights = optarg; break;
+        case 'H':
+            if (cli_parse_double(cmd, "--half-life-days", optarg, &half_life)) return 2;
+            if (half_life < 0) return cli_usage_error(cmd, "--half-life-days: expected a number >= 0");
+            break;
+        case 'o': out = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        case ':': return cli_usage_error(cmd, "option %s needs a value", argv[optind - 1]);
+        default: return cli_usage_error(cmd, "unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
+    if (!name) return cli_usage_error(cmd, "--model NAME is required");
+    if (!out) return cli_usage_error(cmd, "--out MODEL_FILE is required");
+
+    mp_error err;
+    mp_error_clear(&err);
+    mp_model *m = NULL;
+    if (mp_model_create(&m, name, &err)) return cli_usage_error(cmd, "%s", err.msg);
+    for (size_t i = 0; i < n_params; i++)
+        if (mp_model_set_params(m, params[i], &err)) {
+            mp_model_destroy(m);
+            return cli_usage_error(cmd, "%s", err.msg);
+        }
+    mp_weighting w;
+    mp_weighting_default(&w);
+    if (weights && mp_weighting_parse(&w, weights, &err)) {
+        mp_model_destroy(m);
+        return cli_usage_error(cmd, "--weights: %s", err.msg);
+    }
+    if (half_life >= 0) {
+        w.half_life_days = half_life;
+        int set_by_param = 0;
+        for (size_t i = 0; i < n_params; i++)
+            if (strstr(params[i], "half_life_days")) set_by_param = 1;
+        if (!set_by_param && model_has_param(m, "half_life_days")) {
+            char v[64];
+            snprintf(v, sizeof v, "%.17g", half_life);
+            if (mp_model_set_param(m, "half_life_days", v, &err)) {
+                mp_model_destroy(m);
+                return cli_usage_error(cmd, "%s", err.msg);
+            }
+        }
+    }
+
+    struct stat st;
+    if (stat(db, &st) != 0) {
+        mp_model_destroy(m);
+        return cli_fail(cmd, "no store at %s (import data first with `magpie import`, or pass --db PATH)", db);
+    }
+    double t0 = cli_now();
+    cli_progress prog;
+    cli_progress_init(&prog, quiet);
+    mp_store *s = NULL;
+    mp_dataset *ds = NULL;
+    mp_train_set ts;
+    memset(&ts, 0, sizeof ts);
+    int rc = mp_store_open(&s, db, MP_STORE_READONLY, &err);
+    if (rc == MP_OK) rc = mp_dataset_load(&ds, s, &prog.iface, &err);
+    mp_store_close(s);
+    if (rc) {
+        cli_progress_done(&prog);
+        mp_model_destroy(m);
+        return cli_fail(cmd, "%s", err.msg);
+    }
+    if (ds->n_events == 0) {
+        cli_progress_done(&prog);
+        mp_dataset_destroy(ds);
+        mp_model_destroy(m);
+        return cli_fail(cmd, "the store %s has no events to train on (import events first)", db);
+    }
+    double t_load = cli_now() - t0;
+    rc = mp_train_set_build(&ts, ds, ds->events, ds->n_events, &w, &err);
+    double t1 = cli_now();
+    if (rc == MP_OK) rc = mp_model_fit(m, &ts.data, &prog.iface, &err);
+    double t_fit = cli_now() - t1;
+    if (rc == MP_OK) rc = mp_model_save(m, out, &err);
+    cli_progress_done(&prog);
+    if (rc) {
+        mp_train_set_free(&ts);
+        mp_dataset_destroy(ds);
+        mp_model_destroy(m);
+        return cli_fail(cmd, "%s", err.msg);
+    }
+    if (!quiet) {
+        long long size = stat(out, &st) == 0 ? (long long)st.st_size : -1;
+        cli_log(0, "trained %s on %zu events (%u users, %u items, %llu user-item pairs): load %.2f s, fit %.2f s",
+                name, ds->n_events, ds->n_users, ds->n_items, (unsigned long long)mp_csr_nnz(&ts.ui), t_load,
+                t_fit);
+        cli_log(0, "saved %s (%lld bytes)", out, size);
+    }
+    mp_train_set_free(&ts);
+    mp_dataset_destroy(ds);
+    mp_model_destroy(m);
+    return 0;
 }

@@ -1,0 +1,1324 @@
+/* src/io/presets.c: importers for the public datasets in ../shared/data (see each SOURCE.md).
+ *
+ * Each preset reads the dataset's own files, turns rows into mp_event / mp_item / mp_user records and feeds them
+ * to one importer batch (magpie/ingest.h). Items and users go first so their internal ids follow file order.
+ * Bad rows are passed to mp_importer_reject with "file:line: reason"; missing files are fatal errors naming the
+ * path. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/io_internal.h"
+#include "magpie/ingest.h"
+#include "magpie/json.h"
+#include "magpie/strmap.h"
+
+#define PROGRESS_EVERY 8192
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Small helpers: line reading, splitting, a string builder */
+
+typedef struct lines {
+    FILE *f;          /* the open file */
+    const char *path; /* for messages (not owned) */
+    char *buf;        /* getline buffer (owned) */
+    size_t cap;       /* its capacity */
+    uint64_t lineno;  /* 1-based number of the line in `line` */
+    mp_str line;      /* current line without "\n" / "\r\n"; valid until the next call */
+} lines;
+
+static int lines_open(lines *l, const char *path, mp_error *err) {
+    memset(l, 0, sizeof *l);
+    l->path = path;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return mp_error_set(err, MP_EINVAL, "%s: is a directory, expected a file", path);
+    l->f = fopen(path, "rb");
+    if (!l->f) {
+        int e = errno;
+        return mp_error_set(err, e == ENOENT ? MP_ENOTFOUND : MP_EIO, "%s: cannot open: %s", path, strerror(e));
+    }
+    return MP_OK;
+}
+
+/* 1 with a line, 0 at the end, MP_EIO on a read error. */
+static int lines_next(lines *l, mp_error *err) {
+    ssize_t n = getline(&l->buf, &l->cap, l->f);
+    if (n < 0) {
+        if (ferror(l->f)) return mp_error_set(err, MP_EIO, "%s: read failed: %s", l->path, strerror(errno));
+        return 0;
+    }
+    l->lineno++;
+    size_t len = (size_t)n;
+    if (len && l->buf[len - 1] == '\n') len--;
+    if (len && l->buf[len - 1] == '\r') len--;
+    l->buf[len] = 0;
+    l->line.ptr = l->buf;
+    l->line.len = len;
+    return 1;
+}
+
+static void lines_close(lines *l) {
+    if (l->f) fclose(l->f);
+    free(l->buf);
+    memset(l, 0, sizeof *l);
+}
+
+/* Splits s on delim (no quoting) into at most max fields; returns the number of fields in s. */
+static size_t split(mp_str s, char delim, mp_str *out, size_t max) {
+    size_t k = 0, i = 0;
+    for (;;) {
+        const char *e = i < s.len ? memchr(s.ptr + i, delim, s.len - i) : NULL;
+        size_t fe = e ? (size_t)(e - s.ptr) : s.len;
+        if (k < max) {
+            out[k].ptr = s.ptr + i;
+            out[k].len = fe - i;
+        }
+        k++;
+        if (!e) return k;
+        i = fe + 1;
+    }
+}
+
+static int str_is(mp_str s, const char *lit) { return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0; }
+
+static int parse_i64(mp_str s, int64_t *out) {
+    if (s.len == 0 || s.len > 18) return 0;
+    size_t i = (s.ptr[0] == '-') ? 1 : 0;
+    if (i == s.len) return 0;
+    int64_t v = 0;
+    for (; i < s.len; i++) {
+        if (s.ptr[i] < '0' || s.ptr[i] > '9') return 0;
+        v = v * 10 + (s.ptr[i] - '0');
+    }
+    *out = s.ptr[0] == '-' ? -v : v;
+    return 1;
+}
+
+/* Growable text buffer for attrs JSON. */
+typedef struct sbuf {
+    char *p;    /* NUL-terminated text (owned) */
+    size_t len; /* bytes used */
+    size_t cap; /* bytes allocated */
+    int oom;    /* an allocation failed */
+} sbuf;
+
+static void sb_reserve(sbuf *b, size_t more) {
+    if (b->oom || b->len + more + 1 <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + more + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = 1;
+        return;
+    }
+    b->p = p;
+    b->cap = cap;
+}
+static void sb_add(sbuf *b, const char *s, size_t n) {
+    sb_reserve(b, n);
+    if (b->oom) return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+static void sb_cstr(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+static void sb_json_str(sbuf *b, const char *s, size_t n) {
+    size_t need = mp_json_escape(NULL, 0, s, n);
+    sb_reserve(b, need);
+    if (b->oom) return;
+    mp_json_escape(b->p + b->len, need + 1, s, n);
+    b->len += need;
+}
+/* A JSON value for a field that is usually numeric: the number as is, else a string. */
+static void sb_json_num_or_str(sbuf *b, mp_str v) {
+    double d;
+    if (v.len && mp_parse_double(v.ptr, v.len, &d) == MP_OK && v.ptr[0] != '+') sb_add(b, v.ptr, v.len);
+    else sb_json_str(b, v.ptr, v.len);
+}
+/* Appends ,"key":  (or {"key": for the first). */
+static void sb_key(sbuf *b, const char *key) {
+    sb_cstr(b, b->len ? "," : "{");
+    sb_json_str(b, key, strlen(key));
+    sb_cstr(b, ":");
+}
+static mp_str sb_close_obj(sbuf *b) {
+    if (b->len) sb_cstr(b, "}");
+    mp_str s = {b->p ? b->p : "", b->oom ? 0 : b->len};
+    return s;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Preset context */
+
+typedef struct pctx {
+    mp_importer *im;         /* the batch */
+    const mp_progress *prog; /* may be NULL */
+    uint64_t rows;           /* rows handled, for progress */
+    sbuf sb;                 /* attrs builder */
+    mp_error *err;           /* where fatal errors go */
+} pctx;
+
+static int reject(pctx *p, const lines *l, const char *fmt, ...) MP_PRINTF(3, 4);
+static int reject(pctx *p, const lines *l, const char *fmt, ...) {
+    char msg[768], full[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof full, "%s:%llu: %s", l->path, (unsigned long long)l->lineno, msg);
+    return mp_importer_reject(p->im, l->path, l->lineno, full, l->line, p->err);
+}
+
+static void tick(pctx *p) {
+    if (++p->rows % PROGRESS_EVERY == 0) mp_progress_report(p->prog, "import", p->rows, 0);
+}
+
+/* Checks an id; returns NULL if fine, else a reason. */
+static const char *id_problem(mp_str id) {
+    if (id.len == 0) return "is empty";
+    if (id.len > MP_MAX_ID_BYTES) return "is longer than 256 bytes";
+    return NULL;
+}
+
+/* Rejects a line that is not valid UTF-8; returns 1 if it was rejected (or *rc set on a fatal error). */
+static int reject_bad_utf8(pctx *p, const lines *l, int *rc) {
+    size_t bad;
+    if (mp_utf8_valid(l->line.ptr, l->line.len, &bad)) return 0;
+    *rc = reject(p, l, "invalid UTF-8 at byte %zu", bad + 1);
+    return 1;
+}
+
+static int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* dir/name into out. */
+static void join(char *out, size_t cap, const char *dir, const char *name) {
+    size_t n = strlen(dir);
+    snprintf(out, cap, "%s%s%s", dir, (n && dir[n - 1] == '/') ? "" : "/", name);
+}
+/* Directory part of a file path ("." if none). */
+static void dir_of(char *out, size_t cap, const char *path) {
+    const char *s = strrchr(path, '/');
+    if (!s) snprintf(out, cap, ".");
+    else if (s == path) snprintf(out, cap, "/");
+    else snprintf(out, cap, "%.*s", (int)(s - path), path);
+}
+
+static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Names in dir ending with suffix (and not equal to `except`), sorted; caller frees each and the array. */
+static int list_dir(const char *dir, const char *suffix, const char *except, char ***out, size_t *n, mp_error *err) {
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return mp_error_set(err, errno == ENOENT ? MP_ENOTFOUND : MP_EIO, "%s: cannot open folder: %s", dir,
+                                strerror(errno));
+    struct dirent *e;
+    size_t cap = 0;
+    int rc = MP_OK;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || !ends_with(e->d_name, suffix)) continue;
+        if (except && strcmp(e->d_name, except) == 0) continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **a = realloc(*out, cap * sizeof *a);
+            if (!a) {
+                rc = mp_error_set(err, MP_ENOMEM, "out of memory");
+                break;
+            }
+            *out = a;
+        }
+        if (!((*out)[*n] = strdup(e->d_name))) {
+            rc = mp_error_set(err, MP_ENOMEM, "out of memory");
+            break;
+        }
+        (*n)++;
+    }
+    closedir(d);
+    if (rc == MP_OK && *n) qsort(*out, *n, sizeof **out, name_cmp);
+    return rc;
+}
+static void free_list(char **a, size_t n) {
+    for (size_t i = 0; i < n; i++) free(a[i]);
+    free(a);
+}
+
+/* Finds the one data file in a folder: dir/<preferred> if it exists, else the first file ending with suffix. */
+static int find_in_dir(const char *dir, const char *preferred, const char *suffix, const char *except, char *out,
+                       size_t cap, mp_error *err) {
+    if (preferred) {
+        join(out, cap, dir, preferred);
+        if (file_exists(out)) return MP_OK;
+    }
+    char **names;
+    size_t n;
+    int rc = list_dir(dir, suffix, except, &names, &n, err);
+    if (rc != MP_OK) return rc;
+    if (n == 0) {
+        free_list(names, n);
+        return mp_error_set(err, MP_ENOTFOUND, "%s: no %s%s%s file in this folder", dir, preferred ? preferred : "",
+                            preferred ? " or other " : "", suffix);
+    }
+    join(out, cap, dir, names[0]);
+    free_list(names, n);
+    return MP_OK;
+}
+
+static int read_whole(const char *path, char **buf, size_t *len, mp_error *err) {
+    *buf = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return mp_error_set(err, errno == ENOENT ? MP_ENOTFOUND : MP_EIO, "%s: cannot open: %s", path,
+                                strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap);
+    while (b) {
+        if (n == cap) {
+            char *nb = realloc(b, cap * 2);
+            if (!nb) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = nb;
+            cap *= 2;
+        }
+        size_t got = fread(b + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!b) return mp_error_set(err, MP_ENOMEM, "out of memory reading %s", path);
+    if (bad) {
+        free(b);
+        return mp_error_set(err, MP_EIO, "%s: read failed", path);
+    }
+    *buf = b;
+    *len = n;
+    return MP_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * movielens: u.item, u.user, u.data */
+
+static const char *const k_ml_genres[19] = {"unknown",   "Action",   "Adventure", "Animation", "Children's",
+                                            "Comedy",    "Crime",    "Documentary", "Drama",   "Fantasy",
+                                            "Film-Noir", "Horror",   "Musical",   "Mystery",   "Romance",
+                                            "Sci-Fi",    "Thriller", "War",       "Western"};
+
+/* MovieLens 100K files are ISO-8859-1 (a few titles have accented letters): a line that is not valid UTF-8 is
+ * transcoded from Latin-1 into buf (which must hold 2 * len + 1 bytes). */
+static mp_str latin1_to_utf8(mp_str s, char *buf) {
+    size_t n = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (c < 0x80) {
+            buf[n++] = (char)c;
+        } else {
+            buf[n++] = (char)(0xC0 | (c >> 6));
+            buf[n++] = (char)(0x80 | (c & 0x3F));
+        }
+    }
+    buf[n] = 0;
+    mp_str out = {buf, n};
+    return out;
+}
+
+static int ml_items(pctx *p, const char *path) {
+    lines l;
+    int rc = lines_open(&l, path, p->err);
+    if (rc != MP_OK) return rc;
+    mp_str f[32];
+    char *conv = NULL;
+    size_t conv_cap = 0;
+    while ((rc = lines_next(&l, p->err)) == 1) {
+        if (l.line.len == 0) continue;
+        mp_str line = l.line;
+        if (!mp_utf8_valid(line.ptr, line.len, NULL)) {
+            if (2 * line.len + 1 > conv_cap) {
+                free(conv);
+                conv_cap = 2 * line.len + 1;
+                if (!(conv = malloc(conv_cap))) {
+                    rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
+                    break;
+                }
+            }
+            line = latin1_to_utf8(line, conv);
+        }
+        size_t n = split(line, '|', f, 32);
+        if (n != 24) {
+            if ((rc = reject(p, &l, "expected 24 '|'-separated fields (id|title|date|video date|url|19 genre flags), "
+                                    "found %zu", n)) != MP_OK)
+                break;
+            continue;
+        }
+        const char *why = id_problem(f[0]);
+        if (why) {
+            if ((rc = reject(p, &l, "field `movie_id`: id %s", why)) != MP_OK) break;
+            continue;
+        }
+        mp_item it = {0};
+        it.id = f[0];
+        it.title = f[1];
+        it.available = 1;
+        p->sb.len = 0;
+        sb_key(&p->sb, "release_date");
+        sb_json_str(&p->sb, f[2].ptr, f[2].len);
+        if (f[4].len) {
+            sb_key(&p->sb, "imdb_url");
+            sb_json_str(&p->sb, f[4].ptr, f[4].len);
+        }
+        sb_key(&p->sb, "genres");
+        sb_cstr(&p->sb, "[");
+        int ng = 0;
+        for (int g = 0; g < 19; g++) {
+            if (!str_is(f[5 + g], "1")) continue;
+            if (!it.category.len) {
+                it.category.ptr = k_ml_genres[g];
+                it.category.len = strlen(k_ml_genres[g]);
+            }
+            if (ng++) sb_cstr(&p->sb, ",");
+            sb_json_str(&p->sb, k_ml_genres[g], strlen(k_ml_genres[g]));
+        }
+        sb_cstr(&p->sb, "]");
+        it.attrs = sb_close_obj(&p->sb);
+        if ((rc = mp_importer_add_item(p->im, &it, p->err)) != MP_OK) break;
+        tick(p);
+    }
+    free(conv);
+    lines_close(&l);
+    return rc < 0 ? rc : MP_OK;
+}
+
+static int ml_users(pctx *p, const char *path) {
+    lines l;
+    int rc = lines_open(&l, path, p->err);
+    if (rc != MP_OK) return rc;
+    mp_str f[8];
+    while ((rc = lines_next(&l, p->err)) == 1) {
+        if (l.line.len == 0) continue;
+        if (reject_bad_utf8(p, &l, &rc)) {
+            if (rc) break;
+            continue;
+        }
+        size_t n = split(l.line, '|', f, 8);
+        int64_t age;
+        const char *why = n == 5 ? id_problem(f[0]) : NULL;
+        if (n != 5) rc = reject(p, &l, "expected 5 '|'-separated fields (id|age|gender|occupation|zip), found %zu", n);
+        else if (why) rc = reject(p, &l, "field `user_id`: id %s", why);
+        else if (!parse_i64(f[1], &age)) rc = reject(p, &l, "field `age`: expected an integer");
+        else {
+            p->sb.len = 0;
+            sb_key(&p->sb, "age");
+            sb_add(&p->sb, f[1].ptr, f[1].len);
+            sb_key(&p->sb, "gender");
+            sb_json_str(&p->sb, f[2].ptr, f[2].len);
+            sb_key(&p->sb, "occupation");
+            sb_json_str(&p->sb, f[3].ptr, f[3].len);
+            sb_key(&p->sb, "zip");
+            sb_json_str(&p->sb, f[4].ptr, f[4].len);
+            mp_user u = {f[0], sb_close_obj(&p->sb)};
+            rc = mp_importer_add_user(p->im, &u, p->err);
+            tick(p);
+        }
+        if (rc != MP_OK) break;
+    }
+    lines_close(&l);
+    return rc < 0 ? rc : MP_OK;
+}
+
+static int ml_ratings(pctx *p, const char *path) {
+    lines l;
+    int rc = lines_open(&l, path, p->err);
+    if (rc != MP_OK) return rc;
+    mp_str f[6];
+    while ((rc = lines_next(&l, p->err)) == 1) {
+        if (l.line.len == 0) continue;
+        size_t n = split(l.line, '\t', f, 6);
+        mp_event e = {0};
+        e.type = MP_EV_RATING;
+        e.has_value = 1;
+        if (n != 4) rc = reject(p, &l, "expected 4 tab-separated fields (user, item, rating, timestamp), found %zu", n);
+        else if (id_problem(f[0])) rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
+        else if (id_problem(f[1])) rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[1]));
+        else if (mp_parse_double(f[2].ptr, f[2].len, &e.value) != MP_OK)
+            rc = reject(p, &l, "field `rating`: expected a number");
+        else if (!parse_i64(f[3], &e.ts) || e.ts < MP_TS_MIN || e.ts > MP_TS_MAX)
+            rc = reject(p, &l, "field `timestamp`: expected epoch seconds");
+        else {
+            e.user = f[0];
+            e.item = f[1];
+            rc = mp_importer_add_event(p->im, &e, p->err);
+            tick(p);
+        }
+        if (rc != MP_OK) break;
+    }
+    lines_close(&l);
+    return rc < 0 ? rc : MP_OK;
+}
+
+static int preset_movielens(pctx *p, const char *path) {
+    char dir[1024], data[1100], item[1100], user[1100];
+    if (is_dir(path)) snprintf(dir, sizeof dir, "%s", path);
+    else dir_of(dir, sizeof dir, path);
+    join(data, sizeof data, dir, "u.data");
+    if (!is_dir(path)) snprintf(data, sizeof data, "%s", path);
+    if (!file_exists(data)) return mp_error_set(p->err, MP_ENOTFOUND, "%s: no such file (MovieLens ratings)", data);
+    join(item, sizeof item, dir, "u.item");
+    join(user, sizeof user, dir, "u.user");
+    int rc = MP_OK;
+    if (file_exists(item) && (rc = ml_items(p, item)) != MP_OK) return rc;
+    if (file_exists(user) && (rc = ml_users(p, user)) != MP_OK) return rc;
+    return ml_ratings(p, data);
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * s3rec: <Name>.txt sequences and <Name>_item2attributes.json */
+
+typedef struct s3_item {
+    mp_str key;   /* item id text */
+    mp_str attrs; /* raw JSON array of attribute ids */
+    long num;     /* numeric id for ordering (-1 if not a number) */
+} s3_item;
+
+static int s3_item_cmp(const void *a, const void *b) {
+    const s3_item *x = a, *y = b;
+    if (x->num != y->num) return x->num < y->num ? -1 : 1;
+    size_t n = x->key.len < y->key.len ? x->key.len : y->key.len;
+    int c = memcmp(x->key.ptr, y->key.ptr, n);
+    return c ? c : (x->key.len < y->key.len ? -1 : x->key.len > y->key.len);
+}
+
+static int s3_items(pctx *p, const char *path) {
+    char *buf;
+    size_t len;
+    int rc = read_whole(path, &buf, &len, p->err);
+    if (rc != MP_OK) return rc;
+    char *scratch_mem = malloc(len + 16), *scratch = scratch_mem;
+    s3_item *items = NULL;
+    size_t n = 0, cap = 0;
+    mp_json_cur c;
+    mp_json_init(&c, buf, len);
+    if (!scratch_mem) rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
+    else if (mp_json_object_begin(&c) != MP_OK)
+        rc = mp_error_set(p->err, MP_ECORRUPT, "%s: expected one JSON object {\"item\": [attribute ids], ...}", path);
+    while (rc == MP_OK) {
+        mp_str key;
+        int done;
+        if (mp_json_object_next(&c, &scratch, &key, &done) != MP_OK) {
+            rc = mp_error_set(p->err, MP_ECORRUPT, "%s: malformed JSON at byte %zu: %s", path,
+                              (size_t)(c.err_at - buf) + 1, c.why);
+            break;
+        }
+        if (done) break;
+        mp_str raw;
+        if (mp_json_peek(&c) != MP_JSON_ARRAY || mp_json_skip(&c, &raw) != MP_OK) {
+            rc = mp_error_set(p->err, MP_ECORRUPT, "%s: item \"%.*s\": expected an array of attribute ids", path,
+                              (int)(key.len > 64 ? 64 : key.len), key.ptr);
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            s3_item *a = realloc(items, cap * sizeof *a);
+            if (!a) {
+                rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
+                break;
+            }
+            items = a;
+        }
+        int64_t num;
+        items[n].key = key;
+        items[n].attrs = raw;
+        items[n].num = parse_i64(key, &num) ? (long)num : -1;
+        n++;
+    }
+    if (rc == MP_OK && !mp_json_at_end(&c))
+        rc = mp_error_set(p->err, MP_ECORRUPT, "%s: unexpected content after the JSON object", path);
+    if (rc == MP_OK) qsort(items, n, sizeof *items, s3_item_cmp);
+    for (size_t i = 0; rc == MP_OK && i < n; i++) {
+        if (id_problem(items[i].key)) {
+            lines fake = {.path = path, .lineno = 1, .line = items[i].key};
+            rc = reject(p, &fake, "item key %s", id_problem(items[i].key));
+            continue;
+        }
+        /* first attribute id as the category */
+        mp_json_cur a;
+        mp_json_init(&a, items[i].attrs.ptr, items[i].attrs.len);
+        mp_json_array_begin(&a);
+        int done;
+        char cat[96] = "";
+        mp_str first;
+        if (mp_json_array_next(&a, &done) == MP_OK && !done && mp_json_peek(&a) == MP_JSON_NUMBER &&
+            mp_json_number(&a, &first, NULL, NULL) == MP_OK)
+            snprintf(cat, sizeof cat, "attr-%.*s", (int)(first.len > 64 ? 64 : first.len), first.ptr);
+        p->sb.len = 0;
+        sb_key(&p->sb, "attributes");
+        sb_add(&p->sb, items[i].attrs.ptr, items[i].attrs.len);
+        mp_item it = {0};
+        it.id = items[i].key;
+        it.category.ptr = cat;
+        it.category.len = strlen(cat);
+        it.attrs = sb_close_obj(&p->sb);
+        it.available = 1;
+        rc = mp_importer_add_item(p->im, &it, p->err);
+        tick(p);
+    }
+    free(items);
+    free(scratch_mem);
+    free(buf);
+    return rc;
+}
+
+/* Space-separated "user item item ..." lines; ts = 1, 2, 3, ... per user so the order is kept. */
+static int sequences(pctx *p, lines *l, mp_str user, mp_str list, int64_t first_ts, int64_t *next_ts) {
+    int rc = MP_OK;
+    size_t i = 0;
+    int64_t ts = first_ts;
+    while (i < list.len && rc == MP_OK) {
+        while (i < list.len && list.ptr[i] == ' ') i++;
+        size_t s = i;
+        while (i < list.len && list.ptr[i] != ' ') i++;
+        if (i == s) break;
+        mp_event e = {0};
+        e.user = user;
+        e.item.ptr = list.ptr + s;
+        e.item.len = i - s;
+        e.type = MP_EV_PURCHASE;
+        e.ts = ts++;
+        if (id_problem(e.item)) return reject(p, l, "item id %s", id_problem(e.item));
+        rc = mp_importer_add_event(p->im, &e, p->err);
+        tick(p);
+    }
+    *next_ts = ts;
+    return rc;
+}
+
+static int preset_s3rec(pctx *p, const char *path) {
+    char txt[1100], attrs[1100];
+    int rc;
+    if (is_dir(path)) {
+        if ((rc = find_in_dir(path, "Beauty.txt", ".txt", NULL, txt, sizeof txt, p->err)) != MP_OK) return rc;
+    } else {
+        snprintf(txt, sizeof txt, "%s", path);
+    }
+    if (!file_exists(txt)) return mp_error_set(p->err, MP_ENOTFOUND, "%s: no such file (S3-Rec sequences)", txt);
+    size_t tl = strlen(txt);
+    snprintf(attrs, sizeof attrs, "%.*s_item2attributes.json", (int)(ends_with(txt, ".txt") ? tl - 4 : tl), txt);
+    if (file_exists(attrs) && (rc = s3_items(p, attrs)) != MP_OK) return rc;
+    lines l;
+    if ((rc = lines_open(&l, txt, p->err)) != MP_OK) return rc;
+    while ((rc = lines_next(&l, p->err)) == 1) {
+        if (l.line.len == 0) continue;
+        if (reject_bad_utf8(p, &l, &rc)) {
+            if (rc) break;
+            continue;
+        }
+        const char *sp = memchr(l.line.ptr, ' ', l.line.len);
+        mp_str user = {l.line.ptr, sp ? (size_t)(sp - l.line.ptr) : l.line.len};
+        int64_t next;
+        if (!sp) rc = reject(p, &l, "expected \"user item item ...\", found only one field");
+        else if (id_problem(user)) rc = reject(p, &l, "user id %s", id_problem(user));
+        else {
+            mp_str list = {sp + 1, l.line.len - user.len - 1};
+            rc = sequences(p, &l, user, list, 1, &next);
+        }
+        if (rc != MP_OK) break;
+    }
+    lines_close(&l);
+    return rc < 0 ? rc : MP_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * tianchi: ecomm_item_feature.txt, ecomm_user_feature.txt, ecomm_edge_train.txt */
+
+static int tc_items(pctx *p, const char *path) {
+    lines l;
+    int rc = lines_open(&l, path, p->err);
+    if (rc != MP_OK) return rc;
+    mp_str f[8];
+    char cat[160];
+    while ((rc = lines_next(&l, p->err)) == 1) {
+        if (l.line.len == 0) continue;
+        if (reject_bad_utf8(p, &l, &rc)) {
+            if (rc) break;
+            continue;
+        }
+        size_t n = split(l.line, '\t', f, 8);
+        mp_item it = {0};
+        it.available = 1;
+        if (n != 5) rc = reject(p, &l, "expected 5 tab-separated fields (item, cate_1, cate, brand, price), found %zu", n);
+        else if (id_problem(f[0])) rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[0]));
+        else if (f[4].len && (mp_parse_double(f[4].ptr, f[4].len, &it.price) != MP_OK || it.price < 0))
+            rc = reject(p, &l, "field `price`: expected a number >= 0");
+        else {
+            it.id = f[0];
+            it.has_price = f[4].len > 0;
+            snprintf(cat, sizeof cat, "%.*s > %.*s", (int)(f[1].len > 64 ? 64 : f[1].len), f[1].ptr,
+                     (int)(f[2].len > 64 ? 64 : f[2].len), f[2].ptr);
+            it.category.ptr = cat;
+            it.category.len = strlen(cat);
+            if (!str_is(f[3], "0")) it.brand = f[3]; /* brand 0 means unknown */
+            rc = mp_importer_add_item(p->im, &it, p->err);
+            tick(p);
+        }
+        if (rc != MP_OK) break;
+    }
+    lines_close(&l);
+    return rc < 0 ? rc : MP_OK;
+}
+
+static int tc_users(pctx *p, const char *path) {
+    static const char *const names[6] = {"gender", "age_level", "education", "career_type", "income", "stage"};
+    lines l;
+    int rc = lines_open(&l, path, p->err);
+    if (rc != MP_OK) return rc;
+    mp_str f[8];
+    while ((rc = lines_next(&l, p->err)) == 1) {
+        if (l.line.len == 0) continue;
+        if (reject_bad_utf8(p, &l, &rc)) {
+            if (rc) break;
+            continue;
+        }
+        size_t n = split(l.line, '\t', f, 8);
+        if (n != 7) rc = reject(p, &l, "expected 7 tab-separated fields (user, gender, age, education, career, "
+                                       "income, stages), found %zu", n);
+        else if (id_problem(f[0])) rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
+        else {
+            p->sb.len = 0;
+            for (int k = 0; k < 6; k++) {
+                mp_str v = f[1 + k];
+                if (v.len == 0 || str_is(v, "-1")) continue; /* -1 = missing */
+                sb_key(&p->sb, names[k]);
+                if (k == 5) { /* comma-separated stage list */
+                    mp_str parts[16];
+                    size_t np = split(v, ',', parts, 16);
+                    sb_cstr(&p->sb, "[");
+                    for (size_t j = 0; j < np && j < 16; j++) {
+                        if (j) sb_cstr(&p->sb, ",");
+                        sb_json_num_or_str(&p->sb, parts[j]);
+                    }
+                    sb_cstr(&p->sb, "]");
+                } else {
+                    sb_json_num_or_str(&p->sb, v);
+                }
+            }
+            mp_user u = {f[0], sb_close_obj(&p->sb)};
+            rc = mp_importer_add_user(p->im, &u, p->err);
+            tick(p);
+        }
+        if (rc != MP_OK) break;
+    }
+    lines_close(&l);
+    return rc < 0 ? rc : MP_OK;
+}
+
+static int tc_events(pctx *p, const char *path) {
+    static const mp_event_type map[5] = {MP_EV_VIEW, MP_EV_CLICK, MP_EV_FAV, MP_EV_CART, MP_EV_PURCHASE};
+    lines l;
+    int rc = lines_open(&l, path, p->err);
+    if (rc != MP_OK) return rc;
+    mp_str f[6];
+    while ((rc = lines_next(&l, p->err)) == 1) {
+        if (l.line.len == 0) continue;
+        size_t n = split(l.line, '\t', f, 6);
+        mp_event e = {0};
+        int64_t b = 0;
+        char date[16];
+        if (n != 4) rc = reject(p, &l, "expected 4 tab-separated fields (user, item, behaviour, date), found %zu", n);
+        else if (id_problem(f[0])) rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
+        else if (id_problem(f[1])) rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[1]));
+        else if (!parse_i64(f[2], &b) || b < 1 || b > 4)
+            rc = reject(p, &l, "field `behavior`: expected 1 (click), 2 (fav), 3 (cart) or 4 (buy), got \"%.*s\"",
+                        (int)(f[2].len > 32 ? 32 : f[2].len), f[2].ptr);
+        else if (f[3].len != 8 || (snprintf(date, sizeof date, "%.4s-%.2s-%.2s", f[3].ptr, f[3].ptr + 4, f[3].ptr + 6),
+                                   mp_parse_rfc3339(date, 10, &e.ts) != MP_OK))
+            rc = reject(p, &l, "field `date`: expected YYYYMMDD, got \"%.*s\"", (int)(f[3].len > 32 ? 32 : f[3].len),
+                        f[3].ptr);
+        else {
+            e.user = f[0];
+            e.item = f[1];
+            e.type = map[b];
+            rc = mp_importer_add_event(p->im, &e, p->err);
+            tick(p);
+        }
+        if (rc != MP_OK) break;
+    }
+    lines_close(&l);
+    return rc < 0 ? rc : MP_OK;
+}
+
+static int preset_tianchi(pctx *p, const char *path) {
+    char dir[1024], ev[1100], it[1100], us[1100];
+    if (is_dir(path)) {
+        snprintf(dir, sizeof dir, "%s", path);
+        join(ev, sizeof ev, dir, "ecomm_edge_train.txt");
+    } else {
+        dir_of(dir, sizeof dir, path);
+        snprintf(ev, sizeof ev, "%s", path);
+    }
+    if (!file_exists(ev)) return mp_error_set(p->err, MP_ENOTFOUND, "%s: no such file (Tianchi EComm events)", ev);
+    join(it, sizeof it, dir, "ecomm_item_feature.txt");
+    join(us, sizeof us, dir, "ecomm_user_feature.txt");
+    int rc;
+    if (file_exists(it) && (rc = tc_items(p, it)) != MP_OK) return rc;
+    if (file_exists(us) && (rc = tc_users(p, us)) != MP_OK) return rc;
+    return tc_events(p, ev);
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * obd: <campaign>.csv impressions and item_context.csv */
+
+/* Index of the header column named `name`, or -1. */
+static int col_index(const mp_str *h, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (str_is(h[i], name)) return (int)i;
+    return -1;
+}
+
+#define OBD_MAX_COLS 128
+
+static int obd_items(pctx *p, const char *path) {
+    lines l;
+    int rc = lines_open(&l, path, p->err);
+    if (rc != MP_OK) return rc;
+    mp_str h[OBD_MAX_COLS], f[OBD_MAX_COLS];
+    char **names = NULL;
+    size_t nh = 0;
+    int id_col = -1;
+    if ((rc = lines_next(&l, p->err)) != 1) {
+        lines_close(&l);
+        return rc < 0 ? rc : mp_error_set(p->err, MP_EEMPTY, "%s: file is empty", path);
+    }
+    nh = split(l.line, ',', h, OBD_MAX_COLS);
+    if (nh > OBD_MAX_COLS || (id_col = col_index(h, nh, "item_id")) < 0) {
+        lines_close(&l);
+        return mp_error_set(p->err, MP_ECORRUPT, "%s:1: header has no `item_id` column", path);
+    }
+    rc = MP_OK;
+    names = calloc(nh, sizeof *names);
+    for (size_t i = 0; names && i < nh; i++) names[i] = strndup(h[i].ptr, h[i].len);
+    for (size_t i = 0; names && i < nh; i++)
+        if (!names[i]) rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
+    if (!names) rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
+    while (rc == MP_OK && (rc = lines_next(&l, p->err)) == 1) {
+        if (l.line.len == 0) continue;
+        if (reject_bad_utf8(p, &l, &rc)) {
+            if (rc) break;
+            continue;
+        }
+        size_t n = split(l.line, ',', f, OBD_MAX_COLS);
+        if (n != nh) rc = reject(p, &l, "expected %zu columns as in the header, found %zu", nh, n);
+        else if (id_problem(f[id_col])) rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[id_col]));
+        else {
+            p->sb.len = 0;
+            for (size_t i = 0; i < nh; i++) {
+                if ((int)i == id_col || names[i][0] == 0) continue; /* the unnamed pandas index */
+                sb_key(&p->sb, names[i]);
+                sb_json_num_or_str(&p->sb, f[i]);
+            }
+            mp_item it = {0};
+            it.id = f[id_col];
+            it.attrs = sb_close_obj(&p->sb);
+            it.available = 1;
+            rc = mp_importer_add_item(p->im, &it, p->err);
+            tick(p);
+        }
+        if (rc != MP_OK) break;
+    }
+    if (names)
+        for (size_t i = 0; i < nh; i++) free(names[i]);
+    free(names);
+    lines_close(&l);
+    return rc < 0 ? rc : MP_OK;
+}
+
+static int obd_events(pctx *p, const char *path) {
+    lines l;
+    int rc = lines_open(&l, path, p->err);
+    if (rc != MP_OK) return rc;
+    mp_str h[OBD_MAX_COLS], f[OBD_MAX_COLS];
+    if ((rc = lines_next(&l, p->err)) != 1) {
+        lines_close(&l);
+        return rc < 0 ? rc : mp_error_set(p->err, MP_EEMPTY, "%s: file is empty", path);
+    }
+    size_t nh = split(l.line, ',', h, OBD_MAX_COLS);
+    static const char *const need[] = {"timestamp",      "item_id",        "click",         "user_feature_0",
+                                       "user_feature_1", "user_feature_2", "user_feature_3"};
+    int col[7];
+    for (int i = 0; i < 7; i++) {
+        col[i] = nh <= OBD_MAX_COLS ? col_index(h, nh, need[i]) : -1;
+        if (col[i] < 0) {
+            lines_close(&l);
+            return mp_error_set(p->err, MP_ECORRUPT, "%s:1: header has no `%s` column (is this an Open Bandit "
+                                "Dataset campaign file?)", path, need[i]);
+        }
+    }
+    int pos_col = col_index(h, nh < OBD_MAX_COLS ? nh : OBD_MAX_COLS, "position");
+    mp_strmap *seen_users = NULL;
+    if (mp_strmap_create(&seen_users, 1024) != MP_OK) {
+        lines_close(&l);
+        return mp_error_set(p->err, MP_ENOMEM, "out of memory");
+    }
+    char uid[4 * MP_MAX_ID_BYTES + 8], sess[32];
+    while ((rc = lines_next(&l, p->err)) == 1) {
+        if (l.line.len == 0) continue;
+        if (reject_bad_utf8(p, &l, &rc)) {
+            if (rc) break;
+            continue;
+        }
+        size_t n = split(l.line, ',', f, OBD_MAX_COLS);
+        mp_event e = {0};
+        if (n != nh) {
+            rc = reject(p, &l, "expected %zu columns as in the header, found %zu", nh, n);
+        } else if (mp_parse_rfc3339(f[col[0]].ptr, f[col[0]].len, &e.ts) != MP_OK) {
+            rc = reject(p, &l, "field `timestamp`: expected a time like 2019-11-24 00:03:13.442536+00:00, got \"%.*s\"",
+                        (int)(f[col[0]].len > 48 ? 48 : f[col[0]].len), f[col[0]].ptr);
+        } else if (id_problem(f[col[1]])) {
+            rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[col[1]]));
+        } else if (!str_is(f[col[2]], "0") && !str_is(f[col[2]], "1")) {
+            rc = reject(p, &l, "field `click`: expected 0 or 1");
+        } else {
+            size_t ul = 0;
+            for (int k = 0; k < 4; k++) {
+                mp_str v = f[col[3 + k]];
+                if (v.len > MP_MAX_ID_BYTES) v.len = MP_MAX_ID_BYTES;
+                if (k) uid[ul++] = '-';
+                memcpy(uid + ul, v.ptr, v.len);
+                ul += v.len;
+            }
+            e.user.ptr = uid;
+            e.user.len = ul > MP_MAX_ID_BYTES ? MP_MAX_ID_BYTES : ul;
+            e.item = f[col[1]];
+            if (pos_col >= 0 && f[pos_col].len < 16) {
+                snprintf(sess, sizeof sess, "slot-%.*s", (int)f[pos_col].len, f[pos_col].ptr);
+                e.session.ptr = sess;
+                e.session.len = strlen(sess);
+            }
+            int inserted = 0;
+            uint32_t sid;
+            if (mp_strmap_intern(seen_users, e.user.ptr, e.user.len, &sid, &inserted) != MP_OK) {
+                rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
+                break;
+            }
+            if (inserted) {
+                p->sb.len = 0;
+                for (int k = 0; k < 4; k++) {
+                    sb_key(&p->sb, need[3 + k]);
+                    sb_json_str(&p->sb, f[col[3 + k]].ptr, f[col[3 + k]].len);
+                }
+                mp_user u = {e.user, sb_close_obj(&p->sb)};
+                if ((rc = mp_importer_add_user(p->im, &u, p->err)) != MP_OK) break;
+            }
+            e.type = MP_EV_VIEW;
+            rc = mp_importer_add_event(p->im, &e, p->err);
+            if (rc == MP_OK && str_is(f[col[2]], "1")) {
+                e.type = MP_EV_CLICK;
+                rc = mp_importer_add_event(p->im, &e, p->err);
+            }
+            tick(p);
+        }
+        if (rc != MP_OK) break;
+    }
+    mp_strmap_destroy(seen_users);
+    lines_close(&l);
+    return rc < 0 ? rc : MP_OK;
+}
+
+static int preset_obd(pctx *p, const char *path) {
+    char dir[1024], csv[1100], ctx[1100];
+    int rc;
+    if (is_dir(path)) {
+        snprintf(dir, sizeof dir, "%s", path);
+        size_t n = strlen(dir);
+        while (n > 1 && dir[n - 1] == '/') dir[--n] = 0;
+        const char *base = strrchr(dir, '/');
+        char pref[300];
+        snprintf(pref, sizeof pref, "%s.csv", base ? base + 1 : dir);
+        if ((rc = find_in_dir(dir, pref, ".csv", "item_context.csv", csv, sizeof csv, p->err)) != MP_OK) return rc;
+    } else {
+        dir_of(dir, sizeof dir, path);
+        snprintf(csv, sizeof csv, "%s", path);
+    }
+    if (!file_exists(csv)) return mp_error_set(p->err, MP_ENOTFOUND, "%s: no such file (Open Bandit campaign log)", csv);
+    join(ctx, sizeof ctx, dir, "item_context.csv");
+    if (file_exists(ctx) && (rc = obd_items(p, ctx)) != MP_OK) return rc;
+    return obd_events(p, csv);
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * amazon-games: <name>.item titles and <name>.test.inter sequences */
+
+static int ag_items(pctx *p, const char *path) {
+    lines l;
+    int rc = lines_open(&l, path, p->err);
+    if (rc != MP_OK) return rc;
+    mp_str f[4];
+    while ((rc = lines_next(&l, p->err)) == 1) {
+        if (l.line.len == 0 || (l.lineno == 1 && memmem(l.line.ptr, l.line.len, ":token", 6))) continue;
+        if (reject_bad_utf8(p, &l, &rc)) {
+            if (rc) break;
+            continue;
+        }
+        size_t n = split(l.line, '\t', f, 4);
+        if (n != 2) rc = reject(p, &l, "expected 2 tab-separated fields (item_id, title), found %zu", n);
+        else if (id_problem(f[0])) rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[0]));
+        else {
+            mp_item it = {0};
+            it.id = f[0];
+            it.title = f[1];
+            it.available = 1;
+            rc = mp_importer_add_item(p->im, &it, p->err);
+            tick(p);
+        }
+        if (rc != MP_OK) break;
+    }
+    lines_close(&l);
+    return rc < 0 ? rc : MP_OK;
+}
+
+static int ag_events(pctx *p, const char *path) {
+    lines l;
+    int rc = lines_open(&l, path, p->err);
+    if (rc != MP_OK) return rc;
+    mp_str f[4];
+    while ((rc = lines_next(&l, p->err)) == 1) {
+        if (l.line.len == 0 || (l.lineno == 1 && memmem(l.line.ptr, l.line.len, ":token", 6))) continue;
+        if (reject_bad_utf8(p, &l, &rc)) {
+            if (rc) break;
+            continue;
+        }
+        size_t n = split(l.line, '\t', f, 4);
+        int64_t next = 1;
+        if (n != 3) rc = reject(p, &l, "expected 3 tab-separated fields (user_id, item_id_list, item_id), found %zu", n);
+        else if (id_problem(f[0])) rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
+        else if (id_problem(f[2])) rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[2]));
+        else if ((rc = sequences(p, &l, f[0], f[1], 1, &next)) == MP_OK) {
+            mp_event e = {0};
+            e.user = f[0];
+            e.item = f[2];
+            e.type = MP_EV_PURCHASE;
+            e.ts = next;
+            rc = mp_importer_add_event(p->im, &e, p->err);
+        }
+        if (rc != MP_OK) break;
+    }
+    lines_close(&l);
+    return rc < 0 ? rc : MP_OK;
+}
+
+static int preset_amazon_games(pctx *p, const char *path) {
+    char inter[1100], item[1100];
+    int rc;
+    if (is_dir(path)) {
+        if ((rc = find_in_dir(path, "Games-6k.test.inter", ".test.inter", NULL, inter, sizeof inter, p->err)) != MP_OK)
+            return rc;
+    } else {
+        snprintf(inter, sizeof inter, "%s", path);
+    }
+    if (!file_exists(inter)) return mp_error_set(p->err, MP_ENOTFOUND, "%s: no such file (RecBole .inter sequences)", inter);
+    /* X.test.inter -> X.item */
+    const char *dot = strstr(inter, ".test.inter");
+    if (!dot) dot = strrchr(inter, '.');
+    int stem = dot ? (int)(dot - inter) : (int)strlen(inter);
+    snprintf(item, sizeof item, "%.*s.item", stem, inter);
+    if (file_exists(item) && (rc = ag_items(p, item)) != MP_OK) return rc;
+    return ag_events(p, inter);
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * reviews-zh: cat,label,review CSV parts */
+
+typedef struct zh_state {
+    uint64_t row;         /* reviews so far, over all parts: user "zh-<row>", ts = row */
+    mp_strmap *cats;      /* categories already added as items */
+    char *scratch;        /* CSV unquoting */
+    size_t scratch_cap;   /* its size */
+} zh_state;
+
+static int zh_file(pctx *p, zh_state *z, const char *path) {
+    lines l;
+    int rc = lines_open(&l, path, p->err);
+    if (rc != MP_OK) return rc;
+    mp_str f[4];
+    int header = 0;
+    char uid[32];
+    while ((rc = lines_next(&l, p->err)) == 1) {
+        if (l.line.len == 0) continue;
+        if (!header) {
+            mp_str s = l.line;
+            if (s.len >= 3 && memcmp(s.ptr, "\xEF\xBB\xBF", 3) == 0) {
+                s.ptr += 3;
+                s.len -= 3;
+            }
+            if (!str_is(s, "cat,label,review")) {
+                lines_close(&l);
+                return mp_error_set(p->err, MP_ECORRUPT, "%s:%llu: expected the header \"cat,label,review\"", path,
+                                    (unsigned long long)l.lineno);
+            }
+            header = 1;
+            continue;
+        }
+        if (reject_bad_utf8(p, &l, &rc)) {
+            if (rc) break;
+            continue;
+        }
+        if (l.line.len + 16 > z->scratch_cap) {
+            size_t cap = (l.line.len + 16) * 2;
+            char *s = realloc(z->scratch, cap);
+            if (!s) {
+                rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
+                break;
+            }
+            z->scratch = s;
+            z->scratch_cap = cap;
+        }
+        char *scratch = z->scratch;
+        size_t n = 0, badf = 0;
+        const char *why = NULL;
+        double label = 0;
+        if (mp_csv_split(l.line.ptr, l.line.len, ',', 1, f, 4, &n, &scratch, &why, &badf) != MP_OK)
+            rc = reject(p, &l, "%s (column %zu)", why, badf + 1);
+        else if (n != 3) rc = reject(p, &l, "expected 3 columns (cat, label, review), found %zu", n);
+        else if (id_problem(f[0])) rc = reject(p, &l, "field `cat`: %s", id_problem(f[0]));
+        else if (mp_parse_double(f[1].ptr, f[1].len, &label) != MP_OK)
+            rc = reject(p, &l, "field `label`: expected 0 or 1, got \"%.*s\"", (int)(f[1].len > 16 ? 16 : f[1].len),
+                        f[1].ptr);
+        else {
+            uint32_t id;
+            int inserted = 0;
+            if (mp_strmap_intern(z->cats, f[0].ptr, f[0].len, &id, &inserted) != MP_OK) {
+                rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
+                break;
+            }
+            if (inserted) {
+                mp_item it = {0};
+                it.id = f[0];
+                it.title = f[0];
+                it.category = f[0];
+                it.available = 1;
+                if ((rc = mp_importer_add_item(p->im, &it, p->err)) != MP_OK) break;
+            }
+            mp_str text = f[2];
+            if (text.len >= 3 && memcmp(text.ptr, "\xEF\xBB\xBF", 3) == 0) { /* stray BOM inside the field */
+                text.ptr += 3;
+                text.len -= 3;
+            }
+            z->row++;
+            snprintf(uid, sizeof uid, "zh-%llu", (unsigned long long)z->row);
+            mp_event e = {0};
+            e.user.ptr = uid;
+            e.user.len = strlen(uid);
+            e.item = f[0];
+            e.type = MP_EV_REVIEW;
+            e.ts = (int64_t)z->row;
+            e.value = label;
+            e.has_value = 1;
+            e.text = text;
+            rc = mp_importer_add_event(p->im, &e, p->err);
+            tick(p);
+        }
+        if (rc != MP_OK) break;
+    }
+    lines_close(&l);
+    if (rc == 0 && !header) return mp_error_set(p->err, MP_EEMPTY, "%s: file is empty", path);
+    return rc < 0 ? rc : MP_OK;
+}
+
+static int preset_reviews_zh(pctx *p, const char *path) {
+    zh_state z = {0};
+    if (mp_strmap_create(&z.cats, 16) != MP_OK) return mp_error_set(p->err, MP_ENOMEM, "out of memory");
+    int rc = MP_OK;
+    if (is_dir(path)) {
+        char **names;
+        size_t n;
+        rc = list_dir(path, ".csv", NULL, &names, &n, p->err);
+        if (rc == MP_OK && n == 0) rc = mp_error_set(p->err, MP_ENOTFOUND, "%s: no .csv files in this folder", path);
+        for (size_t i = 0; rc == MP_OK && i < n; i++) {
+            char full[1200];
+            join(full, sizeof full, path, names[i]);
+            rc = zh_file(p, &z, full);
+        }
+        free_list(names, n);
+    } else {
+        rc = zh_file(p, &z, path);
+    }
+    mp_strmap_destroy(z.cats);
+    free(z.scratch);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * reviews-en: Amazon review JSON lines */
+
+static int preset_reviews_en(pctx *p, const char *path) {
+    char file[1100];
+    int rc;
+    if (is_dir(path)) {
+        if ((rc = find_in_dir(path, "AMAZON_FASHION_5.json", ".json", NULL, file, sizeof file, p->err)) != MP_OK)
+            return rc;
+    } else {
+        snprintf(file, sizeof file, "%s", path);
+    }
+    lines l;
+    if ((rc = lines_open(&l, file, p->err)) != MP_OK) return rc;
+    char *scratch_mem = NULL;
+    size_t scratch_cap = 0;
+    while ((rc = lines_next(&l, p->err)) == 1) {
+        if (l.line.len == 0) continue;
+        if (l.line.len + 16 > scratch_cap) {
+            scratch_cap = (l.line.len + 16) * 2;
+            char *s = realloc(scratch_mem, scratch_cap);
+            if (!s) {
+                rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
+                break;
+            }
+            scratch_mem = s;
+        }
+        char *scratch = scratch_mem;
+        mp_json_cur c;
+        mp_json_init(&c, l.line.ptr, l.line.len);
+        mp_event e = {0};
+        e.type = MP_EV_REVIEW;
+        int have_user = 0, have_item = 0, have_ts = 0;
+        const char *problem = NULL;
+        char pbuf[160];
+        if (mp_json_object_begin(&c) != MP_OK) problem = "malformed JSON: expected an object";
+        while (!problem) {
+            mp_str key;
+            int done;
+            if (mp_json_object_next(&c, &scratch, &key, &done) != MP_OK) {
+                snprintf(pbuf, sizeof pbuf, "malformed JSON: %s (byte %zu)", c.why, (size_t)(c.err_at - l.line.ptr) + 1);
+                problem = pbuf;
+                break;
+            }
+            if (done) break;
+            mp_json_type t = mp_json_peek(&c);
+            const char *field = NULL;
+            int ok = 1;
+            if (str_is(key, "reviewerID") || str_is(key, "asin")) {
+                field = str_is(key, "asin") ? "asin" : "reviewerID";
+                mp_str *dst = field[0] == 'a' ? &e.item : &e.user;
+                ok = t == MP_JSON_STRING && mp_json_string(&c, &scratch, dst) == MP_OK;
+                if (ok) *(field[0] == 'a' ? &have_item : &have_user) = 1;
+            } else if (str_is(key, "overall")) {
+                field = "overall";
+                ok = t == MP_JSON_NUMBER && mp_json_number(&c, NULL, NULL, &e.value) == MP_OK;
+                e.has_value = ok;
+            } else if (str_is(key, "unixReviewTime")) {
+                field = "unixReviewTime";
+                mp_str raw;
+                int is_int = 0;
+                ok = t == MP_JSON_NUMBER && mp_json_number(&c, &raw, &is_int, NULL) == MP_OK && is_int &&
+                     parse_i64(raw, &e.ts) && e.ts >= MP_TS_MIN && e.ts <= MP_TS_MAX;
+                have_ts = ok;
+            } else if (str_is(key, "reviewText")) {
+                field = "reviewText";
+                if (t == MP_JSON_NULL) ok = mp_json_null(&c) == MP_OK;
+                else ok = t == MP_JSON_STRING && mp_json_string(&c, &scratch, &e.text) == MP_OK;
+            } else if (mp_json_skip(&c, NULL) != MP_OK) {
+                snprintf(pbuf, sizeof pbuf, "malformed JSON in field `%.*s`: %s", (int)(key.len > 40 ? 40 : key.len),
+                         key.ptr, c.why);
+                problem = pbuf;
+            }
+            if (!ok) {
+                snprintf(pbuf, sizeof pbuf, "field `%s`: %s", field,
+                         t == MP_JSON_NULL ? "is null (required)"
+                         : c.why           ? c.why
+                                           : "has the wrong type");
+                problem = pbuf;
+            }
+        }
+        if (!problem && !mp_json_at_end(&c)) problem = "unexpected content after the JSON object";
+        if (!problem && !have_user) problem = "field `reviewerID`: missing (required)";
+        if (!problem && !have_item) problem = "field `asin`: missing (required)";
+        if (!problem && !e.has_value) problem = "field `overall`: missing (required)";
+        if (!problem && !have_ts) problem = "field `unixReviewTime`: missing (required)";
+        if (!problem && id_problem(e.user)) problem = "field `reviewerID`: empty or longer than 256 bytes";
+        if (!problem && id_problem(e.item)) problem = "field `asin`: empty or longer than 256 bytes";
+        if (problem) rc = reject(p, &l, "%s", problem);
+        else {
+            rc = mp_importer_add_event(p->im, &e, p->err);
+            tick(p);
+        }
+        if (rc != MP_OK) break;
+    }
+    free(scratch_mem);
+    lines_close(&l);
+    return rc < 0 ? rc : MP_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Registry */
+
+typedef int (*preset_fn)(pctx *p, const char *path);
+
+static const struct {
+    const char *name;
+    preset_fn fn;
+} k_presets[] = {
+    {"movielens", preset_movielens},       {"s3rec", preset_s3rec},           {"tianchi", preset_tianchi},
+    {"obd", preset_obd},                   {"amazon-games", preset_amazon_games}, {"reviews-zh", preset_reviews_zh},
+    {"reviews-en", preset_reviews_en},
+};
+#define N_PRESETS (sizeof k_presets / sizeof k_presets[0])
+
+static const char *const k_preset_names[N_PRESETS + 1] = {"movielens",    "s3rec",      "tianchi",   "obd",
+                                                           "amazon-games", "reviews-zh", "reviews-en", NULL};
+
+const char *const *mp_preset_names(void) { return k_preset_names; }
+
+int mp_import_preset(mp_store *s, const char *preset, const char *path, const mp_import_opts *opts,
+                     mp_import_report *rep, mp_error *err) {
+    if (rep) memset(rep, 0, sizeof *rep);
+    preset_fn fn = NULL;
+    for (size_t i = 0; i < N_PRESETS; i++)
+        if (preset && strcmp(preset, k_presets[i].name) == 0) fn = k_presets[i].fn;
+    if (!fn)
+        return mp_error_set(err, MP_EINVAL,
+                            "unknown preset \"%s\"; known presets: movielens, s3rec, tianchi, obd, amazon-games, "
+                            "reviews-zh, reviews-en",
+                            preset ? preset : "(null)");
+    if (!path || !*path) return mp_error_set(err, MP_EINVAL, "preset %s: no path given", preset);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return mp_error_set(err, errno == ENOENT ? MP_ENOTFOUND : MP_EIO, "%s: cannot open: %s", path,
+                            strerror(errno));
+    mp_import_opts o = {0};
+    if (opts) o = *opts;
+    mp_error local;
+    if (!err) err = &local;
+    pctx p = {0};
+    p.err = err;
+    p.prog = o.progress;
+    int rc = mp_importer_begin(&p.im, s, &o, err);
+    if (rc != MP_OK) return rc;
+    rc = fn(&p, path);
+    if (rc == MP_OK && p.sb.oom) rc = mp_error_set(err, MP_ENOMEM, "out of memory");
+    free(p.sb.p);
+    if (rc != MP_OK) {
+        mp_importer_abort(p.im);
+        return rc;
+    }
+    mp_progress_report(p.prog, "import", p.rows, p.rows);
+    if (rep) return mp_importer_finish(p.im, rep, err);
+    mp_import_report tmp;
+    rc = mp_importer_finish(p.im, &tmp, err);
+    mp_import_report_free(&tmp);
+    return rc;
+}

@@ -1,0 +1,384 @@
+/* The model registry, the mp_model_* wrappers every caller goes through, and mp_topk. */
+#include "magpie/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Models register here: one extern per src/models/<name>.c and one entry in the table below. */
+extern const mp_model_ops mp_pop_ops;
+
+static const mp_model_ops *const registry[] = {
+    &mp_pop_ops,
+    NULL,
+};
+
+struct mp_model {
+    const mp_model_ops *ops;
+    void *impl; /* ops->impl_size bytes, owned */
+    int fitted; /* 1 after a successful fit or load */
+};
+
+const mp_model_ops *const *mp_model_registry(void) { return registry; }
+
+const mp_model_ops *mp_model_find(const char *name) {
+    if (!name) return NULL;
+    for (size_t i = 0; registry[i]; i++)
+        if (strcmp(registry[i]->name, name) == 0) return registry[i];
+    return NULL;
+}
+
+/* "pop, itemknn, ..." into buf. */
+static void known_models(char *buf, size_t cap) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (size_t i = 0; registry[i] && len < cap; i++) {
+        int k = snprintf(buf + len, cap - len, "%s%s", i ? ", " : "", registry[i]->name);
+        if (k < 0) break;
+        len += (size_t)k;
+    }
+}
+
+static int model_new(mp_model **out, const mp_model_ops *ops, mp_error *err) {
+    mp_model *m = calloc(1, sizeof *m);
+    void *impl = calloc(1, ops->impl_size ? ops->impl_size : 1);
+    if (!m || !impl) {
+        free(m);
+        free(impl);
+        return mp_error_set(err, MP_ENOMEM, "model %s: out of memory", ops->name);
+    }
+    m->ops = ops;
+    m->impl = impl;
+    if (ops->init) ops->init(impl);
+    *out = m;
+    return MP_OK;
+}
+
+int mp_model_create(mp_model **out, const char *name, mp_error *err) {
+    *out = NULL;
+    const mp_model_ops *ops = mp_model_find(name);
+    if (!ops) {
+        char known[512];
+        known_models(known, sizeof known);
+        return mp_error_set(err, MP_EINVAL, "unknown model \"%s\" (known models: %s)", name ? name : "", known);
+    }
+    return model_new(out, ops, err);
+}
+
+void mp_model_destroy(mp_model *m) {
+    if (!m) return;
+    if (m->ops->release) m->ops->release(m->impl);
+    free(m->impl);
+    free(m);
+}
+
+const mp_model_ops *mp_model_ops_of(const mp_model *m) { return m->ops; }
+
+int mp_model_set_param(mp_model *m, const char *key, const char *value, mp_error *err) {
+    const mp_model_ops *ops = m->ops;
+    int known = 0;
+    for (const mp_param_info *p = ops->params; p && p->name; p++)
+        if (strcmp(p->name, key) == 0) known = 1;
+    if (!known || !ops->set_param) {
+        char list[512];
+        size_t len = 0;
+        list[0] = 0;
+        for (const mp_param_info *p = ops->params; p && p->name && len < sizeof list; p++) {
+            int k = snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "", p->name);
+            if (k < 0) break;
+            len += (size_t)k;
+        }
+        return mp_error_set(err, MP_EINVAL, "model %s: unknown parameter \"%s\" (parameters: %s)", ops->name, key,
+                            list[0] ? list : "none");
+    }
+    if (!value || !*value)
+        return mp_error_set(err, MP_EINVAL, "model %s: parameter %s: empty value", ops->name, key);
+    int rc = ops->set_param(m->impl, key, value, err);
+    if (rc) mp_error_prefix(err, "model %s: parameter %s", ops->name, key);
+    return rc;
+}
+
+int mp_model_set_params(mp_model *m, const char *spec, mp_error *err) {
+    if (!spec) return MP_OK;
+    size_t n = strlen(spec);
+    char *buf = malloc(n + 1);
+    if (!buf) return mp_error_set(err, MP_ENOMEM, "out of memory");
+    memcpy(buf, spec, n + 1);
+    int rc = MP_OK;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        if (!*tok) continue;
+        char *eq = strchr(tok, '=');
+        if (!eq) {
+            rc = mp_error_set(err, MP_EINVAL, "model %s: parameter \"%s\": expected key=value", m->ops->name, tok);
+            break;
+        }
+        *eq = 0;
+        char *key = tok, *value = eq + 1;
+        size_t kl = strlen(key);
+        while (kl > 0 && key[kl - 1] == ' ') key[--kl] = 0;
+        while (*value == ' ') value++;
+        size_t vl = strlen(value);
+        while (vl > 0 && value[vl - 1] == ' ') value[--vl] = 0;
+        rc = mp_model_set_param(m, key, value, err);
+        if (rc) break;
+    }
+    free(buf);
+    return rc;
+}
+
+int mp_model_fit(mp_model *m, const mp_train_data *data, const mp_progress *progress, mp_error *err) {
+    if (!m->ops->fit) return mp_error_set(err, MP_EUNSUPPORTED, "model %s cannot be fitted", m->ops->name);
+    if (!data) return mp_error_set(err, MP_EINVAL, "model %s: no training data", m->ops->name);
+    if (m->fitted && m->ops->release) {
+        /* Refit from scratch: keep the parameters, drop the fitted state. The model's release must leave its
+         * parameters intact (it frees owned arrays only). */
+        m->ops->release(m->impl);
+    }
+    m->fitted = 0;
+    int rc = m->ops->fit(m->impl, data, progress, err);
+    if (rc == MP_OK) m->fitted = 1;
+    return rc;
+}
+
+int mp_model_is_fitted(const mp_model *m) { return m->fitted; }
+
+uint32_t mp_model_n_items(const mp_model *m) {
+    if (!m->fitted || !m->ops->n_items) return 0;
+    return m->ops->n_items(m->impl);
+}
+
+static int need_fitted(const mp_model *m, mp_error *err) {
+    if (!m->fitted)
+        return mp_error_set(err, MP_EINVAL, "model %s is not fitted (train it or load a model file)", m->ops->name);
+    return MP_OK;
+}
+
+static int unsupported(const mp_model *m, const char *what, mp_error *err) {
+    return mp_error_set(err, MP_EUNSUPPORTED, "model %s does not support %s", m->ops->name, what);
+}
+
+int mp_model_score_all(const mp_model *m, const mp_user_ctx *ctx, float *scores, mp_error *err) {
+    int rc = need_fitted(m, err);
+    if (rc) return rc;
+    if (!m->ops->score_all) return unsupported(m, "scoring", err);
+    static const mp_user_ctx anon = {MP_NO_USER, NULL, 0};
+    return m->ops->score_all(m->impl, ctx ? ctx : &anon, scores, err);
+}
+
+int mp_model_recommend(const mp_model *m, const mp_user_ctx *ctx, size_t n, const uint32_t *exclude,
+                       size_t n_exclude, int exclude_history, const uint8_t *allow, uint32_t *out_items,
+                       float *out_scores, size_t *n_out, mp_error *err) {
+    *n_out = 0;
+    int rc = need_fitted(m, err);
+    if (rc) return rc;
+    uint32_t n_items = mp_model_n_items(m);
+    if (n == 0 || n_items == 0) return MP_OK;
+    float *scores = malloc((size_t)n_items * sizeof *scores);
+    if (!scores) return mp_error_set(err, MP_ENOMEM, "model %s: out of memory scoring %u items", m->ops->name, n_items);
+    rc = mp_model_score_all(m, ctx, scores, err);
+    if (rc) {
+        free(scores);
+        return rc;
+    }
+    /* NaN never ranks in mp_topk, so exclusions are written as NaN. */
+    for (size_t i = 0; i < n_exclude; i++)
+        if (exclude[i] < n_items) scores[exclude[i]] = NAN;
+    if (exclude_history && ctx)
+        for (size_t i = 0; i < ctx->n_history; i++)
+            if (ctx->history[i].item < n_items) scores[ctx->history[i].item] = NAN;
+    size_t got = mp_topk(scores, n_items, allow, n, out_items);
+    if (out_scores)
+        for (size_t i = 0; i < got; i++) out_scores[i] = scores[out_items[i]];
+    *n_out = got;
+    free(scores);
+    return MP_OK;
+}
+
+int mp_model_predict_rating(const mp_model *m, uint32_t user, uint32_t item, double *out, mp_error *err) {
+    int rc = need_fitted(m, err);
+    if (rc) return rc;
+    if (!m->ops->predict_rating) return unsupported(m, "rating prediction", err);
+    return m->ops->predict_rating(m->impl, user, item, out, err);
+}
+
+int mp_model_similar(const mp_model *m, uint32_t item, size_t n, uint32_t *out_items, float *out_scores,
+                     size_t *n_out, mp_error *err) {
+    *n_out = 0;
+    int rc = need_fitted(m, err);
+    if (rc) return rc;
+    if (!m->ops->similar) return unsupported(m, "similar items", err);
+    if (item >= mp_model_n_items(m))
+        return mp_error_set(err, MP_ENOTFOUND, "model %s: item %u is unknown to the model (%u items)", m->ops->name,
+                            item, mp_model_n_items(m));
+    return m->ops->similar(m->impl, item, n, out_items, out_scores, n_out, err);
+}
+
+int mp_model_explain(const mp_model *m, const mp_user_ctx *ctx, uint32_t item, char *buf, size_t cap,
+                     mp_error *err) {
+    if (cap) buf[0] = 0;
+    int rc = need_fitted(m, err);
+    if (rc) return rc;
+    if (!m->ops->explain) return unsupported(m, "explanations", err);
+    if (cap == 0) return mp_error_set(err, MP_EINVAL, "model %s: explain buffer has no room", m->ops->name);
+    static const mp_user_ctx anon = {MP_NO_USER, NULL, 0};
+    return m->ops->explain(m->impl, ctx ? ctx : &anon, item, buf, cap, err);
+}
+
+int mp_model_update(mp_model *m, const mp_interaction *events, size_t n, mp_error *err) {
+    int rc = need_fitted(m, err);
+    if (rc) return rc;
+    if (!m->ops->update) return unsupported(m, "real-time updates", err);
+    return m->ops->update(m->impl, events, n, err);
+}
+
+int mp_model_save(const mp_model *m, const char *path, mp_error *err) {
+    int rc = need_fitted(m, err);
+    if (rc) return rc;
+    if (!m->ops->save) return unsupported(m, "saving", err);
+    mp_mf_writer *w;
+    if (mp_mf_writer_create(&w)) return mp_error_set(err, MP_ENOMEM, "out of memory");
+    rc = m->ops->save(m->impl, w, err);
+    if (rc == MP_OK) rc = mp_mf_writer_save(w, path, m->ops->name, m->ops->file_version, err);
+    mp_mf_writer_destroy(w);
+    return rc;
+}
+
+int mp_model_load(mp_model **out, const char *path, mp_error *err) {
+    *out = NULL;
+    mp_mf_reader *r;
+    int rc = mp_mf_reader_open(&r, path, err);
+    if (rc) return rc;
+    const char *name = mp_mf_reader_model(r);
+    const mp_model_ops *ops = mp_model_find(name);
+    if (!ops) {
+        char known[512];
+        known_models(known, sizeof known);
+        rc = mp_error_set(err, MP_EUNSUPPORTED,
+                          "model file %s: model \"%s\" is not known to this Magpie (known models: %s)", path, name,
+                          known);
+        mp_mf_reader_close(r);
+        return rc;
+    }
+    uint32_t version = mp_mf_reader_model_version(r);
+    if (version == 0 || version > ops->file_version || !ops->load) {
+        rc = mp_error_set(err, MP_EVERSION,
+                          "model file %s: %s model version %u is not readable by this Magpie (reads version 1..%u); "
+                          "retrain the model or upgrade Magpie",
+                          path, name, version, ops->file_version);
+        mp_mf_reader_close(r);
+        return rc;
+    }
+    mp_model *m;
+    rc = model_new(&m, ops, err);
+    if (rc) {
+        mp_mf_reader_close(r);
+        return rc;
+    }
+    rc = ops->load(m->impl, r, err);
+    if (rc == MP_OK && mp_mf_remaining(r) != 0)
+        rc = mp_error_set(err, MP_ECORRUPT, "model file %s: %zu unread bytes at the end of the %s payload", path,
+                          mp_mf_remaining(r), name);
+    mp_mf_reader_close(r);
+    if (rc) {
+        if (err && !strstr(err->msg, path)) mp_error_prefix(err, "model file %s", path);
+        mp_model_destroy(m);
+        return rc;
+    }
+    m->fitted = 1;
+    *out = m;
+    return MP_OK;
+}
+
+/* ---- top-k ----
+ * A min-heap of the k best seen so far whose root is the worst of them. "a worse than b" means a lower score,
+ * or an equal score and a higher index. Most items fail the first comparison against the root, so the scan is
+ * one load and one compare per item. */
+
+typedef struct {
+    float s;
+    uint32_t i;
+} topk_ent;
+
+static inline int topk_worse(topk_ent a, topk_ent b) { return a.s < b.s || (a.s == b.s && a.i > b.i); }
+
+static void topk_sift_down(topk_ent *h, size_t n, size_t at) {
+    topk_ent x = h[at];
+    for (;;) {
+        size_t c = 2 * at + 1;
+        if (c >= n) break;
+        if (c + 1 < n && topk_worse(h[c + 1], h[c])) c++;
+        if (!topk_worse(h[c], x)) break;
+        h[at] = h[c];
+        at = c;
+    }
+    h[at] = x;
+}
+
+static void topk_sift_up(topk_ent *h, size_t at) {
+    topk_ent x = h[at];
+    while (at > 0) {
+        size_t p = (at - 1) / 2;
+        if (!topk_worse(x, h[p])) break;
+        h[at] = h[p];
+        at = p;
+    }
+    h[at] = x;
+}
+
+#define TOPK_STACK 128
+
+size_t mp_topk(const float *scores, size_t n, const uint8_t *allow, size_t k, uint32_t *out_idx) {
+    if (k == 0 || n == 0) return 0;
+    if (k > n) k = n;
+    topk_ent stack[TOPK_STACK];
+    topk_ent *h = stack;
+    if (k > TOPK_STACK) {
+        h = malloc(k * sizeof *h);
+        if (!h) return 0; /* k > 128 and out of memory: nothing sensible to return */
+    }
+    size_t size = 0;
+    size_t i = 0;
+    /* Fill phase. */
+    for (; i < n && size < k; i++) {
+        float s = scores[i];
+        if (s != s || (allow && !allow[i])) continue;
+        h[size].s = s;
+        h[size].i = (uint32_t)i;
+        topk_sift_up(h, size);
+        size++;
+    }
+    /* Replace phase: an index later than all heap entries can only enter with a strictly higher score. */
+    float root = size ? h[0].s : 0;
+    if (allow) {
+        for (; i < n; i++) {
+            float s = scores[i];
+            if (!(s > root) || !allow[i]) continue; /* NaN fails s > root */
+            h[0].s = s;
+            h[0].i = (uint32_t)i;
+            topk_sift_down(h, size, 0);
+            root = h[0].s;
+        }
+    } else {
+        for (; i < n; i++) {
+            float s = scores[i];
+            if (!(s > root)) continue;
+            h[0].s = s;
+            h[0].i = (uint32_t)i;
+            topk_sift_down(h, size, 0);
+            root = h[0].s;
+        }
+    }
+    /* Pop worst-first into the tail of out_idx so out_idx ends best first. */
+    size_t got = size;
+    while (size > 0) {
+        out_idx[size - 1] = h[0].i;
+        h[0] = h[size - 1];
+        size--;
+        if (size) topk_sift_down(h, size, 0);
+    }
+    if (h != stack) free(h);
+    return got;
+}

@@ -1,0 +1,98 @@
+/* The public mp_store_* functions: pick a backend by URI, then dispatch through its operations table. */
+#include <string.h>
+
+#include "store/backend.h"
+
+int mp_store_open(mp_store **out, const char *uri, mp_store_mode mode, mp_error *err) {
+    if (!out) return mp_error_set(err, MP_EINVAL, "mp_store_open: out is NULL");
+    *out = NULL;
+    if (!uri || !*uri) return mp_error_set(err, MP_EINVAL, "store: empty path (give --db PATH or set MAGPIE_DB)");
+    if (!strncmp(uri, "postgres://", 11) || !strncmp(uri, "postgresql://", 13))
+        return mp_error_set(err, MP_EUNSUPPORTED,
+                            "store \"%s\": the PostgreSQL backend is not available in this build; use a file path "
+                            "(embedded SQLite) instead",
+                            uri);
+    const char *path = uri;
+    if (!strncmp(uri, "sqlite:", 7)) {
+        path = uri + 7;
+        if (!strncmp(path, "//", 2)) path += 2; /* sqlite:///abs/path and sqlite://rel both work */
+    } else if (strstr(uri, "://")) {
+        return mp_error_set(err, MP_EUNSUPPORTED,
+                            "store \"%s\": unknown URI scheme (use a file path, sqlite:PATH or postgres://...)", uri);
+    }
+    if (!*path) return mp_error_set(err, MP_EINVAL, "store \"%s\": empty path", uri);
+    return mp_sqlite_open(out, path, mode, err);
+}
+
+void mp_store_close(mp_store *s) {
+    if (s) s->ops->close(s);
+}
+
+int mp_store_begin(mp_store *s, mp_error *err) {
+    if (s->in_txn) return mp_error_set(err, MP_EINVAL, "store: a transaction is already open");
+    int rc = s->ops->begin(s, err);
+    if (rc == MP_OK) s->in_txn = 1;
+    return rc;
+}
+
+int mp_store_commit(mp_store *s, mp_error *err) {
+    if (!s->in_txn) return mp_error_set(err, MP_EINVAL, "store: commit without begin");
+    int rc = s->ops->commit(s, err);
+    if (rc == MP_OK) s->in_txn = 0;
+    return rc;
+}
+
+int mp_store_rollback(mp_store *s, mp_error *err) {
+    if (!s->in_txn) return MP_OK;
+    int rc = s->ops->rollback(s, err);
+    s->in_txn = 0;
+    return rc;
+}
+
+int mp_store_load_ids(mp_store *s, mp_record_kind kind, mp_strmap **out, mp_error *err) {
+    if (kind != MP_KIND_USERS && kind != MP_KIND_ITEMS)
+        return mp_error_set(err, MP_EINVAL, "mp_store_load_ids: kind must be users or items");
+    return s->ops->load_ids(s, kind, out, err);
+}
+
+int mp_store_put_user(mp_store *s, uint32_t id, const mp_user *u, mp_error *err) {
+    return s->ops->put_user(s, id, u, err);
+}
+
+int mp_store_put_item(mp_store *s, uint32_t id, const mp_item *it, mp_error *err) {
+    return s->ops->put_item(s, id, it, err);
+}
+
+int mp_store_add_event(mp_store *s, const mp_event_row *e, int *inserted, mp_error *err) {
+    return s->ops->add_event(s, e, inserted, err);
+}
+
+int mp_store_add_events(mp_store *s, const mp_event_row *rows, size_t n, uint64_t *n_inserted, mp_error *err) {
+    return s->ops->add_events(s, rows, n, n_inserted, err);
+}
+
+int mp_store_scan_events(mp_store *s, mp_event_cb cb, void *ctx, mp_error *err) {
+    return s->ops->scan_events(s, cb, ctx, err);
+}
+
+int mp_store_scan_items(mp_store *s, mp_item_cb cb, void *ctx, mp_error *err) {
+    return s->ops->scan_items(s, cb, ctx, err);
+}
+
+int mp_store_scan_users(mp_store *s, mp_user_cb cb, void *ctx, mp_error *err) {
+    return s->ops->scan_users(s, cb, ctx, err);
+}
+
+int mp_store_stats_get(mp_store *s, mp_store_stats *out, mp_error *err) {
+    memset(out, 0, sizeof *out);
+    return s->ops->stats(s, out, err);
+}
+
+int mp_store_meta_get(mp_store *s, const char *key, char **value, mp_error *err) {
+    *value = NULL;
+    return s->ops->meta_get(s, key, value, err);
+}
+
+int mp_store_meta_set(mp_store *s, const char *key, const char *value, mp_error *err) {
+    return s->ops->meta_set(s, key, value, err);
+}
