@@ -10,6 +10,7 @@
 #   BUILD=build bench/ingest.sh            # or: make bench
 #   EVENTS=1000000 bench/ingest.sh         # smaller run
 #   KEEP=1 bench/ingest.sh                 # reuse an existing CSV of the same size
+#   GEN=awk bench/ingest.sh                # plain 4-column CSV from awk even if gen-demo exists
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -19,7 +20,8 @@ USERS=${USERS:-200000}
 ITEMS=${ITEMS:-20000}
 OUT=bench/out
 mkdir -p "$OUT"
-CSV=$OUT/events-$EVENTS.csv
+GEN=${GEN:-auto}
+CSV=$OUT/events-$EVENTS-$GEN.csv
 
 [ -x "$MAGPIE" ] || { echo "bench: $MAGPIE not built (run make BUILD=$BUILD)" >&2; exit 1; }
 
@@ -36,10 +38,11 @@ if [ ! -s "$CSV" ] || [ -z "${KEEP:-}" ]; then
     rm -f "$CSV"
     gen_dir=$OUT/gen
     rm -rf "$gen_dir"
-    if "$MAGPIE" gen-demo --help >/dev/null 2>&1 &&
-        "$MAGPIE" gen-demo "$gen_dir" --format csv --users "$USERS" --items "$ITEMS" --max-events "$EVENTS" \
-            --quiet >/dev/null 2>&1 && [ -s "$gen_dir/events.csv" ]; then
+    if [ "$GEN" != awk ] && "$MAGPIE" gen-demo --help >/dev/null 2>&1 &&
+        "$MAGPIE" gen-demo --out "$gen_dir" --format csv --users "$USERS" --items "$ITEMS" --max-events "$EVENTS" \
+            --sessions-per-user 8 --quiet >/dev/null 2>&1 && [ -s "$gen_dir/events.csv" ]; then
         mv "$gen_dir/events.csv" "$CSV"
+        rm -rf "$gen_dir"
         echo "bench: data from magpie gen-demo" >&2
     else
         # Time-ordered log: each line a random user and item (skewed towards popular items), a type drawn with

@@ -8,7 +8,7 @@ DB=$OUT/shop.db
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
-step() { printf '\n\033[1m== %s ==\033[0m\n' "$*" 2>/dev/null || printf '\n== %s ==\n' "$*"; }
+step() { if [ -t 1 ]; then printf "\n\033[1m== %s ==\033[0m\n" "$*"; else printf "\n== %s ==\n" "$*"; fi; }
 
 step "1. Generate a synthetic shop (deterministic, seed 42)"
 "$MAGPIE" gen-demo --out "$OUT" --users 3000 --items 1200 --seed 42

@@ -115,9 +115,9 @@ MP_TEST(ingest_all_or_nothing_leaves_store_unchanged) {
         e = ev(u, "i9", MP_EV_CLICK, i);
         CHECK_OK(mp_importer_add_event(im, &e, &err), &err);
         if (i == 500)
-            CHECK_OK(mp_importer_reject(im, "ev.jsonl", 502, "ev.jsonl:502: field `ts`: expected a number", S("{}"),
-                                        &err),
-                     &err);
+            CHECK_OK(
+                mp_importer_reject(im, "ev.jsonl", 502, "ev.jsonl:502: field `ts`: expected a number", S("{}"), &err),
+                &err);
     }
     CHECK_EQ(mp_importer_finish(im, &rep, &err), MP_EBADREC);
     CHECK_CONTAINS(err.msg, "ev.jsonl:502: field `ts`");
@@ -224,8 +224,10 @@ typedef struct {
 
 static int check_cb(void *ctx, const mp_event_row *e) {
     scan_check *c = ctx;
-    if (c->n == 0) snprintf(c->first_text, sizeof c->first_text, "%.*s", (int)e->text.len, e->text.ptr);
-    else if (e->user < c->last_user || (e->user == c->last_user && e->ts < c->last_ts)) c->ordered = 0;
+    if (c->n == 0)
+        snprintf(c->first_text, sizeof c->first_text, "%.*s", (int)e->text.len, e->text.ptr);
+    else if (e->user < c->last_user || (e->user == c->last_user && e->ts < c->last_ts))
+        c->ordered = 0;
     c->last_user = e->user;
     c->last_ts = e->ts;
     c->n++;
@@ -238,7 +240,7 @@ MP_TEST(ingest_many_events_sorted_and_deduplicated) {
     mp_store *s = open_store(t, "e.db", &err);
     CHECK_MSG(s, "%s", err.msg);
     mp_importer *im;
-    mp_import_opts o = {0};
+    mp_import_opts o = {.chunk_events = 1000}; /* many chunks: exercises the flush thread hand-offs */
     CHECK_OK(mp_importer_begin(&im, s, &o, &err), &err);
     int n = 20000, dups = 0;
     for (int i = 0; i < n; i++) {
@@ -258,11 +260,33 @@ MP_TEST(ingest_many_events_sorted_and_deduplicated) {
     CHECK_OK(mp_importer_finish(im, &rep, &err), &err);
     CHECK_EQ(rep.duplicates, dups);
     CHECK_EQ(rep.written, n);
+    CHECK_EQ(rep.new_users, 97);
+    CHECK_EQ(rep.new_items, 31);
     mp_import_report_free(&rep);
     scan_check c = {.ordered = 1};
     CHECK_OK(mp_store_scan_events(s, check_cb, &c, &err), &err);
     CHECK_EQ(c.n, n);
     CHECK(c.ordered);
+    mp_store_stats st;
+    CHECK_OK(mp_store_stats_get(s, &st, &err), &err);
+    CHECK_EQ(st.n_users, 97);
+    CHECK_EQ(st.n_items, 31);
+
+    /* the same events again, in other chunk sizes: all duplicates, nothing new */
+    o.chunk_events = 333;
+    CHECK_OK(mp_importer_begin(&im, s, &o, &err), &err);
+    for (int i = 0; i < n; i++) {
+        char u[16], it[16];
+        snprintf(u, sizeof u, "u%d", i % 97);
+        snprintf(it, sizeof it, "i%d", i % 31);
+        mp_event e = ev(u, it, MP_EV_VIEW, (int64_t)((i * 7919L) % 100003));
+        CHECK_OK(mp_importer_add_event(im, &e, &err), &err);
+    }
+    CHECK_OK(mp_importer_finish(im, &rep, &err), &err);
+    CHECK_EQ(rep.duplicates, n);
+    CHECK_EQ(rep.written, 0);
+    mp_import_report_free(&rep);
+    CHECK_EQ(n_events(s), n);
     mp_store_close(s);
 }
 

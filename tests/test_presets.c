@@ -26,8 +26,8 @@ static int fresh(mp_test_ctx *t, mp_store **s, char *dir, size_t cap, mp_error *
 }
 
 typedef struct item_probe {
-    const char *id;    /* which item to look at */
-    char title[128];   /* its title */
+    const char *id;  /* which item to look at */
+    char title[128]; /* its title */
     char category[128];
     char attrs[512];
     char brand[64];
@@ -84,7 +84,8 @@ static int sum_events(void *ctx, const mp_event_row *e) {
 MP_TEST(presets_names_and_unknown) {
     const char *const *names = mp_preset_names();
     size_t n = 0;
-    while (names[n]) n++;
+    while (names[n])
+        n++;
     CHECK_EQ(n, 7);
     CHECK(strcmp(names[0], "movielens") == 0);
     CHECK(strcmp(names[6], "reviews-en") == 0);
@@ -222,10 +223,12 @@ MP_TEST(presets_tianchi_tiny) {
     mp_store *s;
     char dir[1024];
     CHECK_OK(fresh(t, &s, dir, sizeof dir, &err), &err);
-    CHECK(put_file(dir, "ecomm_edge_train.txt", "100\t7\t1\t20190616\n100\t7\t4\t20190617\n200\t8\t2\t20190610\n"
-                                                "200\t9\t3\t20190610\n"));
-    CHECK(put_file(dir, "ecomm_item_feature.txt", "7\t33\t50002833\t0\t21.8\n8\t33\t50002835\t12\t145\n"
-                                                  "9\t33\t50004892\t0\t27.5\n"));
+    CHECK(put_file(dir, "ecomm_edge_train.txt",
+                   "100\t7\t1\t20190616\n100\t7\t4\t20190617\n200\t8\t2\t20190610\n"
+                   "200\t9\t3\t20190610\n"));
+    CHECK(put_file(dir, "ecomm_item_feature.txt",
+                   "7\t33\t50002833\t0\t21.8\n8\t33\t50002835\t12\t145\n"
+                   "9\t33\t50004892\t0\t27.5\n"));
     CHECK(put_file(dir, "ecomm_user_feature.txt", "100\t1\t5\t-1\t10\t15203.1\t1,6,4\n200\t0\t5\t-1\t-1\t7210.5\t1\n"));
     mp_import_report rep;
     CHECK_OK(mp_import_preset(s, "tianchi", dir, NULL, &rep, &err), &err);
@@ -295,8 +298,9 @@ MP_TEST(presets_amazon_games_tiny) {
     mp_store *s;
     char dir[1024];
     CHECK_OK(fresh(t, &s, dir, sizeof dir, &err), &err);
-    CHECK(put_file(dir, "Games-6k.item", "item_id:token\ttitle:token_seq\n0\tFire Emblem\n1\tGBA Case &amp; more\n"
-                                         "2\tZelda\n"));
+    CHECK(put_file(dir, "Games-6k.item",
+                   "item_id:token\ttitle:token_seq\n0\tFire Emblem\n1\tGBA Case &amp; more\n"
+                   "2\tZelda\n"));
     CHECK(put_file(dir, "Games-6k.test.inter",
                    "user_id:token\titem_id_list:token_seq\titem_id:token\n0\t0 1\t2\n1\t2\t0\n"));
     mp_import_report rep;
@@ -321,8 +325,9 @@ MP_TEST(presets_reviews_zh_tiny) {
     CHECK_OK(fresh(t, &s, dir, sizeof dir, &err), &err);
     snprintf(data, sizeof data, "%s/zh", dir);
     CHECK(mkdir(data, 0700) == 0);
-    CHECK(put_file(data, "p.part1.csv", "cat,label,review\n\xe4\xb9\xa6\xe7\xb1\x8d,1,\xEF\xBB\xBF\xe5\xa5\xbd\n"
-                                        "\xe4\xb9\xa6\xe7\xb1\x8d,0,\"\xe5\x9d\x8f,\xe5\xbe\x88\"\n"));
+    CHECK(put_file(data, "p.part1.csv",
+                   "cat,label,review\n\xe4\xb9\xa6\xe7\xb1\x8d,1,\xEF\xBB\xBF\xe5\xa5\xbd\n"
+                   "\xe4\xb9\xa6\xe7\xb1\x8d,0,\"\xe5\x9d\x8f,\xe5\xbe\x88\"\n"));
     CHECK(put_file(data, "p.part2.csv", "cat,label,review\n\xe9\x85\x92\xe5\xba\x97,1,\n"));
     mp_import_report rep;
     CHECK_OK(mp_import_preset(s, "reviews-zh", data, NULL, &rep, &err), &err);

@@ -5,7 +5,9 @@
 #include "magpie/records.h"
 #include "test.h"
 
-static int str_eq(mp_str s, const char *lit) { return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0; }
+static int str_eq(mp_str s, const char *lit) {
+    return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
+}
 
 /* Writes `text` as dir file `name` and opens a reader on it. */
 static int open_text(mp_test_ctx *t, mp_reader **r, const char *name, const char *text, mp_record_kind kind,
@@ -66,10 +68,22 @@ MP_TEST(records_rfc3339) {
         CHECK_MSG(rc == MP_OK, "%s rejected", good[i].s);
         CHECK_MSG(v == good[i].want, "%s -> %lld, want %lld", good[i].s, (long long)v, (long long)good[i].want);
     }
-    const char *bad[] = {"2023-02-29T00:00:00Z", "1900-02-29", "2025-13-01T00:00:00Z", "2025-04-31",
-                         "2025-01-01T24:00:00Z", "2025-01-01T10:60:00Z", "2025-01-01T10:00:00+24:00",
-                         "10000-01-01T00:00:00Z", "0000-01-01", "garbage", "2025-01-01T10:00:00Zjunk",
-                         "2025-01-01T10:00", "2025-01-01T10:00:00.Z", "2025-1-1", "", "2025-01-01X10:00:00Z"};
+    const char *bad[] = {"2023-02-29T00:00:00Z",
+                         "1900-02-29",
+                         "2025-13-01T00:00:00Z",
+                         "2025-04-31",
+                         "2025-01-01T24:00:00Z",
+                         "2025-01-01T10:60:00Z",
+                         "2025-01-01T10:00:00+24:00",
+                         "10000-01-01T00:00:00Z",
+                         "0000-01-01",
+                         "garbage",
+                         "2025-01-01T10:00:00Zjunk",
+                         "2025-01-01T10:00",
+                         "2025-01-01T10:00:00.Z",
+                         "2025-1-1",
+                         "",
+                         "2025-01-01X10:00:00Z"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t v;
         CHECK_MSG(mp_parse_rfc3339(bad[i], strlen(bad[i]), &v) == MP_EINVAL, "%s accepted", bad[i]);
@@ -81,21 +95,21 @@ MP_TEST(records_utf8) {
     CHECK(mp_utf8_valid("", 0, &at));
     CHECK(mp_utf8_valid("plain ascii text that is longer than eight bytes", 48, &at));
     CHECK(mp_utf8_valid("h\xc3\xa9llo \xe4\xb8\xad \xf0\x9f\x98\x80", 15, &at)); /* 2-, 3- and 4-byte */
-    CHECK(mp_utf8_valid("\xf4\x8f\xbf\xbf", 4, &at));                           /* U+10FFFF */
+    CHECK(mp_utf8_valid("\xf4\x8f\xbf\xbf", 4, &at));                            /* U+10FFFF */
     struct {
         const char *s;
         size_t len, bad_at;
     } bad[] = {
-        {"\xc0\xaf", 2, 0},                           /* overlong '/' */
-        {"ab\xe0\x80\xaf", 5, 2},                     /* overlong 3-byte */
-        {"\xf0\x82\x82\xac", 4, 0},                   /* overlong 4-byte */
-        {"x\xed\xa0\x80", 4, 1},                      /* UTF-16 surrogate D800 */
-        {"\xf4\x90\x80\x80", 4, 0},                   /* above U+10FFFF */
-        {"abc\xe2\x82", 5, 3},                        /* truncated at the end */
-        {"\xe2\x82z", 3, 0},                          /* truncated in the middle */
-        {"\x80", 1, 0},                               /* lone continuation byte */
-        {"\xf5\x80\x80\x80", 4, 0},                   /* invalid lead byte */
-        {"0123456789012345678\xff", 20, 19},          /* after the 8-byte fast path */
+        {"\xc0\xaf", 2, 0},                  /* overlong '/' */
+        {"ab\xe0\x80\xaf", 5, 2},            /* overlong 3-byte */
+        {"\xf0\x82\x82\xac", 4, 0},          /* overlong 4-byte */
+        {"x\xed\xa0\x80", 4, 1},             /* UTF-16 surrogate D800 */
+        {"\xf4\x90\x80\x80", 4, 0},          /* above U+10FFFF */
+        {"abc\xe2\x82", 5, 3},               /* truncated at the end */
+        {"\xe2\x82z", 3, 0},                 /* truncated in the middle */
+        {"\x80", 1, 0},                      /* lone continuation byte */
+        {"\xf5\x80\x80\x80", 4, 0},          /* invalid lead byte */
+        {"0123456789012345678\xff", 20, 19}, /* after the 8-byte fast path */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         at = 99;
@@ -108,8 +122,8 @@ MP_TEST(records_utf8) {
 MP_TEST(records_json_helpers) {
     const char *okj = "{\"a\":[1,2.5e3,-0,true,false,null,\"x\\u00e9\"],\"b\":{}}";
     CHECK_EQ(mp_json_validate(okj, strlen(okj), NULL), MP_OK);
-    const char *bad[] = {"{\"a\":}", "[1,]", "{\"a\" 1}", "01", "1.", "\"abc", "{\"a\":1}x", "nul", "[\"\\x\"]", "",
-                         "{\"a\":1,}", "\"\\ud800\""};
+    const char *bad[] = {"{\"a\":}",   "[1,]", "{\"a\" 1}", "01", "1.",         "\"abc",
+                         "{\"a\":1}x", "nul",  "[\"\\x\"]", "",   "{\"a\":1,}", "\"\\ud800\""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_MSG(mp_json_validate(bad[i], strlen(bad[i]), NULL) == MP_EINVAL, "%s accepted", bad[i]);
     char deep[400];
@@ -234,7 +248,7 @@ MP_TEST(records_csv_good) {
                      "rating,u2,\"i,2\",2025-01-01T10:00:00Z,4.5,\"she said \"\"wow\"\"\nand left\",s9\n"
                      "\n"
                      "purchase,\"u3\",i3, 1735689600.5 ,1,h\xc3\xa9,\n"
-                     "view,u4,i4,1,,TV 55\" screen,\n"  /* a stray quote inside an unquoted field is plain text */
+                     "view,u4,i4,1,,TV 55\" screen,\n" /* a stray quote inside an unquoted field is plain text */
                      "view,u5,i5,2,,\"\"\"quoted\"\"\",\n";
     CHECK_OK(open_text(t, &r, "rec_ev.csv", ev, MP_KIND_EVENTS, &err), &err);
     mp_record rec;
@@ -290,8 +304,8 @@ typedef struct bad_case {
 } bad_case;
 
 /* Each bad line is followed by a good one that must still be read. */
-static void run_bad_cases(mp_test_ctx *t, const char *fname, const char *header, const char *good,
-                          mp_record_kind kind, const bad_case *cases, size_t n) {
+static void run_bad_cases(mp_test_ctx *t, const char *fname, const char *header, const char *good, mp_record_kind kind,
+                          const bad_case *cases, size_t n) {
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(header) + strlen(cases[i].line) + strlen(good) + 4;
         char *text = malloc(len);
@@ -307,8 +321,8 @@ static void run_bad_cases(mp_test_ctx *t, const char *fname, const char *header,
         char want[600];
         snprintf(want, sizeof want, "%s:%llu: %s", fname, (unsigned long long)line, cases[i].want);
         if (rc != MP_EBADREC || !strstr(err.msg, want)) {
-            mp_test_fail(t, __FILE__, __LINE__, "case %zu (%s): rc %d, message \"%s\", want \"%s\"", i,
-                         cases[i].line, rc, rc == MP_EBADREC ? err.msg : "", want);
+            mp_test_fail(t, __FILE__, __LINE__, "case %zu (%s): rc %d, message \"%s\", want \"%s\"", i, cases[i].line,
+                         rc, rc == MP_EBADREC ? err.msg : "", want);
             mp_reader_close(r);
             return;
         }
@@ -324,33 +338,51 @@ static void run_bad_cases(mp_test_ctx *t, const char *fname, const char *header,
 
 MP_TEST(records_jsonl_events_bad) {
     static const bad_case cases[] = {
-        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":true}", "field `ts`: expected epoch seconds (a number) or an RFC 3339 time string, got true"},
-        {"{\"user\":{},\"item\":\"i1\",\"type\":\"view\",\"ts\":1}", "field `user`: expected a string or an integer id, got {}"},
-        {"{\"user\":[1,2],\"item\":\"i1\",\"type\":\"view\",\"ts\":1}", "field `user`: expected a string or an integer id, got [1,2]"},
-        {"{\"user\":1.5,\"item\":\"i1\",\"type\":\"view\",\"ts\":1}", "field `user`: expected a string or an integer id, got 1.5"},
+        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":true}",
+         "field `ts`: expected epoch seconds (a number) or an RFC 3339 time string, got true"},
+        {"{\"user\":{},\"item\":\"i1\",\"type\":\"view\",\"ts\":1}",
+         "field `user`: expected a string or an integer id, got {}"},
+        {"{\"user\":[1,2],\"item\":\"i1\",\"type\":\"view\",\"ts\":1}",
+         "field `user`: expected a string or an integer id, got [1,2]"},
+        {"{\"user\":1.5,\"item\":\"i1\",\"type\":\"view\",\"ts\":1}",
+         "field `user`: expected a string or an integer id, got 1.5"},
         {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\"}", "field `ts`: missing required field"},
         {"{\"item\":\"i1\",\"type\":\"view\",\"ts\":1}", "field `user`: missing required field"},
-        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"viewed\",\"ts\":1}", "field `type`: unknown event type; expected one of view, click, cart, fav, purchase, review, rating, dislike, return, got \"viewed\""},
-        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":\"yesterday\"}", "field `ts`: expected epoch seconds or an RFC 3339 time like 2025-01-01T10:00:00Z, got \"yesterday\""},
-        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":\"2025-02-30T00:00:00Z\"}", "field `ts`: expected epoch seconds or an RFC 3339"},
-        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1735689600000}", "field `ts`: timestamp out of range"},
+        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"viewed\",\"ts\":1}",
+         "field `type`: unknown event type; expected one of view, click, cart, fav, purchase, review, rating, dislike, "
+         "return, got \"viewed\""},
+        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":\"yesterday\"}",
+         "field `ts`: expected epoch seconds or an RFC 3339 time like 2025-01-01T10:00:00Z, got \"yesterday\""},
+        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":\"2025-02-30T00:00:00Z\"}",
+         "field `ts`: expected epoch seconds or an RFC 3339"},
+        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1735689600000}",
+         "field `ts`: timestamp out of range"},
         {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1e400}", "field `ts`: timestamp out of range"},
-        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1,\"color\":\"red\"}", "field `color`: unknown field; expected one of user, item, type, ts"},
+        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1,\"color\":\"red\"}",
+         "field `color`: unknown field; expected one of user, item, type, ts"},
         {"{\"user\":\"u1\",\"user\":\"u2\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1}", "field `user`: duplicate key"},
-        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1", "malformed JSON after field `ts`: expected ',' or '}'"},
+        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1",
+         "malformed JSON after field `ts`: expected ',' or '}'"},
         {"{\"user\":\"u1\" \"item\":\"i1\"}", "malformed JSON after field `user`"},
-        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1} x", "unexpected content after the JSON object, got \"x\""},
+        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1} x",
+         "unexpected content after the JSON object, got \"x\""},
         {"[1,2]", "malformed JSON: expected an object"},
         {"not json", "malformed JSON: expected an object"},
         {"{\"user\":\"u\xff\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1}", "field `user`: invalid UTF-8"},
-        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1,\"text\":\"ok \xc0\xaf\"}", "field `text`: invalid UTF-8"},
-        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1,\"text\":\"\xed\xa0\x80\"}", "field `text`: invalid UTF-8"},
-        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1,\"text\":\"\xf0\x9f\x98\"}", "field `text`: invalid UTF-8"},
+        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1,\"text\":\"ok \xc0\xaf\"}",
+         "field `text`: invalid UTF-8"},
+        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1,\"text\":\"\xed\xa0\x80\"}",
+         "field `text`: invalid UTF-8"},
+        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1,\"text\":\"\xf0\x9f\x98\"}",
+         "field `text`: invalid UTF-8"},
         {"\xff{}", "invalid UTF-8"},
-        {"{\"user\":\"u\\ud800x\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1}", "field `user`: invalid \\u escape: high surrogate"},
+        {"{\"user\":\"u\\ud800x\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1}",
+         "field `user`: invalid \\u escape: high surrogate"},
         {"{\"user\":\"\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1}", "field `user`: id must not be empty"},
-        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1,\"value\":\"5\"}", "field `value`: expected a number, got \"5\""},
-        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1,\"text\":\"a\tb\"}", "field `text`: control character in string"},
+        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1,\"value\":\"5\"}",
+         "field `value`: expected a number, got \"5\""},
+        {"{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"view\",\"ts\":1,\"text\":\"a\tb\"}",
+         "field `text`: control character in string"},
     };
     run_bad_cases(t, "rec_bad.jsonl", "", "{\"user\":\"u\",\"item\":\"i\",\"type\":\"view\",\"ts\":5}", MP_KIND_EVENTS,
                   cases, sizeof cases / sizeof cases[0]);
@@ -369,13 +401,16 @@ MP_TEST(records_jsonl_events_bad) {
 
 MP_TEST(records_jsonl_items_users_bad) {
     static const bad_case items[] = {
-        {"{\"id\":\"a\",\"color\":\"red\"}", "field `color`: unknown field; expected one of id, title, description, category, brand, price, attrs, available (put extra attributes inside `attrs`)"},
+        {"{\"id\":\"a\",\"color\":\"red\"}",
+         "field `color`: unknown field; expected one of id, title, description, category, brand, price, attrs, "
+         "available (put extra attributes inside `attrs`)"},
         {"{\"id\":\"a\",\"price\":-1}", "field `price`: price must be >= 0, got -1"},
         {"{\"id\":\"a\",\"price\":\"cheap\"}", "field `price`: expected a number, got \"cheap\""},
         {"{\"id\":\"a\",\"attrs\":[1]}", "field `attrs`: expected a JSON object, got [1]"},
         {"{\"id\":\"a\",\"attrs\":{\"k\":}}", "field `attrs`: unexpected character, expected a value"},
         {"{\"id\":\"a\",\"available\":\"yes\"}", "field `available`: expected true or false, got \"yes\""},
-        {"{\"id\":\"a\",\"category\":[\"A\",1]}", "field `category`: expected an array of strings or a string, got [\"A\",1]"},
+        {"{\"id\":\"a\",\"category\":[\"A\",1]}",
+         "field `category`: expected an array of strings or a string, got [\"A\",1]"},
         {"{\"title\":\"no id\"}", "field `id`: missing required field"},
         {"{\"id\":\"a\",\"title\":\"t\",\"title\":\"u\"}", "field `title`: duplicate key"},
     };
@@ -395,7 +430,8 @@ MP_TEST(records_csv_bad) {
     static const bad_case cases[] = {
         {"u1,i1,view", "expected 4 columns as in the header, found 3"},
         {"u1,i1,view,1,extra", "expected 4 columns as in the header, found 5"},
-        {"u1,i1,view,yesterday", "field `ts`: expected epoch seconds or an RFC 3339 time like 2025-01-01T10:00:00Z, got \"yesterday\""},
+        {"u1,i1,view,yesterday",
+         "field `ts`: expected epoch seconds or an RFC 3339 time like 2025-01-01T10:00:00Z, got \"yesterday\""},
         {"u1,i1,viewed,1", "field `type`: unknown event type; expected one of view, click"},
         {"u1,\"i1,view,1", "field `item`: unterminated quoted field"},
         {"u1,\"i1\"x,view,1", "field `item`: unexpected character after a closing quote"},
@@ -493,8 +529,10 @@ MP_TEST(records_many_lines_across_buffers) {
     size_t n = 150000; /* ~4 MB: several refills of the 2 MiB buffer */
     char *text = malloc(n * 80), *p = text;
     for (size_t i = 0; i < n; i++) {
-        if (i % 1000 == 999) p += sprintf(p, "u%zu,i%zu,view,bad\n", i, i);
-        else p += sprintf(p, "u%zu,\"i,%zu\",click,%zu\n", i, i % 97, 1700000000 + i);
+        if (i % 1000 == 999)
+            p += sprintf(p, "u%zu,i%zu,view,bad\n", i, i);
+        else
+            p += sprintf(p, "u%zu,\"i,%zu\",click,%zu\n", i, i % 97, 1700000000 + i);
     }
     *p = 0;
     char *full = malloc(strlen(text) + 32);

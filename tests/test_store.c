@@ -147,7 +147,8 @@ MP_TEST(store_events_scan_order_and_duplicates) {
     CHECK_OK(mp_store_scan_events(s, collect_cb, &c, &err), &err);
     CHECK_EQ(c.n, 5);
     const char *order = "abedc";
-    for (int i = 0; i < 5; i++) CHECK_MSG(c.text[i][0] == order[i], "row %d is %s", i, c.text[i]);
+    for (int i = 0; i < 5; i++)
+        CHECK_MSG(c.text[i][0] == order[i], "row %d is %s", i, c.text[i]);
     CHECK_EQ(c.rows[2].type, MP_EV_VIEW);
     CHECK_EQ(c.rows[3].type, MP_EV_PURCHASE);
     CHECK_EQ(c.rows[0].has_value, 0);
@@ -167,7 +168,8 @@ MP_TEST(store_rollback_discards_and_scan_stops) {
     CHECK_OK(mp_store_open(&s, path, MP_STORE_READWRITE, &err), &err);
     CHECK_OK(mp_store_begin(s, &err), &err);
     int ins;
-    for (int i = 0; i < 5; i++) CHECK_OK(add_ev(s, 0, (uint32_t)i, MP_EV_VIEW, i, NULL, &err, &ins), &err);
+    for (int i = 0; i < 5; i++)
+        CHECK_OK(add_ev(s, 0, (uint32_t)i, MP_EV_VIEW, i, NULL, &err, &ins), &err);
     CHECK_OK(mp_store_commit(s, &err), &err);
     CHECK_OK(mp_store_begin(s, &err), &err);
     CHECK_EQ(mp_store_begin(s, &err), MP_EINVAL);
@@ -289,8 +291,8 @@ MP_TEST(store_stats_counts) {
     mp_store_close(s);
 }
 
-MP_TEST(store_second_writer_waits_then_fails_cleanly) {
-    /* Two connections: the second one's begin must not corrupt anything; a read sees only committed rows. */
+MP_TEST(store_reader_sees_only_committed) {
+    /* A second (read-only) connection sees only committed rows. */
     mp_error err;
     mp_store *a, *b;
     const char *path = db_path(t, "w.db");

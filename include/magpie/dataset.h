@@ -35,11 +35,17 @@ typedef struct mp_dataset {
     int64_t ts_min, ts_max;
 } mp_dataset;
 
-/* Loads everything needed for training from the store. *out is owned by the caller (mp_dataset_destroy). */
+/* Loads everything needed for training from the store: all events (without text), item ids, titles, categories
+ * (each distinct category path gets an index; 0 = "(none)" for items without one) and availability, and user ids.
+ * n_users / n_items are one past the largest id seen in any scan. Reports progress as stage "load".
+ * *out is owned by the caller (mp_dataset_destroy); every array in it is owned by the dataset. */
 MP_EXPORT int mp_dataset_load(mp_dataset **out, mp_store *s, const mp_progress *progress, mp_error *err);
-/* Builds a dataset directly from arrays (for tests and presets without a store). Copies everything. */
+/* Builds a dataset directly from arrays (for tests and presets without a store). Copies the events (any order:
+ * they are sorted by (user, ts) stably); external ids and titles are NULL, every item is in category 0 "(none)"
+ * and available. Ids out of range or unknown types: MP_EINVAL naming the event. *out as above. */
 MP_EXPORT int mp_dataset_from_interactions(mp_dataset **out, uint32_t n_users, uint32_t n_items,
                                            const mp_interaction *events, size_t n_events, mp_error *err);
+/* Frees the dataset and everything it owns; NULL is a no-op. */
 MP_EXPORT void mp_dataset_destroy(mp_dataset *ds);
 
 /* How events become matrix values. */
@@ -50,8 +56,10 @@ typedef struct mp_weighting {
     int binary;                      /* 1: every positive (user, item) total becomes 1 */
 } mp_weighting;
 
+/* Type weights from mp_event_type_default_weight, no decay, now = 0, not binary. */
 MP_EXPORT void mp_weighting_default(mp_weighting *w);
-/* Parses "view=1,click=2,purchase=8" into w (types not named keep their weight). MP_EINVAL with a message. */
+/* Parses "view=1,click=2,purchase=8" into w (types not named keep their weight). MP_EINVAL with a message;
+ * w is unchanged on error. */
 MP_EXPORT int mp_weighting_parse(mp_weighting *w, const char *spec, mp_error *err);
 
 /* Compressed sparse rows: row r has columns idx[ptr[r] .. ptr[r+1]) (ascending) with values val[...]. */
@@ -65,10 +73,14 @@ typedef struct mp_csr {
 static inline uint64_t mp_csr_nnz(const mp_csr *m) { return m->ptr ? m->ptr[m->n_rows] : 0; }
 
 /* Builds the user x item matrix: value = sum of weighted events per (user, item); pairs whose total is <= 0
- * (negative feedback outweighs positive) are dropped. */
+ * (negative feedback outweighs positive) are dropped. Event weight = type_weight[type] * 0.5^(age / half_life)
+ * with age = max(0, now - ts) (events after `now` are not boosted). w NULL: defaults. Events may be in any order;
+ * O(n_events + n_users + n_items) via two counting-sort passes. *out (caller-owned struct) gets arrays it owns:
+ * mp_csr_free. On error *out is zeroed. */
 MP_EXPORT int mp_csr_build(mp_csr *out, const mp_interaction *events, size_t n_events, uint32_t n_users,
                            uint32_t n_items, const mp_weighting *w, mp_error *err);
-/* out = transpose(in) (CSC view of in as CSR of the transpose). */
+/* out = transpose(in) (CSC view of in as CSR of the transpose); rows of out have ascending columns.
+ * Arrays of *out are owned by it (mp_csr_free). */
 MP_EXPORT int mp_csr_transpose(mp_csr *out, const mp_csr *in, mp_error *err);
 /* Frees the arrays; the struct is caller-owned. Zeroed structs are fine. */
 MP_EXPORT void mp_csr_free(mp_csr *m);

@@ -4,7 +4,11 @@
  * transaction. Default policy is all-or-nothing: if any record was rejected, finish rolls back and nothing is
  * written. With opts.rejects_path set (--skip-bad), the good records are committed and each rejected record is
  * written to that file as one JSON line {"file":..,"line":..,"error":..,"record":"<raw line>"}.
- * Exact duplicate events (user, item, type, ts), inside the batch or against the store, are collapsed and counted. */
+ * Exact duplicate events (user, item, type, ts), inside the batch or against the store, are collapsed and counted.
+ *
+ * Threads: call an importer's functions from one thread. Events are buffered and written in sorted chunks by a
+ * helper thread while the caller goes on parsing, so between mp_importer_begin and finish / abort the store
+ * belongs to the importer: do not use `s` directly until the batch ends. */
 #ifndef MAGPIE_INGEST_H
 #define MAGPIE_INGEST_H
 
@@ -18,19 +22,25 @@ typedef struct mp_import_opts {
     int dry_run;                   /* validate and count only; the store is not written */
     size_t max_errors;             /* how many error messages to keep in the report (0: 20) */
     const mp_progress *progress;   /* may be NULL */
+    size_t chunk_events;           /* events buffered per sorted write to the store (0: 1M); memory ~56 B each,
+                                      twice (one chunk fills while the other is written) */
 } mp_import_opts;
 
 typedef struct mp_import_report {
     uint64_t read;        /* records read (good + bad) */
     uint64_t accepted;    /* good records */
     uint64_t rejected;    /* bad records */
-    uint64_t duplicates;  /* good events not inserted because they already existed */
-    uint64_t written;     /* rows committed (0 after a rollback or dry run) */
+    uint64_t duplicates;  /* good events not inserted: exact duplicates (user, item, type, ts) within the batch or
+                             of stored events; the first one wins. Not counted in a dry run. */
+    uint64_t written;     /* records committed: new events, items and users rows from the files (users and items
+                             created implicitly by events are counted in new_users / new_items instead);
+                             0 after a rollback or dry run */
     uint64_t new_users, new_items;
     int committed;        /* 1 if the batch was committed */
     char **errors;        /* the first max_errors messages, "file:line: field `f`: reason" (owned) */
     size_t n_errors;
-    double parse_seconds; /* time spent reading and validating */
+    double parse_seconds; /* time the caller's thread spent reading and validating (the rest of total_seconds
+                             it waited for the store; store writes overlap with parsing) */
     double total_seconds; /* wall time of the whole batch, commit included */
 } mp_import_report;
 

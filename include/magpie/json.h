@@ -29,11 +29,11 @@ typedef enum {
 
 /* Caller-owned cursor over [p, end). The input is never written. */
 typedef struct mp_json_cur {
-    const char *p;      /* next unread byte */
-    const char *end;    /* one past the last byte */
-    const char *err_at; /* where the last error was found */
-    const char *why;    /* static text of the last error, or NULL */
-    int depth;          /* open objects/arrays being iterated with *_begin / *_next */
+    const char *p;                          /* next unread byte */
+    const char *end;                        /* one past the last byte */
+    const char *err_at;                     /* where the last error was found */
+    const char *why;                        /* static text of the last error, or NULL */
+    int depth;                              /* open objects/arrays being iterated with *_begin / *_next */
     unsigned char first[MP_JSON_MAX_DEPTH]; /* per open container: no element read yet */
 } mp_json_cur;
 

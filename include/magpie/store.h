@@ -3,7 +3,9 @@
  *
  * Ids: every user and item has an external string id and a dense internal uint32 id assigned by the store in
  * insertion order (0, 1, 2, ...). Internal ids never change and are never reused, so model files can refer
- * to them. Acknowledged (committed) writes survive a kill -9 of the process. */
+ * to them. Acknowledged (committed) writes survive a kill -9 of the process; after a power loss or OS crash the
+ * last few commits may be rolled back, never half-applied (SQLite WAL, synchronous=NORMAL; see src/store/sqlite.c).
+ * A handle is used by one thread at a time; open one handle per thread for concurrent reads. */
 #ifndef MAGPIE_STORE_H
 #define MAGPIE_STORE_H
 

@@ -14,7 +14,9 @@ typedef struct mp_train_set {
 } mp_train_set;
 
 /* Builds from `events` (sorted by user, ts; e.g. a split's train part or all of ds->events) with weighting `w`
- * (NULL: defaults, now = latest ts in events). */
+ * (NULL: defaults; a weighting with now == 0 decays from the latest ts in events). ts->data borrows `events`, the
+ * dataset's item metadata and ts's own members, so do not move *ts while data is in use; free with
+ * mp_train_set_free (also fine on a zeroed struct). */
 MP_EXPORT int mp_train_set_build(mp_train_set *ts, const mp_dataset *ds, const mp_interaction *events, size_t n,
                                  const mp_weighting *w, mp_error *err);
 MP_EXPORT void mp_train_set_free(mp_train_set *ts);

@@ -79,7 +79,7 @@ static void print_help(void) {
             printf("      %s=%s  %s\n", p->name, p->default_value ? p->default_value : "", p->help ? p->help : "");
     }
     printf("\nexample (S3-Rec Beauty, full ranking):\n"
-           "  magpie import --db beauty.db --preset s3rec /work/shared/data/amazon-s3rec/Beauty.txt\n"
+           "  magpie import --db beauty.db --preset s3rec ../shared/data/amazon-s3rec/Beauty.txt\n"
            "  magpie eval --db beauty.db --model pop --protocol loo --history zero --k 5,10,20\n");
 }
 

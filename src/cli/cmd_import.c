@@ -8,11 +8,6 @@
 #include "cli/cli.h"
 #include "magpie/ingest.h"
 
-/* Set to 0 to build the CLI without src/io/presets.c (mp_import_preset / mp_preset_names). */
-#ifndef MAGPIE_HAVE_PRESETS
-#define MAGPIE_HAVE_PRESETS 0
-#endif
-
 static void usage(FILE *f) {
     fprintf(f,
             "usage: magpie import events|items|users FILE... [--format jsonl|csv] [--skip-bad REJECTS.jsonl]\n"
@@ -36,7 +31,9 @@ static void usage(FILE *f) {
             "  -h, --help                this text\n"
             "\n"
             "events (one JSON object per line, or CSV with a header naming the same fields in any order):\n"
-            "  {\"user\":\"u1\",\"item\":\"sku-9\",\"type\":\"purchase\",\"ts\":1735689600,\"value\":5,\"text\":\"...\",\"session\":\"s1\"}\n"
+            "  "
+            "{\"user\":\"u1\",\"item\":\"sku-9\",\"type\":\"purchase\",\"ts\":1735689600,\"value\":5,\"text\":\"...\","
+            "\"session\":\"s1\"}\n"
             "  user, item  required; non-empty strings of at most 256 bytes (JSON numbers are kept as their text)\n"
             "  type        required; one of the event types below\n"
             "  ts          required; epoch seconds (integer or decimal) or RFC 3339 (\"2025-01-01T00:00:00Z\")\n"
@@ -44,7 +41,8 @@ static void usage(FILE *f) {
             "  Unknown fields are an error (a typo must not silently lose data).\n"
             "\n"
             "items:\n"
-            "  {\"id\":\"sku-9\",\"title\":\"...\",\"description\":\"...\",\"category\":[\"Beauty\",\"Skin Care\"],\"brand\":\"...\",\n"
+            "  {\"id\":\"sku-9\",\"title\":\"...\",\"description\":\"...\",\"category\":[\"Beauty\",\"Skin "
+            "Care\"],\"brand\":\"...\",\n"
             "   \"price\":19.9,\"attrs\":{...},\"available\":true}\n"
             "  id required; price finite and >= 0; in CSV, category is a path \"Beauty > Skin Care\" and attrs a JSON\n"
             "  object text. Re-importing an item replaces its attributes.\n"
@@ -56,11 +54,10 @@ static void usage(FILE *f) {
             "event types and their default weights (used by training; negative ones push items down):\n");
     for (int t = 0; t < MP_EV_NTYPES; t++)
         fprintf(f, "  %-9s %+5.1f\n", mp_event_type_name(t), (double)mp_event_type_default_weight(t));
-#if MAGPIE_HAVE_PRESETS
     fprintf(f, "\npresets (public datasets; see ../shared/data/<name>/SOURCE.md):\n ");
-    for (const char *const *p = mp_preset_names(); *p; p++) fprintf(f, " %s", *p);
+    for (const char *const *p = mp_preset_names(); *p; p++)
+        fprintf(f, " %s", *p);
     fprintf(f, "\n");
-#endif
     fprintf(f, "\n"
                "examples:\n"
                "  magpie import items shop/items.jsonl\n"
@@ -93,9 +90,9 @@ static const char *kind_noun(mp_record_kind kind) {
 }
 
 static void print_errors(const mp_import_report *rep) {
-    for (size_t i = 0; i < rep->n_errors; i++) fprintf(stderr, "%s\n", rep->errors[i]);
-    if (rep->rejected > rep->n_errors)
-        fprintf(stderr, "... and %s more\n", commas(rep->rejected - rep->n_errors));
+    for (size_t i = 0; i < rep->n_errors; i++)
+        fprintf(stderr, "%s\n", rep->errors[i]);
+    if (rep->rejected > rep->n_errors) fprintf(stderr, "... and %s more\n", commas(rep->rejected - rep->n_errors));
 }
 
 static void print_summary(const mp_import_report *rep, mp_record_kind kind, const char *what, int dry_run,
@@ -109,8 +106,8 @@ static void print_summary(const mp_import_report *rep, mp_record_kind kind, cons
                 commas(rep->new_items), rep->total_seconds, rep->read / secs);
         return;
     }
-    fprintf(stderr, "magpie: imported %s: %s records read, %s written, %s duplicates skipped", what,
-            commas(rep->read), commas(rep->written), commas(rep->duplicates));
+    fprintf(stderr, "magpie: imported %s: %s records read, %s written, %s duplicates skipped", what, commas(rep->read),
+            commas(rep->written), commas(rep->duplicates));
     if (rep->rejected)
         fprintf(stderr, ", %s rejected (see %s)", commas(rep->rejected), rejects ? rejects : "the messages above");
     fprintf(stderr, "\nmagpie: %s new users, %s new items; %.2f s", commas(rep->new_users), commas(rep->new_items),
@@ -138,20 +135,34 @@ int cmd_import(int argc, char **argv) {
             if (mp_format_parse(optarg, &fmt) != MP_OK)
                 return cli_usage_error("import", "--format: expected jsonl or csv, got \"%s\"", optarg);
             break;
-        case 's': rejects = optarg; break;
-        case 'n': dry_run = 1; break;
-        case 'd': db = optarg; break;
-        case 'p': preset = optarg; break;
-        case 'q': quiet = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: return cli_usage_error("import", "unknown option");
+        case 's':
+            rejects = optarg;
+            break;
+        case 'n':
+            dry_run = 1;
+            break;
+        case 'd':
+            db = optarg;
+            break;
+        case 'p':
+            preset = optarg;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            return cli_usage_error("import", "unknown option");
         }
     }
     /* GNU getopt permutes argv, so options may also follow the files. */
     int n_pos = 0;
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     if (!pos) return cli_fail("import", "out of memory");
-    while (optind < argc) pos[n_pos++] = argv[optind++];
+    while (optind < argc)
+        pos[n_pos++] = argv[optind++];
 
     mp_record_kind kind = MP_KIND_EVENTS;
     const char *const *files = NULL;
@@ -162,10 +173,6 @@ int cmd_import(int argc, char **argv) {
             free(pos);
             return cli_usage_error("import", "--preset %s needs exactly one PATH (the dataset file or folder)", preset);
         }
-#if !MAGPIE_HAVE_PRESETS
-        free(pos);
-        return cli_fail("import", "presets are not part of this build");
-#endif
     } else {
         if (n_pos < 2) {
             free(pos);
@@ -186,8 +193,10 @@ int cmd_import(int argc, char **argv) {
     mp_error err;
     mp_store *s = NULL;
     struct stat sb;
-    if (dry_run && stat(db, &sb) != 0) rc = mp_store_open(&s, ":memory:", MP_STORE_READWRITE, &err);
-    else rc = mp_store_open(&s, db, dry_run ? MP_STORE_READONLY : MP_STORE_READWRITE, &err);
+    if (dry_run && stat(db, &sb) != 0)
+        rc = mp_store_open(&s, ":memory:", MP_STORE_READWRITE, &err);
+    else
+        rc = mp_store_open(&s, db, dry_run ? MP_STORE_READONLY : MP_STORE_READWRITE, &err);
     if (rc != MP_OK) {
         free(pos);
         return cli_fail("import", "%s", err.msg);
@@ -195,18 +204,18 @@ int cmd_import(int argc, char **argv) {
 
     cli_progress prog;
     cli_progress_init(&prog, quiet);
-    mp_import_opts opts = {.format = fmt, .rejects_path = dry_run ? NULL : rejects, .dry_run = dry_run,
-                           .max_errors = 20, .progress = &prog.iface};
+    mp_import_opts opts = {.format = fmt,
+                           .rejects_path = dry_run ? NULL : rejects,
+                           .dry_run = dry_run,
+                           .max_errors = 20,
+                           .progress = &prog.iface};
     mp_import_report rep;
     memset(&rep, 0, sizeof rep);
     char what[512];
-#if MAGPIE_HAVE_PRESETS
     if (preset) {
         snprintf(what, sizeof what, "preset %s", preset);
         rc = mp_import_preset(s, preset, pos[0], &opts, &rep, &err);
-    } else
-#endif
-    {
+    } else {
         snprintf(what, sizeof what, "%s", kind_noun(kind));
         rc = mp_import_files(s, kind, files, n_files, &opts, &rep, &err);
     }

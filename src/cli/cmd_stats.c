@@ -6,22 +6,24 @@
 #include "cli/cli.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: magpie stats [--db PATH] [--json]\n"
-               "\n"
-               "Prints what a store holds: events per type, users and items (all, and active = with at least one\n"
-               "event), distinct user-item pairs, the time range of the events and the density of the\n"
-               "interaction matrix (pairs / (active users x active items)). The store is opened read-only.\n"
-               "\n"
-               "options:\n"
-               "  --db PATH   store file (default: $MAGPIE_DB or ./magpie.db)\n"
-               "  --json      one JSON object on stdout instead of the table, for scripts:\n"
-               "              {\"events\":N,\"per_type\":{\"view\":N,...},\"users\":N,\"items\":N,\"active_users\":N,\n"
-               "               \"active_items\":N,\"pairs\":N,\"ts_min\":N,\"ts_max\":N,\"first\":\"ISO\",\"last\":\"ISO\",\n"
-               "               \"density\":X}   (first/last are null when there are no events)\n"
-               "  -h, --help  this text\n"
-               "\n"
-               "example:\n"
-               "  magpie stats --db shop.db\n");
+    fprintf(
+        f,
+        "usage: magpie stats [--db PATH] [--json]\n"
+        "\n"
+        "Prints what a store holds: events per type, users and items (all, and active = with at least one\n"
+        "event), distinct user-item pairs, the time range of the events and the density of the\n"
+        "interaction matrix (pairs / (active users x active items)). The store is opened read-only.\n"
+        "\n"
+        "options:\n"
+        "  --db PATH   store file (default: $MAGPIE_DB or ./magpie.db)\n"
+        "  --json      one JSON object on stdout instead of the table, for scripts:\n"
+        "              {\"events\":N,\"per_type\":{\"view\":N,...},\"users\":N,\"items\":N,\"active_users\":N,\n"
+        "               \"active_items\":N,\"pairs\":N,\"ts_min\":N,\"ts_max\":N,\"first\":\"ISO\",\"last\":\"ISO\",\n"
+        "               \"density\":X}   (first/last are null when there are no events)\n"
+        "  -h, --help  this text\n"
+        "\n"
+        "example:\n"
+        "  magpie stats --db shop.db\n");
 }
 
 /* Epoch seconds -> "2025-01-01T00:00:00Z". */
@@ -43,10 +45,17 @@ int cmd_stats(int argc, char **argv) {
     optind = 0;
     while ((c = getopt_long(argc, argv, "d:jh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'd': db = optarg; break;
-        case 'j': json = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: return cli_usage_error("stats", "unknown option");
+        case 'd':
+            db = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            return cli_usage_error("stats", "unknown option");
         }
     }
     if (optind < argc) return cli_usage_error("stats", "unexpected argument \"%s\"", argv[optind]);

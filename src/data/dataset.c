@@ -37,35 +37,53 @@ static void merge_by_ts(mp_interaction *a, mp_interaction *tmp, size_t n) {
     while (i < h) a[o++] = tmp[i++];
 }
 
-/* Sorts ev[0..n) by (user, ts) stably and fills user_ptr[n_users + 1]. Users must be < n_users. */
-static int sort_events_by_user_ts(mp_interaction *ev, size_t n, uint32_t n_users, uint64_t *user_ptr) {
-    memset(user_ptr, 0, (n_users + 1) * sizeof *user_ptr);
-    int sorted = 1;
+/* Puts the events in (user, ts, original order) into ds->events and fills ds->user_ptr[n_users + 1].
+ * src == NULL: the events are already in ds->events (possibly unsorted); otherwise ds->events has room for
+ * ds->n_events and src holds them. Users must be < n_users. Store scans arrive sorted, so the common case is one
+ * counting pass; otherwise one stable scatter by user (no global comparison sort) and a merge sort by ts only
+ * inside users whose events are out of order. */
+static int order_events(mp_dataset *ds, const mp_interaction *src) {
+    size_t n = ds->n_events;
+    uint32_t n_users = ds->n_users;
+    uint64_t *ptr = ds->user_ptr;
+    const mp_interaction *in = src ? src : ds->events;
+    memset(ptr, 0, ((size_t)n_users + 1) * sizeof *ptr);
+    int by_user = 1;
     for (size_t i = 0; i < n; i++) {
-        user_ptr[ev[i].user + 1]++;
-        if (i > 0 && (ev[i].user < ev[i - 1].user || (ev[i].user == ev[i - 1].user && ev[i].ts < ev[i - 1].ts)))
-            sorted = 0;
+        ptr[in[i].user + 1]++;
+        if (i > 0 && in[i].user < in[i - 1].user) by_user = 0;
     }
-    for (uint32_t u = 0; u < n_users; u++) user_ptr[u + 1] += user_ptr[u];
-    if (sorted) return MP_OK;
-    mp_interaction *tmp = malloc((n ? n : 1) * sizeof *tmp);
-    if (!tmp) return MP_ENOMEM;
-    /* stable counting sort by user */
-    uint64_t *pos = malloc((n_users + 1) * sizeof *pos);
-    if (!pos) {
-        free(tmp);
-        return MP_ENOMEM;
+    for (uint32_t u = 0; u < n_users; u++) ptr[u + 1] += ptr[u];
+    if (by_user) {
+        if (src && n) memcpy(ds->events, src, n * sizeof *src);
+    } else {
+        mp_interaction *dst = src ? ds->events : malloc((n ? n : 1) * sizeof *dst);
+        if (!dst) return MP_ENOMEM;
+        /* ptr[u] serves as the cursor of user u, then is shifted back to the start */
+        for (size_t i = 0; i < n; i++) dst[ptr[in[i].user]++] = in[i];
+        for (uint32_t u = n_users; u > 0; u--) ptr[u] = ptr[u - 1];
+        ptr[0] = 0;
+        if (!src) {
+            free(ds->events);
+            ds->events = dst;
+        }
     }
-    memcpy(pos, user_ptr, (n_users + 1) * sizeof *pos);
-    for (size_t i = 0; i < n; i++) tmp[pos[ev[i].user]++] = ev[i];
-    memcpy(ev, tmp, n * sizeof *ev);
-    free(pos);
+    /* ts order inside each user */
+    mp_interaction *ev = ds->events, *tmp = NULL;
+    size_t tmp_cap = 0;
     for (uint32_t u = 0; u < n_users; u++) {
-        size_t b = user_ptr[u], e = user_ptr[u + 1];
+        size_t b = ptr[u], e = ptr[u + 1];
         int ok = 1;
         for (size_t i = b + 1; i < e && ok; i++)
             if (ev[i].ts < ev[i - 1].ts) ok = 0;
-        if (!ok) merge_by_ts(ev + b, tmp, e - b);
+        if (ok) continue;
+        if (e - b > tmp_cap) {
+            free(tmp);
+            tmp_cap = e - b;
+            tmp = malloc(tmp_cap * sizeof *tmp);
+            if (!tmp) return MP_ENOMEM;
+        }
+        merge_by_ts(ev + b, tmp, e - b);
     }
     free(tmp);
     return MP_OK;
@@ -96,8 +114,8 @@ void mp_dataset_destroy(mp_dataset *ds) {
 }
 
 /* Allocates the per-user and per-item arrays for the given bounds (ext ids NULL, category 0, available 1) and
- * sorts the events already in ds->events. */
-static int finish_dataset(mp_dataset *ds, mp_error *err) {
+ * orders the events (see order_events for `src`). */
+static int finish_dataset(mp_dataset *ds, const mp_interaction *src, mp_error *err) {
     uint32_t nu = ds->n_users, ni = ds->n_items;
     ds->user_ptr = malloc(((size_t)nu + 1) * sizeof *ds->user_ptr);
     if (!ds->user_ext) ds->user_ext = calloc(nu ? nu : 1, sizeof *ds->user_ext);
@@ -118,7 +136,7 @@ static int finish_dataset(mp_dataset *ds, mp_error *err) {
     if (!ds->user_ptr || !ds->user_ext || !ds->item_ext || !ds->item_title || !ds->item_category ||
         !ds->item_available || !ds->category_names || ds->n_categories == 0)
         return mp_error_set(err, MP_ENOMEM, "dataset: out of memory for %u users and %u items", nu, ni);
-    if (sort_events_by_user_ts(ds->events, ds->n_events, nu, ds->user_ptr) != MP_OK)
+    if (order_events(ds, src) != MP_OK)
         return mp_error_set(err, MP_ENOMEM, "dataset: out of memory sorting %zu events", ds->n_events);
     ds->ts_min = ds->ts_max = 0;
     for (size_t i = 0; i < ds->n_events; i++) {
@@ -152,8 +170,7 @@ int mp_dataset_from_interactions(mp_dataset **out, uint32_t n_users, uint32_t n_
         mp_dataset_destroy(ds);
         return mp_error_set(err, MP_ENOMEM, "dataset: out of memory for %zu events", n_events);
     }
-    if (n_events) memcpy(ds->events, events, n_events * sizeof *events);
-    int rc = finish_dataset(ds, err);
+    int rc = finish_dataset(ds, events, err);
     if (rc != MP_OK) {
         mp_dataset_destroy(ds);
         return rc;
@@ -366,7 +383,7 @@ int mp_dataset_load(mp_dataset **out, mp_store *s, const mp_progress *progress, 
     mp_strmap_destroy(c.cats);
     c.cats = NULL;
 
-    rc = finish_dataset(ds, err);
+    rc = finish_dataset(ds, NULL, err);
     if (rc != MP_OK) goto fail;
     *out = ds;
     return MP_OK;

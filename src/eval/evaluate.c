@@ -37,8 +37,8 @@ int mp_eval_parse_ks(mp_eval_opts *o, const char *spec, mp_error *err) {
             return mp_error_set(err, MP_EINVAL, "k: expected a comma-separated list of positive integers, got \"%s\"",
                                 spec);
         unsigned long v = strtoul(p, &end, 10);
-        if (v == 0 || v > 100000)
-            return mp_error_set(err, MP_EINVAL, "k: each cut-off must be between 1 and 100000, got \"%s\"", spec);
+        if (v == 0 || v > 10000)
+            return mp_error_set(err, MP_EINVAL, "k: each cut-off must be between 1 and 10000, got \"%s\"", spec);
         if (*end && *end != ',')
             return mp_error_set(err, MP_EINVAL, "k: expected a comma-separated list of positive integers, got \"%s\"",
                                 spec);

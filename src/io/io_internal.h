@@ -39,8 +39,8 @@ void mp_io_snippet(char *out, size_t cap, const char *s, size_t len, int quote);
  * *scratch (room for len bytes is enough) and *scratch advanced. Without it (TSV), fields are split on delim
  * only. *n_fields gets the number of fields in the record (which may exceed max_fields; only the first max_fields
  * are stored). Returns MP_OK, or MP_EINVAL with *why set and *bad_field the 0-based field index. */
-int mp_csv_split(const char *s, size_t len, char delim, int quoted, mp_str *fields, size_t max_fields,
-                 size_t *n_fields, char **scratch, const char **why, size_t *bad_field);
+int mp_csv_split(const char *s, size_t len, char delim, int quoted, mp_str *fields, size_t max_fields, size_t *n_fields,
+                 char **scratch, const char **why, size_t *bad_field);
 
 /* Parses an epoch timestamp (integer or decimal seconds) or RFC 3339 text into *out. MP_OK, MP_EINVAL for text
  * that is neither, MP_ERANGE outside years 1..9999. */

@@ -16,7 +16,8 @@ static int fail(mp_json_cur *c, const char *at, const char *why) {
 
 static inline void skip_ws(mp_json_cur *c) {
     const char *p = c->p, *end = c->end;
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
     c->p = p;
 }
 
@@ -32,16 +33,31 @@ mp_json_type mp_json_peek(mp_json_cur *c) {
     skip_ws(c);
     if (c->p >= c->end) return MP_JSON_NONE;
     switch (*c->p) {
-    case '"': return MP_JSON_STRING;
-    case '{': return MP_JSON_OBJECT;
-    case '[': return MP_JSON_ARRAY;
+    case '"':
+        return MP_JSON_STRING;
+    case '{':
+        return MP_JSON_OBJECT;
+    case '[':
+        return MP_JSON_ARRAY;
     case 't':
-    case 'f': return MP_JSON_BOOL;
-    case 'n': return MP_JSON_NULL;
+    case 'f':
+        return MP_JSON_BOOL;
+    case 'n':
+        return MP_JSON_NULL;
     case '-':
-    case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7': case '8': case '9':
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9':
         return MP_JSON_NUMBER;
-    default: return MP_JSON_NONE;
+    default:
+        return MP_JSON_NONE;
     }
 }
 
@@ -64,10 +80,14 @@ static int hex4(const char *p, unsigned *out) {
     for (int i = 0; i < 4; i++) {
         char ch = p[i];
         v <<= 4;
-        if (ch >= '0' && ch <= '9') v |= (unsigned)(ch - '0');
-        else if (ch >= 'a' && ch <= 'f') v |= (unsigned)(ch - 'a' + 10);
-        else if (ch >= 'A' && ch <= 'F') v |= (unsigned)(ch - 'A' + 10);
-        else return 0;
+        if (ch >= '0' && ch <= '9')
+            v |= (unsigned)(ch - '0');
+        else if (ch >= 'a' && ch <= 'f')
+            v |= (unsigned)(ch - 'a' + 10);
+        else if (ch >= 'A' && ch <= 'F')
+            v |= (unsigned)(ch - 'A' + 10);
+        else
+            return 0;
     }
     *out = v;
     return 1;
@@ -107,14 +127,30 @@ static const char *scan_string(mp_json_cur *c, const char *p, char **dst_io) {
             if (end - u < 2) break;
             unsigned cp;
             switch (u[1]) {
-            case '"': cp = '"'; break;
-            case '\\': cp = '\\'; break;
-            case '/': cp = '/'; break;
-            case 'b': cp = '\b'; break;
-            case 'f': cp = '\f'; break;
-            case 'n': cp = '\n'; break;
-            case 'r': cp = '\r'; break;
-            case 't': cp = '\t'; break;
+            case '"':
+                cp = '"';
+                break;
+            case '\\':
+                cp = '\\';
+                break;
+            case '/':
+                cp = '/';
+                break;
+            case 'b':
+                cp = '\b';
+                break;
+            case 'f':
+                cp = '\f';
+                break;
+            case 'n':
+                cp = '\n';
+                break;
+            case 'r':
+                cp = '\r';
+                break;
+            case 't':
+                cp = '\t';
+                break;
             case 'u':
                 if (end - u < 6 || !hex4((const char *)u + 2, &cp)) {
                     fail(c, (const char *)u, "invalid \\u escape (expected 4 hex digits)");
@@ -126,8 +162,8 @@ static const char *scan_string(mp_json_cur *c, const char *p, char **dst_io) {
                 }
                 if (cp >= 0xD800 && cp <= 0xDBFF) {
                     unsigned lo;
-                    if (end - u < 12 || u[6] != '\\' || u[7] != 'u' || !hex4((const char *)u + 8, &lo) ||
-                        lo < 0xDC00 || lo > 0xDFFF) {
+                    if (end - u < 12 || u[6] != '\\' || u[7] != 'u' || !hex4((const char *)u + 8, &lo) || lo < 0xDC00 ||
+                        lo > 0xDFFF) {
                         fail(c, (const char *)u, "invalid \\u escape: high surrogate without a low surrogate");
                         return NULL;
                     }
@@ -141,7 +177,9 @@ static const char *scan_string(mp_json_cur *c, const char *p, char **dst_io) {
                 if (d) d = put_utf8(d, cp);
                 u += 6;
                 continue;
-            default: fail(c, (const char *)u, "invalid escape in string"); return NULL;
+            default:
+                fail(c, (const char *)u, "invalid escape in string");
+                return NULL;
             }
             if (d) *d++ = (char)cp;
             u += 2;
@@ -177,7 +215,8 @@ int mp_json_string(mp_json_cur *c, char **scratch, mp_str *out) {
     const unsigned char *start = (const unsigned char *)c->p + 1, *u = start, *end = (const unsigned char *)c->end;
     /* Fast path: plain ASCII and valid UTF-8 without escapes is returned as a slice of the input. */
     for (;;) {
-        while (u < end && *u >= 0x20 && *u < 0x80 && *u != '"' && *u != '\\') u++;
+        while (u < end && *u >= 0x20 && *u < 0x80 && *u != '"' && *u != '\\')
+            u++;
         if (u >= end) return fail(c, c->p, "unterminated string");
         if (*u == '"') {
             out->ptr = (const char *)start;
@@ -215,7 +254,8 @@ static const char *scan_number(const char *p, const char *end, int *is_int) {
     if (*p == '0') {
         p++;
     } else if (*p >= '1' && *p <= '9') {
-        while (p < end && *p >= '0' && *p <= '9') p++;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
     } else {
         return NULL;
     }
@@ -223,14 +263,16 @@ static const char *scan_number(const char *p, const char *end, int *is_int) {
         integer = 0;
         p++;
         if (p >= end || *p < '0' || *p > '9') return NULL;
-        while (p < end && *p >= '0' && *p <= '9') p++;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         integer = 0;
         p++;
         if (p < end && (*p == '+' || *p == '-')) p++;
         if (p >= end || *p < '0' || *p > '9') return NULL;
-        while (p < end && *p >= '0' && *p <= '9') p++;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
     }
     *is_int = integer;
     return p;
@@ -246,7 +288,8 @@ static int number_value(const char *s, size_t len, int is_int, double *out) {
             p++;
         }
         int64_t v = 0;
-        for (; p < s + len; p++) v = v * 10 + (*p - '0');
+        for (; p < s + len; p++)
+            v = v * 10 + (*p - '0');
         *out = neg ? -(double)v : (double)v;
         return MP_OK;
     }
@@ -345,10 +388,12 @@ static int skip_value(mp_json_cur *c, int depth) {
         int b;
         return mp_json_bool(c, &b);
     }
-    case 'n': return mp_json_null(c);
+    case 'n':
+        return mp_json_null(c);
     default:
         if (*c->p == '-' || (*c->p >= '0' && *c->p <= '9')) return mp_json_number(c, NULL, NULL, NULL);
-        if ((unsigned char)*c->p >= 0x80 && !mp_utf8_seq_len((const unsigned char *)c->p, (const unsigned char *)c->end))
+        if ((unsigned char)*c->p >= 0x80 &&
+            !mp_utf8_seq_len((const unsigned char *)c->p, (const unsigned char *)c->end))
             return fail(c, c->p, "invalid UTF-8");
         return fail(c, c->p, "unexpected character, expected a value");
     }
@@ -398,7 +443,8 @@ int mp_json_object_next(mp_json_cur *c, char **scratch, mp_str *key, int *done) 
     if (!first && !mp_json_accept(c, ',')) return fail(c, c->p, "expected ',' or '}'");
     c->first[c->depth - 1] = 0;
     skip_ws(c);
-    if (c->p >= c->end || *c->p != '"') return fail(c, c->p, first ? "expected a string key or '}'" : "expected a string key");
+    if (c->p >= c->end || *c->p != '"')
+        return fail(c, c->p, first ? "expected a string key or '}'" : "expected a string key");
     if (mp_json_string(c, scratch, key) != MP_OK) return MP_EINVAL;
     if (!mp_json_accept(c, ':')) return fail(c, c->p, "expected ':' after key");
     skip_ws(c);
@@ -455,11 +501,21 @@ size_t mp_json_escape(char *dst, size_t cap, const char *s, size_t len) {
         } else if (ch < 0x20) {
             PUT('\\');
             switch (ch) {
-            case '\n': PUT('n'); break;
-            case '\r': PUT('r'); break;
-            case '\t': PUT('t'); break;
-            case '\b': PUT('b'); break;
-            case '\f': PUT('f'); break;
+            case '\n':
+                PUT('n');
+                break;
+            case '\r':
+                PUT('r');
+                break;
+            case '\t':
+                PUT('t');
+                break;
+            case '\b':
+                PUT('b');
+                break;
+            case '\f':
+                PUT('f');
+                break;
             default:
                 PUT('u');
                 PUT('0');
@@ -479,7 +535,8 @@ size_t mp_json_escape(char *dst, size_t cap, const char *s, size_t len) {
                 PUT(0xBD);
                 u++;
             } else {
-                for (int i = 0; i < k; i++) PUT(u[i]);
+                for (int i = 0; i < k; i++)
+                    PUT(u[i]);
                 u += k;
             }
         }

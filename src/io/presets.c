@@ -84,7 +84,9 @@ static size_t split(mp_str s, char delim, mp_str *out, size_t max) {
     }
 }
 
-static int str_is(mp_str s, const char *lit) { return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0; }
+static int str_is(mp_str s, const char *lit) {
+    return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
+}
 
 static int parse_i64(mp_str s, int64_t *out) {
     if (s.len == 0 || s.len > 18) return 0;
@@ -110,7 +112,8 @@ typedef struct sbuf {
 static void sb_reserve(sbuf *b, size_t more) {
     if (b->oom || b->len + more + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + more + 1) cap *= 2;
+    while (cap < b->len + more + 1)
+        cap *= 2;
     char *p = realloc(b->p, cap);
     if (!p) {
         b->oom = 1;
@@ -126,7 +129,9 @@ static void sb_add(sbuf *b, const char *s, size_t n) {
     b->len += n;
     b->p[b->len] = 0;
 }
-static void sb_cstr(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+static void sb_cstr(sbuf *b, const char *s) {
+    sb_add(b, s, strlen(s));
+}
 static void sb_json_str(sbuf *b, const char *s, size_t n) {
     size_t need = mp_json_escape(NULL, 0, s, n);
     sb_reserve(b, need);
@@ -137,8 +142,10 @@ static void sb_json_str(sbuf *b, const char *s, size_t n) {
 /* A JSON value for a field that is usually numeric: the number as is, else a string. */
 static void sb_json_num_or_str(sbuf *b, mp_str v) {
     double d;
-    if (v.len && mp_parse_double(v.ptr, v.len, &d) == MP_OK && v.ptr[0] != '+') sb_add(b, v.ptr, v.len);
-    else sb_json_str(b, v.ptr, v.len);
+    if (v.len && mp_parse_double(v.ptr, v.len, &d) == MP_OK && v.ptr[0] != '+')
+        sb_add(b, v.ptr, v.len);
+    else
+        sb_json_str(b, v.ptr, v.len);
 }
 /* Appends ,"key":  (or {"key": for the first). */
 static void sb_key(sbuf *b, const char *key) {
@@ -214,20 +221,26 @@ static void join(char *out, size_t cap, const char *dir, const char *name) {
 /* Directory part of a file path ("." if none). */
 static void dir_of(char *out, size_t cap, const char *path) {
     const char *s = strrchr(path, '/');
-    if (!s) snprintf(out, cap, ".");
-    else if (s == path) snprintf(out, cap, "/");
-    else snprintf(out, cap, "%.*s", (int)(s - path), path);
+    if (!s)
+        snprintf(out, cap, ".");
+    else if (s == path)
+        snprintf(out, cap, "/");
+    else
+        snprintf(out, cap, "%.*s", (int)(s - path), path);
 }
 
-static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int name_cmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* Names in dir ending with suffix (and not equal to `except`), sorted; caller frees each and the array. */
 static int list_dir(const char *dir, const char *suffix, const char *except, char ***out, size_t *n, mp_error *err) {
     *out = NULL;
     *n = 0;
     DIR *d = opendir(dir);
-    if (!d) return mp_error_set(err, errno == ENOENT ? MP_ENOTFOUND : MP_EIO, "%s: cannot open folder: %s", dir,
-                                strerror(errno));
+    if (!d)
+        return mp_error_set(err, errno == ENOENT ? MP_ENOTFOUND : MP_EIO, "%s: cannot open folder: %s", dir,
+                            strerror(errno));
     struct dirent *e;
     size_t cap = 0;
     int rc = MP_OK;
@@ -254,7 +267,8 @@ static int list_dir(const char *dir, const char *suffix, const char *except, cha
     return rc;
 }
 static void free_list(char **a, size_t n) {
-    for (size_t i = 0; i < n; i++) free(a[i]);
+    for (size_t i = 0; i < n; i++)
+        free(a[i]);
     free(a);
 }
 
@@ -283,8 +297,8 @@ static int read_whole(const char *path, char **buf, size_t *len, mp_error *err) 
     *buf = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return mp_error_set(err, errno == ENOENT ? MP_ENOTFOUND : MP_EIO, "%s: cannot open: %s", path,
-                                strerror(errno));
+    if (!f)
+        return mp_error_set(err, errno == ENOENT ? MP_ENOTFOUND : MP_EIO, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
     char *b = malloc(cap);
     while (b) {
@@ -317,10 +331,10 @@ static int read_whole(const char *path, char **buf, size_t *len, mp_error *err) 
 /* ---------------------------------------------------------------------------------------------------------------
  * movielens: u.item, u.user, u.data */
 
-static const char *const k_ml_genres[19] = {"unknown",   "Action",   "Adventure", "Animation", "Children's",
-                                            "Comedy",    "Crime",    "Documentary", "Drama",   "Fantasy",
-                                            "Film-Noir", "Horror",   "Musical",   "Mystery",   "Romance",
-                                            "Sci-Fi",    "Thriller", "War",       "Western"};
+static const char *const k_ml_genres[19] = {"unknown",   "Action",   "Adventure",   "Animation", "Children's",
+                                            "Comedy",    "Crime",    "Documentary", "Drama",     "Fantasy",
+                                            "Film-Noir", "Horror",   "Musical",     "Mystery",   "Romance",
+                                            "Sci-Fi",    "Thriller", "War",         "Western"};
 
 /* MovieLens 100K files are ISO-8859-1 (a few titles have accented letters): a line that is not valid UTF-8 is
  * transcoded from Latin-1 into buf (which must hold 2 * len + 1 bytes). */
@@ -363,8 +377,10 @@ static int ml_items(pctx *p, const char *path) {
         }
         size_t n = split(line, '|', f, 32);
         if (n != 24) {
-            if ((rc = reject(p, &l, "expected 24 '|'-separated fields (id|title|date|video date|url|19 genre flags), "
-                                    "found %zu", n)) != MP_OK)
+            if ((rc = reject(p, &l,
+                             "expected 24 '|'-separated fields (id|title|date|video date|url|19 genre flags), "
+                             "found %zu",
+                             n)) != MP_OK)
                 break;
             continue;
         }
@@ -420,9 +436,12 @@ static int ml_users(pctx *p, const char *path) {
         size_t n = split(l.line, '|', f, 8);
         int64_t age;
         const char *why = n == 5 ? id_problem(f[0]) : NULL;
-        if (n != 5) rc = reject(p, &l, "expected 5 '|'-separated fields (id|age|gender|occupation|zip), found %zu", n);
-        else if (why) rc = reject(p, &l, "field `user_id`: id %s", why);
-        else if (!parse_i64(f[1], &age)) rc = reject(p, &l, "field `age`: expected an integer");
+        if (n != 5)
+            rc = reject(p, &l, "expected 5 '|'-separated fields (id|age|gender|occupation|zip), found %zu", n);
+        else if (why)
+            rc = reject(p, &l, "field `user_id`: id %s", why);
+        else if (!parse_i64(f[1], &age))
+            rc = reject(p, &l, "field `age`: expected an integer");
         else {
             p->sb.len = 0;
             sb_key(&p->sb, "age");
@@ -454,9 +473,12 @@ static int ml_ratings(pctx *p, const char *path) {
         mp_event e = {0};
         e.type = MP_EV_RATING;
         e.has_value = 1;
-        if (n != 4) rc = reject(p, &l, "expected 4 tab-separated fields (user, item, rating, timestamp), found %zu", n);
-        else if (id_problem(f[0])) rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
-        else if (id_problem(f[1])) rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[1]));
+        if (n != 4)
+            rc = reject(p, &l, "expected 4 tab-separated fields (user, item, rating, timestamp), found %zu", n);
+        else if (id_problem(f[0]))
+            rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
+        else if (id_problem(f[1]))
+            rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[1]));
         else if (mp_parse_double(f[2].ptr, f[2].len, &e.value) != MP_OK)
             rc = reject(p, &l, "field `rating`: expected a number");
         else if (!parse_i64(f[3], &e.ts) || e.ts < MP_TS_MIN || e.ts > MP_TS_MAX)
@@ -475,8 +497,10 @@ static int ml_ratings(pctx *p, const char *path) {
 
 static int preset_movielens(pctx *p, const char *path) {
     char dir[1024], data[1100], item[1100], user[1100];
-    if (is_dir(path)) snprintf(dir, sizeof dir, "%s", path);
-    else dir_of(dir, sizeof dir, path);
+    if (is_dir(path))
+        snprintf(dir, sizeof dir, "%s", path);
+    else
+        dir_of(dir, sizeof dir, path);
     join(data, sizeof data, dir, "u.data");
     if (!is_dir(path)) snprintf(data, sizeof data, "%s", path);
     if (!file_exists(data)) return mp_error_set(p->err, MP_ENOTFOUND, "%s: no such file (MovieLens ratings)", data);
@@ -515,7 +539,8 @@ static int s3_items(pctx *p, const char *path) {
     size_t n = 0, cap = 0;
     mp_json_cur c;
     mp_json_init(&c, buf, len);
-    if (!scratch_mem) rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
+    if (!scratch_mem)
+        rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
     else if (mp_json_object_begin(&c) != MP_OK)
         rc = mp_error_set(p->err, MP_ECORRUPT, "%s: expected one JSON object {\"item\": [attribute ids], ...}", path);
     while (rc == MP_OK) {
@@ -591,9 +616,11 @@ static int sequences(pctx *p, lines *l, mp_str user, mp_str list, int64_t first_
     size_t i = 0;
     int64_t ts = first_ts;
     while (i < list.len && rc == MP_OK) {
-        while (i < list.len && list.ptr[i] == ' ') i++;
+        while (i < list.len && list.ptr[i] == ' ')
+            i++;
         size_t s = i;
-        while (i < list.len && list.ptr[i] != ' ') i++;
+        while (i < list.len && list.ptr[i] != ' ')
+            i++;
         if (i == s) break;
         mp_event e = {0};
         e.user = user;
@@ -632,8 +659,10 @@ static int preset_s3rec(pctx *p, const char *path) {
         const char *sp = memchr(l.line.ptr, ' ', l.line.len);
         mp_str user = {l.line.ptr, sp ? (size_t)(sp - l.line.ptr) : l.line.len};
         int64_t next;
-        if (!sp) rc = reject(p, &l, "expected \"user item item ...\", found only one field");
-        else if (id_problem(user)) rc = reject(p, &l, "user id %s", id_problem(user));
+        if (!sp)
+            rc = reject(p, &l, "expected \"user item item ...\", found only one field");
+        else if (id_problem(user))
+            rc = reject(p, &l, "user id %s", id_problem(user));
         else {
             mp_str list = {sp + 1, l.line.len - user.len - 1};
             rc = sequences(p, &l, user, list, 1, &next);
@@ -662,8 +691,10 @@ static int tc_items(pctx *p, const char *path) {
         size_t n = split(l.line, '\t', f, 8);
         mp_item it = {0};
         it.available = 1;
-        if (n != 5) rc = reject(p, &l, "expected 5 tab-separated fields (item, cate_1, cate, brand, price), found %zu", n);
-        else if (id_problem(f[0])) rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[0]));
+        if (n != 5)
+            rc = reject(p, &l, "expected 5 tab-separated fields (item, cate_1, cate, brand, price), found %zu", n);
+        else if (id_problem(f[0]))
+            rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[0]));
         else if (f[4].len && (mp_parse_double(f[4].ptr, f[4].len, &it.price) != MP_OK || it.price < 0))
             rc = reject(p, &l, "field `price`: expected a number >= 0");
         else {
@@ -696,9 +727,13 @@ static int tc_users(pctx *p, const char *path) {
             continue;
         }
         size_t n = split(l.line, '\t', f, 8);
-        if (n != 7) rc = reject(p, &l, "expected 7 tab-separated fields (user, gender, age, education, career, "
-                                       "income, stages), found %zu", n);
-        else if (id_problem(f[0])) rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
+        if (n != 7)
+            rc = reject(p, &l,
+                        "expected 7 tab-separated fields (user, gender, age, education, career, "
+                        "income, stages), found %zu",
+                        n);
+        else if (id_problem(f[0]))
+            rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
         else {
             p->sb.len = 0;
             for (int k = 0; k < 6; k++) {
@@ -740,9 +775,12 @@ static int tc_events(pctx *p, const char *path) {
         mp_event e = {0};
         int64_t b = 0;
         char date[16];
-        if (n != 4) rc = reject(p, &l, "expected 4 tab-separated fields (user, item, behaviour, date), found %zu", n);
-        else if (id_problem(f[0])) rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
-        else if (id_problem(f[1])) rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[1]));
+        if (n != 4)
+            rc = reject(p, &l, "expected 4 tab-separated fields (user, item, behaviour, date), found %zu", n);
+        else if (id_problem(f[0]))
+            rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
+        else if (id_problem(f[1]))
+            rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[1]));
         else if (!parse_i64(f[2], &b) || b < 1 || b > 4)
             rc = reject(p, &l, "field `behavior`: expected 1 (click), 2 (fav), 3 (cart) or 4 (buy), got \"%.*s\"",
                         (int)(f[2].len > 32 ? 32 : f[2].len), f[2].ptr);
@@ -812,7 +850,8 @@ static int obd_items(pctx *p, const char *path) {
     }
     rc = MP_OK;
     names = calloc(nh, sizeof *names);
-    for (size_t i = 0; names && i < nh; i++) names[i] = strndup(h[i].ptr, h[i].len);
+    for (size_t i = 0; names && i < nh; i++)
+        names[i] = strndup(h[i].ptr, h[i].len);
     for (size_t i = 0; names && i < nh; i++)
         if (!names[i]) rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
     if (!names) rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
@@ -823,8 +862,10 @@ static int obd_items(pctx *p, const char *path) {
             continue;
         }
         size_t n = split(l.line, ',', f, OBD_MAX_COLS);
-        if (n != nh) rc = reject(p, &l, "expected %zu columns as in the header, found %zu", nh, n);
-        else if (id_problem(f[id_col])) rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[id_col]));
+        if (n != nh)
+            rc = reject(p, &l, "expected %zu columns as in the header, found %zu", nh, n);
+        else if (id_problem(f[id_col]))
+            rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[id_col]));
         else {
             p->sb.len = 0;
             for (size_t i = 0; i < nh; i++) {
@@ -842,7 +883,8 @@ static int obd_items(pctx *p, const char *path) {
         if (rc != MP_OK) break;
     }
     if (names)
-        for (size_t i = 0; i < nh; i++) free(names[i]);
+        for (size_t i = 0; i < nh; i++)
+            free(names[i]);
     free(names);
     lines_close(&l);
     return rc < 0 ? rc : MP_OK;
@@ -865,8 +907,10 @@ static int obd_events(pctx *p, const char *path) {
         col[i] = nh <= OBD_MAX_COLS ? col_index(h, nh, need[i]) : -1;
         if (col[i] < 0) {
             lines_close(&l);
-            return mp_error_set(p->err, MP_ECORRUPT, "%s:1: header has no `%s` column (is this an Open Bandit "
-                                "Dataset campaign file?)", path, need[i]);
+            return mp_error_set(p->err, MP_ECORRUPT,
+                                "%s:1: header has no `%s` column (is this an Open Bandit "
+                                "Dataset campaign file?)",
+                                path, need[i]);
         }
     }
     int pos_col = col_index(h, nh < OBD_MAX_COLS ? nh : OBD_MAX_COLS, "position");
@@ -946,7 +990,8 @@ static int preset_obd(pctx *p, const char *path) {
     if (is_dir(path)) {
         snprintf(dir, sizeof dir, "%s", path);
         size_t n = strlen(dir);
-        while (n > 1 && dir[n - 1] == '/') dir[--n] = 0;
+        while (n > 1 && dir[n - 1] == '/')
+            dir[--n] = 0;
         const char *base = strrchr(dir, '/');
         char pref[300];
         snprintf(pref, sizeof pref, "%s.csv", base ? base + 1 : dir);
@@ -955,7 +1000,8 @@ static int preset_obd(pctx *p, const char *path) {
         dir_of(dir, sizeof dir, path);
         snprintf(csv, sizeof csv, "%s", path);
     }
-    if (!file_exists(csv)) return mp_error_set(p->err, MP_ENOTFOUND, "%s: no such file (Open Bandit campaign log)", csv);
+    if (!file_exists(csv))
+        return mp_error_set(p->err, MP_ENOTFOUND, "%s: no such file (Open Bandit campaign log)", csv);
     join(ctx, sizeof ctx, dir, "item_context.csv");
     if (file_exists(ctx) && (rc = obd_items(p, ctx)) != MP_OK) return rc;
     return obd_events(p, csv);
@@ -976,8 +1022,10 @@ static int ag_items(pctx *p, const char *path) {
             continue;
         }
         size_t n = split(l.line, '\t', f, 4);
-        if (n != 2) rc = reject(p, &l, "expected 2 tab-separated fields (item_id, title), found %zu", n);
-        else if (id_problem(f[0])) rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[0]));
+        if (n != 2)
+            rc = reject(p, &l, "expected 2 tab-separated fields (item_id, title), found %zu", n);
+        else if (id_problem(f[0]))
+            rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[0]));
         else {
             mp_item it = {0};
             it.id = f[0];
@@ -1005,9 +1053,12 @@ static int ag_events(pctx *p, const char *path) {
         }
         size_t n = split(l.line, '\t', f, 4);
         int64_t next = 1;
-        if (n != 3) rc = reject(p, &l, "expected 3 tab-separated fields (user_id, item_id_list, item_id), found %zu", n);
-        else if (id_problem(f[0])) rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
-        else if (id_problem(f[2])) rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[2]));
+        if (n != 3)
+            rc = reject(p, &l, "expected 3 tab-separated fields (user_id, item_id_list, item_id), found %zu", n);
+        else if (id_problem(f[0]))
+            rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
+        else if (id_problem(f[2]))
+            rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[2]));
         else if ((rc = sequences(p, &l, f[0], f[1], 1, &next)) == MP_OK) {
             mp_event e = {0};
             e.user = f[0];
@@ -1031,7 +1082,8 @@ static int preset_amazon_games(pctx *p, const char *path) {
     } else {
         snprintf(inter, sizeof inter, "%s", path);
     }
-    if (!file_exists(inter)) return mp_error_set(p->err, MP_ENOTFOUND, "%s: no such file (RecBole .inter sequences)", inter);
+    if (!file_exists(inter))
+        return mp_error_set(p->err, MP_ENOTFOUND, "%s: no such file (RecBole .inter sequences)", inter);
     /* X.test.inter -> X.item */
     const char *dot = strstr(inter, ".test.inter");
     if (!dot) dot = strrchr(inter, '.');
@@ -1045,10 +1097,10 @@ static int preset_amazon_games(pctx *p, const char *path) {
  * reviews-zh: cat,label,review CSV parts */
 
 typedef struct zh_state {
-    uint64_t row;         /* reviews so far, over all parts: user "zh-<row>", ts = row */
-    mp_strmap *cats;      /* categories already added as items */
-    char *scratch;        /* CSV unquoting */
-    size_t scratch_cap;   /* its size */
+    uint64_t row;       /* reviews so far, over all parts: user "zh-<row>", ts = row */
+    mp_strmap *cats;    /* categories already added as items */
+    char *scratch;      /* CSV unquoting */
+    size_t scratch_cap; /* its size */
 } zh_state;
 
 static int zh_file(pctx *p, zh_state *z, const char *path) {
@@ -1094,8 +1146,10 @@ static int zh_file(pctx *p, zh_state *z, const char *path) {
         double label = 0;
         if (mp_csv_split(l.line.ptr, l.line.len, ',', 1, f, 4, &n, &scratch, &why, &badf) != MP_OK)
             rc = reject(p, &l, "%s (column %zu)", why, badf + 1);
-        else if (n != 3) rc = reject(p, &l, "expected 3 columns (cat, label, review), found %zu", n);
-        else if (id_problem(f[0])) rc = reject(p, &l, "field `cat`: %s", id_problem(f[0]));
+        else if (n != 3)
+            rc = reject(p, &l, "expected 3 columns (cat, label, review), found %zu", n);
+        else if (id_problem(f[0]))
+            rc = reject(p, &l, "field `cat`: %s", id_problem(f[0]));
         else if (mp_parse_double(f[1].ptr, f[1].len, &label) != MP_OK)
             rc = reject(p, &l, "field `label`: expected 0 or 1, got \"%.*s\"", (int)(f[1].len > 16 ? 16 : f[1].len),
                         f[1].ptr);
@@ -1203,7 +1257,8 @@ static int preset_reviews_en(pctx *p, const char *path) {
             mp_str key;
             int done;
             if (mp_json_object_next(&c, &scratch, &key, &done) != MP_OK) {
-                snprintf(pbuf, sizeof pbuf, "malformed JSON: %s (byte %zu)", c.why, (size_t)(c.err_at - l.line.ptr) + 1);
+                snprintf(pbuf, sizeof pbuf, "malformed JSON: %s (byte %zu)", c.why,
+                         (size_t)(c.err_at - l.line.ptr) + 1);
                 problem = pbuf;
                 break;
             }
@@ -1229,8 +1284,10 @@ static int preset_reviews_en(pctx *p, const char *path) {
                 have_ts = ok;
             } else if (str_is(key, "reviewText")) {
                 field = "reviewText";
-                if (t == MP_JSON_NULL) ok = mp_json_null(&c) == MP_OK;
-                else ok = t == MP_JSON_STRING && mp_json_string(&c, &scratch, &e.text) == MP_OK;
+                if (t == MP_JSON_NULL)
+                    ok = mp_json_null(&c) == MP_OK;
+                else
+                    ok = t == MP_JSON_STRING && mp_json_string(&c, &scratch, &e.text) == MP_OK;
             } else if (mp_json_skip(&c, NULL) != MP_OK) {
                 snprintf(pbuf, sizeof pbuf, "malformed JSON in field `%.*s`: %s", (int)(key.len > 40 ? 40 : key.len),
                          key.ptr, c.why);
@@ -1251,7 +1308,8 @@ static int preset_reviews_en(pctx *p, const char *path) {
         if (!problem && !have_ts) problem = "field `unixReviewTime`: missing (required)";
         if (!problem && id_problem(e.user)) problem = "field `reviewerID`: empty or longer than 256 bytes";
         if (!problem && id_problem(e.item)) problem = "field `asin`: empty or longer than 256 bytes";
-        if (problem) rc = reject(p, &l, "%s", problem);
+        if (problem)
+            rc = reject(p, &l, "%s", problem);
         else {
             rc = mp_importer_add_event(p->im, &e, p->err);
             tick(p);
@@ -1272,16 +1330,19 @@ static const struct {
     const char *name;
     preset_fn fn;
 } k_presets[] = {
-    {"movielens", preset_movielens},       {"s3rec", preset_s3rec},           {"tianchi", preset_tianchi},
-    {"obd", preset_obd},                   {"amazon-games", preset_amazon_games}, {"reviews-zh", preset_reviews_zh},
+    {"movielens", preset_movielens},       {"s3rec", preset_s3rec},
+    {"tianchi", preset_tianchi},           {"obd", preset_obd},
+    {"amazon-games", preset_amazon_games}, {"reviews-zh", preset_reviews_zh},
     {"reviews-en", preset_reviews_en},
 };
 #define N_PRESETS (sizeof k_presets / sizeof k_presets[0])
 
-static const char *const k_preset_names[N_PRESETS + 1] = {"movielens",    "s3rec",      "tianchi",   "obd",
-                                                           "amazon-games", "reviews-zh", "reviews-en", NULL};
+static const char *const k_preset_names[N_PRESETS + 1] = {"movielens",    "s3rec",      "tianchi",    "obd",
+                                                          "amazon-games", "reviews-zh", "reviews-en", NULL};
 
-const char *const *mp_preset_names(void) { return k_preset_names; }
+const char *const *mp_preset_names(void) {
+    return k_preset_names;
+}
 
 int mp_import_preset(mp_store *s, const char *preset, const char *path, const mp_import_opts *opts,
                      mp_import_report *rep, mp_error *err) {
@@ -1297,8 +1358,7 @@ int mp_import_preset(mp_store *s, const char *preset, const char *path, const mp
     if (!path || !*path) return mp_error_set(err, MP_EINVAL, "preset %s: no path given", preset);
     struct stat st;
     if (stat(path, &st) != 0)
-        return mp_error_set(err, errno == ENOENT ? MP_ENOTFOUND : MP_EIO, "%s: cannot open: %s", path,
-                            strerror(errno));
+        return mp_error_set(err, errno == ENOENT ? MP_ENOTFOUND : MP_EIO, "%s: cannot open: %s", path, strerror(errno));
     mp_import_opts o = {0};
     if (opts) o = *opts;
     mp_error local;

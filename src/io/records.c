@@ -55,19 +55,27 @@ float mp_event_type_default_weight(int type) {
 
 int mp_record_kind_parse(const char *s, mp_record_kind *out) {
     if (!s) return MP_EINVAL;
-    if (strcmp(s, "events") == 0) *out = MP_KIND_EVENTS;
-    else if (strcmp(s, "items") == 0) *out = MP_KIND_ITEMS;
-    else if (strcmp(s, "users") == 0) *out = MP_KIND_USERS;
-    else return MP_EINVAL;
+    if (strcmp(s, "events") == 0)
+        *out = MP_KIND_EVENTS;
+    else if (strcmp(s, "items") == 0)
+        *out = MP_KIND_ITEMS;
+    else if (strcmp(s, "users") == 0)
+        *out = MP_KIND_USERS;
+    else
+        return MP_EINVAL;
     return MP_OK;
 }
 
 int mp_format_parse(const char *s, mp_format *out) {
     if (!s) return MP_EINVAL;
-    if (strcmp(s, "jsonl") == 0 || strcmp(s, "json") == 0) *out = MP_FORMAT_JSONL;
-    else if (strcmp(s, "csv") == 0) *out = MP_FORMAT_CSV;
-    else if (strcmp(s, "auto") == 0) *out = MP_FORMAT_AUTO;
-    else return MP_EINVAL;
+    if (strcmp(s, "jsonl") == 0 || strcmp(s, "json") == 0)
+        *out = MP_FORMAT_JSONL;
+    else if (strcmp(s, "csv") == 0)
+        *out = MP_FORMAT_CSV;
+    else if (strcmp(s, "auto") == 0)
+        *out = MP_FORMAT_AUTO;
+    else
+        return MP_EINVAL;
     return MP_OK;
 }
 
@@ -108,7 +116,9 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
     return era * 146097 + (int64_t)doe - 719468;
 }
 
-static int is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+static int is_leap(int y) {
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 static int digits(const char *s, int n, int *out) {
     int v = 0;
@@ -139,7 +149,8 @@ int mp_parse_rfc3339(const char *s, size_t len, int64_t *out) {
         if (i < len && (s[i] == '.' || s[i] == ',')) {
             i++;
             size_t f = i;
-            while (i < len && s[i] >= '0' && s[i] <= '9') i++;
+            while (i < len && s[i] >= '0' && s[i] <= '9')
+                i++;
             if (i == f) return MP_EINVAL;
         }
         if (i < len) {
@@ -204,7 +215,8 @@ int mp_parse_ts_text(const char *s, size_t len, int64_t *out) {
     if (mp_parse_double(s, len, &d) != MP_OK) {
         /* a long run of digits overflows parse_int64 but is a number: out of range, not garbage */
         size_t k = (len && (s[0] == '-' || s[0] == '+')) ? 1 : 0, j = k;
-        while (j < len && s[j] >= '0' && s[j] <= '9') j++;
+        while (j < len && s[j] >= '0' && s[j] <= '9')
+            j++;
         return (j == len && j > k) ? MP_ERANGE : MP_EINVAL;
     }
     return ts_from_double(d, out);
@@ -230,7 +242,8 @@ void mp_io_snippet(char *out, size_t cap, const char *s, size_t len, int quote) 
         if (ch >= 0x80) {
             int k = mp_utf8_seq_len(u, end);
             if (k) {
-                for (int i = 0; i < k; i++) PUT(u[i]);
+                for (int i = 0; i < k; i++)
+                    PUT(u[i]);
                 u += k;
                 continue;
             }
@@ -267,8 +280,8 @@ void mp_io_snippet(char *out, size_t cap, const char *s, size_t len, int quote) 
     out[n] = 0;
 }
 
-int mp_csv_split(const char *s, size_t len, char delim, int quoted, mp_str *fields, size_t max_fields,
-                 size_t *n_fields, char **scratch, const char **why, size_t *bad_field) {
+int mp_csv_split(const char *s, size_t len, char delim, int quoted, mp_str *fields, size_t max_fields, size_t *n_fields,
+                 char **scratch, const char **why, size_t *bad_field) {
     size_t i = 0, k = 0;
     for (;;) {
         if (quoted && i < len && s[i] == '"') {
@@ -362,27 +375,27 @@ static const char *type_list(void) {
 #define BUF_CAP (2u * MP_MAX_LINE_BYTES + 64u)
 
 struct mp_reader {
-    char *path;             /* as given, for messages (owned) */
-    int fd;                 /* the open file */
-    mp_record_kind kind;    /* what records are */
-    mp_format fmt;          /* JSONL or CSV (never AUTO after open) */
-    char delim;             /* CSV: ',' or '\t' */
-    int quoted;             /* CSV: RFC 4180 quotes understood (not for TSV) */
-    uint64_t size;          /* file size (0 if not a regular file) */
-    uint64_t buf_off;       /* file offset of buf[0] */
-    char *buf;              /* BUF_CAP bytes; [pos, end) unread data */
-    size_t pos, end;        /* window of unread data in buf */
-    int eof;                /* read() returned 0 */
-    uint64_t next_lineno;   /* 1-based number of the next physical line */
-    uint64_t lineno;        /* first line of the record last returned */
-    mp_str line;            /* raw text of the record last returned */
-    char *longbuf;          /* first MP_MAX_LINE_BYTES bytes of an over-long record (lazy) */
-    char *scratch;          /* decoded strings of the current record */
-    size_t scratch_cap;     /* bytes in scratch, and in catbuf */
-    char *catbuf;           /* JSON category array joined with " > " */
-    int ncols;              /* CSV: number of header columns */
-    int col_field[32];      /* CSV: field index of each column */
-    mp_str cols[33];        /* CSV: the fields of the current row (one extra to detect too many) */
+    char *path;           /* as given, for messages (owned) */
+    int fd;               /* the open file */
+    mp_record_kind kind;  /* what records are */
+    mp_format fmt;        /* JSONL or CSV (never AUTO after open) */
+    char delim;           /* CSV: ',' or '\t' */
+    int quoted;           /* CSV: RFC 4180 quotes understood (not for TSV) */
+    uint64_t size;        /* file size (0 if not a regular file) */
+    uint64_t buf_off;     /* file offset of buf[0] */
+    char *buf;            /* BUF_CAP bytes; [pos, end) unread data */
+    size_t pos, end;      /* window of unread data in buf */
+    int eof;              /* read() returned 0 */
+    uint64_t next_lineno; /* 1-based number of the next physical line */
+    uint64_t lineno;      /* first line of the record last returned */
+    mp_str line;          /* raw text of the record last returned */
+    char *longbuf;        /* first MP_MAX_LINE_BYTES bytes of an over-long record (lazy) */
+    char *scratch;        /* decoded strings of the current record */
+    size_t scratch_cap;   /* bytes in scratch, and in catbuf */
+    char *catbuf;         /* JSON category array joined with " > " */
+    int ncols;            /* CSV: number of header columns */
+    int col_field[32];    /* CSV: field index of each column */
+    mp_str cols[33];      /* CSV: the fields of the current row (one extra to detect too many) */
 };
 
 static int reader_fill(mp_reader *r, mp_error *err) {
@@ -436,7 +449,8 @@ static size_t find_record_end(mp_reader *r, rec_scan *st) {
                 if (st->inq) {
                     st->inq = 0;
                     st->last_close = x;
-                } else if (x == r->pos || r->buf[x - 1] == r->delim || (st->last_close != NO_POS && st->last_close + 1 == x)) {
+                } else if (x == r->pos || r->buf[x - 1] == r->delim ||
+                           (st->last_close != NO_POS && st->last_close + 1 == x)) {
                     st->inq = 1;
                 }
                 q++;
@@ -542,7 +556,8 @@ static int ensure_scratch(mp_reader *r, size_t need, mp_error *err) {
     need += 16;
     if (need <= r->scratch_cap) return MP_OK;
     size_t cap = r->scratch_cap ? r->scratch_cap : 4096;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     char *a = malloc(cap), *b = malloc(cap);
     if (!a || !b) {
         free(a);
@@ -567,8 +582,8 @@ static int bad_field(mp_reader *r, mp_error *err, const char *field, size_t fiel
     char fname[80];
     mp_io_snippet(fname, sizeof fname, field, field_len, 0);
     if (got)
-        return mp_error_set(err, MP_EBADREC, "%s:%llu: field `%s`: %s, got %s", r->path,
-                            (unsigned long long)r->lineno, fname, reason, snip);
+        return mp_error_set(err, MP_EBADREC, "%s:%llu: field `%s`: %s, got %s", r->path, (unsigned long long)r->lineno,
+                            fname, reason, snip);
     return mp_error_set(err, MP_EBADREC, "%s:%llu: field `%s`: %s", r->path, (unsigned long long)r->lineno, fname,
                         reason);
 }
@@ -582,8 +597,7 @@ static int bad_named(mp_reader *r, mp_error *err, int fid, const char *reason, c
 static int bad_record(mp_reader *r, mp_error *err, const char *reason, const char *got, size_t got_len) {
     char snip[256];
     mp_io_snippet(snip, sizeof snip, got, got_len, 1);
-    return mp_error_set(err, MP_EBADREC, "%s:%llu: %s, got %s", r->path, (unsigned long long)r->lineno, reason,
-                        snip);
+    return mp_error_set(err, MP_EBADREC, "%s:%llu: %s, got %s", r->path, (unsigned long long)r->lineno, reason, snip);
 }
 
 static int check_id(mp_reader *r, mp_error *err, int fid, mp_str id) {
@@ -772,8 +786,7 @@ static int parse_json(mp_reader *r, mp_record *rec, mp_error *err) {
         size_t bad;
         if (!mp_utf8_valid(r->line.ptr, r->line.len, &bad))
             return bad_record(r, err, "invalid UTF-8 (malformed JSON)", r->line.ptr + bad, r->line.len - bad);
-        return bad_record(r, err, "malformed JSON: expected an object starting with '{'", c.p,
-                          (size_t)(c.end - c.p));
+        return bad_record(r, err, "malformed JSON: expected an object starting with '{'", c.p, (size_t)(c.end - c.p));
     }
     mp_json_object_begin(&c);
     unsigned seen = 0;
@@ -810,12 +823,24 @@ static int parse_json(mp_reader *r, mp_record *rec, mp_error *err) {
         if (r->kind == MP_KIND_EVENTS) {
             mp_event *e = &rec->event;
             switch (fid) {
-            case EV_USER: rc = json_text(r, &c, &scratch, fid, 1, 0, &e->user, err); break;
-            case EV_ITEM: rc = json_text(r, &c, &scratch, fid, 1, 0, &e->item, err); break;
-            case EV_SESSION: rc = json_text(r, &c, &scratch, fid, 1, 1, &e->session, err); break;
-            case EV_TEXT: rc = json_text(r, &c, &scratch, fid, 0, 1, &e->text, err); break;
-            case EV_VALUE: rc = json_num(r, &c, fid, &e->value, &e->has_value, err); break;
-            case EV_TS: rc = json_ts(r, &c, &scratch, &e->ts, err); break;
+            case EV_USER:
+                rc = json_text(r, &c, &scratch, fid, 1, 0, &e->user, err);
+                break;
+            case EV_ITEM:
+                rc = json_text(r, &c, &scratch, fid, 1, 0, &e->item, err);
+                break;
+            case EV_SESSION:
+                rc = json_text(r, &c, &scratch, fid, 1, 1, &e->session, err);
+                break;
+            case EV_TEXT:
+                rc = json_text(r, &c, &scratch, fid, 0, 1, &e->text, err);
+                break;
+            case EV_VALUE:
+                rc = json_num(r, &c, fid, &e->value, &e->has_value, err);
+                break;
+            case EV_TS:
+                rc = json_ts(r, &c, &scratch, &e->ts, err);
+                break;
             default: { /* EV_TYPE */
                 mp_json_cur save = c;
                 mp_str s;
@@ -830,12 +855,24 @@ static int parse_json(mp_reader *r, mp_record *rec, mp_error *err) {
         } else if (r->kind == MP_KIND_ITEMS) {
             mp_item *it = &rec->item;
             switch (fid) {
-            case IT_ID: rc = json_text(r, &c, &scratch, fid, 1, 0, &it->id, err); break;
-            case IT_TITLE: rc = json_text(r, &c, &scratch, fid, 0, 1, &it->title, err); break;
-            case IT_DESC: rc = json_text(r, &c, &scratch, fid, 0, 1, &it->description, err); break;
-            case IT_BRAND: rc = json_text(r, &c, &scratch, fid, 1, 1, &it->brand, err); break;
-            case IT_CATEGORY: rc = json_category(r, &c, &scratch, &it->category, err); break;
-            case IT_ATTRS: rc = json_attrs(r, &c, fid, &it->attrs, err); break;
+            case IT_ID:
+                rc = json_text(r, &c, &scratch, fid, 1, 0, &it->id, err);
+                break;
+            case IT_TITLE:
+                rc = json_text(r, &c, &scratch, fid, 0, 1, &it->title, err);
+                break;
+            case IT_DESC:
+                rc = json_text(r, &c, &scratch, fid, 0, 1, &it->description, err);
+                break;
+            case IT_BRAND:
+                rc = json_text(r, &c, &scratch, fid, 1, 1, &it->brand, err);
+                break;
+            case IT_CATEGORY:
+                rc = json_category(r, &c, &scratch, &it->category, err);
+                break;
+            case IT_ATTRS:
+                rc = json_attrs(r, &c, fid, &it->attrs, err);
+                break;
             case IT_PRICE: {
                 mp_json_cur save = c;
                 rc = json_num(r, &c, fid, &it->price, &it->has_price, err);
@@ -855,12 +892,15 @@ static int parse_json(mp_reader *r, mp_record *rec, mp_error *err) {
             }
             }
         } else {
-            if (fid == US_ID) rc = json_text(r, &c, &scratch, fid, 1, 0, &rec->user.id, err);
-            else rc = json_attrs(r, &c, fid, &rec->user.attrs, err);
+            if (fid == US_ID)
+                rc = json_text(r, &c, &scratch, fid, 1, 0, &rec->user.id, err);
+            else
+                rc = json_attrs(r, &c, fid, &rec->user.attrs, err);
         }
         if (rc != MP_OK) return rc;
     }
-    if (!mp_json_at_end(&c)) return bad_record(r, err, "unexpected content after the JSON object", c.p, (size_t)(c.end - c.p));
+    if (!mp_json_at_end(&c))
+        return bad_record(r, err, "unexpected content after the JSON object", c.p, (size_t)(c.end - c.p));
     return finish_record(r, rec, seen, err);
 }
 
@@ -872,7 +912,8 @@ static mp_str trim(mp_str s) {
         s.ptr++;
         s.len--;
     }
-    while (s.len && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t')) s.len--;
+    while (s.len && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t'))
+        s.len--;
     return s;
 }
 
@@ -882,7 +923,8 @@ static int csv_num(mp_reader *r, int fid, mp_str v, double *out, int *has, mp_er
         *has = 0;
         return MP_OK;
     }
-    if (mp_parse_double(t.ptr, t.len, out) != MP_OK) return bad_named(r, err, fid, "expected a number", v.ptr, v.len, 1);
+    if (mp_parse_double(t.ptr, t.len, out) != MP_OK)
+        return bad_named(r, err, fid, "expected a number", v.ptr, v.len, 1);
     *has = 1;
     return MP_OK;
 }
@@ -893,11 +935,20 @@ static int csv_field(mp_reader *r, mp_record *rec, int fid, mp_str v, unsigned *
     if (r->kind == MP_KIND_EVENTS) {
         mp_event *e = &rec->event;
         switch (fid) {
-        case EV_USER: e->user = v; return MP_OK;
-        case EV_ITEM: e->item = v; return MP_OK;
-        case EV_SESSION: e->session = v; return MP_OK;
-        case EV_TEXT: e->text = v; return MP_OK;
-        case EV_VALUE: return csv_num(r, fid, v, &e->value, &e->has_value, err);
+        case EV_USER:
+            e->user = v;
+            return MP_OK;
+        case EV_ITEM:
+            e->item = v;
+            return MP_OK;
+        case EV_SESSION:
+            e->session = v;
+            return MP_OK;
+        case EV_TEXT:
+            e->text = v;
+            return MP_OK;
+        case EV_VALUE:
+            return csv_num(r, fid, v, &e->value, &e->has_value, err);
         case EV_TS: {
             mp_str t = trim(v);
             int rc = t.len ? mp_parse_ts_text(t.ptr, t.len, &e->ts) : MP_EINVAL;
@@ -918,24 +969,37 @@ static int csv_field(mp_reader *r, mp_record *rec, int fid, mp_str v, unsigned *
     if (r->kind == MP_KIND_ITEMS) {
         mp_item *it = &rec->item;
         switch (fid) {
-        case IT_ID: it->id = v; return MP_OK;
-        case IT_TITLE: it->title = v; return MP_OK;
-        case IT_DESC: it->description = v; return MP_OK;
-        case IT_CATEGORY: it->category = v; return MP_OK;
-        case IT_BRAND: it->brand = v; return MP_OK;
+        case IT_ID:
+            it->id = v;
+            return MP_OK;
+        case IT_TITLE:
+            it->title = v;
+            return MP_OK;
+        case IT_DESC:
+            it->description = v;
+            return MP_OK;
+        case IT_CATEGORY:
+            it->category = v;
+            return MP_OK;
+        case IT_BRAND:
+            it->brand = v;
+            return MP_OK;
         case IT_PRICE: {
             int rc = csv_num(r, fid, v, &it->price, &it->has_price, err);
             if (rc == MP_OK && it->has_price && !(it->price >= 0))
                 return bad_named(r, err, fid, "price must be >= 0", v.ptr, v.len, 1);
             return rc;
         }
-        case IT_ATTRS: break; /* below */
+        case IT_ATTRS:
+            break; /* below */
         default: {
             mp_str t = trim(v);
-            if ((t.len == 4 && memcmp(t.ptr, "true", 4) == 0) || (t.len == 1 && t.ptr[0] == '1')) it->available = 1;
+            if ((t.len == 4 && memcmp(t.ptr, "true", 4) == 0) || (t.len == 1 && t.ptr[0] == '1'))
+                it->available = 1;
             else if ((t.len == 5 && memcmp(t.ptr, "false", 5) == 0) || (t.len == 1 && t.ptr[0] == '0'))
                 it->available = 0;
-            else if (t.len) return bad_named(r, err, fid, "expected true, false, 1 or 0", v.ptr, v.len, 1);
+            else if (t.len)
+                return bad_named(r, err, fid, "expected true, false, 1 or 0", v.ptr, v.len, 1);
             return MP_OK;
         }
         }
@@ -953,8 +1017,10 @@ static int csv_field(mp_reader *r, mp_record *rec, int fid, mp_str v, unsigned *
         snprintf(msg, sizeof msg, "malformed JSON object: %s", why);
         return bad_named(r, err, fid, msg, v.ptr, v.len, 1);
     }
-    if (r->kind == MP_KIND_ITEMS) rec->item.attrs = trim(v);
-    else rec->user.attrs = trim(v);
+    if (r->kind == MP_KIND_ITEMS)
+        rec->item.attrs = trim(v);
+    else
+        rec->user.attrs = trim(v);
     return MP_OK;
 }
 
@@ -962,8 +1028,8 @@ static int parse_csv(mp_reader *r, mp_record *rec, mp_error *err) {
     char *scratch = r->scratch;
     size_t n = 0, badf = 0;
     const char *why = NULL;
-    if (mp_csv_split(r->line.ptr, r->line.len, r->delim, r->quoted, r->cols, (size_t)r->ncols + 1, &n, &scratch,
-                     &why, &badf) != MP_OK) {
+    if (mp_csv_split(r->line.ptr, r->line.len, r->delim, r->quoted, r->cols, (size_t)r->ncols + 1, &n, &scratch, &why,
+                     &badf) != MP_OK) {
         if ((int)badf < r->ncols) return bad_named(r, err, r->col_field[badf], why, r->line.ptr, r->line.len, 1);
         return bad_record(r, err, why, r->line.ptr, r->line.len);
     }
@@ -995,7 +1061,9 @@ static int read_csv_header(mp_reader *r, mp_error *err) {
     int rc;
     do {
         rc = reader_fetch(r, err);
-        if (rc == MP_EBADREC) return mp_error_set(err, MP_EINVAL, "%s:%llu: the CSV header line is longer than 1 MiB", r->path, (unsigned long long)r->lineno);
+        if (rc == MP_EBADREC)
+            return mp_error_set(err, MP_EINVAL, "%s:%llu: the CSV header line is longer than 1 MiB", r->path,
+                                (unsigned long long)r->lineno);
         if (rc < 0) return rc;
         if (rc == 0) return mp_error_set(err, MP_EEMPTY, "%s: file is empty", r->path);
     } while (is_blank(r->line));
@@ -1118,7 +1186,15 @@ int mp_reader_next(mp_reader *r, mp_record *rec, mp_error *err) {
     return rc == MP_OK ? 1 : rc;
 }
 
-mp_str mp_reader_line(const mp_reader *r) { return r->line; }
-uint64_t mp_reader_lineno(const mp_reader *r) { return r->lineno; }
-uint64_t mp_reader_offset(const mp_reader *r) { return r->buf_off + r->pos; }
-uint64_t mp_reader_size(const mp_reader *r) { return r->size; }
+mp_str mp_reader_line(const mp_reader *r) {
+    return r->line;
+}
+uint64_t mp_reader_lineno(const mp_reader *r) {
+    return r->lineno;
+}
+uint64_t mp_reader_offset(const mp_reader *r) {
+    return r->buf_off + r->pos;
+}
+uint64_t mp_reader_size(const mp_reader *r) {
+    return r->size;
+}
