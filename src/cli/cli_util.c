@@ -19,14 +19,20 @@ double cli_now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void human(double v, char *buf, size_t cap) {
+static void human(double v, int bytes, char *buf, size_t cap) {
+    if (bytes) {
+        if (v >= 1 << 30) snprintf(buf, cap, "%.2f GiB", v / (1 << 30));
+        else if (v >= 1 << 20) snprintf(buf, cap, "%.1f MiB", v / (1 << 20));
+        else snprintf(buf, cap, "%.0f KiB", v / 1024);
+        return;
+    }
     if (v >= 1e9) snprintf(buf, cap, "%.2fG", v / 1e9);
     else if (v >= 1e6) snprintf(buf, cap, "%.2fM", v / 1e6);
     else if (v >= 1e4) snprintf(buf, cap, "%.1fk", v / 1e3);
     else snprintf(buf, cap, "%.0f", v);
 }
 
-static void progress_update(void *ctx, const char *stage, uint64_t done, uint64_t total) {
+static void progress_update(void *ctx, const char *stage, uint64_t done, uint64_t total, const char *unit) {
     cli_progress *p = ctx;
     if (p->quiet) return;
     double now = cli_now();
@@ -41,11 +47,17 @@ static void progress_update(void *ctx, const char *stage, uint64_t done, uint64_
     if (!finished && now - p->last_print < interval) return;
     p->last_print = now;
     double el = now - p->stage_start;
-    double rate = el > 0 ? done / el : 0;
-    char d[32], tot[32], r[32];
-    human((double)done, d, sizeof d);
-    human((double)total, tot, sizeof tot);
-    human(rate, r, sizeof r);
+    int bytes = unit && strcmp(unit, MP_PROGRESS_BYTES) == 0;
+    double rate = el > 0.05 ? done / el : 0; /* too early for a meaningful rate: shown as "-" */
+    char d[32], tot[32], r[40];
+    human((double)done, bytes, d, sizeof d);
+    human((double)total, bytes, tot, sizeof tot);
+    if (rate > 0) {
+        human(rate, bytes, r, sizeof r - 2);
+        strcat(r, "/s");
+    } else {
+        snprintf(r, sizeof r, "-/s");
+    }
     if (p->tty) {
         if (total) {
             double frac = (double)done / (double)total;
@@ -55,10 +67,10 @@ static void progress_update(void *ctx, const char *stage, uint64_t done, uint64_
             for (int i = 0; i < w; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
             bar[w] = 0;
             double eta = rate > 0 ? (total - done) / rate : 0;
-            fprintf(stderr, "\r%-8s [%s] %3.0f%% %s/%s %s/s ETA %.0fs   ", stage, bar, frac * 100, d, tot, r,
+            fprintf(stderr, "\r%-8s [%s] %3.0f%% %s/%s %s ETA %.0fs   ", stage, bar, frac * 100, d, tot, r,
                     finished ? 0.0 : eta);
         } else {
-            fprintf(stderr, "\r%-8s %s %s/s %.1fs   ", stage, d, r, el);
+            fprintf(stderr, "\r%-8s %s %s %.1fs   ", stage, d, r, el);
         }
         if (finished) {
             fputc('\n', stderr);
@@ -66,10 +78,10 @@ static void progress_update(void *ctx, const char *stage, uint64_t done, uint64_
         }
     } else {
         if (total)
-            fprintf(stderr, "magpie: %s: %s/%s (%.0f%%), %s/s, %.1fs elapsed\n", stage, d, tot,
+            fprintf(stderr, "magpie: %s: %s/%s (%.0f%%), %s, %.1fs elapsed\n", stage, d, tot,
                     100.0 * done / total, r, el);
         else
-            fprintf(stderr, "magpie: %s: %s, %s/s, %.1fs elapsed\n", stage, d, r, el);
+            fprintf(stderr, "magpie: %s: %s, %s, %.1fs elapsed\n", stage, d, r, el);
         if (finished) p->stage[0] = 0;
     }
 }

@@ -679,7 +679,7 @@ int mp_import_files(mp_store *s, mp_record_kind kind, const char *const *paths, 
             }
             if (rc) break;
             if (++n % PROGRESS_EVERY == 0)
-                mp_progress_report(progress, "import", done_before + mp_reader_offset(r), total);
+                mp_progress_report_bytes(progress, "import", done_before + mp_reader_offset(r), total);
         }
         done_before += mp_reader_size(r);
         mp_reader_close(r);
@@ -688,6 +688,6 @@ int mp_import_files(mp_store *s, mp_record_kind kind, const char *const *paths, 
         mp_importer_abort(im);
         return rc;
     }
-    mp_progress_report(progress, "import", total, total);
+    mp_progress_report_bytes(progress, "import", total, total);
     return mp_importer_finish(im, rep, err);
 }
