@@ -5,15 +5,21 @@
 #   make bench      benchmarks in bench/
 #   make SANITIZER=address,undefined test
 #   make BUILD=dir  build into another directory (default: build)
+#   make BLAS=none  plain-C kernels only (default BLAS=openblas: CBLAS from OpenBLAS for the dense kernels)
 
 BUILD     ?= build
 CC        ?= cc
 SANITIZER ?=
+BLAS      ?= openblas
 PKGS      := sqlite3
+ifeq ($(BLAS),openblas)
+PKGS      += openblas
+BLAS_DEF  := -DMP_HAVE_CBLAS=1
+endif
 
 CFLAGS_BASE := -std=c11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wvla -Wno-unused-parameter -Wno-format-truncation \
-               -D_GNU_SOURCE -fPIC -Iinclude -Isrc -pthread $(shell pkg-config --cflags $(PKGS))
-LDLIBS      := $(shell pkg-config --libs $(PKGS)) -lm -pthread
+               -D_GNU_SOURCE -fPIC -Iinclude -Isrc -pthread -fopenmp $(BLAS_DEF) $(shell pkg-config --cflags $(PKGS))
+LDLIBS      := $(shell pkg-config --libs $(PKGS)) -lm -pthread -fopenmp
 ifneq ($(SANITIZER),)
 CFLAGS_BASE += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS     += -fsanitize=$(SANITIZER)
@@ -24,6 +30,8 @@ ALL_CFLAGS := $(CFLAGS_BASE) $(CFLAGS)
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/io/*.c src/data/*.c src/store/*.c src/models/*.c src/eval/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -34,8 +42,13 @@ SHARED := $(BUILD)/libmagpie.so
 BIN    := $(BUILD)/magpie
 TESTS  := $(BUILD)/magpie-tests
 
-.PHONY: all test unit demo bench clean format
-all: $(STATIC) $(SHARED) $(BIN)
+.PHONY: all test unit demo bench bench-bin clean format
+all: $(STATIC) $(SHARED) $(BIN) $(BENCH_BIN)
+
+# Benchmark programs: one bench/<name>.c each, linked with the library.
+$(BUILD)/bench/%: bench/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -74,6 +87,7 @@ demo: all
 
 bench: all
 	BUILD=$(BUILD) ./bench/ingest.sh
+	BUILD=$(BUILD) ./bench/baselines.sh
 
 format:
 	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) include/magpie/*.h src/*/*.h

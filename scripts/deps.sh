@@ -2,7 +2,7 @@
 # Installs what Magpie needs to build, test and run its demo (Debian 12). Idempotent: installs only what is
 # missing, and runs `apt-get update` at most once.
 set -euo pipefail
-pkgs=(build-essential pkg-config libsqlite3-dev sqlite3 gawk)
+pkgs=(build-essential pkg-config libsqlite3-dev sqlite3 gawk libopenblas-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -29,6 +29,9 @@ typedef struct mp_train_data {
     uint32_t n_categories;
     const char *const *item_titles;   /* [n_items] or NULL (entries may be NULL) */
     int64_t now;                      /* reference time (latest training ts) */
+    const mp_interaction *valid;      /* [n_valid] optional validation events (sorted by user) for early stopping */
+    size_t n_valid;
+    int n_threads;                    /* threads a model may use (0: all cores) */
 } mp_train_data;
 
 /* Who is asking. `user` may be MP_NO_USER (an anonymous session); history is what is known about them now

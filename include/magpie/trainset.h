@@ -21,4 +21,11 @@ MP_EXPORT int mp_train_set_build(mp_train_set *ts, const mp_dataset *ds, const m
                                  const mp_weighting *w, mp_error *err);
 MP_EXPORT void mp_train_set_free(mp_train_set *ts);
 
+/* Validation NDCG@k for early stopping: for each user with events in data->valid, scores all items with `fn`
+ * (ctx.history = the user's training events), excludes training items, ranks (mp_topk) and averages NDCG@k
+ * against the user's validation items. MP_EEMPTY when there are no validation events. */
+typedef int (*mp_score_fn)(const void *impl, const mp_user_ctx *ctx, float *scores, mp_error *err);
+MP_EXPORT int mp_train_data_valid_ndcg(const mp_train_data *data, mp_score_fn fn, const void *impl, size_t k,
+                                       double *out, mp_error *err);
+
 #endif

@@ -1,0 +1,33 @@
+/* magpie/linalg.h: the dense kernels models share. Row-major float matrices unless said otherwise.
+ * Built with MP_HAVE_CBLAS (make BLAS=openblas, the default) the large ones call CBLAS; with BLAS=none they run
+ * plain-C kernels, which are also kept as the reference in tests. Nothing here allocates unless it says so. */
+#ifndef MAGPIE_LINALG_H
+#define MAGPIE_LINALG_H
+
+#include <stddef.h>
+
+#include "magpie/error.h"
+
+MP_EXPORT float mp_dot(const float *a, const float *b, size_t n);
+/* y += alpha * x */
+MP_EXPORT void mp_axpy(float alpha, const float *x, float *y, size_t n);
+
+/* C (m,n) = alpha * A (m,k) * B (n,k)^T + beta * C; leading dimensions lda, ldb, ldc (row-major).
+ * The scoring shape: users x factors times (items x factors)^T. */
+MP_EXPORT void mp_sgemm_nt(size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda, const float *B,
+                           size_t ldb, float beta, float *C, size_t ldc);
+/* Plain-C reference of the same (always available). */
+MP_EXPORT void mp_sgemm_nt_ref(size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda, const float *B,
+                               size_t ldb, float beta, float *C, size_t ldc);
+
+/* G (k,k) = A^T A for A (n,k) with leading dimension lda; G is full (both triangles). */
+MP_EXPORT void mp_gram(const float *A, size_t n, size_t k, size_t lda, float *G);
+
+/* Solves A x = b for a symmetric positive definite A (k,k) by Cholesky, in double precision.
+ * A and b are overwritten (A by its factor, b by x). MP_ERANGE if A is not positive definite. */
+MP_EXPORT int mp_cholesky_solve(double *A, double *b, size_t k);
+
+/* 1 when built with CBLAS. */
+MP_EXPORT int mp_linalg_has_blas(void);
+
+#endif
