@@ -23,7 +23,8 @@ static void human(double v, int bytes, char *buf, size_t cap) {
     if (bytes) {
         if (v >= 1 << 30) snprintf(buf, cap, "%.2f GiB", v / (1 << 30));
         else if (v >= 1 << 20) snprintf(buf, cap, "%.1f MiB", v / (1 << 20));
-        else snprintf(buf, cap, "%.0f KiB", v / 1024);
+        else if (v >= 1024) snprintf(buf, cap, "%.0f KiB", v / 1024);
+        else snprintf(buf, cap, "%.0f B", v);
         return;
     }
     if (v >= 1e9) snprintf(buf, cap, "%.2fG", v / 1e9);
