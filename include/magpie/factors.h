@@ -46,4 +46,35 @@ MP_EXPORT int mp_factors_similar(const mp_factors *f, uint32_t item, size_t n, u
 MP_EXPORT void mp_factors_save(const mp_factors *f, mp_mf_writer *w);
 MP_EXPORT int mp_factors_load(mp_factors *f, mp_mf_reader *r, mp_error *err);
 
+/* ---- Implicit-feedback least squares (Hu, Koren and Volinsky 2008), one row at a time ----
+ * For one user (or item) with observed columns idx[nnz] and values val[nnz] (r > 0) against fixed factors Y:
+ *   confidence c_j = 1 + alpha * r_j, preference p_j = 1, A = YtY + sum_j (c_j - 1) y_j y_j^T + reg I,
+ *   x = A^{-1} sum_j c_j y_j.
+ * Only the row's non-zeros are touched; YtY (the Gram of all of Y) carries the rest. The row functions are
+ * pure: the same inputs give bitwise the same x, whatever thread runs them. */
+typedef struct mp_ials_problem {
+    const float *Y;   /* (n, k) fixed factors, row-major, leading dimension k */
+    const float *YtY; /* (k, k) Gram of Y without regularisation, full */
+    uint32_t k;
+    float alpha;      /* confidence slope, >= 0 */
+    float reg;        /* L2 regularisation, >= 0 (> 0 keeps A positive definite) */
+} mp_ials_problem;
+
+/* Doubles of scratch the exact solve and explain need: k * k + 2 * k. */
+MP_EXPORT size_t mp_ials_work_doubles(uint32_t k);
+/* Exact solve by Cholesky in double precision; x (k) is overwritten. An empty row gives x = 0. work has
+ * mp_ials_work_doubles(k) doubles. MP_ERANGE if A is not positive definite (reg 0 and too few observations). */
+MP_EXPORT int mp_ials_solve(const mp_ials_problem *p, const uint32_t *idx, const float *val, size_t nnz, float *x,
+                            double *work);
+/* Conjugate gradient (Takacs et al. 2011): `steps` iterations warm-started from x (k), updated in place.
+ * work has 3 * k floats. */
+MP_EXPORT void mp_ials_cg(const mp_ials_problem *p, const uint32_t *idx, const float *val, size_t nnz, float *x,
+                          unsigned steps, float *work);
+/* Item contributions to an exact-solve score (the paper's section 5): with W = A^{-1},
+ *   score = target^T x = sum_j c_j (target^T W y_j),
+ * writes contrib[j] = c_j * target^T W y_j for each of the row's nnz columns and returns MP_OK; *score gets their
+ * sum. work as for mp_ials_solve. */
+MP_EXPORT int mp_ials_explain(const mp_ials_problem *p, const uint32_t *idx, const float *val, size_t nnz,
+                              const float *target, double *contrib, double *score, double *work);
+
 #endif

@@ -27,6 +27,17 @@ MP_EXPORT void mp_gram(const float *A, size_t n, size_t k, size_t lda, float *G)
  * A and b are overwritten (A by its factor, b by x). MP_ERANGE if A is not positive definite. */
 MP_EXPORT int mp_cholesky_solve(double *A, double *b, size_t k);
 
+/* The two halves of mp_cholesky_solve, for solving several right-hand sides with one matrix:
+ * mp_cholesky_factor overwrites the lower triangle of A (k,k) with L (A = L L^T; the upper triangle is left
+ * as it was) and gives MP_ERANGE if A is not positive definite; mp_cholesky_solve_factored solves L L^T x = b
+ * in place using only the lower triangle of L. */
+MP_EXPORT int mp_cholesky_factor(double *A, size_t k);
+MP_EXPORT void mp_cholesky_solve_factored(const double *L, double *b, size_t k);
+
+/* y (m) = A (m,n) x (n), A row-major with leading dimension lda. Called inside an OpenMP parallel region it runs
+ * the plain-C kernel on the calling thread (no nested BLAS threads). */
+MP_EXPORT void mp_sgemv(size_t m, size_t n, const float *A, size_t lda, const float *x, float *y);
+
 /* 1 when built with CBLAS. */
 MP_EXPORT int mp_linalg_has_blas(void);
 

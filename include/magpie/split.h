@@ -11,6 +11,7 @@ typedef enum {
     MP_SPLIT_RATIO,       /* per user random ratio split, stratified (Microsoft Recommenders style) */
     MP_SPLIT_COLD_ITEM,   /* a share of items held out entirely: their events -> test */
     MP_SPLIT_COLD_USER,   /* a share of users held out entirely: their events -> test */
+    MP_SPLIT_KFOLD,       /* events dealt into n_folds folds by a seeded permutation; fold `fold` -> test */
 } mp_split_kind;
 
 typedef struct mp_split_opts {
@@ -22,11 +23,14 @@ typedef struct mp_split_opts {
     int64_t cutoff;        /* TEMPORAL: events with ts >= cutoff go to test; 0: use `share` */
     int with_valid;        /* LEAVE_LAST: hold out a validation item; RATIO/TEMPORAL: carve validation from train */
     uint32_t min_events;   /* LEAVE_LAST: users with fewer distinct items than this keep everything in train (3) */
+    uint32_t n_folds;      /* KFOLD: number of folds (default 5, at least 2) */
+    uint32_t fold;         /* KFOLD: which fold is the test part, 0 .. n_folds - 1 (default 0) */
 } mp_split_opts;
 
-/* Defaults: seed 42, ratio 0.75, share 0.2, cutoff 0, min_events 3, with_valid 1 for LEAVE_LAST only. */
+/* Defaults: seed 42, ratio 0.75, share 0.2, cutoff 0, min_events 3, with_valid 1 for LEAVE_LAST only, 5 folds,
+ * fold 0. */
 MP_EXPORT void mp_split_opts_default(mp_split_opts *o, mp_split_kind kind);
-/* Parses "loo" (or "leave-last"), "temporal", "ratio", "cold-item", "cold-user". MP_OK or MP_EINVAL. */
+/* Parses "loo" (or "leave-last"), "temporal", "ratio", "cold-item", "cold-user", "kfold". MP_OK or MP_EINVAL. */
 MP_EXPORT int mp_split_kind_parse(const char *s, mp_split_kind *out);
 /* "loo", "temporal", ...; static storage. */
 MP_EXPORT const char *mp_split_kind_name(mp_split_kind k);
@@ -56,7 +60,13 @@ typedef struct mp_split {
  *   round((1 - ratio) * n_train) of the train items go to validation (at least one stays in train).
  * COLD_ITEM / COLD_USER: round(share * active) of the items / users with events, chosen by a seeded shuffle, are
  *   held out entirely (all their events -> test; cold_item / cold_user marks them). No validation part
- *   (with_valid gives MP_EUNSUPPORTED). Cold users have no history at evaluation time. */
+ *   (with_valid gives MP_EUNSUPPORTED). Cold users have no history at evaluation time.
+ * KFOLD: the events (not users or items) are shuffled by a seeded permutation of 0..n-1 and dealt into n_folds
+ *   contiguous chunks whose sizes differ by at most one (the first n % n_folds chunks get one more), as Surprise's
+ *   KFold does; chunk `fold` is the test part, the rest train. The same seed and n_folds give the same chunks for
+ *   every `fold`, so fold = 0 .. n_folds-1 together test every event exactly once (for "5-fold RMSE" on explicit
+ *   ratings). with_valid: chunk (fold + 1) % n_folds is the validation part (needs n_folds >= 3). A user or item
+ *   may appear in several parts, and so may an item a user rated twice. */
 MP_EXPORT int mp_split_make(const mp_dataset *ds, const mp_split_opts *o, mp_split *out, mp_error *err);
 /* Frees the parts and masks and zeroes the struct; a zeroed struct is fine. */
 MP_EXPORT void mp_split_free(mp_split *sp);
@@ -65,5 +75,13 @@ MP_EXPORT void mp_split_free(mp_split *sp);
  * train + valid as the history at test time. *out is malloc'ed and owned by the caller (free). */
 MP_EXPORT int mp_split_merge(const mp_interaction *a, size_t na, const mp_interaction *b, size_t nb,
                              mp_interaction **out, size_t *n_out, mp_error *err);
+
+/* Holds out the latest `share` (0 < share < 1) of each user's events as validation: per user with m events, the
+ * last round(share * m) go to *valid (at most m - 1, so something stays in train; users with one event keep it).
+ * `ev` must be sorted by (user, ts); both outputs keep that order. For `magpie train --valid-share`, where a model
+ * fitted on every event still wants a validation part for early stopping. *train and *valid are malloc'ed and
+ * owned by the caller (free). */
+MP_EXPORT int mp_split_user_tail(const mp_interaction *ev, size_t n, double share, mp_interaction **train,
+                                 size_t *n_train, mp_interaction **valid, size_t *n_valid, mp_error *err);
 
 #endif

@@ -15,6 +15,7 @@ int cmd_gen_demo(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_recommend(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 
 /* Default store path: $MAGPIE_DB or "magpie.db". */
 const char *cli_default_db(void);

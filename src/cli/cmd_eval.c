@@ -13,6 +13,9 @@
 #define CMD "eval"
 
 static void print_help(void) {
+    /* one write at exit: `magpie CMD --help | grep -q usage` must not die of SIGPIPE half-way */
+    static char out_buf[1 << 16]; /* lives until exit, when stdout is flushed */
+    setvbuf(stdout, out_buf, _IOFBF, sizeof out_buf);
     printf(
         "usage: magpie eval --model NAME [options]\n"
         "\n"
@@ -34,14 +37,20 @@ static void print_help(void) {
         "                 (stratified like Microsoft Recommenders' python_stratified_split)\n"
         "      cold-item  a --share of items is held out entirely; all their events are test\n"
         "      cold-user  a --share of users is held out entirely; they are evaluated with no history\n"
+        "      kfold      events are dealt into --folds folds by a seeded permutation; fold --fold is the test part\n"
+        "                 (run --fold 0 .. N-1 with one seed for k-fold cross-validation, e.g. RMSE on ratings)\n"
         "  --ratio R             ratio: train share per user (default 0.75)\n"
         "  --share S             temporal / cold-*: held-out share (default 0.2)\n"
         "  --cutoff TS           temporal: epoch seconds or RFC 3339 time (overrides --share)\n"
         "  --min-events N        loo: fewest distinct items a user needs to be held out (default 3)\n"
+        "  --folds N             kfold: number of folds (default 5)\n"
+        "  --fold I              kfold: the test fold, 0 .. N-1 (default 0); --on valid uses fold I+1 mod N\n"
         "  --seed N              seed of the split and of sampled negatives (default 42)\n"
         "  --on test|valid       evaluate on the test part (history = train + validation; default) or on the\n"
         "                        validation part (history = train). For temporal and ratio, --on valid carves the\n"
         "                        validation part from the training part; cold-* have none.\n"
+        "                        Models that stop early are given the validation part while fitting when testing\n"
+        "                        on test with a protocol that has one (loo); with --on valid they get none.\n"
         "  --k 5,10,20           cut-offs (at most %d)\n"
         "  --history MODE        what happens to items the user already has (default exclude):\n"
         "      exclude    they are not ranked (the usual choice for recommending new items)\n"
@@ -58,7 +67,8 @@ static void print_help(void) {
         "                        ones. \"all\" leaks the targets into the model and is labelled LEAKY; it exists to\n"
         "                        reproduce published baselines computed that way (S3-Rec's PopRec row counts\n"
         "                        popularity over whole sequences: use --model pop --fit-on all).\n"
-        "  --threads N           evaluation threads (default 2; results do not depend on it)\n"
+        "  --threads N           threads for fitting and evaluation (default 2; evaluation results do not depend\n"
+        "                        on it, a model's fit may)\n"
         "  --json                print the result as JSON instead of a markdown table\n"
         "  --quiet               no progress or log lines\n"
         "  --help                this text\n"
@@ -96,7 +106,8 @@ static int parse_cutoff(const char *s, int64_t *out) {
 int cmd_eval(int argc, char **argv) {
     enum {
         O_DB = 1000, O_MODEL, O_PARAM, O_PROTOCOL, O_RATIO, O_SHARE, O_CUTOFF, O_SEED, O_K, O_HISTORY, O_ON,
-        O_SAMPLED, O_WEIGHTS, O_HALF, O_COLD, O_FIT_ON, O_JSON, O_QUIET, O_HELP, O_THREADS, O_MIN_EVENTS
+        O_SAMPLED, O_WEIGHTS, O_HALF, O_COLD, O_FIT_ON, O_JSON, O_QUIET, O_HELP, O_THREADS, O_MIN_EVENTS,
+        O_FOLDS, O_FOLD
     };
     static const struct option longopts[] = {
         {"db", required_argument, 0, O_DB},
@@ -117,6 +128,8 @@ int cmd_eval(int argc, char **argv) {
         {"fit-on", required_argument, 0, O_FIT_ON},
         {"threads", required_argument, 0, O_THREADS},
         {"min-events", required_argument, 0, O_MIN_EVENTS},
+        {"folds", required_argument, 0, O_FOLDS},
+        {"fold", required_argument, 0, O_FOLD},
         {"json", no_argument, 0, O_JSON},
         {"quiet", no_argument, 0, O_QUIET},
         {"help", no_argument, 0, O_HELP},
@@ -128,7 +141,7 @@ int cmd_eval(int argc, char **argv) {
     double ratio = -1, share = -1, half_life = 0;
     int64_t cutoff = 0;
     unsigned long long seed = 42, v;
-    long long min_events = -1;
+    long long min_events = -1, folds = -1, fold = -1;
     mp_error err;
     mp_error_clear(&err);
     mp_eval_opts eo;
@@ -193,6 +206,16 @@ int cmd_eval(int argc, char **argv) {
             if (v < 1 || v > 64) return cli_usage_error(CMD, "--threads: expected 1 to 64, got %s", optarg);
             eo.n_threads = (uint32_t)v;
             break;
+        case O_FOLDS:
+            if (cli_parse_u64(CMD, "--folds", optarg, &v)) return 2;
+            if (v < 2 || v > 255) return cli_usage_error(CMD, "--folds: expected 2 to 255, got %s", optarg);
+            folds = (long long)v;
+            break;
+        case O_FOLD:
+            if (cli_parse_u64(CMD, "--fold", optarg, &v)) return 2;
+            if (v > 254) return cli_usage_error(CMD, "--fold: expected 0 to --folds minus 1, got %s", optarg);
+            fold = (long long)v;
+            break;
         case O_MIN_EVENTS:
             if (cli_parse_u64(CMD, "--min-events", optarg, &v)) return 2;
             min_events = v > UINT32_MAX ? UINT32_MAX : (long long)v;
@@ -208,8 +231,11 @@ int cmd_eval(int argc, char **argv) {
     if (!model_name) return cli_usage_error(CMD, "--model is required (e.g. --model pop)");
     mp_split_kind kind;
     if (mp_split_kind_parse(protocol, &kind) != MP_OK)
-        return cli_usage_error(CMD, "--protocol: expected loo, temporal, ratio, cold-item or cold-user, got \"%s\"",
+        return cli_usage_error(CMD,
+                               "--protocol: expected loo, temporal, ratio, cold-item, cold-user or kfold, got \"%s\"",
                                protocol);
+    if ((folds >= 0 || fold >= 0) && kind != MP_SPLIT_KFOLD)
+        return cli_usage_error(CMD, "--folds and --fold go with --protocol kfold");
     mp_split_opts so;
     mp_split_opts_default(&so, kind);
     so.seed = seed;
@@ -217,6 +243,13 @@ int cmd_eval(int argc, char **argv) {
     if (share >= 0) so.share = share;
     so.cutoff = cutoff;
     if (min_events >= 0) so.min_events = (uint32_t)min_events;
+    if (folds >= 0) so.n_folds = (uint32_t)folds;
+    if (fold >= 0) so.fold = (uint32_t)fold;
+    if (kind == MP_SPLIT_KFOLD && so.fold >= so.n_folds)
+        return cli_usage_error(CMD, "--fold: expected 0 to %u with %u folds, got %u", so.n_folds - 1, so.n_folds,
+                               so.fold);
+    if (kind == MP_SPLIT_KFOLD && on_valid && so.n_folds < 3)
+        return cli_usage_error(CMD, "--on valid with kfold needs --folds 3 or more (train, validation, test)");
     so.with_valid = kind == MP_SPLIT_LEAVE_LAST || on_valid;
     if (on_valid && (kind == MP_SPLIT_COLD_ITEM || kind == MP_SPLIT_COLD_USER))
         return cli_usage_error(CMD, "--on valid: the %s protocol has no validation part", protocol);
@@ -296,6 +329,13 @@ int cmd_eval(int argc, char **argv) {
         cli_fail(CMD, "%s", err.msg);
         goto done;
     }
+    /* Validation events for early stopping: only when testing on test (the validation part is then history, not
+     * a target) and only on an honest fit; with --on valid they are the targets, so giving them would leak. */
+    if (!on_valid && !fit_all && sp.n_valid > 0) {
+        ts.data.valid = sp.valid;
+        ts.data.n_valid = sp.n_valid;
+    }
+    ts.data.n_threads = (int)eo.n_threads;
     t0 = cli_now();
     if (mp_model_fit(model, &ts.data, &prog.iface, &err) != MP_OK) {
         cli_progress_done(&prog);

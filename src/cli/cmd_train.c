@@ -8,12 +8,16 @@
 #include "cli/cli.h"
 #include "magpie/dataset.h"
 #include "magpie/model.h"
+#include "magpie/split.h"
 #include "magpie/trainset.h"
 
 static void usage(FILE *f) {
+    /* one write at exit: `magpie train --help | grep -q usage` must not die of SIGPIPE half-way */
+    static char out_buf[1 << 16]; /* lives until exit, when stdout is flushed */
+    if (f == stdout) setvbuf(stdout, out_buf, _IOFBF, sizeof out_buf);
     fprintf(f,
             "usage: magpie train --model NAME --out MODEL_FILE [--param k=v,...] [--weights type=w,...]\n"
-            "                    [--half-life-days D] [--db PATH] [--quiet]\n\n"
+            "                    [--half-life-days D] [--valid-share S|loo] [--threads N] [--db PATH] [--quiet]\n\n"
             "Loads every event of the store, fits the model and saves it (atomically) to MODEL_FILE, which\n"
             "`magpie recommend` and the server can load.\n\n"
             "options:\n"
@@ -24,6 +28,11 @@ static void usage(FILE *f) {
             "                         (types not named keep their default)\n"
             "  --half-life-days D     time decay of event weights; also sets the model's half_life_days\n"
             "                         parameter when it has one and --param does not set it\n"
+            "  --valid-share S|loo    hold out each user's latest share S of events (0 < S < 1), or with \"loo\" the\n"
+            "                         item of their last event (users with 3+ items), as validation events that\n"
+            "                         models stopping early watch; the model is then fitted on the rest only.\n"
+            "                         Default: none (fit on every event)\n"
+            "  --threads N            threads the model may use (default: all cores)\n"
             "  --db PATH              store (default: $MAGPIE_DB or ./magpie.db)\n"
             "  --quiet                no progress or summary\n"
             "  --help                 show this help\n\n"
@@ -48,13 +57,16 @@ int cmd_train(int argc, char **argv) {
         {"param", required_argument, NULL, 'p'},  {"weights", required_argument, NULL, 'w'},
         {"half-life-days", required_argument, NULL, 'H'}, {"out", required_argument, NULL, 'o'},
         {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
+        {"valid-share", required_argument, NULL, 'V'}, {"threads", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
     const char *cmd = "train";
     const char *db = cli_default_db(), *name = NULL, *out = NULL, *weights = NULL;
     const char *params[32];
     size_t n_params = 0;
-    double half_life = -1;
+    double half_life = -1, valid_share = 0;
+    int valid_loo = 0;
+    unsigned long long threads = 0;
     int quiet = 0, c;
     optind = 1;
     opterr = 0;
@@ -72,6 +84,22 @@ int cmd_train(int argc, char **argv) {
             if (half_life < 0) return cli_usage_error(cmd, "--half-life-days: expected a number >= 0");
             break;
         case 'o': out = optarg; break;
+        case 'V':
+            if (!strcmp(optarg, "loo")) {
+                valid_loo = 1;
+                break;
+            }
+            if (cli_parse_double(cmd, "--valid-share", optarg, &valid_share)) return 2;
+            if (!(valid_share > 0 && valid_share < 1))
+                return cli_usage_error(cmd, "--valid-share: expected a share between 0 and 1 (exclusive) or loo, "
+                                            "got %s",
+                                       optarg);
+            break;
+        case 'T':
+            if (cli_parse_u64(cmd, "--threads", optarg, &threads)) return 2;
+            if (threads < 1 || threads > 1024)
+                return cli_usage_error(cmd, "--threads: expected 1 to 1024, got %s", optarg);
+            break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return 0;
         case ':': return cli_usage_error(cmd, "option %s needs a value", argv[optind - 1]);
@@ -139,13 +167,44 @@ int cmd_train(int argc, char **argv) {
         return cli_fail(cmd, "the store %s has no events to train on (import events first)", db);
     }
     double t_load = cli_now() - t0;
-    rc = mp_train_set_build(&ts, ds, ds->events, ds->n_events, &w, &err);
+    /* With a validation part the model is fitted on the rest and watches the held-out events. */
+    mp_split held;
+    memset(&held, 0, sizeof held);
+    mp_interaction *fit_ev = ds->events, *valid_ev = NULL, *tail_train = NULL;
+    size_t n_fit = ds->n_events, n_valid_ev = 0;
+    if (valid_loo) {
+        mp_split_opts so;
+        mp_split_opts_default(&so, MP_SPLIT_LEAVE_LAST);
+        so.with_valid = 0;
+        rc = mp_split_make(ds, &so, &held, &err);
+        if (rc == MP_OK) {
+            fit_ev = held.train;
+            n_fit = held.n_train;
+            valid_ev = held.test;
+            n_valid_ev = held.n_test;
+        }
+    } else if (valid_share > 0) {
+        rc = mp_split_user_tail(ds->events, ds->n_events, valid_share, &tail_train, &n_fit, &valid_ev, &n_valid_ev,
+                                &err);
+        if (rc == MP_OK) fit_ev = tail_train;
+    }
+    if (rc == MP_OK && (valid_loo || valid_share > 0))
+        cli_log(quiet, "validation: %zu events held out, fitting on %zu", n_valid_ev, n_fit);
+    if (rc == MP_OK) rc = mp_train_set_build(&ts, ds, fit_ev, n_fit, &w, &err);
+    if (rc == MP_OK) {
+        ts.data.valid = n_valid_ev ? valid_ev : NULL;
+        ts.data.n_valid = n_valid_ev;
+        ts.data.n_threads = (int)threads;
+    }
     double t1 = cli_now();
     if (rc == MP_OK) rc = mp_model_fit(m, &ts.data, &prog.iface, &err);
     double t_fit = cli_now() - t1;
     if (rc == MP_OK) rc = mp_model_save(m, out, &err);
     cli_progress_done(&prog);
     if (rc) {
+        mp_split_free(&held);
+        free(tail_train);
+        if (!valid_loo) free(valid_ev);
         mp_train_set_free(&ts);
         mp_dataset_destroy(ds);
         mp_model_destroy(m);
@@ -154,10 +213,13 @@ int cmd_train(int argc, char **argv) {
     if (!quiet) {
         long long size = stat(out, &st) == 0 ? (long long)st.st_size : -1;
         cli_log(0, "trained %s on %zu events (%u users, %u items, %llu user-item pairs): load %.2f s, fit %.2f s",
-                name, ds->n_events, ds->n_users, ds->n_items, (unsigned long long)mp_csr_nnz(&ts.ui), t_load,
+                name, n_fit, ds->n_users, ds->n_items, (unsigned long long)mp_csr_nnz(&ts.ui), t_load,
                 t_fit);
         cli_log(0, "saved %s (%lld bytes)", out, size);
     }
+    mp_split_free(&held);
+    free(tail_train);
+    if (!valid_loo) free(valid_ev);
     mp_train_set_free(&ts);
     mp_dataset_destroy(ds);
     mp_model_destroy(m);

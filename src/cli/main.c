@@ -16,6 +16,7 @@ static const command commands[] = {
     {"stats", cmd_stats, "counts per event type, users, items, time range and density of a store"},
     {"train", cmd_train, "train a model on a store and save it to a model file"},
     {"eval", cmd_eval, "split, train and evaluate a model offline (HR, NDCG, MAP, AUC, coverage, ...)"},
+    {"tune", cmd_tune, "search a model's hyper-parameters on validation data, then report test metrics"},
     {"recommend", cmd_recommend, "top-N recommendations with reasons for users, from a model file"},
 };
 

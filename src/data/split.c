@@ -20,6 +20,8 @@ void mp_split_opts_default(mp_split_opts *o, mp_split_kind kind) {
     o->cutoff = 0;
     o->with_valid = kind == MP_SPLIT_LEAVE_LAST;
     o->min_events = 3;
+    o->n_folds = 5;
+    o->fold = 0;
 }
 
 int mp_split_kind_parse(const char *s, mp_split_kind *out) {
@@ -27,7 +29,8 @@ int mp_split_kind_parse(const char *s, mp_split_kind *out) {
         const char *name;
         mp_split_kind kind;
     } names[] = {{"loo", MP_SPLIT_LEAVE_LAST},     {"leave-last", MP_SPLIT_LEAVE_LAST}, {"temporal", MP_SPLIT_TEMPORAL},
-                 {"ratio", MP_SPLIT_RATIO},        {"cold-item", MP_SPLIT_COLD_ITEM},   {"cold-user", MP_SPLIT_COLD_USER}};
+                 {"ratio", MP_SPLIT_RATIO},        {"cold-item", MP_SPLIT_COLD_ITEM},   {"cold-user", MP_SPLIT_COLD_USER},
+                 {"kfold", MP_SPLIT_KFOLD}};
     if (!s) return MP_EINVAL;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(s, names[i].name) == 0) {
@@ -44,6 +47,7 @@ const char *mp_split_kind_name(mp_split_kind k) {
     case MP_SPLIT_RATIO: return "ratio";
     case MP_SPLIT_COLD_ITEM: return "cold-item";
     case MP_SPLIT_COLD_USER: return "cold-user";
+    case MP_SPLIT_KFOLD: return "kfold";
     }
     return "?";
 }
@@ -251,6 +255,30 @@ static int split_cold(const mp_dataset *ds, const mp_split_opts *o, uint8_t *par
     return MP_OK;
 }
 
+/* Events dealt into folds by a seeded permutation: position p of the permutation belongs to chunk c when
+ * start(c) <= p < start(c + 1), start(c) = c * (n / k) + min(c, n % k). */
+static int split_kfold(const mp_dataset *ds, const mp_split_opts *o, uint8_t *part, mp_error *err) {
+    size_t n = ds->n_events;
+    if (n > UINT32_MAX)
+        return mp_error_set(err, MP_ERANGE, "split kfold: %zu events is more than the 2^32 - 1 supported", n);
+    uint32_t *perm = malloc((n ? n : 1) * sizeof *perm);
+    if (!perm) return mp_error_set(err, MP_ENOMEM, "split kfold: out of memory for %zu events", n);
+    for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
+    mp_rng rng;
+    mp_rng_seed(&rng, o->seed);
+    mp_rng_shuffle_u32(&rng, perm, n);
+    size_t k = o->n_folds, base = n / k, extra = n % k, pos = 0;
+    uint32_t valid_fold = o->with_valid ? (o->fold + 1) % o->n_folds : UINT32_MAX;
+    for (uint32_t c = 0; c < o->n_folds; c++) {
+        size_t len = base + (c < extra ? 1 : 0);
+        uint8_t which = c == o->fold ? PART_TEST : c == valid_fold ? PART_VALID : PART_TRAIN;
+        for (size_t j = 0; j < len; j++) part[perm[pos + j]] = which;
+        pos += len;
+    }
+    free(perm);
+    return MP_OK;
+}
+
 int mp_split_make(const mp_dataset *ds, const mp_split_opts *o, mp_split *out, mp_error *err) {
     memset(out, 0, sizeof *out);
     switch (o->kind) {
@@ -276,6 +304,19 @@ int mp_split_make(const mp_dataset *ds, const mp_split_opts *o, mp_split *out, m
                                 "split %s: has no validation part (evaluate on test, or use loo/temporal/ratio)",
                                 mp_split_kind_name(o->kind));
         break;
+    case MP_SPLIT_KFOLD:
+        if (o->n_folds < 2 || o->n_folds > 255)
+            return mp_error_set(err, MP_EINVAL, "split kfold: the number of folds must be 2 to 255, got %u",
+                                o->n_folds);
+        if (o->fold >= o->n_folds)
+            return mp_error_set(err, MP_EINVAL, "split kfold: fold must be 0 to %u (there are %u folds), got %u",
+                                o->n_folds - 1, o->n_folds, o->fold);
+        if (o->with_valid && o->n_folds < 3)
+            return mp_error_set(err, MP_EINVAL,
+                                "split kfold: a validation fold needs at least 3 folds (train, validation, test), "
+                                "got %u",
+                                o->n_folds);
+        break;
     case MP_SPLIT_LEAVE_LAST: break;
     default: return mp_error_set(err, MP_EINVAL, "split: unknown kind %d", (int)o->kind);
     }
@@ -288,6 +329,7 @@ int mp_split_make(const mp_dataset *ds, const mp_split_opts *o, mp_split *out, m
     case MP_SPLIT_LEAVE_LAST: rc = split_leave_last(ds, o, part, err); break;
     case MP_SPLIT_TEMPORAL: rc = split_temporal(ds, o, part, err); break;
     case MP_SPLIT_RATIO: rc = split_ratio(ds, o, part, err); break;
+    case MP_SPLIT_KFOLD: rc = split_kfold(ds, o, part, err); break;
     default: rc = split_cold(ds, o, part, out, err); break;
     }
     if (rc != MP_OK) {
@@ -330,5 +372,37 @@ int mp_split_merge(const mp_interaction *a, size_t na, const mp_interaction *b, 
     while (j < nb) m[o++] = b[j++];
     *out = m;
     *n_out = o;
+    return MP_OK;
+}
+
+int mp_split_user_tail(const mp_interaction *ev, size_t n, double share, mp_interaction **train, size_t *n_train,
+                       mp_interaction **valid, size_t *n_valid, mp_error *err) {
+    *train = *valid = NULL;
+    *n_train = *n_valid = 0;
+    if (!(share > 0 && share < 1))
+        return mp_error_set(err, MP_EINVAL, "validation share must be between 0 and 1 (exclusive), got %g", share);
+    mp_interaction *tr = malloc((n ? n : 1) * sizeof *tr), *va = malloc((n ? n : 1) * sizeof *va);
+    if (!tr || !va) {
+        free(tr);
+        free(va);
+        return mp_error_set(err, MP_ENOMEM, "split: out of memory for %zu events", n);
+    }
+    size_t nt = 0, nv = 0;
+    for (size_t b = 0; b < n;) {
+        size_t e = b;
+        while (e < n && ev[e].user == ev[b].user) e++;
+        size_t m = e - b;
+        uint64_t tail = round_half_even(share * (double)m);
+        if (tail > m - 1) tail = m - 1;
+        for (size_t i = b; i < e; i++) {
+            if (i < e - tail) tr[nt++] = ev[i];
+            else va[nv++] = ev[i];
+        }
+        b = e;
+    }
+    *train = tr;
+    *valid = va;
+    *n_train = nt;
+    *n_valid = nv;
     return MP_OK;
 }

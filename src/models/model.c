@@ -8,19 +8,19 @@
 
 /* Models register here: one extern per src/models/<name>.c and one entry in the table below. */
 extern const mp_model_ops mp_pop_ops;
-/* extern const mp_model_ops mp_itemknn_ops; */
-/* extern const mp_model_ops mp_als_ops; */
-/* extern const mp_model_ops mp_bpr_ops; */
-/* extern const mp_model_ops mp_ease_ops; */
-/* extern const mp_model_ops mp_mf_ops; */
+extern const mp_model_ops mp_itemknn_ops;
+extern const mp_model_ops mp_als_ops;
+extern const mp_model_ops mp_bpr_ops;
+extern const mp_model_ops mp_ease_ops;
+extern const mp_model_ops mp_mf_ops;
 
 static const mp_model_ops *const registry[] = {
     &mp_pop_ops,
-    /* &mp_itemknn_ops, */
-    /* &mp_als_ops, */
-    /* &mp_bpr_ops, */
-    /* &mp_ease_ops, */
-    /* &mp_mf_ops, */
+    &mp_itemknn_ops,
+    &mp_als_ops,
+    &mp_bpr_ops,
+    &mp_ease_ops,
+    &mp_mf_ops,
     NULL,
 };
 

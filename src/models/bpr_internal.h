@@ -1,0 +1,69 @@
+/* src/models/bpr_internal.h: the pieces of the "bpr" and "mf" models that unit tests call directly: the loss and
+ * gradient of one BPR triple and the in-place SGD step used by training, and the loss and gradient of one explicit
+ * rating under biased MF. Not part of the public API. */
+#ifndef MAGPIE_MODELS_BPR_INTERNAL_H
+#define MAGPIE_MODELS_BPR_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "magpie/factors.h"
+#include "magpie/model.h"
+
+/* BPR loss of one (user u, positive i, negative j) triple, in double precision:
+ *   x   = (bi - bj) + pu . (qi - qj)
+ *   L   = -log sigmoid(x) + reg/2 (|pu|^2 + |qi|^2 + |qj|^2) + reg_bias/2 (bi^2 + bj^2)
+ * pu, qi, qj: [k]. bi, bj: the item biases, or NULL both when the model has none (their terms vanish). */
+double mp_bprmf_triple_loss(const float *pu, const float *qi, const float *qj, const float *bi, const float *bj,
+                            size_t k, double reg, double reg_bias);
+
+/* Gradient of mp_bprmf_triple_loss with respect to pu, qi, qj ([k] each, written) and bi, bj (written when not
+ * NULL). The reference for mp_bprmf_triple_step and for the finite-difference test. */
+void mp_bprmf_triple_grad(const float *pu, const float *qi, const float *qj, const float *bi, const float *bj,
+                          size_t k, double reg, double reg_bias, float *g_pu, float *g_qi, float *g_qj, float *g_bi,
+                          float *g_bj);
+
+/* The step training takes: every parameter moves by -lr * its gradient (all from the values before the step), in
+ * single precision, in place. pu, qi and qj must not overlap. bi, bj may be NULL (both). Returns x before the
+ * step (so callers can count correctly ordered pairs). */
+float mp_bprmf_triple_step(float *pu, float *qi, float *qj, float *bi, float *bj, size_t k, float lr, float reg,
+                           float reg_bias);
+
+/* Squared-error loss of one rating under biased MF, in double precision:
+ *   e = r - (mu + bu + bi + pu . qi)
+ *   L = e^2 / 2 + reg/2 (|pu|^2 + |qi|^2) + reg_bias/2 (bu^2 + bi^2) */
+double mp_bprmf_rating_loss(double r, double mu, float bu, float bi, const float *pu, const float *qi, size_t k,
+                            double reg, double reg_bias);
+/* Its gradient with respect to pu, qi ([k] each), bu and bi. */
+void mp_bprmf_rating_grad(double r, double mu, float bu, float bi, const float *pu, const float *qi, size_t k,
+                          double reg, double reg_bias, float *g_pu, float *g_qi, float *g_bu, float *g_bi);
+
+/* Parameter parsing shared by bpr.c and mf.c: MP_EINVAL with "expected ..., got \"value\"" on a bad value. */
+int mp_bprmf_parse_u64(const char *value, uint64_t lo, uint64_t hi, uint64_t *out, mp_error *err);
+int mp_bprmf_parse_u32(const char *value, uint32_t lo, uint32_t hi, uint32_t *out, mp_error *err);
+/* A finite number in [lo, hi] (lo excluded when lo_open). */
+int mp_bprmf_parse_f64(const char *value, double lo, int lo_open, double hi, double *out, mp_error *err);
+/* Index of `value` in names[n]. */
+int mp_bprmf_parse_choice(const char *value, const char *const *names, uint32_t n, uint32_t *out, mp_error *err);
+/* Threads to use: the parameter if set, else the training data's n_threads, else all cores (data may be NULL). */
+int mp_bprmf_threads(uint32_t param, const mp_train_data *data);
+/* Index into ctx->history of the item whose factor row has the largest dot product with `item`'s (the item itself,
+ * items outside f and dislikes/returns skipped), or -1. */
+long mp_bprmf_closest_history(const mp_factors *f, const mp_user_ctx *ctx, uint32_t item);
+
+/* Item titles kept by the models for reasons: [n_items] strings, entries may be NULL. */
+/* A copy of titles[n_items] (each cut at 4096 bytes); NULL when out of memory. Free with mp_bprmf_free_titles. */
+char **mp_bprmf_copy_titles(const char *const *titles, uint32_t n_items);
+void mp_bprmf_free_titles(char **titles, uint32_t n_items); /* NULL is a no-op */
+/* Moves titles[old_n] into a new array of new_n (new entries NULL) and frees the old array; NULL when out of
+ * memory (then titles is untouched) or when titles is NULL. */
+char **mp_bprmf_grow_titles(char **titles, uint32_t old_n, uint32_t new_n);
+void mp_bprmf_save_titles(mp_mf_writer *w, char *const *titles, uint32_t n_items);
+/* Reads what mp_bprmf_save_titles wrote; *out is NULL when none were saved, else owned by the caller. */
+int mp_bprmf_load_titles(mp_mf_reader *r, char ***out, uint32_t n_items, const char *model, mp_error *err);
+/* `"Title"` or `item #id` into buf. */
+void mp_bprmf_item_label(char *const *titles, uint32_t item, char *buf, size_t cap);
+/* "bought" for a purchase, "rated" for a rating: how a reason names what the user did. Static storage. */
+const char *mp_bprmf_verb(int type);
+
+#endif
