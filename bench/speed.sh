@@ -13,7 +13,7 @@
 #   BPR: $BUILD/bench/bpr_speed, when it exists, prints its own table.
 #
 # Usage: bench/speed.sh     (BUILD=dir picks the build, default build)
-#   THREADS=2  USERS=1000000 ITEMS=100000 DRAWS=15000000 (draws before duplicates are summed)  ITERS=3
+#   THREADS=2  USERS=1000000 ITEMS=100000 DRAWS=17500000 (draws before duplicates are summed: ~13.0M non-zeros)  ITERS=3
 #   TORCH_ITERS=1  TORCH=0 (skip the PyTorch peer)  TOPN_USERS=all|N  QUICK=1 (a 10x smaller synthetic matrix)
 #   Note: timings on a machine shared with other work are noisy; the CPU-seconds column (process CPU time per
 #   iteration / threads) is what the wall time would be with the cores to ourselves.
@@ -28,7 +28,7 @@ TORCH_ITERS=${TORCH_ITERS:-1}
 if [ "${QUICK:-0}" = 1 ]; then
     USERS=${USERS:-100000} ITEMS=${ITEMS:-10000} DRAWS=${DRAWS:-1500000}
 else
-    USERS=${USERS:-1000000} ITEMS=${ITEMS:-100000} DRAWS=${DRAWS:-15000000}
+    USERS=${USERS:-1000000} ITEMS=${ITEMS:-100000} DRAWS=${DRAWS:-17500000}
 fi
 TOPN_USERS=${TOPN_USERS:-all}
 [ "$TOPN_USERS" = all ] && TOPN_USERS=$USERS
@@ -44,7 +44,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) pri
 SYN=$OUT/als_synthetic.txt
 log "als_speed: ${USERS} users x ${ITEMS} items, ${DRAWS} draws, ${THREADS} threads (a few minutes)"
 "$ALS" --users "$USERS" --items "$ITEMS" --draws "$DRAWS" --seed 0 --threads "$THREADS" --iters "$ITERS" \
-    --factors 64,128 --cholesky 1 --topn-users "$TOPN_USERS" --write "$OUT/synthetic.bin" > "$SYN"
+    --factors 128,64 --cholesky 1 --topn-users "$TOPN_USERS" --write "$OUT/synthetic.bin" > "$SYN"
 
 # ---- the PyTorch peer ----
 PY=/usr/bin/python3

@@ -21,12 +21,23 @@ step "2. Import items, users and events into the embedded store ($DB)"
 step "3. What is in the store"
 "$MAGPIE" stats --db "$DB"
 
-step "4. Offline evaluation: popularity, leave-last-one-out, full ranking"
-"$MAGPIE" eval --db "$DB" --model pop --protocol loo --k 5,10,20 --quiet
-"$MAGPIE" eval --db "$DB" --model pop --param half_life_days=14,category_boost=4 --protocol loo --k 5,10,20 --quiet
+step "4. Offline evaluation: leave-last-one-out, full ranking over the catalog, seen items excluded"
+echo "| model | HR@10 | NDCG@10 | MAP@10 | coverage@10 | ILD@10 |"
+echo "|---|---:|---:|---:|---:|---:|"
+for model in pop itemknn ease als bpr; do
+    "$MAGPIE" eval --db "$DB" --model "$model" --protocol loo --k 10 --quiet |
+        awk -F'|' -v m="$model" 'NF >= 12 && $2 ~ /overall/ && $3 + 0 == 10 {
+            printf "| %s | %s | %s | %s | %s | %s |\n", m, $4, $7, $8, $10, $12}'
+done
+echo
+echo "Full table for one model (overall, cold and warm users; AUC; RMSE/MAE of the review ratings):"
+"$MAGPIE" eval --db "$DB" --model itemknn --protocol loo --k 5,10,20 --quiet
 
-step "5. Train on everything and save the model"
+step "5. Train item-kNN and popularity on everything and save the models"
+"$MAGPIE" train --db "$DB" --model itemknn --out "$OUT/itemknn.model"
 "$MAGPIE" train --db "$DB" --model pop --param half_life_days=14,category_boost=4 --out "$OUT/pop.model"
 
-step "6. Recommendations with reasons for three shoppers"
+step "6. Recommendations with reasons for three shoppers (item-kNN, then popularity)"
+"$MAGPIE" recommend --db "$DB" --model "$OUT/itemknn.model" --users 3 --n 5 --explain
+echo
 "$MAGPIE" recommend --db "$DB" --model "$OUT/pop.model" --users 3 --n 5 --explain

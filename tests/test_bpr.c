@@ -194,7 +194,7 @@ MP_TEST(bpr_bad_params_are_refused) {
         {"factors", "-4"},         {"factors", "0"},          {"epochs", "0"},          {"learning_rate", "0"},
         {"learning_rate", "nan"},  {"regularization", "-1"},  {"regularization", "NaN"}, {"sampling", "random"},
         {"loss", "hinge"},         {"candidates", "0"},       {"item_bias", "2"},       {"seed", "x"},
-        {"factors", "12abc"},      {"max_trials", "0"},       {"init_scale", "inf"},    {"eval_every", "0"},
+        {"factors", "12abc"},      {"max_trials", "0"},       {"init_scale", "inf"},    {"eval_every", "-1"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int rc = mp_model_set_param(m, bad[i][0], bad[i][1], &err);

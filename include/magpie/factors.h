@@ -51,7 +51,8 @@ MP_EXPORT int mp_factors_load(mp_factors *f, mp_mf_reader *r, mp_error *err);
  *   confidence c_j = 1 + alpha * r_j, preference p_j = 1, A = YtY + sum_j (c_j - 1) y_j y_j^T + reg I,
  *   x = A^{-1} sum_j c_j y_j.
  * Only the row's non-zeros are touched; YtY (the Gram of all of Y) carries the rest. The row functions are
- * pure: the same inputs give bitwise the same x, whatever thread runs them. */
+ * pure: the same inputs give bitwise the same x, whatever thread runs them. On x86-64 CPUs with AVX2 + FMA and k a
+ * multiple of 8 they use vector kernels (chosen at run time), otherwise plain C; the two agree to rounding. */
 typedef struct mp_ials_problem {
     const float *Y;   /* (n, k) fixed factors, row-major, leading dimension k */
     const float *YtY; /* (k, k) Gram of Y without regularisation, full */
@@ -60,7 +61,7 @@ typedef struct mp_ials_problem {
     float reg;        /* L2 regularisation, >= 0 (> 0 keeps A positive definite) */
 } mp_ials_problem;
 
-/* Doubles of scratch the exact solve and explain need: k * k + 2 * k. */
+/* Doubles of scratch (caller-allocated, per thread) that the exact solve and explain need for k factors. */
 MP_EXPORT size_t mp_ials_work_doubles(uint32_t k);
 /* Exact solve by Cholesky in double precision; x (k) is overwritten. An empty row gives x = 0. work has
  * mp_ials_work_doubles(k) doubles. MP_ERANGE if A is not positive definite (reg 0 and too few observations). */

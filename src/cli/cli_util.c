@@ -41,7 +41,7 @@ static void progress_update(void *ctx, const char *stage, uint64_t done, uint64_
         if (p->tty && p->stage[0]) fputc('\n', stderr);
         snprintf(p->stage, sizeof p->stage, "%s", stage);
         p->stage_start = now;
-        p->last_print = 0;
+        p->last_print = now; /* first line after one interval, not at once */
     }
     int finished = total && done >= total;
     double interval = p->tty ? 0.1 : 2.0;

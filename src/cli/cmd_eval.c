@@ -63,10 +63,15 @@ static void print_help(void) {
         "  --weights t=w,...     event-type weights of the training matrix, e.g. view=1,purchase=8\n"
         "  --half-life-days D    time decay of the training matrix (0: none)\n"
         "  --cold-threshold N    users with at most N distinct training items form the \"cold\" group (default 5)\n"
-        "  --fit-on train|all    fit on the training part (default) or on every event including the held-out\n"
-        "                        ones. \"all\" leaks the targets into the model and is labelled LEAKY; it exists to\n"
-        "                        reproduce published baselines computed that way (S3-Rec's PopRec row counts\n"
-        "                        popularity over whole sequences: use --model pop --fit-on all).\n"
+        "  --fit-on WHAT         what the model is fitted on (default train):\n"
+        "      train        the training part only; the validation part (if any) is given to the model for\n"
+        "                   early stopping\n"
+        "      train+valid  training and validation parts (test runs only): the usual refit after model\n"
+        "                   selection, and honest, since the validation events are the user's history at test\n"
+        "                   time anyway; no early stopping then\n"
+        "      all          every event including the held-out targets. This leaks the targets into the model\n"
+        "                   and is labelled LEAKY; it exists to reproduce published baselines computed that way\n"
+        "                   (S3-Rec's PopRec row counts popularity over whole sequences: --model pop --fit-on all)\n"
         "  --threads N           threads for fitting and evaluation (default 2; evaluation results do not depend\n"
         "                        on it, a model's fit may)\n"
         "  --json                print the result as JSON instead of a markdown table\n"
@@ -137,7 +142,7 @@ int cmd_eval(int argc, char **argv) {
     };
     const char *db = cli_default_db(), *model_name = NULL, *params = NULL, *weights = NULL;
     const char *protocol = "loo";
-    int json = 0, quiet = 0, on_valid = 0, fit_all = 0;
+    int json = 0, quiet = 0, on_valid = 0, fit_all = 0, fit_valid = 0;
     double ratio = -1, share = -1, half_life = 0;
     int64_t cutoff = 0;
     unsigned long long seed = 42, v;
@@ -197,9 +202,10 @@ int cmd_eval(int argc, char **argv) {
             eo.cold_threshold = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
             break;
         case O_FIT_ON:
-            if (strcmp(optarg, "train") == 0) fit_all = 0;
-            else if (strcmp(optarg, "all") == 0) fit_all = 1;
-            else return cli_usage_error(CMD, "--fit-on: expected train or all, got \"%s\"", optarg);
+            if (strcmp(optarg, "train") == 0) fit_all = 0, fit_valid = 0;
+            else if (strcmp(optarg, "train+valid") == 0) fit_all = 0, fit_valid = 1;
+            else if (strcmp(optarg, "all") == 0) fit_all = 1, fit_valid = 0;
+            else return cli_usage_error(CMD, "--fit-on: expected train, train+valid or all, got \"%s\"", optarg);
             break;
         case O_THREADS:
             if (cli_parse_u64(CMD, "--threads", optarg, &v)) return 2;
@@ -321,8 +327,13 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
 
-    const mp_interaction *fit_ev = fit_all ? ds->events : sp.train;
-    size_t n_fit = fit_all ? ds->n_events : sp.n_train;
+    if (fit_valid && on_valid) {
+        cli_usage_error(CMD, "--fit-on train+valid cannot be combined with --on valid (the targets would be fitted)");
+        goto done;
+    }
+    /* When testing, `history` is exactly train + valid. */
+    const mp_interaction *fit_ev = fit_all ? ds->events : fit_valid ? history : sp.train;
+    size_t n_fit = fit_all ? ds->n_events : fit_valid ? n_history : sp.n_train;
     if (fit_all)
         cli_log(quiet, "LEAKY: fitting on all %zu events, including the held-out ones (--fit-on all)", n_fit);
     if (mp_train_set_build(&ts, ds, fit_ev, n_fit, &w, &err) != MP_OK) {
@@ -331,7 +342,7 @@ int cmd_eval(int argc, char **argv) {
     }
     /* Validation events for early stopping: only when testing on test (the validation part is then history, not
      * a target) and only on an honest fit; with --on valid they are the targets, so giving them would leak. */
-    if (!on_valid && !fit_all && sp.n_valid > 0) {
+    if (!on_valid && !fit_all && !fit_valid && sp.n_valid > 0) {
         ts.data.valid = sp.valid;
         ts.data.n_valid = sp.n_valid;
     }
@@ -368,8 +379,8 @@ int cmd_eval(int argc, char **argv) {
     cli_log(quiet, "evaluated %llu users in %.2fs", (unsigned long long)res.overall.n_users, cli_now() - t0);
 
     char title[512];
-    snprintf(title, sizeof title, "%s%s%s on %s (%s)%s", model_name, params ? " " : "", params ? params : "",
-             protocol, on_valid ? "validation" : "test",
+    snprintf(title, sizeof title, "%s%s%s on %s (%s)%s%s", model_name, params ? " " : "", params ? params : "",
+             protocol, on_valid ? "validation" : "test", fit_valid ? ", fitted on train+valid" : "",
              fit_all ? " LEAKY: fitted on all events including the held-out ones" : "");
     int rc = json ? mp_eval_result_json(&res, title, &text) : mp_eval_result_table(&res, title, &text);
     if (rc != MP_OK) {

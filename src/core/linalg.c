@@ -13,6 +13,7 @@
 #include <omp.h>
 #endif
 
+#ifdef MP_HAVE_CBLAS
 /* Inside an OpenMP parallel region small BLAS calls are done here instead: the pthread OpenBLAS would start its
  * own threads under every OpenMP thread. */
 static int in_parallel(void) {
@@ -22,6 +23,7 @@ static int in_parallel(void) {
     return 0;
 #endif
 }
+#endif
 
 int mp_linalg_has_blas(void) {
 #ifdef MP_HAVE_CBLAS

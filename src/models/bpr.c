@@ -29,11 +29,13 @@
  * are prefetched one stage ahead, so the cache misses of the next samples overlap the arithmetic of this one.
  *
  * Early stopping: with validation events in the training data, NDCG@10 on them is measured every eval_every
- * epochs; training stops after `patience` evaluations without improvement and the best epoch's factors are kept.
+ * epochs (default: a tenth of the epochs); training stops after `patience` evaluations without improvement and
+ * the best epoch's factors are kept.
  *
- * Fold-in (update, and scoring a user the model has not seen from their history): fold_in_steps passes of SGD
- * over the user's items, each against a uniform negative, moving only the user's vector (and the vectors of items
- * new to the model, which start small and random). Items already in the model keep their vectors. The model does
+ * Fold-in (update; scoring a user the model has not seen, or whose history holds more distinct items than their
+ * vector was trained on, from that history): fold_in_steps passes of SGD over the user's items, each against a
+ * uniform negative, moving only the user's vector (and the vectors of items new to the model, which start small
+ * and random). Items already in the model keep their vectors. The model does
  * not store training histories, so an update folds in the events it is given, starting from the user's current
  * vector. */
 #include <errno.h>
@@ -96,6 +98,7 @@ typedef struct bpr {
     /* fitted state */
     mp_factors f;        /* user (n_users, k), item (n_items, k), item_bias when p.item_bias; owned */
     char **titles;       /* [f.n_items] item titles for reasons, entries may be NULL; owned (may be NULL) */
+    uint32_t *n_trained; /* [f.n_users] distinct items each user's vector was trained on; owned */
     uint32_t epochs_run; /* epochs actually trained */
     uint32_t best_epoch; /* epoch whose factors were kept (== epochs_run without early stopping) */
     double best_valid;   /* validation NDCG@10 of best_epoch, NaN if none */
@@ -117,7 +120,7 @@ static const mp_param_info bpr_params_info[] = {
     {"samples_per_epoch", "0", "positive samples per epoch (0: one per training pair)"},
     {"init_scale", "0.1", "initial factors are N(0, init_scale^2 / factors)"},
     {"patience", "3", "early stopping: validation checks without improvement before stopping (0: never stop)"},
-    {"eval_every", "1", "epochs between validation NDCG@10 checks when validation events are given"},
+    {"eval_every", "0", "epochs between validation NDCG@10 checks (0: epochs / 10, so about ten checks)"},
     {"fold_in_steps", "20", "SGD passes over a user's items when folding in new events or an unseen user"},
     {"verify_negatives", "1", "1: redraw a negative the user already has; 0: accept it (faster)"},
     {NULL, NULL, NULL},
@@ -140,7 +143,7 @@ static void bpr_init(void *impl) {
                         .samples_per_epoch = 0,
                         .init_scale = 0.1,
                         .patience = 3,
-                        .eval_every = 1,
+                        .eval_every = 0,
                         .fold_in_steps = 20,
                         .verify_negatives = 1};
     b->best_valid = NAN;
@@ -150,6 +153,8 @@ static void bpr_release(void *impl) {
     bpr *b = impl;
     mp_bprmf_free_titles(b->titles, b->f.n_items);
     b->titles = NULL;
+    free(b->n_trained);
+    b->n_trained = NULL;
     mp_factors_free(&b->f);
     memset(&b->f, 0, sizeof b->f);
     b->epochs_run = b->best_epoch = 0;
@@ -232,7 +237,7 @@ static int bpr_set_param(void *impl, const char *key, const char *value, mp_erro
         return mp_bprmf_parse_u64(value, 0, UINT64_MAX / 4, &p->samples_per_epoch, err);
     if (!strcmp(key, "init_scale")) return mp_bprmf_parse_f64(value, 0, 1, 100, &p->init_scale, err);
     if (!strcmp(key, "patience")) return mp_bprmf_parse_u32(value, 0, 1000000, &p->patience, err);
-    if (!strcmp(key, "eval_every")) return mp_bprmf_parse_u32(value, 1, 1000000, &p->eval_every, err);
+    if (!strcmp(key, "eval_every")) return mp_bprmf_parse_u32(value, 0, 1000000, &p->eval_every, err);
     if (!strcmp(key, "fold_in_steps")) return mp_bprmf_parse_u32(value, 1, 100000, &p->fold_in_steps, err);
     if (!strcmp(key, "verify_negatives")) return mp_bprmf_parse_u32(value, 0, 1, &p->verify_negatives, err);
     return mp_error_set(err, MP_EINVAL, "unknown parameter \"%s\"", key);
@@ -251,7 +256,6 @@ static const char *check_params(const bpr_params *p) {
     if (p->loss > LOSS_WARP) return "unknown loss";
     if (p->max_trials < 1 || p->max_trials > BPR_MAX_TRIALS) return "max_trials out of range";
     if (!(p->init_scale > 0) || !isfinite(p->init_scale)) return "init_scale must be > 0";
-    if (p->eval_every < 1) return "eval_every must be >= 1";
     if (p->fold_in_steps < 1) return "fold_in_steps must be >= 1";
     if (p->verify_negatives > 1) return "verify_negatives must be 0 or 1";
     return NULL;
@@ -640,12 +644,15 @@ static int bpr_fit(void *impl, const mp_train_data *data, const mp_progress *pro
     float *warp_weight = malloc(((size_t)p->max_trials + 1) * sizeof *warp_weight);
     snapshot best = {NULL, NULL, NULL};
     if (data->item_titles) b->titles = mp_bprmf_copy_titles(data->item_titles, data->n_items);
-    if (!row || !rngs || !warp_weight || (data->item_titles && !b->titles)) {
+    b->n_trained = malloc(((size_t)data->n_users + 1) * sizeof *b->n_trained);
+    if (!row || !rngs || !warp_weight || (data->item_titles && !b->titles) || !b->n_trained) {
         rc = mp_error_set(err, MP_ENOMEM, "bpr: out of memory for %llu training pairs", (unsigned long long)nnz);
         goto done;
     }
-    for (uint32_t u = 0; u < ui->n_rows; u++)
+    for (uint32_t u = 0; u < ui->n_rows; u++) {
         for (uint64_t e = ui->ptr[u]; e < ui->ptr[u + 1]; e++) row[e] = u;
+        b->n_trained[u] = (uint32_t)(ui->ptr[u + 1] - ui->ptr[u]);
+    }
     for (int t = 0; t < nt; t++) mp_rng_seed(&rngs[t], thread_seed(p->seed, t));
     /* WARP's rank weight log(floor((n - 1) / trials)), divided by its largest value log(n - 1) so that one
      * learning rate suits both losses. */
@@ -675,12 +682,13 @@ static int bpr_fit(void *impl, const mp_train_data *data, const mp_progress *pro
     if ((uint64_t)nt > 1 + per_epoch / 20000) nt = (int)(1 + per_epoch / 20000); /* tiny epochs: one thread */
     int early = data->valid && data->n_valid > 0 && p->patience > 0;
     uint32_t since_best = 0, best_epoch = 0;
+    uint32_t eval_every = p->eval_every ? p->eval_every : (p->epochs / 10 ? p->epochs / 10 : 1);
     b->best_valid = NAN;
     for (uint32_t epoch = 1; epoch <= p->epochs; epoch++) {
         run_epoch(&J, rngs, nt, per_epoch, NULL);
         b->epochs_run = epoch;
         mp_progress_report(progress, "fit", epoch, p->epochs);
-        if (!early || (epoch % p->eval_every != 0 && epoch != p->epochs)) continue;
+        if (!early || (epoch % eval_every != 0 && epoch != p->epochs)) continue;
         double v;
         rc = mp_train_data_valid_ndcg(data, bpr_score_all, b, 10, &v, err);
         if (rc == MP_EEMPTY) { /* no validation user the model can rank: train all epochs */
@@ -806,11 +814,13 @@ static int bpr_score_all(const void *impl, const mp_user_ctx *ctx, float *scores
     const bpr *b = impl;
     const mp_factors *f = &b->f;
     const uint32_t k = f->k;
-    if (ctx->user < f->n_users && !zero_vector(f->user + (size_t)ctx->user * k, k)) {
+    int known = ctx->user < f->n_users && !zero_vector(f->user + (size_t)ctx->user * k, k);
+    if (known && (ctx->n_history == 0 || ctx->n_history <= b->n_trained[ctx->user])) {
         mp_factors_score(f, f->user + (size_t)ctx->user * k, scores);
         return MP_OK;
     }
-    /* A user the model has no vector for: fold in their history (none: item biases only). */
+    /* A user the model has no vector for, or whose history has grown since training: fold in the history, from
+     * the trained vector when there is one (no history at all: item biases only). */
     float *pu = calloc(k, sizeof *pu);
     uint32_t *items = NULL;
     long n = pu ? history_items(ctx->history, ctx->n_history, f->n_items, &items) : -1;
@@ -818,6 +828,13 @@ static int bpr_score_all(const void *impl, const mp_user_ctx *ctx, float *scores
         free(pu);
         return mp_error_set(err, MP_ENOMEM, "bpr: out of memory folding in a user");
     }
+    if (known && (uint64_t)n <= b->n_trained[ctx->user]) { /* repeats of trained items only: nothing new */
+        mp_factors_score(f, f->user + (size_t)ctx->user * k, scores);
+        free(items);
+        free(pu);
+        return MP_OK;
+    }
+    if (known) memcpy(pu, f->user + (size_t)ctx->user * k, k * sizeof *pu);
     mp_rng rng;
     mp_rng_seed(&rng, fold_seed(b->p.seed, ctx->user));
     fold_in(b, NULL, UINT32_MAX, pu, items, (size_t)n, &rng);
@@ -915,6 +932,14 @@ static int grow(bpr *b, uint32_t n_users, uint32_t n_items) {
         mp_rng_seed(&rng, b->p.seed ^ 0x9E6C63D0676A9A99ull ^ ((uint64_t)i << 1));
         for (uint32_t d = 0; d < k; d++) g.item[(size_t)i * k + d] = (float)(scale * mp_rng_normal(&rng));
     }
+    uint32_t *n_trained = realloc(b->n_trained, ((size_t)n_users + 1) * sizeof *n_trained);
+    if (!n_trained) {
+        mp_factors_free(&g);
+        if (titles) b->titles = titles;
+        return MP_ENOMEM;
+    }
+    memset(n_trained + f->n_users, 0, ((size_t)n_users - f->n_users) * sizeof *n_trained);
+    b->n_trained = n_trained;
     if (titles) b->titles = titles; /* grow_titles freed the old array */
     mp_factors_free(&b->f);
     b->f = g;
@@ -966,6 +991,7 @@ static int bpr_update(void *impl, const mp_interaction *events, size_t n, mp_err
         mp_rng rng;
         mp_rng_seed(&rng, fold_seed(b->p.seed, u));
         fold_in(b, b->f.item, first_new, b->f.user + (size_t)u * k, items, d, &rng);
+        b->n_trained[u] += (uint32_t)d; /* an upper bound: some may repeat trained items */
         s = e;
     }
     free(items);
@@ -1021,6 +1047,7 @@ static int bpr_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     mp_mf_put_u32(w, b->best_epoch);
     mp_mf_put_f64(w, b->best_valid);
     mp_factors_save(&b->f, w);
+    mp_mf_put_u32s(w, b->n_trained, b->f.n_users);
     mp_bprmf_save_titles(w, b->titles, b->f.n_items);
     return MP_OK;
 }
@@ -1037,6 +1064,11 @@ static int bpr_load(void *impl, mp_mf_reader *r, mp_error *err) {
         bpr_release(b);
         return mp_error_set(err, MP_ECORRUPT, "bpr payload: factor shape does not match the parameters");
     }
+    if (!(b->n_trained = malloc(((size_t)b->f.n_users + 1) * sizeof *b->n_trained))) {
+        rc = mp_error_set(err, MP_ENOMEM, "bpr: out of memory loading %u users", b->f.n_users);
+        goto fail;
+    }
+    if ((rc = mp_mf_get_u32s(r, b->n_trained, b->f.n_users, err))) goto fail;
     if ((rc = mp_bprmf_load_titles(r, &b->titles, b->f.n_items, "bpr", err))) goto fail;
     return MP_OK;
 fail:
