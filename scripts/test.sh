@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds Magpie and runs the whole test suite twice: a normal optimised build, then under AddressSanitizer +
-# UndefinedBehaviorSanitizer. Ends with one line "N passed, N failed" totalling both runs.
+# Builds Magpie and runs the whole test suite three times: a normal optimised build, under AddressSanitizer +
+# UndefinedBehaviorSanitizer, and with the plain-C kernels instead of OpenBLAS (BLAS=none). Ends with one line
+# "N passed, N failed" totalling all runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -33,6 +34,7 @@ run_suite() { # $1 = label, rest = make variables
 
 run_suite "release build" BUILD=build
 run_suite "ASan + UBSan build" BUILD=build-asan SANITIZER=address,undefined
-echo "== total (both builds) =="
+run_suite "plain-C kernels build (BLAS=none)" BUILD=build-noblas BLAS=none
+echo "== total (all builds) =="
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

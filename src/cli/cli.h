@@ -42,6 +42,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 
 double cli_now(void);
 
+/* Opens the store at `db` read-only, loads its dataset (progress through prog) and closes the store again.
+ * `purpose` completes "the store X has no events to ..." when it is empty. Prints the error and returns
+ * non-zero on failure; on success *out is owned by the caller (mp_dataset_destroy). */
+struct mp_dataset;
+int cli_load_dataset(const char *cmd, const char *db, const char *purpose, cli_progress *prog,
+                     struct mp_dataset **out);
+
 /* Parses a non-negative integer / double option value; on error prints and returns non-zero. */
 int cli_parse_u64(const char *cmd, const char *opt, const char *s, unsigned long long *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);

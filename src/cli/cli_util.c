@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "magpie/dataset.h"
 
 const char *cli_default_db(void) {
     const char *e = getenv("MAGPIE_DB");
@@ -148,5 +149,26 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double *ou
     if (!s || !*s || errno || *end || !isfinite(v))
         return cli_usage_error(cmd, "%s: expected a number, got \"%s\"", opt, s ? s : "");
     *out = v;
+    return 0;
+}
+
+int cli_load_dataset(const char *cmd, const char *db, const char *purpose, cli_progress *prog, mp_dataset **out) {
+    mp_error err;
+    mp_store *s = NULL;
+    mp_dataset *ds = NULL;
+    *out = NULL;
+    double t0 = cli_now();
+    int rc = mp_store_open(&s, db, MP_STORE_READONLY, &err);
+    if (rc == MP_OK) rc = mp_dataset_load(&ds, s, &prog->iface, &err);
+    mp_store_close(s);
+    cli_progress_done(prog);
+    if (rc != MP_OK) return cli_fail(cmd, "%s: %s", db, err.msg);
+    if (ds->n_events == 0) {
+        mp_dataset_destroy(ds);
+        return cli_fail(cmd, "the store %s has no events to %s (import some with `magpie import`)", db, purpose);
+    }
+    cli_log(prog->quiet, "loaded %zu events, %u users, %u items in %.1fs", ds->n_events, ds->n_users, ds->n_items,
+            cli_now() - t0);
+    *out = ds;
     return 0;
 }

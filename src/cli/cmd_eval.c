@@ -274,7 +274,6 @@ int cmd_eval(int argc, char **argv) {
     }
 
     int ret = 1;
-    mp_store *store = NULL;
     mp_dataset *ds = NULL;
     mp_split sp;
     memset(&sp, 0, sizeof sp);
@@ -286,25 +285,8 @@ int cmd_eval(int argc, char **argv) {
     cli_progress prog;
     cli_progress_init(&prog, quiet);
 
-    if (mp_store_open(&store, db, MP_STORE_READONLY, &err) != MP_OK) {
-        cli_fail(CMD, "%s", err.msg);
-        goto done;
-    }
-    double t0 = cli_now();
-    if (mp_dataset_load(&ds, store, &prog.iface, &err) != MP_OK) {
-        cli_progress_done(&prog);
-        cli_fail(CMD, "%s: %s", db, err.msg);
-        goto done;
-    }
-    cli_progress_done(&prog);
-    mp_store_close(store);
-    store = NULL;
-    if (ds->n_events == 0) {
-        cli_fail(CMD, "%s has no events to evaluate on (import some with `magpie import`)", db);
-        goto done;
-    }
-    cli_log(quiet, "loaded %zu events, %u users, %u items in %.1fs", ds->n_events, ds->n_users, ds->n_items,
-            cli_now() - t0);
+    if (cli_load_dataset(CMD, db, "evaluate on", &prog, &ds)) goto done;
+    double t0;
 
     if (mp_split_make(ds, &so, &sp, &err) != MP_OK) {
         cli_fail(CMD, "%s", err.msg);
@@ -410,7 +392,6 @@ done:
     mp_train_set_free(&ts);
     mp_split_free(&sp);
     mp_dataset_destroy(ds);
-    mp_store_close(store);
     mp_model_destroy(model);
     return ret;
 }

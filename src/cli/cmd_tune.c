@@ -371,7 +371,6 @@ int cmd_tune(int argc, char **argv) {
     }
 
     int ret = 1;
-    mp_store *store = NULL;
     mp_dataset *ds = NULL;
     mp_split sp;
     memset(&sp, 0, sizeof sp);
@@ -381,25 +380,7 @@ int cmd_tune(int argc, char **argv) {
     cli_progress_init(&prog, quiet);
     trial_log tl = {quiet, metric_name};
 
-    if (mp_store_open(&store, db, MP_STORE_READONLY, &err) != MP_OK) {
-        cli_fail(CMD, "%s", err.msg);
-        goto done;
-    }
-    double t0 = cli_now();
-    if (mp_dataset_load(&ds, store, &prog.iface, &err) != MP_OK) {
-        cli_progress_done(&prog);
-        cli_fail(CMD, "%s: %s", db, err.msg);
-        goto done;
-    }
-    cli_progress_done(&prog);
-    mp_store_close(store);
-    store = NULL;
-    if (ds->n_events == 0) {
-        cli_fail(CMD, "%s has no events to tune on (import some with `magpie import`)", db);
-        goto done;
-    }
-    cli_log(quiet, "loaded %zu events, %u users, %u items in %.1fs", ds->n_events, ds->n_users, ds->n_items,
-            cli_now() - t0);
+    if (cli_load_dataset(CMD, db, "tune on", &prog, &ds)) goto done;
     if (mp_split_make(ds, &so, &sp, &err) != MP_OK) {
         cli_fail(CMD, "%s", err.msg);
         goto done;
@@ -416,7 +397,7 @@ int cmd_tune(int argc, char **argv) {
     to.n_threads = (int)to.eval.n_threads;
     to.on_trial = on_trial;
     to.on_trial_ctx = &tl;
-    t0 = cli_now();
+    double t0 = cli_now();
     if (mp_tune_run(ds, &sp, &w, &to, &res, &err) != MP_OK) {
         cli_fail(CMD, "%s", err.msg);
         goto done;
@@ -440,6 +421,5 @@ done:
     mp_tune_result_free(&res);
     mp_split_free(&sp);
     mp_dataset_destroy(ds);
-    mp_store_close(store);
     return ret;
 }
