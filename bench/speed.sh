@@ -11,6 +11,7 @@
 #       user through batched sgemm; peak RSS against the bytes of CSR + CSC + factors;
 #     - the real sets (ML-100K, Beauty) when ../shared/data is there.
 #   BPR: $BUILD/bench/bpr_speed, when it exists, prints its own table.
+#   Every model on ML-100K and Beauty: fit time, top-10 serving rate and peak RSS ($BUILD/bench/knn_speed).
 #
 # Usage: bench/speed.sh     (BUILD=dir picks the build, default build)
 #   THREADS=2  USERS=1000000 ITEMS=100000 DRAWS=17500000 (draws before duplicates are summed: ~13.0M non-zeros)  ITERS=3
@@ -130,6 +131,31 @@ if [ -x "$MAGPIE" ] && [ -d "$DATA/ml-100k" ] && [ -d "$DATA/amazon-s3rec" ]; th
         echo "| $name | $(val matrix_users "$f") | $(val matrix_items "$f") | $(val matrix_nnz "$f") |" \
             "$(val cg_k64_sec_per_iter "$f") | $(val cg_k128_sec_per_iter "$f") | $(val chol_k64_sec_per_iter "$f") |" \
             "$(val chol_k128_sec_per_iter "$f") |"
+    done
+    echo
+fi
+
+# ---- every model on the real sets: fit time, top-10 serving rate, peak RSS (bench/knn_speed works for any model) ----
+MODEL_BENCH=$BUILD/bench/knn_speed
+if [ -x "$MODEL_BENCH" ] && [ -d "$DATA/amazon-s3rec" ] && [ -d "$DATA/ml-100k" ]; then
+    log "every model: fit, serve, peak RSS"
+    echo "## Every model on the real sets: fit on every event, top-10 for every user (1 serving thread), peak RSS"
+    echo
+    echo "| set | model | fit s | serving users/s | peak RSS MiB (fit + serving, one process) |"
+    echo "|---|---|---:|---:|---:|"
+    for set in ml100k:movielens:ml-100k beauty:s3rec:amazon-s3rec; do
+        IFS=: read -r name preset dir <<< "$set"
+        db=$OUT/$name.db
+        [ -f "$db" ] || "$MAGPIE" import --preset "$preset" "$DATA/$dir" --db "$db" --quiet
+        for model in pop itemknn ease als bpr mf; do
+            line=$("$MODEL_BENCH" "$db" "$model" --threads "$THREADS" 2>/dev/null | tail -1) || line=""
+            kv() { tr ' ' '\n' <<< "$line" | awk -F= -v k="$1" '$1 == k {print $2}'; }
+            if [ -z "$line" ]; then
+                echo "| $name | $model | n/a (model cannot fit this set) | | |"
+            else
+                echo "| $name | $model | $(kv fit_s) | $(kv serve_users_per_s) | $(kv peak_rss_mb) |"
+            fi
+        done
     done
     echo
 fi
