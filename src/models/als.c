@@ -21,6 +21,7 @@
 #include <omp.h>
 #endif
 
+#include "models/item_titles.h"
 #include "magpie/factors.h"
 #include "magpie/linalg.h"
 #include "magpie/model.h"
@@ -28,7 +29,6 @@
 
 #define ALS_FILE_VERSION 1
 #define ALS_MAX_FACTORS 4096u
-#define ALS_MAX_TITLE 65536
 #define SECONDS_PER_DAY 86400.0
 #define VALID_K 10
 
@@ -120,9 +120,7 @@ static void als_release(void *impl) {
     if (m->new_items)
         for (uint32_t i = 0; i < n_new; i++) row_free(&m->new_items[i]);
     free(m->new_items);
-    if (m->titles)
-        for (uint32_t i = 0; i < m->f.n_items; i++) free(m->titles[i]);
-    free(m->titles);
+    mp_item_titles_free(m->titles, m->f.n_items);
     free(m->gram_items);
     free(m->gram_users);
     free(m->gram_items_f);
@@ -462,12 +460,7 @@ static int als_fit(void *impl, const mp_train_data *data, const mp_progress *pro
     int rc;
     if (mp_factors_alloc(&m->f, data->n_users, data->n_items, k, 0) || alloc_grams(m) || copy_csr(&m->ui, data->ui))
         goto oom;
-    if (data->item_titles) {
-        m->titles = calloc((size_t)data->n_items + 1, sizeof *m->titles);
-        if (!m->titles) goto oom;
-        for (uint32_t i = 0; i < data->n_items; i++)
-            if (data->item_titles[i] && !(m->titles[i] = strdup(data->item_titles[i]))) goto oom;
-    }
+    if (mp_item_titles_copy(data->item_titles, data->n_items, &m->titles) != MP_OK) goto oom;
     mp_rng rng;
     mp_rng_seed(&rng, m->seed);
     mp_factors_init_normal(&m->f, &rng, (float)m->init_scale);
@@ -666,12 +659,7 @@ static int grow_items(als *m, uint32_t n_items) {
     if (!nr) return MP_ENOMEM;
     m->new_items = nr;
     memset(nr + n_new_old, 0, (n_new - n_new_old) * sizeof *nr);
-    if (m->titles) {
-        char **t = realloc(m->titles, ((size_t)n_items + 1) * sizeof *t);
-        if (!t) return MP_ENOMEM;
-        m->titles = t;
-        memset(t + old, 0, (n_items - old) * sizeof *t);
-    }
+    if (mp_item_titles_grow(&m->titles, (uint32_t)old, n_items) != MP_OK) return MP_ENOMEM;
     memset(it + old * k, 0, (n_items - old) * k * sizeof *it);
     m->f.n_items = n_items;
     return MP_OK;
@@ -842,9 +830,7 @@ static int als_save(const void *impl, mp_mf_writer *w, mp_error *err) {
         user_row(m, u, &idx, &val, &rn);
         if (rn) mp_mf_put_bytes(w, val, rn * sizeof *val);
     }
-    mp_mf_put_u32(w, m->titles ? 1u : 0u);
-    if (m->titles)
-        for (uint32_t i = 0; i < m->f.n_items; i++) mp_mf_put_str(w, m->titles[i]);
+    mp_item_titles_save(w, m->titles, m->f.n_items);
     mp_mf_put_f64(w, m->reg_exponent);
     return MP_OK;
 }
@@ -856,7 +842,7 @@ static int corrupt(mp_error *err, const char *what) {
 static int als_load(void *impl, mp_mf_reader *r, mp_error *err) {
     als *m = impl;
     als_release(m);
-    uint32_t solver, threads, binary, has_titles;
+    uint32_t solver, threads, binary;
     uint64_t now, nnz;
     int rc;
     if ((rc = mp_mf_get_u32(r, &m->factors, err)) || (rc = mp_mf_get_u32(r, &m->iterations, err)) ||
@@ -921,17 +907,7 @@ static int als_load(void *impl, mp_mf_reader *r, mp_error *err) {
                 rc = corrupt(err, "matrix entry out of range or out of order");
                 goto fail;
             }
-    if ((rc = mp_mf_get_u32(r, &has_titles, err))) goto fail;
-    if (has_titles > 1) {
-        rc = corrupt(err, "bad title flag");
-        goto fail;
-    }
-    if (has_titles) {
-        m->titles = calloc((size_t)ni + 1, sizeof *m->titles);
-        if (!m->titles) goto oom;
-        for (uint32_t i = 0; i < ni; i++)
-            if ((rc = mp_mf_get_str(r, &m->titles[i], ALS_MAX_TITLE, err))) goto fail;
-    }
+    if ((rc = mp_item_titles_load(r, &m->titles, ni, "als", err))) goto fail;
     if ((rc = mp_mf_get_f64(r, &m->reg_exponent, err))) goto fail;
     if (!(m->reg_exponent >= 0 && m->reg_exponent <= 2)) {
         rc = corrupt(err, "reg_exponent out of range");

@@ -55,7 +55,6 @@
 #define BPR_MAX_FACTORS 4096
 #define BPR_MAX_CANDIDATES 64
 #define BPR_MAX_TRIALS 100000
-#define BPR_MAX_TITLE 4096
 #define BPR_AHEAD 8   /* samples between prefetching a sample's rows and using them */
 #define BPR_RING 32   /* ring of samples in flight (> 2 * BPR_AHEAD, a power of two) */
 #define BPR_REDRAWS 32 /* negative redraws before accepting a positive as negative (dense users) */
@@ -151,7 +150,7 @@ static void bpr_init(void *impl) {
 
 static void bpr_release(void *impl) {
     bpr *b = impl;
-    mp_bprmf_free_titles(b->titles, b->f.n_items);
+    mp_item_titles_free(b->titles, b->f.n_items);
     b->titles = NULL;
     free(b->n_trained);
     b->n_trained = NULL;
@@ -559,64 +558,6 @@ static void snapshot_free(snapshot *s) {
     memset(s, 0, sizeof *s);
 }
 
-char **mp_bprmf_copy_titles(const char *const *titles, uint32_t n_items) {
-    char **out = calloc(n_items ? n_items : 1, sizeof *out);
-    if (!out) return NULL;
-    for (uint32_t i = 0; i < n_items; i++) {
-        const char *t = titles[i];
-        if (!t || !*t) continue;
-        size_t len = strnlen(t, BPR_MAX_TITLE);
-        if (!(out[i] = malloc(len + 1))) {
-            mp_bprmf_free_titles(out, n_items);
-            return NULL;
-        }
-        memcpy(out[i], t, len);
-        out[i][len] = 0;
-    }
-    return out;
-}
-
-void mp_bprmf_free_titles(char **titles, uint32_t n_items) {
-    if (!titles) return;
-    for (uint32_t i = 0; i < n_items; i++) free(titles[i]);
-    free(titles);
-}
-
-char **mp_bprmf_grow_titles(char **titles, uint32_t old_n, uint32_t new_n) {
-    if (!titles) return NULL;
-    char **out = calloc(new_n ? new_n : 1, sizeof *out);
-    if (!out) return NULL;
-    memcpy(out, titles, (size_t)old_n * sizeof *out);
-    free(titles);
-    return out;
-}
-
-void mp_bprmf_save_titles(mp_mf_writer *w, char *const *titles, uint32_t n_items) {
-    mp_mf_put_u32(w, titles ? 1u : 0u);
-    if (titles)
-        for (uint32_t i = 0; i < n_items; i++) mp_mf_put_str(w, titles[i]);
-}
-
-int mp_bprmf_load_titles(mp_mf_reader *r, char ***out, uint32_t n_items, const char *model, mp_error *err) {
-    *out = NULL;
-    uint32_t has;
-    int rc = mp_mf_get_u32(r, &has, err);
-    if (rc) return rc;
-    if (has > 1) return mp_error_set(err, MP_ECORRUPT, "%s payload: bad title flag %u", model, has);
-    if (!has) return MP_OK;
-    if ((uint64_t)n_items * 4 > mp_mf_remaining(r)) /* every title costs at least its 4-byte length */
-        return mp_error_set(err, MP_ECORRUPT, "%s payload: truncated item titles", model);
-    char **t = calloc(n_items ? n_items : 1, sizeof *t);
-    if (!t) return mp_error_set(err, MP_ENOMEM, "%s: out of memory loading %u titles", model, n_items);
-    for (uint32_t i = 0; i < n_items; i++)
-        if ((rc = mp_mf_get_str(r, &t[i], BPR_MAX_TITLE, err))) {
-            mp_bprmf_free_titles(t, n_items);
-            return rc;
-        }
-    *out = t;
-    return MP_OK;
-}
-
 static int bpr_fit(void *impl, const mp_train_data *data, const mp_progress *progress, mp_error *err) {
     bpr *b = impl;
     const bpr_params *p = &b->p;
@@ -643,7 +584,7 @@ static int bpr_fit(void *impl, const mp_train_data *data, const mp_progress *pro
     mp_rng *rngs = malloc((size_t)nt * sizeof *rngs);
     float *warp_weight = malloc(((size_t)p->max_trials + 1) * sizeof *warp_weight);
     snapshot best = {NULL, NULL, NULL};
-    if (data->item_titles) b->titles = mp_bprmf_copy_titles(data->item_titles, data->n_items);
+    if (mp_item_titles_copy(data->item_titles, data->n_items, &b->titles) != MP_OK) b->titles = NULL;
     b->n_trained = malloc(((size_t)data->n_users + 1) * sizeof *b->n_trained);
     if (!row || !rngs || !warp_weight || (data->item_titles && !b->titles) || !b->n_trained) {
         rc = mp_error_set(err, MP_ENOMEM, "bpr: out of memory for %llu training pairs", (unsigned long long)nnz);
@@ -893,7 +834,7 @@ static int bpr_explain(const void *impl, const mp_user_ctx *ctx, uint32_t item, 
     if (item >= b->f.n_items) return mp_error_set(err, MP_ENOTFOUND, "bpr: unknown item %u", item);
     long h = mp_bprmf_closest_history(&b->f, ctx, item);
     if (h >= 0) {
-        char label[BPR_MAX_TITLE + 16];
+        char label[MP_ITEM_TITLE_MAX + 16];
         const mp_interaction *e = &ctx->history[h];
         mp_bprmf_item_label(b->titles, e->item, label, sizeof label);
         snprintf(buf, cap, "because you %s %s", mp_bprmf_verb(e->type), label);
@@ -914,8 +855,7 @@ static int grow(bpr *b, uint32_t n_users, uint32_t n_items) {
     const mp_factors *f = &b->f;
     const uint32_t k = f->k;
     if (mp_factors_alloc(&g, n_users, n_items, k, f->user_bias ? 1 : 0)) return MP_ENOMEM;
-    char **titles = NULL;
-    if (b->titles && !(titles = mp_bprmf_grow_titles(b->titles, f->n_items, n_items))) {
+    if (mp_item_titles_grow(&b->titles, f->n_items, n_items) != MP_OK) {
         mp_factors_free(&g);
         return MP_ENOMEM;
     }
@@ -935,12 +875,10 @@ static int grow(bpr *b, uint32_t n_users, uint32_t n_items) {
     uint32_t *n_trained = realloc(b->n_trained, ((size_t)n_users + 1) * sizeof *n_trained);
     if (!n_trained) {
         mp_factors_free(&g);
-        if (titles) b->titles = titles;
         return MP_ENOMEM;
     }
     memset(n_trained + f->n_users, 0, ((size_t)n_users - f->n_users) * sizeof *n_trained);
     b->n_trained = n_trained;
-    if (titles) b->titles = titles; /* grow_titles freed the old array */
     mp_factors_free(&b->f);
     b->f = g;
     return MP_OK;
@@ -1048,7 +986,7 @@ static int bpr_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     mp_mf_put_f64(w, b->best_valid);
     mp_factors_save(&b->f, w);
     mp_mf_put_u32s(w, b->n_trained, b->f.n_users);
-    mp_bprmf_save_titles(w, b->titles, b->f.n_items);
+    mp_item_titles_save(w, b->titles, b->f.n_items);
     return MP_OK;
 }
 
@@ -1069,7 +1007,7 @@ static int bpr_load(void *impl, mp_mf_reader *r, mp_error *err) {
         goto fail;
     }
     if ((rc = mp_mf_get_u32s(r, b->n_trained, b->f.n_users, err))) goto fail;
-    if ((rc = mp_bprmf_load_titles(r, &b->titles, b->f.n_items, "bpr", err))) goto fail;
+    if ((rc = mp_item_titles_load(r, &b->titles, b->f.n_items, "bpr", err))) goto fail;
     return MP_OK;
 fail:
     bpr_release(b);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "models/item_titles.h"
 #include "magpie/factors.h"
 #include "magpie/model.h"
 
@@ -51,16 +52,7 @@ int mp_bprmf_threads(uint32_t param, const mp_train_data *data);
  * items outside f and dislikes/returns skipped), or -1. */
 long mp_bprmf_closest_history(const mp_factors *f, const mp_user_ctx *ctx, uint32_t item);
 
-/* Item titles kept by the models for reasons: [n_items] strings, entries may be NULL. */
-/* A copy of titles[n_items] (each cut at 4096 bytes); NULL when out of memory. Free with mp_bprmf_free_titles. */
-char **mp_bprmf_copy_titles(const char *const *titles, uint32_t n_items);
-void mp_bprmf_free_titles(char **titles, uint32_t n_items); /* NULL is a no-op */
-/* Moves titles[old_n] into a new array of new_n (new entries NULL) and frees the old array; NULL when out of
- * memory (then titles is untouched) or when titles is NULL. */
-char **mp_bprmf_grow_titles(char **titles, uint32_t old_n, uint32_t new_n);
-void mp_bprmf_save_titles(mp_mf_writer *w, char *const *titles, uint32_t n_items);
-/* Reads what mp_bprmf_save_titles wrote; *out is NULL when none were saved, else owned by the caller. */
-int mp_bprmf_load_titles(mp_mf_reader *r, char ***out, uint32_t n_items, const char *model, mp_error *err);
+/* Item titles (kept, saved and loaded with models/item_titles.h) name items in reasons. */
 /* `"Title"` or `item #id` into buf. */
 void mp_bprmf_item_label(char *const *titles, uint32_t item, char *buf, size_t cap);
 /* "bought" for a purchase, "rated" for a rating: how a reason names what the user did. Static storage. */

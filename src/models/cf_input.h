@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/item_titles.h"
 #include "magpie/dataset.h"
 #include "magpie/model.h"
 #include "magpie/modelfile.h"
@@ -27,7 +28,6 @@
 
 typedef enum { CF_X_BINARY = 0, CF_X_WEIGHTED = 1, CF_X_RATING = 2, CF_X_NMODES } cf_xmode;
 
-#define CF_MAX_TITLE 4096 /* longest title accepted from a model file */
 
 static inline const char *cf_xmode_name(cf_xmode m) {
     return m == CF_X_BINARY ? "binary" : m == CF_X_WEIGHTED ? "weighted" : m == CF_X_RATING ? "rating" : "?";
@@ -262,54 +262,6 @@ static inline int cf_build_x(mp_csr *x, const mp_train_data *data, cf_xmode mode
 static inline void cf_type_weights(const mp_train_data *data, float *tw) {
     for (int t = 0; t < MP_EV_NTYPES; t++)
         tw[t] = data->weighting ? data->weighting->type_weight[t] : mp_event_type_default_weight(t);
-}
-
-/* Copies data->item_titles into a malloc'ed array of malloc'ed strings (entries may be NULL); *out NULL when the
- * data has no titles. Caller frees with cf_titles_free. */
-static inline int cf_titles_copy(const mp_train_data *data, char ***out) {
-    *out = NULL;
-    if (!data->item_titles || data->n_items == 0) return MP_OK;
-    char **t = calloc(data->n_items, sizeof *t);
-    if (!t) return MP_ENOMEM;
-    for (uint32_t i = 0; i < data->n_items; i++)
-        if (data->item_titles[i] && data->item_titles[i][0] && !(t[i] = strdup(data->item_titles[i]))) {
-            for (uint32_t j = 0; j < i; j++) free(t[j]);
-            free(t);
-            return MP_ENOMEM;
-        }
-    *out = t;
-    return MP_OK;
-}
-
-static inline void cf_titles_free(char **titles, uint32_t n) {
-    if (!titles) return;
-    for (uint32_t i = 0; i < n; i++) free(titles[i]);
-    free(titles);
-}
-
-static inline void cf_titles_save(mp_mf_writer *w, char *const *titles, uint32_t n) {
-    mp_mf_put_u32(w, titles ? 1u : 0u);
-    if (titles)
-        for (uint32_t i = 0; i < n; i++) mp_mf_put_str(w, titles[i]);
-}
-
-static inline int cf_titles_load(mp_mf_reader *r, char ***out, uint32_t n, mp_error *err) {
-    *out = NULL;
-    uint32_t has;
-    int rc = mp_mf_get_u32(r, &has, err);
-    if (rc) return rc;
-    if (has > 1) return mp_error_set(err, MP_ECORRUPT, "bad title flag %u", has);
-    if (!has) return MP_OK;
-    if ((uint64_t)n * 4 > mp_mf_remaining(r)) return mp_error_set(err, MP_ECORRUPT, "title count does not fit the file");
-    char **t = calloc(n ? n : 1, sizeof *t);
-    if (!t) return mp_error_set(err, MP_ENOMEM, "out of memory loading %u titles", n);
-    for (uint32_t i = 0; i < n; i++)
-        if ((rc = mp_mf_get_str(r, &t[i], CF_MAX_TITLE, err))) {
-            cf_titles_free(t, n);
-            return rc;
-        }
-    *out = t;
-    return MP_OK;
 }
 
 /* "because you bought Lipstick Red": the reason an item-to-item model gives, from the contributing history pair. */

@@ -70,7 +70,7 @@ static void ease_init(void *impl) {
 static void ease_release(void *impl) {
     ease *m = impl;
     free(m->b);
-    cf_titles_free(m->titles, m->n_items);
+    mp_item_titles_free(m->titles, m->n_items);
     m->b = NULL;
     m->titles = NULL;
     m->n_items = 0;
@@ -359,7 +359,7 @@ static int ease_fit(void *impl, const mp_train_data *data, const mp_progress *pr
         to_b_s(a, n, d, nt);
     }
     free(d);
-    if (cf_titles_copy(data, &m->titles)) {
+    if (mp_item_titles_copy(data->item_titles, data->n_items, &m->titles)) {
         free(a);
         return mp_error_set(err, MP_ENOMEM, "ease: out of memory copying %u titles", n);
     }
@@ -456,7 +456,7 @@ static int ease_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     mp_mf_put_u32(w, m->n_items);
     mp_mf_put_f32s(w, m->type_weight, MP_EV_NTYPES);
     mp_mf_put_f32s(w, m->b, (size_t)m->n_items * m->n_items);
-    cf_titles_save(w, m->titles, m->n_items);
+    mp_item_titles_save(w, m->titles, m->n_items);
     return MP_OK;
 }
 
@@ -486,7 +486,7 @@ static int ease_load(void *impl, mp_mf_reader *r, mp_error *err) {
     m->b = malloc((nn ? nn : 1) * sizeof *m->b);
     if (!m->b) return mp_error_set(err, MP_ENOMEM, "ease: out of memory loading a %u x %u matrix", n, n);
     m->n_items = n;
-    if ((rc = mp_mf_get_f32s(r, m->b, nn, err)) || (rc = cf_titles_load(r, &m->titles, n, err))) {
+    if ((rc = mp_mf_get_f32s(r, m->b, nn, err)) || (rc = mp_item_titles_load(r, &m->titles, n, "ease", err))) {
         ease_release(m);
         return rc;
     }

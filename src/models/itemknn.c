@@ -83,7 +83,7 @@ static void knn_release(void *impl) {
     free(m->ptr);
     free(m->nbr);
     free(m->sim);
-    cf_titles_free(m->titles, m->n_items);
+    mp_item_titles_free(m->titles, m->n_items);
     m->ptr = NULL;
     m->nbr = NULL;
     m->sim = NULL;
@@ -306,7 +306,7 @@ static int knn_fit(void *impl, const mp_train_data *data, const mp_progress *pro
     m->ptr = malloc(((size_t)n + 1) * sizeof *m->ptr);
     m->nbr = malloc((nnz ? nnz : 1) * sizeof *m->nbr);
     m->sim = malloc((nnz ? nnz : 1) * sizeof *m->sim);
-    if (!m->ptr || !m->nbr || !m->sim || cf_titles_copy(data, &m->titles)) {
+    if (!m->ptr || !m->nbr || !m->sim || mp_item_titles_copy(data->item_titles, data->n_items, &m->titles)) {
         knn_release(m);
         rc = mp_error_set(err, MP_ENOMEM, "itemknn: out of memory for %llu neighbours", (unsigned long long)nnz);
         goto done;
@@ -436,7 +436,7 @@ static int knn_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     for (uint32_t i = 0; i < m->n_items; i++) mp_mf_put_u32(w, (uint32_t)(m->ptr[i + 1] - m->ptr[i]));
     mp_mf_put_u32s(w, m->nbr, m->ptr[m->n_items]);
     mp_mf_put_f32s(w, m->sim, m->ptr[m->n_items]);
-    cf_titles_save(w, m->titles, m->n_items);
+    mp_item_titles_save(w, m->titles, m->n_items);
     return MP_OK;
 }
 
@@ -491,7 +491,7 @@ static int knn_load(void *impl, mp_mf_reader *r, mp_error *err) {
                 goto fail;
             }
     m->n_items = n;
-    if ((rc = cf_titles_load(r, &m->titles, n, err))) goto fail;
+    if ((rc = mp_item_titles_load(r, &m->titles, n, "itemknn", err))) goto fail;
     return MP_OK;
 fail:
     m->n_items = n;

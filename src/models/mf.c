@@ -93,7 +93,7 @@ static void mf_init(void *impl) {
 
 static void mf_release(void *impl) {
     mf *m = impl;
-    mp_bprmf_free_titles(m->titles, m->f.n_items);
+    mp_item_titles_free(m->titles, m->f.n_items);
     m->titles = NULL;
     mp_factors_free(&m->f);
     m->r_min = m->r_max = 0;
@@ -380,7 +380,7 @@ static int mf_fit(void *impl, const mp_train_data *data, const mp_progress *prog
         if (e->value > m->r_max) m->r_max = e->value;
     }
     if (mp_factors_alloc(&m->f, data->n_users, data->n_items, p->factors, 1)) goto oom;
-    if (data->item_titles && !(m->titles = mp_bprmf_copy_titles(data->item_titles, data->n_items))) goto oom;
+    if (mp_item_titles_copy(data->item_titles, data->n_items, &m->titles) != MP_OK) goto oom;
     m->f.global_bias = sum / (double)n;
     mp_rng rng;
     mp_rng_seed(&rng, p->seed);
@@ -496,8 +496,7 @@ static int grow(mf *m, uint32_t n_users, uint32_t n_items) {
     const mp_factors *f = &m->f;
     const uint32_t k = f->k;
     if (mp_factors_alloc(&g, n_users, n_items, k, 1)) return MP_ENOMEM;
-    char **titles = NULL;
-    if (m->titles && !(titles = mp_bprmf_grow_titles(m->titles, f->n_items, n_items))) {
+    if (mp_item_titles_grow(&m->titles, f->n_items, n_items) != MP_OK) {
         mp_factors_free(&g);
         return MP_ENOMEM;
     }
@@ -511,7 +510,6 @@ static int grow(mf *m, uint32_t n_users, uint32_t n_items) {
         mp_rng_seed(&rng, m->p.seed ^ 0x9E6C63D0676A9A99ull ^ ((uint64_t)i << 1));
         for (uint32_t d = 0; d < k; d++) g.item[(size_t)i * k + d] = (float)(m->p.init_scale * mp_rng_normal(&rng));
     }
-    if (titles) m->titles = titles;
     mp_factors_free(&m->f);
     m->f = g;
     return MP_OK;
@@ -578,7 +576,7 @@ static int mf_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     mp_mf_put_u32(w, m->best_epoch);
     mp_mf_put_f64(w, m->best_valid_rmse);
     mp_factors_save(&m->f, w);
-    mp_bprmf_save_titles(w, m->titles, m->f.n_items);
+    mp_item_titles_save(w, m->titles, m->f.n_items);
     return MP_OK;
 }
 
@@ -605,7 +603,7 @@ static int mf_load(void *impl, mp_mf_reader *r, mp_error *err) {
         mf_release(m);
         return mp_error_set(err, MP_ECORRUPT, "mf payload: factor shape does not match the parameters");
     }
-    if ((rc = mp_bprmf_load_titles(r, &m->titles, m->f.n_items, "mf", err))) {
+    if ((rc = mp_item_titles_load(r, &m->titles, m->f.n_items, "mf", err))) {
         mf_release(m);
         return rc;
     }
