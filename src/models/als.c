@@ -414,6 +414,7 @@ static int solve_side(const als *m, const mp_csr *rows, const float *Y, size_t n
 }
 
 static int als_score_all(const void *impl, const mp_user_ctx *ctx, float *scores, mp_error *err);
+static int als_score_block(const void *impl, const mp_user_ctx *ctxs, size_t n, float *scores, mp_error *err);
 
 static int copy_csr(mp_csr *dst, const mp_csr *src) {
     uint64_t nnz = mp_csr_nnz(src);
@@ -483,7 +484,7 @@ static int als_fit(void *impl, const mp_train_data *data, const mp_progress *pro
         /* scoring needs the current grams of the item factors (fold-in for users with new history) */
         gram_both(m->f.item, data->n_items, k, m->gram_items, m->gram_items_f);
         double ndcg;
-        if ((rc = mp_train_data_valid_ndcg(data, als_score_all, m, VALID_K, &ndcg, err))) goto fail;
+        if ((rc = mp_train_data_valid_ndcg_block(data, als_score_block, m, VALID_K, &ndcg, err))) goto fail;
         if (ndcg > best) {
             best = ndcg;
             best_sweep = it + 1;
@@ -555,6 +556,24 @@ static int als_score_all(const void *impl, const mp_user_ctx *ctx, float *scores
         else memset(scores, 0, (size_t)m->f.n_items * sizeof *scores);
     }
     free(x);
+    return rc;
+}
+
+/* Scores a block of users with one sgemm of their vectors against the item factors (validation during fit):
+ * scores (n, n_items). Users without a vector score 0 everywhere, as in als_score_all. */
+static int als_score_block(const void *impl, const mp_user_ctx *ctxs, size_t n, float *scores, mp_error *err) {
+    const als *m = impl;
+    const size_t k = m->f.k;
+    float *u = malloc((n * k + 1) * sizeof *u);
+    if (!u) return mp_error_set(err, MP_ENOMEM, "als: out of memory");
+    int rc = MP_OK;
+    for (size_t j = 0; j < n && rc == MP_OK; j++) {
+        int have;
+        rc = request_vector(m, &ctxs[j], u + j * k, &have, err);
+        if (rc == MP_OK && !have) memset(u + j * k, 0, k * sizeof *u);
+    }
+    if (rc == MP_OK) mp_sgemm_nt(n, m->f.n_items, k, 1.0f, u, k, m->f.item, k, 0.0f, scores, m->f.n_items);
+    free(u);
     return rc;
 }
 
