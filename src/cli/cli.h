@@ -42,6 +42,25 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 
 double cli_now(void);
 
+/* The options that choose a split, shared by `eval` and `tune`: --protocol --ratio --share --cutoff --seed
+ * --min-events --folds --fold. */
+typedef struct cli_split_args {
+    const char *protocol;      /* "loo" unless given */
+    double ratio, share;       /* -1: the split's default */
+    int64_t cutoff;            /* 0: none */
+    unsigned long long seed;   /* 42 unless given */
+    long long min_events, folds, fold; /* -1: the split's default */
+} cli_split_args;
+
+void cli_split_args_init(cli_split_args *a);
+/* Takes the value of split option `name` (long name without dashes). Returns 0 when taken, 2 after printing a
+ * usage error. */
+int cli_split_arg(const char *cmd, const char *name, const char *value, cli_split_args *a);
+/* Turns the arguments into split options (with_valid left 0 for the caller to set). Returns 0, or 2 after printing
+ * a usage error (unknown protocol, --folds/--fold without kfold, --fold out of range). */
+struct mp_split_opts;
+int cli_split_opts_build(const char *cmd, const cli_split_args *a, struct mp_split_opts *so);
+
 /* Opens the store at `db` read-only, loads its dataset (progress through prog) and closes the store again.
  * `purpose` completes "the store X has no events to ..." when it is empty. Prints the error and returns
  * non-zero on failure; on success *out is owned by the caller (mp_dataset_destroy). */

@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "magpie/dataset.h"
+#include "magpie/split.h"
 
 const char *cli_default_db(void) {
     const char *e = getenv("MAGPIE_DB");
@@ -170,5 +171,68 @@ int cli_load_dataset(const char *cmd, const char *db, const char *purpose, cli_p
     cli_log(prog->quiet, "loaded %zu events, %u users, %u items in %.1fs", ds->n_events, ds->n_users, ds->n_items,
             cli_now() - t0);
     *out = ds;
+    return 0;
+}
+
+void cli_split_args_init(cli_split_args *a) {
+    a->protocol = "loo";
+    a->ratio = a->share = -1;
+    a->cutoff = 0;
+    a->seed = 42;
+    a->min_events = a->folds = a->fold = -1;
+}
+
+int cli_split_arg(const char *cmd, const char *name, const char *value, cli_split_args *a) {
+    unsigned long long v;
+    if (!strcmp(name, "protocol")) {
+        a->protocol = value;
+    } else if (!strcmp(name, "ratio")) {
+        if (cli_parse_double(cmd, "--ratio", value, &a->ratio)) return 2;
+    } else if (!strcmp(name, "share")) {
+        if (cli_parse_double(cmd, "--share", value, &a->share)) return 2;
+    } else if (!strcmp(name, "cutoff")) {
+        char *end;
+        long long t = strtoll(value, &end, 10);
+        if (*value && !*end) a->cutoff = t;
+        else if (mp_parse_rfc3339(value, strlen(value), &a->cutoff) != MP_OK)
+            return cli_usage_error(cmd, "--cutoff: expected epoch seconds or an RFC 3339 time, got \"%s\"", value);
+    } else if (!strcmp(name, "seed")) {
+        if (cli_parse_u64(cmd, "--seed", value, &a->seed)) return 2;
+    } else if (!strcmp(name, "min-events")) {
+        if (cli_parse_u64(cmd, "--min-events", value, &v)) return 2;
+        a->min_events = v > UINT32_MAX ? UINT32_MAX : (long long)v;
+    } else if (!strcmp(name, "folds")) {
+        if (cli_parse_u64(cmd, "--folds", value, &v)) return 2;
+        if (v < 2 || v > 255) return cli_usage_error(cmd, "--folds: expected 2 to 255, got %s", value);
+        a->folds = (long long)v;
+    } else if (!strcmp(name, "fold")) {
+        if (cli_parse_u64(cmd, "--fold", value, &v)) return 2;
+        if (v > 254) return cli_usage_error(cmd, "--fold: expected 0 to --folds minus 1, got %s", value);
+        a->fold = (long long)v;
+    } else {
+        return cli_usage_error(cmd, "--%s is not a split option", name);
+    }
+    return 0;
+}
+
+int cli_split_opts_build(const char *cmd, const cli_split_args *a, mp_split_opts *so) {
+    mp_split_kind kind;
+    if (mp_split_kind_parse(a->protocol, &kind) != MP_OK)
+        return cli_usage_error(cmd,
+                               "--protocol: expected loo, temporal, ratio, cold-item, cold-user or kfold, got \"%s\"",
+                               a->protocol);
+    if ((a->folds >= 0 || a->fold >= 0) && kind != MP_SPLIT_KFOLD)
+        return cli_usage_error(cmd, "--folds and --fold go with --protocol kfold");
+    mp_split_opts_default(so, kind);
+    so->seed = a->seed;
+    if (a->ratio >= 0) so->ratio = a->ratio;
+    if (a->share >= 0) so->share = a->share;
+    so->cutoff = a->cutoff;
+    if (a->min_events >= 0) so->min_events = (uint32_t)a->min_events;
+    if (a->folds >= 0) so->n_folds = (uint32_t)a->folds;
+    if (a->fold >= 0) so->fold = (uint32_t)a->fold;
+    if (kind == MP_SPLIT_KFOLD && so->fold >= so->n_folds)
+        return cli_usage_error(cmd, "--fold: expected 0 to %u with %u folds, got %u", so->n_folds - 1, so->n_folds,
+                               so->fold);
     return 0;
 }

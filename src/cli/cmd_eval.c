@@ -98,16 +98,6 @@ static void print_help(void) {
            "  magpie eval --db beauty.db --model pop --protocol loo --history zero --k 5,10,20\n");
 }
 
-static int parse_cutoff(const char *s, int64_t *out) {
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (*s && !*end) {
-        *out = v;
-        return 0;
-    }
-    return mp_parse_rfc3339(s, strlen(s), out) == MP_OK ? 0 : -1;
-}
-
 int cmd_eval(int argc, char **argv) {
     enum {
         O_DB = 1000, O_MODEL, O_PARAM, O_PROTOCOL, O_RATIO, O_SHARE, O_CUTOFF, O_SEED, O_K, O_HISTORY, O_ON,
@@ -141,12 +131,11 @@ int cmd_eval(int argc, char **argv) {
         {0, 0, 0, 0},
     };
     const char *db = cli_default_db(), *model_name = NULL, *params = NULL, *weights = NULL;
-    const char *protocol = "loo";
+    cli_split_args sa;
+    cli_split_args_init(&sa);
     int json = 0, quiet = 0, on_valid = 0, fit_all = 0, fit_valid = 0;
-    double ratio = -1, share = -1, half_life = 0;
-    int64_t cutoff = 0;
-    unsigned long long seed = 42, v;
-    long long min_events = -1, folds = -1, fold = -1;
+    double half_life = 0;
+    unsigned long long v;
     mp_error err;
     mp_error_clear(&err);
     mp_eval_opts eo;
@@ -154,27 +143,16 @@ int cmd_eval(int argc, char **argv) {
 
     optind = 1;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    int c, li = 0;
+    while ((c = getopt_long(argc, argv, "", longopts, &li)) != -1) {
         switch (c) {
         case O_DB: db = optarg; break;
+        case O_PROTOCOL: case O_RATIO: case O_SHARE: case O_CUTOFF: case O_SEED: case O_MIN_EVENTS: case O_FOLDS:
+        case O_FOLD:
+            if (cli_split_arg(CMD, longopts[li].name, optarg, &sa)) return 2;
+            break;
         case O_MODEL: model_name = optarg; break;
         case O_PARAM: params = optarg; break;
-        case O_PROTOCOL: protocol = optarg; break;
-        case O_RATIO:
-            if (cli_parse_double(CMD, "--ratio", optarg, &ratio)) return 2;
-            break;
-        case O_SHARE:
-            if (cli_parse_double(CMD, "--share", optarg, &share)) return 2;
-            break;
-        case O_CUTOFF:
-            if (parse_cutoff(optarg, &cutoff) != 0)
-                return cli_usage_error(CMD, "--cutoff: expected epoch seconds or an RFC 3339 time, got \"%s\"",
-                                       optarg);
-            break;
-        case O_SEED:
-            if (cli_parse_u64(CMD, "--seed", optarg, &seed)) return 2;
-            break;
         case O_K:
             if (mp_eval_parse_ks(&eo, optarg, &err) != MP_OK) return cli_usage_error(CMD, "--%s", err.msg);
             break;
@@ -212,20 +190,6 @@ int cmd_eval(int argc, char **argv) {
             if (v < 1 || v > 64) return cli_usage_error(CMD, "--threads: expected 1 to 64, got %s", optarg);
             eo.n_threads = (uint32_t)v;
             break;
-        case O_FOLDS:
-            if (cli_parse_u64(CMD, "--folds", optarg, &v)) return 2;
-            if (v < 2 || v > 255) return cli_usage_error(CMD, "--folds: expected 2 to 255, got %s", optarg);
-            folds = (long long)v;
-            break;
-        case O_FOLD:
-            if (cli_parse_u64(CMD, "--fold", optarg, &v)) return 2;
-            if (v > 254) return cli_usage_error(CMD, "--fold: expected 0 to --folds minus 1, got %s", optarg);
-            fold = (long long)v;
-            break;
-        case O_MIN_EVENTS:
-            if (cli_parse_u64(CMD, "--min-events", optarg, &v)) return 2;
-            min_events = v > UINT32_MAX ? UINT32_MAX : (long long)v;
-            break;
         case O_JSON: json = 1; break;
         case O_QUIET: quiet = 1; break;
         case O_HELP: print_help(); return 0;
@@ -235,31 +199,15 @@ int cmd_eval(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error(CMD, "unexpected argument \"%s\"", argv[optind]);
     if (!model_name) return cli_usage_error(CMD, "--model is required (e.g. --model pop)");
-    mp_split_kind kind;
-    if (mp_split_kind_parse(protocol, &kind) != MP_OK)
-        return cli_usage_error(CMD,
-                               "--protocol: expected loo, temporal, ratio, cold-item, cold-user or kfold, got \"%s\"",
-                               protocol);
-    if ((folds >= 0 || fold >= 0) && kind != MP_SPLIT_KFOLD)
-        return cli_usage_error(CMD, "--folds and --fold go with --protocol kfold");
     mp_split_opts so;
-    mp_split_opts_default(&so, kind);
-    so.seed = seed;
-    if (ratio >= 0) so.ratio = ratio;
-    if (share >= 0) so.share = share;
-    so.cutoff = cutoff;
-    if (min_events >= 0) so.min_events = (uint32_t)min_events;
-    if (folds >= 0) so.n_folds = (uint32_t)folds;
-    if (fold >= 0) so.fold = (uint32_t)fold;
-    if (kind == MP_SPLIT_KFOLD && so.fold >= so.n_folds)
-        return cli_usage_error(CMD, "--fold: expected 0 to %u with %u folds, got %u", so.n_folds - 1, so.n_folds,
-                               so.fold);
+    if (cli_split_opts_build(CMD, &sa, &so)) return 2;
+    const mp_split_kind kind = so.kind;
     if (kind == MP_SPLIT_KFOLD && on_valid && so.n_folds < 3)
         return cli_usage_error(CMD, "--on valid with kfold needs --folds 3 or more (train, validation, test)");
     so.with_valid = kind == MP_SPLIT_LEAVE_LAST || on_valid;
     if (on_valid && (kind == MP_SPLIT_COLD_ITEM || kind == MP_SPLIT_COLD_USER))
-        return cli_usage_error(CMD, "--on valid: the %s protocol has no validation part", protocol);
-    eo.seed = seed;
+        return cli_usage_error(CMD, "--on valid: the %s protocol has no validation part", sa.protocol);
+    eo.seed = sa.seed;
     mp_weighting w;
     mp_weighting_default(&w);
     w.half_life_days = half_life;
@@ -292,7 +240,7 @@ int cmd_eval(int argc, char **argv) {
         cli_fail(CMD, "%s", err.msg);
         goto done;
     }
-    cli_log(quiet, "split %s (seed %llu): train %zu, valid %zu, test %zu events", mp_split_kind_name(kind), seed,
+    cli_log(quiet, "split %s (seed %llu): train %zu, valid %zu, test %zu events", mp_split_kind_name(kind), sa.seed,
             sp.n_train, sp.n_valid, sp.n_test);
     const mp_interaction *target = on_valid ? sp.valid : sp.test;
     size_t n_target = on_valid ? sp.n_valid : sp.n_test;
@@ -362,7 +310,7 @@ int cmd_eval(int argc, char **argv) {
 
     char title[512];
     snprintf(title, sizeof title, "%s%s%s on %s (%s)%s%s", model_name, params ? " " : "", params ? params : "",
-             protocol, on_valid ? "validation" : "test", fit_valid ? ", fitted on train+valid" : "",
+             sa.protocol, on_valid ? "validation" : "test", fit_valid ? ", fitted on train+valid" : "",
              fit_all ? " LEAKY: fitted on all events including the held-out ones" : "");
     int rc = json ? mp_eval_result_json(&res, title, &text) : mp_eval_result_table(&res, title, &text);
     if (rc != MP_OK) {

@@ -72,16 +72,6 @@ static void print_help(void) {
            "  magpie tune --db ml100k.db --model als --protocol ratio --ratio 0.75 --seed 1 --trials 30\n");
 }
 
-static int parse_cutoff(const char *s, int64_t *out) {
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (*s && !*end) {
-        *out = v;
-        return 0;
-    }
-    return mp_parse_rfc3339(s, strlen(s), out) == MP_OK ? 0 : -1;
-}
-
 typedef struct trial_log {
     int quiet;
     const char *metric;
@@ -227,12 +217,12 @@ int cmd_tune(int argc, char **argv) {
         {0, 0, 0, 0},
     };
     const char *db = cli_default_db(), *model_name = NULL, *params = NULL, *space_spec = NULL, *weights = NULL;
-    const char *protocol = "loo", *metric_spec = "ndcg@10";
+    const char *metric_spec = "ndcg@10";
+    cli_split_args sa;
+    cli_split_args_init(&sa);
     int json = 0, quiet = 0;
-    double ratio = -1, share = -1, half_life = 0;
-    int64_t cutoff = 0;
-    unsigned long long seed = 42, trials = 30, v;
-    long long min_events = -1, folds = -1, fold = -1;
+    double half_life = 0;
+    unsigned long long trials = 30, v;
     mp_error err;
     mp_error_clear(&err);
     mp_tune_opts to;
@@ -240,10 +230,14 @@ int cmd_tune(int argc, char **argv) {
 
     optind = 1;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    int c, li = 0;
+    while ((c = getopt_long(argc, argv, "", longopts, &li)) != -1) {
         switch (c) {
         case O_DB: db = optarg; break;
+        case O_PROTOCOL: case O_RATIO: case O_SHARE: case O_CUTOFF: case O_SEED: case O_MIN_EVENTS: case O_FOLDS:
+        case O_FOLD:
+            if (cli_split_arg(CMD, longopts[li].name, optarg, &sa)) return 2;
+            break;
         case O_MODEL: model_name = optarg; break;
         case O_PARAM: params = optarg; break;
         case O_SPACE: space_spec = optarg; break;
@@ -253,38 +247,6 @@ int cmd_tune(int argc, char **argv) {
                                                                       optarg);
             break;
         case O_METRIC: metric_spec = optarg; break;
-        case O_SEED:
-            if (cli_parse_u64(CMD, "--seed", optarg, &seed)) return 2;
-            break;
-        case O_PROTOCOL: protocol = optarg; break;
-        case O_RATIO:
-            if (cli_parse_double(CMD, "--ratio", optarg, &ratio)) return 2;
-            break;
-        case O_SHARE:
-            if (cli_parse_double(CMD, "--share", optarg, &share)) return 2;
-            break;
-        case O_CUTOFF:
-            if (parse_cutoff(optarg, &cutoff) != 0)
-                return cli_usage_error(CMD, "--cutoff: expected epoch seconds or an RFC 3339 time, got \"%s\"",
-                                       optarg);
-            break;
-        case O_MIN_EVENTS:
-            if (cli_parse_u64(CMD, "--min-events", optarg, &v)) return 2;
-            min_events = v > UINT32_MAX ? UINT32_MAX : (long long)v;
-            break;
-        case O_FOLDS:
-            if (cli_parse_u64(CMD, "--folds", optarg, &v)) return 2;
-            if (v < 3 || v > 255)
-                return cli_usage_error(CMD, "--folds: expected 3 to 255 (tune needs train, validation and test "
-                                            "folds), got %s",
-                                       optarg);
-            folds = (long long)v;
-            break;
-        case O_FOLD:
-            if (cli_parse_u64(CMD, "--fold", optarg, &v)) return 2;
-            if (v > 254) return cli_usage_error(CMD, "--fold: expected 0 to --folds minus 1, got %s", optarg);
-            fold = (long long)v;
-            break;
         case O_HISTORY:
             if (mp_history_mode_parse(optarg, &to.eval.history) != MP_OK)
                 return cli_usage_error(CMD, "--history: expected exclude, zero or keep, got \"%s\"", optarg);
@@ -322,28 +284,17 @@ int cmd_tune(int argc, char **argv) {
     mp_tune_metric_name(&to.metric, metric_name, sizeof metric_name);
     if (to.metric.kind <= MP_TUNE_MRR) add_k(&to.eval, to.metric.k);
 
-    mp_split_kind kind;
-    if (mp_split_kind_parse(protocol, &kind) != MP_OK)
-        return cli_usage_error(CMD, "--protocol: expected loo, ratio, temporal or kfold, got \"%s\"", protocol);
+    mp_split_opts so;
+    if (cli_split_opts_build(CMD, &sa, &so)) return 2;
+    const mp_split_kind kind = so.kind;
     if (kind == MP_SPLIT_COLD_ITEM || kind == MP_SPLIT_COLD_USER)
         return cli_usage_error(CMD, "--protocol %s has no validation part to tune on (use loo, ratio, temporal or "
                                     "kfold)",
-                               protocol);
-    if ((folds >= 0 || fold >= 0) && kind != MP_SPLIT_KFOLD)
-        return cli_usage_error(CMD, "--folds and --fold go with --protocol kfold");
-    mp_split_opts so;
-    mp_split_opts_default(&so, kind);
-    so.seed = seed;
+                               sa.protocol);
+    if (kind == MP_SPLIT_KFOLD && so.n_folds < 3)
+        return cli_usage_error(CMD, "--folds: tune needs 3 or more folds (train, validation and test), got %u",
+                               so.n_folds);
     so.with_valid = 1;
-    if (ratio >= 0) so.ratio = ratio;
-    if (share >= 0) so.share = share;
-    so.cutoff = cutoff;
-    if (min_events >= 0) so.min_events = (uint32_t)min_events;
-    if (folds >= 0) so.n_folds = (uint32_t)folds;
-    if (fold >= 0) so.fold = (uint32_t)fold;
-    if (kind == MP_SPLIT_KFOLD && so.fold >= so.n_folds)
-        return cli_usage_error(CMD, "--fold: expected 0 to %u with %u folds, got %u", so.n_folds - 1, so.n_folds,
-                               so.fold);
     mp_weighting w;
     mp_weighting_default(&w);
     w.half_life_days = half_life;
@@ -385,7 +336,7 @@ int cmd_tune(int argc, char **argv) {
         cli_fail(CMD, "%s", err.msg);
         goto done;
     }
-    cli_log(quiet, "split %s (seed %llu): train %zu, valid %zu, test %zu events", mp_split_kind_name(kind), seed,
+    cli_log(quiet, "split %s (seed %llu): train %zu, valid %zu, test %zu events", mp_split_kind_name(kind), sa.seed,
             sp.n_train, sp.n_valid, sp.n_test);
     cli_log(quiet, "space: %s", space_text);
 
@@ -393,7 +344,7 @@ int cmd_tune(int argc, char **argv) {
     to.base_params = params;
     to.space = &space;
     to.n_trials = (uint32_t)trials;
-    to.seed = seed;
+    to.seed = sa.seed;
     to.n_threads = (int)to.eval.n_threads;
     to.on_trial = on_trial;
     to.on_trial_ctx = &tl;
@@ -408,8 +359,8 @@ int cmd_tune(int argc, char **argv) {
     char title[1024];
     snprintf(title, sizeof title, "%s %s on %s (test), tuned by %s on validation", model_name, res.best_params,
              mp_split_kind_name(kind), metric_name);
-    int prc = json ? print_json(&res, model_name, mp_split_kind_name(kind), metric_name, seed, space_text, title)
-                   : print_tables(&res, model_name, mp_split_kind_name(kind), metric_name, seed, space_text, title);
+    int prc = json ? print_json(&res, model_name, mp_split_kind_name(kind), metric_name, sa.seed, space_text, title)
+                   : print_tables(&res, model_name, mp_split_kind_name(kind), metric_name, sa.seed, space_text, title);
     if (prc != 0 || fflush(stdout) != 0) {
         cli_fail(CMD, "writing the result failed");
         goto done;
