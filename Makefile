@@ -11,7 +11,7 @@ BUILD     ?= build
 CC        ?= cc
 SANITIZER ?=
 BLAS      ?= openblas
-PKGS      := sqlite3
+PKGS      := sqlite3 libmicrohttpd
 ifeq ($(BLAS),openblas)
 PKGS      += openblas
 BLAS_DEF  := -DMP_HAVE_CBLAS=1
@@ -27,15 +27,18 @@ endif
 CFLAGS ?=
 ALL_CFLAGS := $(CFLAGS_BASE) $(CFLAGS)
 
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/io/*.c src/data/*.c src/store/*.c src/models/*.c src/eval/*.c))
-CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/io/*.c src/data/*.c src/store/*.c src/models/*.c src/eval/*.c \
+                              src/ann/*.c src/live/*.c))
+# The HTTP server (libmicrohttpd) is part of the `magpie` binary and the tests, not of libmagpie.
+SERVE_SRC := $(sort $(wildcard src/serve/*.c))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c)) $(SERVE_SRC)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
-TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tests/runner.o
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tests/runner.o $(SERVE_SRC:%.c=$(BUILD)/%.o)
 
 STATIC := $(BUILD)/libmagpie.a
 SHARED := $(BUILD)/libmagpie.so
@@ -44,6 +47,9 @@ TESTS  := $(BUILD)/magpie-tests
 
 .PHONY: all test unit demo bench bench-bin clean format
 all: $(STATIC) $(SHARED) $(BIN) $(BENCH_BIN)
+
+# The dashboard files are embedded into the server with .incbin.
+$(BUILD)/src/serve/assets.o: web/index.html web/dashboard.js web/dashboard.css
 
 # Benchmark programs: one bench/<name>.c each, linked with the library.
 $(BUILD)/bench/%: bench/%.c $(STATIC)

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs what Magpie needs to build, test and run its demo (Debian 12). Idempotent: installs only what is
+# Installs what Magpie needs to build and run its demo (Debian 12), and with `test` what the tests need. Idempotent: installs only what is
 # missing, and runs `apt-get update` at most once.
 set -euo pipefail
-pkgs=(build-essential pkg-config libsqlite3-dev sqlite3 gawk libopenblas-dev)
+pkgs=(build-essential pkg-config libsqlite3-dev sqlite3 gawk libopenblas-dev libmicrohttpd-dev curl python3)
+# `deps.sh test`: also what the test suite needs beyond the build: clang + its sanitizer runtime for the libFuzzer
+# targets, Chromium for the dashboard's browser test (Node.js and npm come with the machine).
+if [ "${1:-}" = "test" ]; then pkgs+=(clang libclang-rt-14-dev chromium); fi
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

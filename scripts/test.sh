@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds Magpie and runs the whole test suite three times: a normal optimised build, under AddressSanitizer +
-# UndefinedBehaviorSanitizer, and with the plain-C kernels instead of OpenBLAS (BLAS=none). Ends with one line
+# UndefinedBehaviorSanitizer, and with the plain-C kernels instead of OpenBLAS (BLAS=none), then runs the
+# libFuzzer targets for FUZZ_SECONDS each (default 60). Ends with one line
 # "N passed, N failed" totalling all runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-./scripts/deps.sh || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
+./scripts/deps.sh test || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
 
 total_pass=0
 total_fail=0
@@ -35,6 +36,19 @@ run_suite() { # $1 = label, rest = make variables
 run_suite "release build" BUILD=build
 run_suite "ASan + UBSan build" BUILD=build-asan SANITIZER=address,undefined
 run_suite "plain-C kernels build (BLAS=none)" BUILD=build-noblas BLAS=none
+# libFuzzer targets (JSON request decoder, model-file loader) under ASan + UBSan, FUZZ_SECONDS each (default 60).
+echo "== fuzzing (libFuzzer, ASan + UBSan) =="
+fuzz_log=$(mktemp)
+if ./tests/fuzz/run.sh 2>&1 | tee "$fuzz_log" | grep -E '^(ok|FAIL) '; then :; fi
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$fuzz_log" | tail -1)
+if [ -n "$line" ]; then
+    total_pass=$((total_pass + $(echo "$line" | awk '{print $1}')))
+    total_fail=$((total_fail + $(echo "$line" | awk '{print $3}')))
+else
+    tail -30 "$fuzz_log"
+    total_fail=$((total_fail + 1))
+fi
+rm -f "$fuzz_log"
 echo "== total (all builds) =="
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

@@ -77,6 +77,17 @@ typedef struct mp_model_ops {
      * refitting a fitted model, mp_model_destroy before freeing the block. */
     void (*release)(void *impl);
     uint32_t (*n_items)(const void *impl); /* item count the fitted model covers */
+    /* Inner-product retrieval (optional; latent-factor models). item_vectors gives the item matrix (*n x *dim,
+     * row-major; borrowed, valid until the model is next changed by fit/update/load) and query_vector the vector
+     * (dim floats) of a context, such that score_all(ctx)[i] == query . item[i] up to float rounding: an ANN index
+     * over the item vectors then finds the top items without scoring them all. Models with item biases fold the
+     * bias into an extra dimension (query 1). *have = 0 when the model cannot rank ctx (score_all gives zeros). */
+    int (*item_vectors)(const void *impl, const float **vecs, uint32_t *n, uint32_t *dim, mp_error *err);
+    int (*query_vector)(const void *impl, const mp_user_ctx *ctx, float *out, int *have, mp_error *err);
+    /* The right to be forgotten: drops what the model keeps about `user` (its factor row; counters built from
+     * its `events`, which are the user's events as the caller knows them). Optional: models that keep nothing
+     * per user leave it NULL (what they learnt from the user is gone at the next fit). */
+    int (*forget_user)(void *impl, uint32_t user, const mp_interaction *events, size_t n, mp_error *err);
 } mp_model_ops;
 
 typedef struct mp_model mp_model;
@@ -112,10 +123,19 @@ MP_EXPORT int mp_model_explain(const mp_model *m, const mp_user_ctx *ctx, uint32
                                mp_error *err);
 MP_EXPORT int mp_model_update(mp_model *m, const mp_interaction *events, size_t n, mp_error *err);
 
+/* Retrieval vectors (see mp_model_ops.item_vectors / query_vector): MP_EUNSUPPORTED for models without them. */
+MP_EXPORT int mp_model_item_vectors(const mp_model *m, const float **vecs, uint32_t *n, uint32_t *dim, mp_error *err);
+MP_EXPORT int mp_model_query_vector(const mp_model *m, const mp_user_ctx *ctx, float *out, int *have, mp_error *err);
+/* Forgets a user (no-op MP_OK for models without per-user state). */
+MP_EXPORT int mp_model_forget_user(mp_model *m, uint32_t user, const mp_interaction *events, size_t n,
+                                   mp_error *err);
+
 /* Saves to `path` in the model file format (atomic). */
 MP_EXPORT int mp_model_save(const mp_model *m, const char *path, mp_error *err);
 /* Loads any registered model from `path`; the file names the model type. */
 MP_EXPORT int mp_model_load(mp_model **out, const char *path, mp_error *err);
+/* The same from a complete model file image in memory (fuzzing, tests); `name` is used in messages. */
+MP_EXPORT int mp_model_load_mem(mp_model **out, const void *data, size_t len, const char *name, mp_error *err);
 
 /* Top-k of scores[0..n) where allow (may be NULL) is non-zero: highest first, ties by lower index.
  * Returns the number written (<= k). Shared by models and the evaluator. */

@@ -119,6 +119,18 @@ MP_EXPORT uint64_t mp_reader_lineno(const mp_reader *r);
 MP_EXPORT uint64_t mp_reader_offset(const mp_reader *r);
 MP_EXPORT uint64_t mp_reader_size(const mp_reader *r);
 
+/* Single JSON records from memory, with exactly the validation of the JSONL reader (the server's request decoder
+ * and the fuzz target use it). A parser is a reader without a file: create it once (kind, and `name` used as the
+ * file name in messages, e.g. "events"), then parse any number of records; `index` is reported as the line number
+ * ("events:3: field `ts`: ..."). Slices in *rec point into s or into the parser's scratch, valid until the next
+ * parse. Returns MP_OK or MP_EBADREC (err says why). Free with mp_reader_close. */
+MP_EXPORT int mp_record_parser_create(mp_reader **out, mp_record_kind kind, const char *name, mp_error *err);
+MP_EXPORT int mp_record_parse_json(mp_reader *p, const char *s, size_t len, uint64_t index, mp_record *rec,
+                                   mp_error *err);
+/* Makes `ts` optional for events parsed afterwards with p: an event without it gets `ts` (the server's clock).
+ * MP_EINVAL if p is not a parser, MP_ERANGE if ts is outside the accepted range (years 1..9999). */
+MP_EXPORT int mp_record_parser_default_ts(mp_reader *p, int64_t ts);
+
 /* Helpers shared with presets and the server. */
 /* Returns 1 if s[0..len) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). *bad_at gets the offset of the
  * first bad byte (may be NULL). */

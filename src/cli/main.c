@@ -18,6 +18,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "split, train and evaluate a model offline (HR, NDCG, MAP, AUC, coverage, ...)"},
     {"tune", cmd_tune, "search a model's hyper-parameters on validation data, then report test metrics"},
     {"recommend", cmd_recommend, "top-N recommendations with reasons for users, from a model file"},
+    {"serve", cmd_serve, "HTTP/JSON service: real-time events, recommendations, reload, metrics, dashboard"},
 };
 
 static void usage(FILE *f) {

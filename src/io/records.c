@@ -230,6 +230,10 @@ void mp_io_snippet(char *out, size_t cap, const char *s, size_t len, int quote) 
     const size_t max_src = 48;
     size_t n = 0;
     if (cap == 0) return;
+    if (!s) { /* callers pass (NULL, 0) for "no value"; NULL + 0 is undefined behaviour */
+        s = "";
+        len = 0;
+    }
 #define PUT(ch)                                                                                                        \
     do {                                                                                                               \
         if (n + 1 < cap) out[n++] = (char)(ch);                                                                        \
@@ -396,6 +400,8 @@ struct mp_reader {
     int ncols;            /* CSV: number of header columns */
     int col_field[32];    /* CSV: field index of each column */
     mp_str cols[33];      /* CSV: the fields of the current row (one extra to detect too many) */
+    int has_default_ts;   /* parser only: events without `ts` get default_ts instead of an error */
+    int64_t default_ts;
 };
 
 static int reader_fill(mp_reader *r, mp_error *err) {
@@ -620,6 +626,10 @@ static const char *ts_reason(int rc) {
  * Record finishing: required fields and ids */
 
 static int finish_record(mp_reader *r, mp_record *rec, unsigned seen, mp_error *err) {
+    if (r->kind == MP_KIND_EVENTS && r->has_default_ts && !(seen & (1u << EV_TS))) {
+        rec->event.ts = r->default_ts;
+        seen |= 1u << EV_TS;
+    }
     unsigned missing = kind_required(r->kind) & ~seen;
     if (missing) {
         int fid = __builtin_ctz(missing);
@@ -1184,6 +1194,49 @@ int mp_reader_next(mp_reader *r, mp_record *rec, mp_error *err) {
     if (r->kind == MP_KIND_ITEMS) rec->item.available = 1;
     rc = r->fmt == MP_FORMAT_CSV ? parse_csv(r, rec, err) : parse_json(r, rec, err);
     return rc == MP_OK ? 1 : rc;
+}
+
+int mp_record_parser_create(mp_reader **out, mp_record_kind kind, const char *name, mp_error *err) {
+    *out = NULL;
+    mp_reader *r = calloc(1, sizeof *r);
+    if (!r || !(r->path = strdup(name ? name : "record"))) {
+        free(r);
+        return mp_error_set(err, MP_ENOMEM, "out of memory");
+    }
+    r->fd = -1;
+    r->kind = kind;
+    r->fmt = MP_FORMAT_JSONL;
+    int rc = ensure_scratch(r, 4096, err);
+    if (rc != MP_OK) {
+        mp_reader_close(r);
+        return rc;
+    }
+    *out = r;
+    return MP_OK;
+}
+
+int mp_record_parser_default_ts(mp_reader *r, int64_t ts) {
+    if (r->fd >= 0 || r->fmt != MP_FORMAT_JSONL) return MP_EINVAL;
+    if (ts < MP_TS_MIN || ts > MP_TS_MAX) return MP_ERANGE;
+    r->has_default_ts = 1;
+    r->default_ts = ts;
+    return MP_OK;
+}
+
+int mp_record_parse_json(mp_reader *r, const char *s, size_t len, uint64_t index, mp_record *rec, mp_error *err) {
+    if (r->fd >= 0 || r->fmt != MP_FORMAT_JSONL)
+        return mp_error_set(err, MP_EINVAL, "mp_record_parse_json needs a parser from mp_record_parser_create");
+    r->lineno = index;
+    if (len > MP_MAX_LINE_BYTES)
+        return mp_error_set(err, MP_EBADREC, "%s:%llu: record is longer than %u bytes (1 MiB)", r->path,
+                            (unsigned long long)index, (unsigned)MP_MAX_LINE_BYTES);
+    int rc = ensure_scratch(r, len, err);
+    if (rc != MP_OK) return rc;
+    r->line.ptr = s;
+    r->line.len = len;
+    memset(rec, 0, sizeof *rec);
+    if (r->kind == MP_KIND_ITEMS) rec->item.available = 1;
+    return parse_json(r, rec, err);
 }
 
 mp_str mp_reader_line(const mp_reader *r) {

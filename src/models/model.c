@@ -244,6 +244,32 @@ int mp_model_update(mp_model *m, const mp_interaction *events, size_t n, mp_erro
     return m->ops->update(m->impl, events, n, err);
 }
 
+int mp_model_item_vectors(const mp_model *m, const float **vecs, uint32_t *n, uint32_t *dim, mp_error *err) {
+    *vecs = NULL;
+    *n = *dim = 0;
+    int rc = need_fitted(m, err);
+    if (rc) return rc;
+    if (!m->ops->item_vectors) return unsupported(m, "retrieval vectors", err);
+    return m->ops->item_vectors(m->impl, vecs, n, dim, err);
+}
+
+int mp_model_query_vector(const mp_model *m, const mp_user_ctx *ctx, float *out, int *have, mp_error *err) {
+    *have = 0;
+    int rc = need_fitted(m, err);
+    if (rc) return rc;
+    if (!m->ops->query_vector) return unsupported(m, "retrieval vectors", err);
+    static const mp_user_ctx anon = {MP_NO_USER, NULL, 0};
+    return m->ops->query_vector(m->impl, ctx ? ctx : &anon, out, have, err);
+}
+
+int mp_model_forget_user(mp_model *m, uint32_t user, const mp_interaction *events, size_t n, mp_error *err) {
+    int rc = need_fitted(m, err);
+    if (rc) return rc;
+    if (user == MP_NO_USER) return mp_error_set(err, MP_EINVAL, "model %s: forget_user needs a user id", m->ops->name);
+    if (!m->ops->forget_user) return MP_OK; /* nothing kept per user */
+    return m->ops->forget_user(m->impl, user, events, n, err);
+}
+
 int mp_model_save(const mp_model *m, const char *path, mp_error *err) {
     int rc = need_fitted(m, err);
     if (rc) return rc;
@@ -256,11 +282,9 @@ int mp_model_save(const mp_model *m, const char *path, mp_error *err) {
     return rc;
 }
 
-int mp_model_load(mp_model **out, const char *path, mp_error *err) {
-    *out = NULL;
-    mp_mf_reader *r;
-    int rc = mp_mf_reader_open(&r, path, err);
-    if (rc) return rc;
+/* Builds a model from an open reader (closed here); `path` names the file in messages. */
+static int load_from_reader(mp_model **out, mp_mf_reader *r, const char *path, mp_error *err) {
+    int rc;
     const char *name = mp_mf_reader_model(r);
     const mp_model_ops *ops = mp_model_find(name);
     if (!ops) {
@@ -300,6 +324,23 @@ int mp_model_load(mp_model **out, const char *path, mp_error *err) {
     m->fitted = 1;
     *out = m;
     return MP_OK;
+}
+
+int mp_model_load(mp_model **out, const char *path, mp_error *err) {
+    *out = NULL;
+    mp_mf_reader *r;
+    int rc = mp_mf_reader_open(&r, path, err);
+    if (rc) return rc;
+    return load_from_reader(out, r, path, err);
+}
+
+int mp_model_load_mem(mp_model **out, const void *data, size_t len, const char *name, mp_error *err) {
+    *out = NULL;
+    mp_mf_reader *r;
+    if (!name) name = "(memory)";
+    int rc = mp_mf_reader_open_mem(&r, data, len, name, err);
+    if (rc) return rc;
+    return load_from_reader(out, r, name, err);
 }
 
 /* ---- top-k ----
