@@ -1,6 +1,8 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include "magpie/dataset.h"
+#include "magpie/ingest.h"
 #include "magpie/store.h"
 #include "test.h"
 
@@ -309,4 +311,148 @@ MP_TEST(store_reader_sees_only_committed) {
     CHECK_EQ(st.n_events, 1);
     mp_store_close(a);
     mp_store_close(b);
+}
+
+typedef struct {
+    int n;
+    uint32_t id[8];
+    char ext[8][32];
+} user_list;
+
+static int user_cb(void *ctx, uint32_t id, const mp_user *u) {
+    user_list *l = ctx;
+    if (l->n >= 8) return 1;
+    l->id[l->n] = id;
+    snprintf(l->ext[l->n], 32, "%.*s", (int)u->id.len, u->id.ptr);
+    l->n++;
+    return 0;
+}
+
+/* Imports one event through the importer (which allocates ids from mp_store_load_ids). */
+static int import_event(mp_store *s, const char *user, const char *item, int64_t ts, mp_error *err) {
+    mp_importer *im;
+    mp_import_opts o = {0};
+    int rc = mp_importer_begin(&im, s, &o, err);
+    if (rc) return rc;
+    mp_event e = {.user = S(user), .item = S(item), .type = MP_EV_PURCHASE, .ts = ts};
+    rc = mp_importer_add_event(im, &e, err);
+    if (rc) {
+        mp_importer_abort(im);
+        return rc;
+    }
+    mp_import_report rep;
+    rc = mp_importer_finish(im, &rep, err);
+    mp_import_report_free(&rep);
+    return rc;
+}
+
+MP_TEST(store_forget_user_tombstone_keeps_id_reserved) {
+    mp_error err;
+    mp_store *s;
+    const char *path = db_path(t, "f.db");
+    CHECK_OK(mp_store_open(&s, path, MP_STORE_READWRITE, &err), &err);
+    CHECK_OK(import_event(s, "alice", "a", 10, &err), &err);
+    CHECK_OK(import_event(s, "bob", "a", 11, &err), &err);
+    CHECK_OK(import_event(s, "bob", "b", 12, &err), &err);
+    CHECK_OK(import_event(s, "bob", "c", 13, &err), &err);
+    mp_user attrs = {.id = S("bob"), .attrs = S("{\"vip\":true}")};
+    CHECK_OK(mp_store_put_user(s, 1, &attrs, &err), &err);
+    /* bob is the last id: forgetting him must not let the next user take id 1 */
+    uint64_t n_del = 99;
+    CHECK_OK(mp_store_forget_user(s, 1, &n_del, &err), &err);
+    CHECK_EQ(n_del, 3);
+    mp_store_stats st;
+    CHECK_OK(mp_store_stats_get(s, &st, &err), &err);
+    CHECK_EQ(st.n_events, 1);
+    CHECK_EQ(st.n_users, 1);
+    CHECK_EQ(st.n_active_users, 1);
+    /* again, or an id that never existed: not found, nothing changes */
+    CHECK_EQ(mp_store_forget_user(s, 1, &n_del, &err), MP_ENOTFOUND);
+    CHECK_CONTAINS(err.msg, "already forgotten");
+    CHECK_EQ(n_del, 0);
+    CHECK_EQ(mp_store_forget_user(s, 7, NULL, &err), MP_ENOTFOUND);
+    /* the external id maps to nothing; the bound still covers the reserved id */
+    mp_strmap *m;
+    CHECK_OK(mp_store_load_ids(s, MP_KIND_USERS, &m, &err), &err);
+    CHECK_EQ(mp_strmap_get(m, "bob", 3), MP_STRMAP_NONE);
+    CHECK_EQ(mp_strmap_id_bound(m), 2);
+    size_t klen;
+    const char *key = mp_strmap_key(m, 1, &klen);
+    CHECK(key && mp_store_is_tombstone(key, klen));
+    CHECK(!mp_store_is_tombstone("bob", 3) && !mp_store_is_tombstone("", 0));
+    mp_strmap_destroy(m);
+    user_list l = {.n = 0};
+    CHECK_OK(mp_store_scan_users(s, user_cb, &l, &err), &err);
+    CHECK_EQ(l.n, 1);
+    CHECK(strcmp(l.ext[0], "alice") == 0);
+    /* the same external id comes back: a new user with a new internal id */
+    CHECK_OK(import_event(s, "bob", "b", 20, &err), &err);
+    CHECK_OK(import_event(s, "carol", "b", 21, &err), &err);
+    CHECK_OK(mp_store_load_ids(s, MP_KIND_USERS, &m, &err), &err);
+    CHECK_EQ(mp_strmap_get(m, "bob", 3), 2);
+    CHECK_EQ(mp_strmap_get(m, "carol", 5), 3);
+    mp_strmap_destroy(m);
+    /* ids that look like tombstones are refused */
+    mp_user fake = {.id = S(MP_STORE_TOMBSTONE_PREFIX "1")};
+    CHECK_OK(mp_store_begin(s, &err), &err);
+    CHECK_EQ(mp_store_put_user(s, 9, &fake, &err), MP_EINVAL);
+    CHECK_OK(mp_store_rollback(s, &err), &err);
+    mp_store_close(s);
+
+    /* reopened: the dataset sees no trace of the forgotten user, and ids keep their meaning */
+    CHECK_OK(mp_store_open(&s, path, MP_STORE_READONLY, &err), &err);
+    mp_dataset *ds;
+    CHECK_OK(mp_dataset_load(&ds, s, NULL, &err), &err);
+    CHECK_EQ(ds->n_events, 3);
+    CHECK_EQ(ds->n_users, 4);
+    CHECK(ds->user_ext[1] == NULL);
+    CHECK(strcmp(ds->user_ext[2], "bob") == 0);
+    CHECK_EQ(ds->user_ptr[2] - ds->user_ptr[1], 0);
+    mp_dataset_destroy(ds);
+    mp_store_close(s);
+}
+
+MP_TEST(store_set_item_available) {
+    mp_error err;
+    mp_store *s;
+    CHECK_OK(mp_store_open(&s, db_path(t, "av.db"), MP_STORE_READWRITE, &err), &err);
+    CHECK_OK(mp_store_begin(s, &err), &err);
+    mp_item it = {.id = S("sku-1"), .title = S("Mug"), .available = 1};
+    CHECK_OK(mp_store_put_item(s, 0, &it, &err), &err);
+    CHECK_OK(mp_store_commit(s, &err), &err);
+    CHECK_OK(mp_store_set_item_available(s, 0, 0, &err), &err); /* its own transaction */
+    CHECK_EQ(mp_store_set_item_available(s, 5, 0, &err), MP_ENOTFOUND);
+    mp_dataset *ds;
+    CHECK_OK(mp_dataset_load(&ds, s, NULL, &err), &err);
+    CHECK_EQ(ds->item_available[0], 0);
+    CHECK(strcmp(ds->item_title[0], "Mug") == 0); /* other attributes kept */
+    mp_dataset_destroy(ds);
+    /* inside a caller's transaction: rolled back with it */
+    CHECK_OK(mp_store_begin(s, &err), &err);
+    CHECK_OK(mp_store_set_item_available(s, 0, 1, &err), &err);
+    CHECK_OK(mp_store_rollback(s, &err), &err);
+    CHECK_OK(mp_dataset_load(&ds, s, NULL, &err), &err);
+    CHECK_EQ(ds->item_available[0], 0);
+    mp_dataset_destroy(ds);
+    mp_store_close(s);
+}
+
+MP_TEST(store_bare_put_refuses_clashes) {
+    /* Two writers handing out ids from their own memory (a server and an import) must not mix rows up. */
+    mp_error err;
+    mp_store *s;
+    CHECK_OK(mp_store_open(&s, db_path(t, "c.db"), MP_STORE_READWRITE, &err), &err);
+    CHECK_OK(mp_store_begin(s, &err), &err);
+    mp_user a = {.id = S("alice")}, b = {.id = S("bob")};
+    CHECK_OK(mp_store_put_user(s, 0, &a, &err), &err);
+    CHECK_OK(mp_store_put_user(s, 0, &a, &err), &err); /* the same pair again: fine */
+    CHECK_EQ(mp_store_put_user(s, 0, &b, &err), MP_ESTORE);
+    CHECK_CONTAINS(err.msg, "user id 0 belongs to another external id");
+    CHECK_EQ(mp_store_put_user(s, 3, &a, &err), MP_ESTORE);
+    CHECK_CONTAINS(err.msg, "\"alice\" already exists under another id");
+    mp_item i1 = {.id = S("sku-1"), .available = 1}, i2 = {.id = S("sku-2"), .available = 1};
+    CHECK_OK(mp_store_put_item(s, 0, &i1, &err), &err);
+    CHECK_EQ(mp_store_put_item(s, 0, &i2, &err), MP_ESTORE);
+    CHECK_OK(mp_store_commit(s, &err), &err);
+    mp_store_close(s);
 }

@@ -37,7 +37,8 @@ MP_EXPORT int mp_store_commit(mp_store *s, mp_error *err);
 MP_EXPORT int mp_store_rollback(mp_store *s, mp_error *err);
 
 /* Loads the external -> internal id map of users or items (kind MP_KIND_USERS or MP_KIND_ITEMS) into a new map
- * owned by the caller (mp_strmap_destroy). Ids in the map are the store's internal ids. */
+ * owned by the caller (mp_strmap_destroy). Ids in the map are the store's internal ids. Forgotten users are in it
+ * under their tombstone key (see mp_store_forget_user), which keeps the id bound and matches no real id. */
 MP_EXPORT int mp_store_load_ids(mp_store *s, mp_record_kind kind, mp_strmap **out, mp_error *err);
 
 /* Inserts or replaces a user / item row under internal id `id` (the caller allocates ids from the map above,
@@ -86,6 +87,25 @@ typedef struct mp_store_stats {
 } mp_store_stats;
 
 MP_EXPORT int mp_store_stats_get(mp_store *s, mp_store_stats *out, mp_error *err);
+
+/* ---- forgetting users, availability ----
+ * The right to be forgotten: mp_store_forget_user deletes every event of internal user `user`, clears its
+ * attributes and replaces its external id by a tombstone: MP_STORE_TOMBSTONE_PREFIX followed by the decimal internal
+ * id. The prefix starts with the byte 0xFF, which never occurs in UTF-8, and external ids are always valid UTF-8, so
+ * no real external id equals a tombstone: the old external id maps to nothing (if it comes back it is a new user
+ * with a new internal id), while the row stays, so the internal id remains reserved and is never reused.
+ * Tombstones are skipped by mp_store_scan_users (so datasets never see them) and by the user count of
+ * mp_store_stats_get; mp_store_load_ids keeps them in the map under their tombstone key, so mp_strmap_id_bound stays
+ * one past the largest id ever given out. put_user / put_item refuse ids that look like tombstones (MP_EINVAL).
+ * Both calls below run inside the caller's transaction when one is open, else in their own. */
+#define MP_STORE_TOMBSTONE_PREFIX "\xff" "forgotten:"
+/* 1 if ext[0..len) is a tombstone (starts with the byte 0xFF). */
+MP_EXPORT int mp_store_is_tombstone(const char *ext, size_t len);
+/* Forgets internal user `user` as described above; *n_events (may be NULL) gets how many events were deleted.
+ * MP_ENOTFOUND when there is no such user or it was already forgotten (nothing is changed then). */
+MP_EXPORT int mp_store_forget_user(mp_store *s, uint32_t user, uint64_t *n_events, mp_error *err);
+/* Sets the `available` flag of internal item `item` (other attributes are kept). MP_ENOTFOUND for no such item. */
+MP_EXPORT int mp_store_set_item_available(mp_store *s, uint32_t item, int available, mp_error *err);
 
 /* Small persistent key/value settings (e.g. event-type weights). get returns MP_ENOTFOUND if absent;
  * on success *value is malloc'ed and owned by the caller. */

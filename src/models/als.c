@@ -11,7 +11,11 @@
  * The model keeps the user x item matrix it was fitted on, so it can
  *   - fold in a user in real time (update): merge the new events into the user's row and solve exactly,
  *   - fold in a new item from the users that touched it, against fixed user factors,
- *   - explain a score by item contributions (the paper's section 5). */
+ *   - explain a score by item contributions (the paper's section 5),
+ *   - forget a user (the right to be forgotten): its vector is zeroed and its row emptied, which marks the stored
+ *     vector as unusable, so a request for that id folds in from the history it brings (none, once forgotten).
+ * Retrieval vectors (item_vectors / query_vector) are the item factors themselves and the request's user vector:
+ * score = x_u . y_i exactly, with no bias. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,6 +332,17 @@ static int history_is_new(const als *m, const mp_user_ctx *ctx) {
     return 0;
 }
 
+/* 1 when the stored vector of ctx->user may answer the request: the user is in the model, its row is not empty (an
+ * empty row means no positive history, or a forgotten user) and the request's history brings nothing new. */
+static int stored_usable(const als *m, const mp_user_ctx *ctx) {
+    if (ctx->user == MP_NO_USER || ctx->user >= m->f.n_users) return 0;
+    const uint32_t *idx;
+    const float *val;
+    size_t n;
+    user_row(m, ctx->user, &idx, &val, &n);
+    return n > 0 && !history_is_new(m, ctx);
+}
+
 /* Regularisation of a row with nnz non-zeros. */
 static float row_reg(const als *m, size_t nnz) {
     if (m->reg_exponent > 0 && nnz > 0) return (float)(m->reg * pow((double)nnz, m->reg_exponent));
@@ -523,7 +538,7 @@ fail:
 static int request_vector(const als *m, const mp_user_ctx *ctx, float *x, int *have, mp_error *err) {
     const uint32_t k = m->f.k;
     *have = 0;
-    if (ctx->user != MP_NO_USER && ctx->user < m->f.n_users && !history_is_new(m, ctx)) {
+    if (stored_usable(m, ctx)) {
         memcpy(x, m->f.user + (size_t)ctx->user * k, k * sizeof *x);
         *have = 1;
         return MP_OK;
@@ -577,6 +592,19 @@ static int als_score_block(const void *impl, const mp_user_ctx *ctxs, size_t n, 
     return rc;
 }
 
+static int als_item_vectors(const void *impl, const float **vecs, uint32_t *n, uint32_t *dim, mp_error *err) {
+    const als *m = impl;
+    (void)err;
+    *vecs = m->f.item;
+    *n = m->f.n_items;
+    *dim = m->f.k;
+    return MP_OK;
+}
+
+static int als_query_vector(const void *impl, const mp_user_ctx *ctx, float *out, int *have, mp_error *err) {
+    return request_vector(impl, ctx, out, have, err);
+}
+
 static int als_similar(const void *impl, uint32_t item, size_t n, uint32_t *out_items, float *out_scores,
                        size_t *n_out, mp_error *err) {
     const als *m = impl;
@@ -607,7 +635,7 @@ static int als_explain(const void *impl, const mp_user_ctx *ctx, uint32_t item, 
     const float *val;
     size_t n = 0;
     als_row hist = {0};
-    if (ctx->user != MP_NO_USER && ctx->user < m->f.n_users && !history_is_new(m, ctx)) {
+    if (stored_usable(m, ctx)) {
         user_row(m, ctx->user, &idx, &val, &n);
     } else {
         if (history_row(m, ctx->history, ctx->n_history, &hist))
@@ -798,6 +826,31 @@ out:
     return rc;
 }
 
+/* Forgets user u: its vector becomes zero (the Gram of the user factors follows) and its row an allocated empty row,
+ * which user_row prefers to the fitted matrix, so neither fold-in of new items nor a request sees its old events. */
+static int als_forget_user(void *impl, uint32_t u, const mp_interaction *events, size_t n, mp_error *err) {
+    als *m = impl;
+    (void)events;
+    (void)n;
+    if (u >= m->f.n_users) return MP_OK; /* the model never knew the user */
+    const uint32_t k = m->f.k;
+    if (m->n_rows_alloc < m->f.n_users) {
+        als_row *r = realloc(m->rows, (size_t)m->f.n_users * sizeof *r);
+        if (!r) return mp_error_set(err, MP_ENOMEM, "als: out of memory forgetting user %u", u);
+        memset(r + m->n_rows_alloc, 0, (m->f.n_users - m->n_rows_alloc) * sizeof *r);
+        m->rows = r;
+        m->n_rows_alloc = m->f.n_users;
+    }
+    als_row *r = &m->rows[u];
+    if (!r->idx && row_reserve(r, 1)) return mp_error_set(err, MP_ENOMEM, "als: out of memory forgetting user %u", u);
+    r->n = 0;
+    float *xu = m->f.user + (size_t)u * k;
+    gram_rank1(m->gram_users, xu, k, -1.0);
+    memset(xu, 0, k * sizeof *xu);
+    gram_refresh(m->gram_users, m->gram_users_f, k);
+    return MP_OK;
+}
+
 /* ---- save / load ---- */
 
 static int als_save(const void *impl, mp_mf_writer *w, mp_error *err) {
@@ -878,6 +931,11 @@ static int als_load(void *impl, mp_mf_reader *r, mp_error *err) {
         !(m->alpha >= 0) || !isfinite(m->alpha) || solver > 1 || threads > 1024 || binary > 1 ||
         !(m->half_life_days >= 0) || !isfinite(m->half_life_days)) {
         rc = corrupt(err, "parameters out of range");
+        goto fail;
+    }
+    /* the reference time is subtracted from event times: keep it within accepted timestamps (years 1..9999) */
+    if ((int64_t)now < -62135596800LL || (int64_t)now > 253402300799LL) {
+        rc = corrupt(err, "reference time out of range");
         goto fail;
     }
     m->solver = (int)solver;
@@ -962,4 +1020,7 @@ const mp_model_ops mp_als_ops = {
     .load = als_load,
     .release = als_release,
     .n_items = als_n_items,
+    .item_vectors = als_item_vectors,
+    .query_vector = als_query_vector,
+    .forget_user = als_forget_user,
 };

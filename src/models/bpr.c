@@ -37,7 +37,11 @@
  * uniform negative, moving only the user's vector (and the vectors of items new to the model, which start small
  * and random). Items already in the model keep their vectors. The model does
  * not store training histories, so an update folds in the events it is given, starting from the user's current
- * vector. */
+ * vector.
+ *
+ * Retrieval vectors (item_vectors / query_vector, for an ANN index): [q_i, b_i] and [p_u, 1] (see bpr_internal.h),
+ * p_u being the vector score_all would use. Forgetting a user zeroes its vector, which is also the mark of "no
+ * vector": a later request with that id folds in from the history it brings. */
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -59,7 +63,9 @@
 #define BPR_RING 32   /* ring of samples in flight (> 2 * BPR_AHEAD, a power of two) */
 #define BPR_REDRAWS 32 /* negative redraws before accepting a positive as negative (dense users) */
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+/* (not under sanitizers: ifunc resolvers run before their runtimes start) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) &&           \
+    !defined(__SANITIZE_THREAD__)
 #define BPR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define BPR_CLONES
@@ -101,6 +107,7 @@ typedef struct bpr {
     uint32_t epochs_run; /* epochs actually trained */
     uint32_t best_epoch; /* epoch whose factors were kept (== epochs_run without early stopping) */
     double best_valid;   /* validation NDCG@10 of best_epoch, NaN if none */
+    mp_bprmf_aug aug;    /* retrieval copy of the item rows with the bias, or NULL (see bpr_internal.h); owned */
 } bpr;
 
 static const mp_param_info bpr_params_info[] = {
@@ -150,6 +157,7 @@ static void bpr_init(void *impl) {
 
 static void bpr_release(void *impl) {
     bpr *b = impl;
+    mp_bprmf_aug_free(&b->aug);
     mp_item_titles_free(b->titles, b->f.n_items);
     b->titles = NULL;
     free(b->n_trained);
@@ -751,37 +759,119 @@ static int zero_vector(const float *v, uint32_t k) {
 /* Seed of the generator folding in user u (scoring and updates give the same vector for the same history). */
 static uint64_t fold_seed(uint64_t seed, uint32_t u) { return seed ^ 0x5851F42D4C957F2Dull ^ ((uint64_t)u << 1); }
 
-static int bpr_score_all(const void *impl, const mp_user_ctx *ctx, float *scores, mp_error *err) {
-    const bpr *b = impl;
+/* pu (k) = the vector that scores ctx: the trained one, or a fold-in of the history (from the trained vector when
+ * there is one) for a user the model has no vector for or whose history has grown since training; zero with no
+ * vector and no history (item biases alone then rank). */
+static int user_vector(const bpr *b, const mp_user_ctx *ctx, float *pu, mp_error *err) {
     const mp_factors *f = &b->f;
     const uint32_t k = f->k;
     int known = ctx->user < f->n_users && !zero_vector(f->user + (size_t)ctx->user * k, k);
     if (known && (ctx->n_history == 0 || ctx->n_history <= b->n_trained[ctx->user])) {
-        mp_factors_score(f, f->user + (size_t)ctx->user * k, scores);
+        memcpy(pu, f->user + (size_t)ctx->user * k, k * sizeof *pu);
         return MP_OK;
     }
-    /* A user the model has no vector for, or whose history has grown since training: fold in the history, from
-     * the trained vector when there is one (no history at all: item biases only). */
-    float *pu = calloc(k, sizeof *pu);
     uint32_t *items = NULL;
-    long n = pu ? history_items(ctx->history, ctx->n_history, f->n_items, &items) : -1;
-    if (n < 0) {
-        free(pu);
-        return mp_error_set(err, MP_ENOMEM, "bpr: out of memory folding in a user");
+    long n = history_items(ctx->history, ctx->n_history, f->n_items, &items);
+    if (n < 0) return mp_error_set(err, MP_ENOMEM, "bpr: out of memory folding in a user");
+    if (known) memcpy(pu, f->user + (size_t)ctx->user * k, k * sizeof *pu);
+    else memset(pu, 0, k * sizeof *pu);
+    if (!known || (uint64_t)n > b->n_trained[ctx->user]) { /* else repeats of trained items only: nothing new */
+        mp_rng rng;
+        mp_rng_seed(&rng, fold_seed(b->p.seed, ctx->user));
+        fold_in(b, NULL, UINT32_MAX, pu, items, (size_t)n, &rng);
     }
-    if (known && (uint64_t)n <= b->n_trained[ctx->user]) { /* repeats of trained items only: nothing new */
-        mp_factors_score(f, f->user + (size_t)ctx->user * k, scores);
-        free(items);
-        free(pu);
+    free(items);
+    return MP_OK;
+}
+
+static int bpr_score_all(const void *impl, const mp_user_ctx *ctx, float *scores, mp_error *err) {
+    const bpr *b = impl;
+    float *pu = malloc(((size_t)b->f.k + 1) * sizeof *pu);
+    if (!pu) return mp_error_set(err, MP_ENOMEM, "bpr: out of memory folding in a user");
+    int rc = user_vector(b, ctx, pu, err);
+    if (rc == MP_OK) mp_factors_score(&b->f, pu, scores);
+    free(pu);
+    return rc;
+}
+
+/* ---- retrieval vectors (shared with mf.c through bpr_internal.h) ---- */
+
+int mp_bprmf_aug_needed(const mp_factors *f) { return f->item_bias != NULL || f->global_bias != 0; }
+
+/* Rows [from, f->n_items) of the augmented copy a (which has room for f->n_items rows). */
+static void aug_fill(const mp_factors *f, float *a, uint32_t from) {
+    const size_t k = f->k;
+    for (uint32_t i = from; i < f->n_items; i++) {
+        float *row = a + (size_t)i * (k + 1);
+        memcpy(row, f->item + (size_t)i * k, k * sizeof *row);
+        row[k] = (float)((f->item_bias ? f->item_bias[i] : 0.0f) + f->global_bias);
+    }
+}
+
+int mp_bprmf_item_vectors(const mp_factors *f, mp_bprmf_aug *aug, const float **vecs, uint32_t *n, uint32_t *dim,
+                          mp_error *err) {
+    *n = f->n_items;
+    if (!mp_bprmf_aug_needed(f)) {
+        *vecs = f->item;
+        *dim = f->k;
         return MP_OK;
     }
-    if (known) memcpy(pu, f->user + (size_t)ctx->user * k, k * sizeof *pu);
-    mp_rng rng;
-    mp_rng_seed(&rng, fold_seed(b->p.seed, ctx->user));
-    fold_in(b, NULL, UINT32_MAX, pu, items, (size_t)n, &rng);
-    mp_factors_score(f, pu, scores);
-    free(items);
-    free(pu);
+    *dim = f->k + 1;
+    float *a = atomic_load_explicit(aug, memory_order_acquire);
+    if (!a) {
+        float *mine = malloc(((size_t)f->n_items * (f->k + 1) + 1) * sizeof *mine);
+        if (!mine) return mp_error_set(err, MP_ENOMEM, "out of memory for %u retrieval vectors", f->n_items);
+        aug_fill(f, mine, 0);
+        float *expected = NULL;
+        if (atomic_compare_exchange_strong_explicit(aug, &expected, mine, memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            a = mine;
+        } else { /* another thread published first */
+            free(mine);
+            a = expected;
+        }
+    }
+    *vecs = a;
+    return MP_OK;
+}
+
+int mp_bprmf_aug_refresh(const mp_factors *f, mp_bprmf_aug *aug, uint32_t first_changed) {
+    float *a = atomic_load_explicit(aug, memory_order_relaxed);
+    if (!a) return MP_OK;
+    if (!mp_bprmf_aug_needed(f)) { /* cannot happen for a fitted model, but keep the cache honest */
+        mp_bprmf_aug_free(aug);
+        return MP_OK;
+    }
+    float *g = realloc(a, ((size_t)f->n_items * (f->k + 1) + 1) * sizeof *g);
+    if (!g) { /* drop the cache: the next item_vectors call rebuilds it */
+        mp_bprmf_aug_free(aug);
+        return MP_ENOMEM;
+    }
+    aug_fill(f, g, first_changed);
+    atomic_store_explicit(aug, g, memory_order_release);
+    return MP_OK;
+}
+
+void mp_bprmf_aug_free(mp_bprmf_aug *aug) { free(atomic_exchange_explicit(aug, NULL, memory_order_acq_rel)); }
+
+void mp_bprmf_query(const mp_factors *f, const float *pu, float *out) {
+    if (out != pu) memcpy(out, pu, f->k * sizeof *out);
+    if (mp_bprmf_aug_needed(f)) out[f->k] = 1.0f;
+}
+
+static int bpr_item_vectors(const void *impl, const float **vecs, uint32_t *n, uint32_t *dim, mp_error *err) {
+    bpr *b = (bpr *)impl; /* only the atomic cache is written */
+    return mp_bprmf_item_vectors(&b->f, &b->aug, vecs, n, dim, err);
+}
+
+static int bpr_query_vector(const void *impl, const mp_user_ctx *ctx, float *out, int *have, mp_error *err) {
+    const bpr *b = impl;
+    *have = 0;
+    int rc = user_vector(b, ctx, out, err);
+    if (rc) return rc;
+    /* no vector and no biases: score_all gives zeros */
+    *have = !zero_vector(out, b->f.k) || mp_bprmf_aug_needed(&b->f);
+    mp_bprmf_query(&b->f, out, out);
     return MP_OK;
 }
 
@@ -934,6 +1024,20 @@ static int bpr_update(void *impl, const mp_interaction *events, size_t n, mp_err
     }
     free(items);
     free(pairs);
+    /* fold_in moved only rows of items >= first_new; a failed refresh just drops the cache */
+    mp_bprmf_aug_refresh(&b->f, &b->aug, first_new);
+    return MP_OK;
+}
+
+/* Zeroes the user's vector, the mark of "no vector" (see user_vector); item rows are untouched. */
+static int bpr_forget_user(void *impl, uint32_t u, const mp_interaction *events, size_t n, mp_error *err) {
+    bpr *b = impl;
+    (void)events;
+    (void)n;
+    (void)err;
+    if (u >= b->f.n_users) return MP_OK;
+    memset(b->f.user + (size_t)u * b->f.k, 0, b->f.k * sizeof *b->f.user);
+    b->n_trained[u] = 0;
     return MP_OK;
 }
 
@@ -973,6 +1077,8 @@ static int get_params(mp_mf_reader *r, bpr_params *p, mp_error *err) {
         (rc = mp_mf_get_u32(r, &p->fold_in_steps, err)) || (rc = mp_mf_get_u32(r, &p->verify_negatives, err)))
         return rc;
     const char *why = check_params(p);
+    /* set_param's bound: every fold-in (scoring a new user) runs fold_in_steps passes */
+    if (!why && p->fold_in_steps > 100000) why = "fold_in_steps out of range (1..100000)";
     if (why) return mp_error_set(err, MP_ECORRUPT, "bpr payload: %s", why);
     return MP_OK;
 }
@@ -1034,4 +1140,7 @@ const mp_model_ops mp_bpr_ops = {
     .load = bpr_load,
     .release = bpr_release,
     .n_items = bpr_n_items,
+    .item_vectors = bpr_item_vectors,
+    .query_vector = bpr_query_vector,
+    .forget_user = bpr_forget_user,
 };

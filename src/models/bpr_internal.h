@@ -4,6 +4,7 @@
 #ifndef MAGPIE_MODELS_BPR_INTERNAL_H
 #define MAGPIE_MODELS_BPR_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,25 @@ int mp_bprmf_threads(uint32_t param, const mp_train_data *data);
 /* Index into ctx->history of the item whose factor row has the largest dot product with `item`'s (the item itself,
  * items outside f and dislikes/returns skipped), or -1. */
 long mp_bprmf_closest_history(const mp_factors *f, const mp_user_ctx *ctx, uint32_t item);
+
+/* Retrieval vectors of factors with biases (inner-product search, mp_model_ops.item_vectors): with item biases or a
+ * global bias, the rows are [q_i, item_bias[i] + global_bias] ((n_items, k + 1)) and the query is [p_u, 1], so that
+ * query . row == mp_factors_score's score; without biases they are the item factors themselves (no copy).
+ * The augmented copy is a cache owned by the model: built on the first item_vectors call (published with an atomic
+ * compare-and-swap, so concurrent first calls are safe; the loser frees its copy), kept current by the model's
+ * update (mp_bprmf_aug_refresh) and freed at fit, load and release (mp_bprmf_aug_free). It costs n_items * (k + 1)
+ * floats, only in processes that ask for retrieval vectors (the server, to build its ANN index). */
+typedef _Atomic(float *) mp_bprmf_aug;
+/* 1 when f needs the extra bias dimension. */
+int mp_bprmf_aug_needed(const mp_factors *f);
+int mp_bprmf_item_vectors(const mp_factors *f, mp_bprmf_aug *aug, const float **vecs, uint32_t *n, uint32_t *dim,
+                          mp_error *err);
+/* After an update that grew f or changed item rows >= first_changed: resizes an existing copy to f->n_items rows and
+ * rewrites rows >= first_changed. No-op when no copy exists. Exclusive use of the model (update) required. */
+int mp_bprmf_aug_refresh(const mp_factors *f, mp_bprmf_aug *aug, uint32_t first_changed);
+void mp_bprmf_aug_free(mp_bprmf_aug *aug);
+/* out (k or k + 1 floats, see above) = the query for user vector pu (k). */
+void mp_bprmf_query(const mp_factors *f, const float *pu, float *out);
 
 /* Item titles (kept, saved and loaded with models/item_titles.h) name items in reasons. */
 /* `"Title"` or `item #id` into buf. */

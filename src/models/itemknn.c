@@ -465,7 +465,8 @@ static int knn_load(void *impl, mp_mf_reader *r, mp_error *err) {
     m->weighting = (int)weighting;
     m->input = (cf_xmode)input;
     m->recency_auto = (int)rauto;
-    if ((uint64_t)n * 4 + nnz * 8 > mp_mf_remaining(r)) return knn_bad(err, "item or neighbour count does not fit the file");
+    if (nnz > mp_mf_remaining(r) / 8 || (uint64_t)n * 4 + nnz * 8 > mp_mf_remaining(r)) /* no wrap-around */
+        return knn_bad(err, "item or neighbour count does not fit the file");
     m->ptr = malloc(((size_t)n + 1) * sizeof *m->ptr);
     m->nbr = malloc((nnz ? nnz : 1) * sizeof *m->nbr);
     m->sim = malloc((nnz ? nnz : 1) * sizeof *m->sim);

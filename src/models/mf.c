@@ -15,7 +15,10 @@
  * prediction without the user bias. With validation ratings in the training data, RMSE on them is checked after
  * every epoch and the best epoch is kept (patience epochs without improvement stop training).
  * update(events) folds in new ratings by fold_in_steps SGD passes over them on the user's vector and bias only
- * (new users start at zero; new items get a bias and vector trained from the same ratings). */
+ * (new users start at zero; new items get a bias and vector trained from the same ratings).
+ * Retrieval vectors (item_vectors / query_vector, for an ANN index): [q_i, mu + b_i] and [p_u, 1] (see
+ * bpr_internal.h); a user the model does not know queries with p_u = 0 (the item part, as score_all). Forgetting a
+ * user zeroes p_u and b_u, so the id scores like an unknown user until update() folds in new ratings. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -56,6 +59,7 @@ typedef struct mf {
     double r_min, r_max;   /* rating range seen in training (predictions are clipped to it) */
     uint32_t epochs_run, best_epoch;
     double best_valid_rmse; /* NaN without validation ratings */
+    mp_bprmf_aug aug;       /* retrieval copy of the item rows with the bias, or NULL (see bpr_internal.h); owned */
 } mf;
 
 static const mp_param_info mf_params_info[] = {
@@ -93,6 +97,7 @@ static void mf_init(void *impl) {
 
 static void mf_release(void *impl) {
     mf *m = impl;
+    mp_bprmf_aug_free(&m->aug);
     mp_item_titles_free(m->titles, m->f.n_items);
     m->titles = NULL;
     mp_factors_free(&m->f);
@@ -457,6 +462,22 @@ static int mf_score_all(const void *impl, const mp_user_ctx *ctx, float *scores,
     return MP_OK;
 }
 
+static int mf_item_vectors(const void *impl, const float **vecs, uint32_t *n, uint32_t *dim, mp_error *err) {
+    mf *m = (mf *)impl; /* only the atomic cache is written */
+    return mp_bprmf_item_vectors(&m->f, &m->aug, vecs, n, dim, err);
+}
+
+static int mf_query_vector(const void *impl, const mp_user_ctx *ctx, float *out, int *have, mp_error *err) {
+    const mf *m = impl;
+    const mp_factors *f = &m->f;
+    (void)err;
+    if (ctx->user < f->n_users) memcpy(out, f->user + (size_t)ctx->user * f->k, f->k * sizeof *out);
+    else memset(out, 0, f->k * sizeof *out);
+    mp_bprmf_query(f, out, out);
+    *have = 1; /* score_all always ranks: the item part at least */
+    return MP_OK;
+}
+
 static int mf_predict_rating(const void *impl, uint32_t user, uint32_t item, double *out, mp_error *err) {
     (void)err;
     *out = predict(impl, user, item);
@@ -549,6 +570,19 @@ static int mf_update(void *impl, const mp_interaction *events, size_t n, mp_erro
         if (events[i].value < m->r_min) m->r_min = events[i].value;
         if (events[i].value > m->r_max) m->r_max = events[i].value;
     }
+    /* only rows of items >= first_new moved; a failed refresh just drops the cache */
+    mp_bprmf_aug_refresh(f, &m->aug, first_new);
+    return MP_OK;
+}
+
+static int mf_forget_user(void *impl, uint32_t u, const mp_interaction *events, size_t n, mp_error *err) {
+    mf *m = impl;
+    (void)events;
+    (void)n;
+    (void)err;
+    if (u >= m->f.n_users) return MP_OK;
+    memset(m->f.user + (size_t)u * m->f.k, 0, m->f.k * sizeof *m->f.user);
+    m->f.user_bias[u] = 0;
     return MP_OK;
 }
 
@@ -596,6 +630,8 @@ static int mf_load(void *impl, mp_mf_reader *r, mp_error *err) {
         (rc = mp_mf_get_f64(r, &m->best_valid_rmse, err)))
         return rc;
     const char *why = check_params(p);
+    /* set_param's bound: every update runs fold_in_steps passes */
+    if (!why && p->fold_in_steps > 100000) why = "fold_in_steps out of range (1..100000)";
     if (!why && !(isfinite(m->r_min) && isfinite(m->r_max) && m->r_min <= m->r_max)) why = "bad rating range";
     if (why) return mp_error_set(err, MP_ECORRUPT, "mf payload: %s", why);
     if ((rc = mp_factors_load(&m->f, r, err))) return rc;
@@ -630,4 +666,7 @@ const mp_model_ops mp_mf_ops = {
     .load = mf_load,
     .release = mf_release,
     .n_items = mf_n_items,
+    .item_vectors = mf_item_vectors,
+    .query_vector = mf_query_vector,
+    .forget_user = mf_forget_user,
 };

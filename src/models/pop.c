@@ -5,7 +5,8 @@
  * measured from data->now. With category_boost > 0 a user's score is multiplied by
  * (1 + boost * share of the user's history in the item's category). The model also keeps per-type event
  * counts of the last window_days (for "popular in Skin Care this week" reasons) and per-item rating sums (for
- * predict_rating on explicit datasets). Everything is O(events) to fit and O(items) to score. */
+ * predict_rating on explicit datasets). Everything is O(events) to fit and O(items) to score.
+ * forget_user subtracts the events it is given (the user's, as the caller knows them) from every counter. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +148,26 @@ static void add_event(pop *p, const mp_interaction *e) {
         p->rating_n[e->item]++;
         p->rating_total += e->value;
         p->n_ratings++;
+    }
+}
+
+/* Takes one event back out of the counters (the inverse of add_event, clamped at zero against rounding and events
+ * the model never counted). */
+static void remove_event(pop *p, const mp_interaction *e) {
+    double s = p->score[e->item] - event_weight(p, e->type) * decay(p, e->ts);
+    p->score[e->item] = s > 0 ? s : 0;
+    if (e->type < MP_EV_NTYPES && in_window(p, e->ts)) {
+        uint32_t *w = &p->window[(size_t)e->item * MP_EV_NTYPES + e->type];
+        if (*w > 0) {
+            (*w)--;
+            if (p->window_tot && p->window_tot[e->item] > 0) p->window_tot[e->item]--;
+        }
+    }
+    if (is_rating(e) && p->rating_n[e->item] > 0) {
+        p->rating_sum[e->item] -= e->value;
+        p->rating_n[e->item]--;
+        p->rating_total -= e->value;
+        p->n_ratings--;
     }
 }
 
@@ -431,6 +452,15 @@ static int pop_update(void *impl, const mp_interaction *events, size_t n, mp_err
     return MP_OK;
 }
 
+static int pop_forget_user(void *impl, uint32_t user, const mp_interaction *events, size_t n, mp_error *err) {
+    pop *p = impl;
+    (void)user;
+    (void)err;
+    for (size_t i = 0; i < n; i++)
+        if (events[i].item < p->n_items) remove_event(p, &events[i]);
+    return MP_OK;
+}
+
 static int pop_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     const pop *p = impl;
     (void)err;
@@ -471,6 +501,8 @@ static int pop_load(void *impl, mp_mf_reader *r, mp_error *err) {
     if (!(p->half_life_days >= 0) || !isfinite(p->half_life_days) || weighted > 1 || !(p->category_boost >= 0) ||
         !isfinite(p->category_boost) || !(p->window_days >= 0) || !isfinite(p->window_days))
         return bad(err, "parameters out of range");
+    /* the reference time is subtracted from event times: keep it within accepted timestamps (years 1..9999) */
+    if ((int64_t)now < -62135596800LL || (int64_t)now > 253402300799LL) return bad(err, "reference time out of range");
     p->weighted = (int)weighted;
     /* Every item costs at least 8 + 4 + 36 + 8 + 4 bytes of payload: refuse counts the file cannot hold before
      * allocating for them. */
@@ -528,4 +560,5 @@ const mp_model_ops mp_pop_ops = {
     .load = pop_load,
     .release = pop_release,
     .n_items = pop_n_items,
+    .forget_user = pop_forget_user,
 };

@@ -1255,7 +1255,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->endpoint = EP_OTHER;
         *con_cls = r;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > cfg->max_body) r->too_big = 1;
+        if (cl && strtoull(cl, NULL, 10) > cfg->max_body) {
+            /* answered before the body is read; libmicrohttpd then closes the connection */
+            r->endpoint = EP_OTHER;
+            return send_error(c, r, 413, NULL, NULL, "request body is larger than max_body (%llu bytes)",
+                              (unsigned long long)cfg->max_body);
+        }
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -1349,11 +1354,12 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
     if (idle == 0 && cfg->idle_timeout > 0) idle = 1;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     s->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT, idle,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
         MHD_OPTION_END);
     if (!s->daemon) {
         int e = errno;

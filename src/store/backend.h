@@ -24,6 +24,9 @@ typedef struct mp_store_ops {
     int (*stats)(mp_store *s, mp_store_stats *out, mp_error *err);
     int (*meta_get)(mp_store *s, const char *key, char **value, mp_error *err);
     int (*meta_set)(mp_store *s, const char *key, const char *value, mp_error *err);
+    /* Called inside a transaction (store.c opens one when the caller has none). */
+    int (*forget_user)(mp_store *s, uint32_t user, uint64_t *n_events, mp_error *err);
+    int (*set_item_available)(mp_store *s, uint32_t item, int available, mp_error *err);
 } mp_store_ops;
 
 /* Every backend's handle starts with this header; store.c only looks at `ops`. */

@@ -10,7 +10,8 @@
  *
  * Layout (schema version 1):
  *   meta(key PRIMARY KEY, value)                 settings; schema_version lives here
- *   users(id INTEGER PRIMARY KEY, ext UNIQUE, attrs)
+ *   users(id INTEGER PRIMARY KEY, ext UNIQUE, attrs)  a forgotten user keeps its row with ext = a tombstone
+ *                                                       ("\xff" "forgotten:ID", see store.h) and attrs NULL
  *   items(id INTEGER PRIMARY KEY, ext UNIQUE, title, description, category, brand, price, attrs, available)
  *   events(user, item, type, ts, value, text, session) WITHOUT ROWID, PRIMARY KEY (user, ts, item, type)
  * The events primary key is the dedup key (user, item, type, ts) with its columns reordered so that the one
@@ -40,6 +41,11 @@ enum {
     ST_ITEM_FULL,
     ST_META_GET,
     ST_META_SET,
+    ST_USER_EXT,
+    ST_ITEM_EXT,
+    ST_FORGET_EVENTS,
+    ST_FORGET_USER,
+    ST_ITEM_AVAILABLE,
     ST_COUNT
 };
 
@@ -62,6 +68,12 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [ST_META_SET] = "INSERT INTO meta(key, value) VALUES (?1, ?2) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    [ST_USER_EXT] = "SELECT ext FROM users WHERE id = ?1",
+    [ST_ITEM_EXT] = "SELECT ext FROM items WHERE id = ?1",
+    /* a range delete on the primary key's first column */
+    [ST_FORGET_EVENTS] = "DELETE FROM events WHERE user = ?1",
+    [ST_FORGET_USER] = "UPDATE users SET ext = ?2, attrs = NULL WHERE id = ?1",
+    [ST_ITEM_AVAILABLE] = "UPDATE items SET available = ?2 WHERE id = ?1",
 };
 
 /* Rows per multi-row INSERT. One statement execution per row costs about as much as the B-tree work itself;
@@ -427,6 +439,34 @@ static int put_full(sqlite_store *q, sqlite3_stmt *st, const char *kind, uint32_
     return MP_OK;
 }
 
+/* Runs a bare INSERT OR IGNORE. When it inserts nothing, the row must be this very (id, ext) pair (written before,
+ * e.g. as a full row): anything else is a clash (the id or the external id taken by another writer of the store),
+ * which must not pass silently, or events would be filed under someone else. */
+static int put_bare(sqlite_store *q, sqlite3_stmt *st, int which_ext, const char *kind, uint32_t id, mp_str ext,
+                    mp_error *err) {
+    int rc = step_done(q, st, err, "writing a row");
+    if (rc || sqlite3_changes(q->db) > 0) return rc;
+    sqlite3_stmt *sel = NULL;
+    if ((rc = get_stmt(q, which_ext, &sel, err))) return rc;
+    sqlite3_bind_int64(sel, 1, id);
+    int src = sqlite3_step(sel);
+    int same = src == SQLITE_ROW && (size_t)sqlite3_column_bytes(sel, 0) == ext.len &&
+               (ext.len == 0 || !memcmp(sqlite3_column_blob(sel, 0), ext.ptr, ext.len));
+    sqlite3_reset(sel);
+    sqlite3_clear_bindings(sel);
+    if (src != SQLITE_ROW && src != SQLITE_DONE) return sq_fail(q, src, err, "checking a row");
+    if (same) return MP_OK;
+    if (src == SQLITE_ROW)
+        return mp_error_set(err, MP_ESTORE,
+                            "store \"%s\": %s id %u belongs to another external id than \"%.*s\" (was the store "
+                            "written by another process meanwhile?)",
+                            q->path, kind, id, (int)ext.len, ext.ptr);
+    return mp_error_set(err, MP_ESTORE,
+                        "store \"%s\": %s \"%.*s\" already exists under another id (was the store written by "
+                        "another process meanwhile?)",
+                        q->path, kind, (int)ext.len, ext.ptr);
+}
+
 static int sq_put_user(mp_store *s, uint32_t id, const mp_user *u, mp_error *err) {
     sqlite_store *q = impl(s);
     sqlite3_stmt *st = NULL;
@@ -435,7 +475,7 @@ static int sq_put_user(mp_store *s, uint32_t id, const mp_user *u, mp_error *err
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text(st, 2, u->id.ptr, (int)u->id.len, SQLITE_STATIC);
-    if (bare) return step_done(q, st, err, "writing a user");
+    if (bare) return put_bare(q, st, ST_USER_EXT, "user", id, u->id, err);
     bind_str(st, 3, u->attrs);
     return put_full(q, st, "user", id, u->id, err);
 }
@@ -449,7 +489,7 @@ static int sq_put_item(mp_store *s, uint32_t id, const mp_item *it, mp_error *er
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text(st, 2, it->id.ptr, (int)it->id.len, SQLITE_STATIC);
-    if (bare) return step_done(q, st, err, "writing an item");
+    if (bare) return put_bare(q, st, ST_ITEM_EXT, "item", id, it->id, err);
     bind_str(st, 3, it->title);
     bind_str(st, 4, it->description);
     bind_str(st, 5, it->category);
@@ -585,6 +625,7 @@ static int sq_scan_users(mp_store *s, mp_user_cb cb, void *ctx, mp_error *err) {
         uint32_t id = (uint32_t)sqlite3_column_int64(st, 0);
         u.id = col_str(st, 1);
         u.attrs = col_str(st, 2);
+        if (mp_store_is_tombstone(u.id.ptr, u.id.len)) continue; /* a forgotten user */
         if ((ret = cb(ctx, id, &u)) != 0) break;
     }
     if (ret == 0 && rc != SQLITE_DONE) ret = sq_fail(q, rc, err, "scanning users");
@@ -625,7 +666,9 @@ static int sq_stats(mp_store *s, mp_store_stats *out, mp_error *err) {
     uint32_t *items = NULL; /* items of the current user */
     size_t n_it = 0, cap_it = 0;
     sqlite3_stmt *st = NULL;
-    int ret = count_rows(q, "SELECT count(*) FROM users", &out->n_users, err);
+    /* Tombstones (forgotten users) start with the byte 0xFF, so every other external id sorts below x'ff' in the
+     * binary collation: a range on the UNIQUE index of ext. */
+    int ret = count_rows(q, "SELECT count(*) FROM users WHERE ext < CAST(x'ff' AS TEXT)", &out->n_users, err);
     if (ret == MP_OK) ret = count_rows(q, "SELECT count(*) FROM items", &out->n_items, err);
     uint64_t max_item = 0;
     if (ret == MP_OK) ret = count_rows(q, "SELECT coalesce(max(id), 0) FROM items", &max_item, err);
@@ -705,6 +748,49 @@ static int sq_stats(mp_store *s, mp_store_stats *out, mp_error *err) {
     return ret;
 }
 
+/* ---- forgetting users, availability ---- */
+
+static int sq_forget_user(mp_store *s, uint32_t user, uint64_t *n_events, mp_error *err) {
+    sqlite_store *q = impl(s);
+    sqlite3_stmt *st = NULL;
+    int rc = get_stmt(q, ST_USER_EXT, &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, user);
+    int src = sqlite3_step(st);
+    int found = src == SQLITE_ROW;
+    int tomb = found && mp_store_is_tombstone((const char *)sqlite3_column_text(st, 0),
+                                              (size_t)sqlite3_column_bytes(st, 0));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE) return sq_fail(q, src, err, "looking up a user");
+    if (!found || tomb)
+        return mp_error_set(err, MP_ENOTFOUND, "store \"%s\": user id %u %s", q->path, user,
+                            found ? "was already forgotten" : "does not exist");
+    if ((rc = get_stmt(q, ST_FORGET_EVENTS, &st, err))) return rc;
+    sqlite3_bind_int64(st, 1, user);
+    if ((rc = step_done(q, st, err, "deleting a user's events"))) return rc;
+    if (n_events) *n_events = (uint64_t)sqlite3_changes(q->db);
+    char tomb_ext[48];
+    int len = snprintf(tomb_ext, sizeof tomb_ext, MP_STORE_TOMBSTONE_PREFIX "%u", user);
+    if ((rc = get_stmt(q, ST_FORGET_USER, &st, err))) return rc;
+    sqlite3_bind_int64(st, 1, user);
+    sqlite3_bind_text(st, 2, tomb_ext, len, SQLITE_STATIC);
+    return step_done(q, st, err, "forgetting a user");
+}
+
+static int sq_set_item_available(mp_store *s, uint32_t item, int available, mp_error *err) {
+    sqlite_store *q = impl(s);
+    sqlite3_stmt *st = NULL;
+    int rc = get_stmt(q, ST_ITEM_AVAILABLE, &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, item);
+    sqlite3_bind_int(st, 2, available);
+    if ((rc = step_done(q, st, err, "setting an item's availability"))) return rc;
+    if (sqlite3_changes(q->db) == 0)
+        return mp_error_set(err, MP_ENOTFOUND, "store \"%s\": item id %u does not exist", q->path, item);
+    return MP_OK;
+}
+
 /* ---- meta ---- */
 
 static int sq_meta_get(mp_store *s, const char *key, char **value, mp_error *err) {
@@ -758,4 +844,6 @@ static const mp_store_ops sqlite_ops = {
     .stats = sq_stats,
     .meta_get = sq_meta_get,
     .meta_set = sq_meta_set,
+    .forget_user = sq_forget_user,
+    .set_item_available = sq_set_item_available,
 };

@@ -55,12 +55,51 @@ int mp_store_load_ids(mp_store *s, mp_record_kind kind, mp_strmap **out, mp_erro
     return s->ops->load_ids(s, kind, out, err);
 }
 
+int mp_store_is_tombstone(const char *ext, size_t len) {
+    return ext && len > 0 && (unsigned char)ext[0] == 0xFF;
+}
+
 int mp_store_put_user(mp_store *s, uint32_t id, const mp_user *u, mp_error *err) {
+    if (mp_store_is_tombstone(u->id.ptr, u->id.len))
+        return mp_error_set(err, MP_EINVAL, "store: user id %u: an external id must be valid UTF-8", id);
     return s->ops->put_user(s, id, u, err);
 }
 
 int mp_store_put_item(mp_store *s, uint32_t id, const mp_item *it, mp_error *err) {
+    if (mp_store_is_tombstone(it->id.ptr, it->id.len))
+        return mp_error_set(err, MP_EINVAL, "store: item id %u: an external id must be valid UTF-8", id);
     return s->ops->put_item(s, id, it, err);
+}
+
+/* Forget and availability run inside the caller's transaction, or inside one of their own (committed on success,
+ * else rolled back): `own` says which. */
+static int own_begin(mp_store *s, int *own, mp_error *err) {
+    *own = !s->in_txn;
+    return *own ? mp_store_begin(s, err) : MP_OK;
+}
+
+static int own_end(mp_store *s, int own, int rc, mp_error *err) {
+    if (!own) return rc;
+    if (rc == MP_OK) rc = mp_store_commit(s, err);
+    if (rc != MP_OK) mp_store_rollback(s, NULL);
+    return rc;
+}
+
+int mp_store_forget_user(mp_store *s, uint32_t user, uint64_t *n_events, mp_error *err) {
+    if (n_events) *n_events = 0;
+    int own;
+    int rc = own_begin(s, &own, err);
+    if (rc) return rc;
+    rc = own_end(s, own, s->ops->forget_user(s, user, n_events, err), err);
+    if (rc != MP_OK && n_events) *n_events = 0;
+    return rc;
+}
+
+int mp_store_set_item_available(mp_store *s, uint32_t item, int available, mp_error *err) {
+    int own;
+    int rc = own_begin(s, &own, err);
+    if (rc) return rc;
+    return own_end(s, own, s->ops->set_item_available(s, item, available ? 1 : 0, err), err);
 }
 
 int mp_store_add_event(mp_store *s, const mp_event_row *e, int *inserted, mp_error *err) {

@@ -1,0 +1,223 @@
+/* src/live/live_internal.h: the state of a live recommender (include/magpie/live.h) shared by its files:
+ *   live.c     open / close, the model holder (load, index, reload, swap), info and stats, scratch pools
+ *   write.c    events, items, users, availability, forgetting
+ *   read.c     recommend, similar, popular, history
+ *   catalog.c  category matching, cached category filters, the live popularity counters
+ * Not a public header.
+ *
+ * Locks (always taken in this order; none is held while waiting for an earlier one):
+ *   reload_mu  serialises reloads (held for a whole reload, including the load and the index build).
+ *   write_mu   serialises writers: the store connection, the id maps' growth, the ingest log, the forgotten list.
+ *              A write holds it from validation to the model update, so a reload's final catch-up (which takes it)
+ *              sees every committed event exactly once.
+ *   cat        rwlock over the catalog, histories, popularity counters, filters' masks and statistics. Readers
+ *              hold the read side for a whole request (so item ids and history pointers stay valid); writers take
+ *              the write side only after their store commit, to apply it to memory. Writer-preferring, so a stream
+ *              of reads does not starve writes.
+ *   holder->lock  rwlock of one model: read side for scoring / explaining / similar, write side for update() and
+ *              forget_user() (models are not safe to update while they score).
+ *   model_mu   guards the current-holder pointer and holders' reference counts (held for a few instructions).
+ *   filter_mu, pool_mu, holder->hs_mu  leaf mutexes of the filter cache and the scratch pools.
+ * Readers: cat (read) -> model_mu (acquire the holder) -> holder->lock (read). Writers: write_mu -> cat (write),
+ * released -> holder->lock (write). */
+#ifndef MAGPIE_LIVE_INTERNAL_H
+#define MAGPIE_LIVE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "magpie/ann.h"
+#include "magpie/dataset.h"
+#include "magpie/live.h"
+#include "magpie/model.h"
+#include "magpie/store.h"
+#include "magpie/strmap.h"
+
+#define LIVE_POP_TOP 256       /* items kept per popularity top list (per category, and overall) */
+#define LIVE_MAX_FILTERS 512   /* cached category filters; further distinct filters are built per request */
+#define LIVE_ANN_MARGIN 16     /* extra candidates asked from the index beyond offset + n + exclusions */
+#define LIVE_LOG_MAX (1u << 22) /* ingest-log entries kept for reload catch-up (oldest half dropped beyond) */
+/* A filter passing n_in items is served by scoring exactly those items (n_in dot products) rather than by a filtered
+ * index search when n_in^2 < LIVE_FILTER_EXACT * n_items: a filtered HNSW search visits about 1/selectivity times
+ * the ~4k nodes of an unfiltered one, so scanning the list is cheaper below that. */
+#define LIVE_FILTER_EXACT 4096.0
+
+/* One user's events, sorted by ts (ties in arrival order). */
+typedef struct live_hist {
+    mp_interaction *ev; /* cap == 0: points into mp_live.base (not owned); else owned, cap entries */
+    uint32_t n, cap;
+} live_hist;
+
+enum { LIVE_USER_NONE = 0, LIVE_USER_LIVE = 1, LIVE_USER_FORGOTTEN = 2 };
+
+/* A category filter ("Beauty", "skin care", "Beauty > Skin Care"): which categories match and which items pass. */
+typedef struct live_filter {
+    char *key;          /* the filter text, ASCII-lowercased; owned */
+    uint64_t hash;      /* mp_hash_bytes of key */
+    uint8_t *cat_match; /* [cats_cap] 1 if category c matches (c = 0, no category, never does); owned */
+    uint32_t *cats;     /* [n_cats] the matching categories, ascending (capacity cats_cap); owned */
+    uint32_t n_cats;
+    uint8_t *mask;      /* [items_cap] 1 = available and in a matching category; owned */
+    uint32_t *items;    /* [n_in] the items whose mask is 1, in no particular order (capacity cap_in); owned */
+    uint32_t n_in, cap_in;
+} live_filter;
+
+/* The best items of a category (or of all) by live popularity, best first (ties by lower id). */
+typedef struct live_toplist {
+    uint32_t *items; /* [LIVE_POP_TOP]; owned */
+    uint32_t n;
+    int overflowed; /* 1 once an item with a positive score was pushed out (the list is then not exhaustive) */
+} live_toplist;
+
+/* Per-request buffers, pooled (grown on demand, never shrunk; freed at close). */
+typedef struct live_scratch {
+    struct live_scratch *next; /* pool link */
+    float *scores;             /* exact scoring: one score per item */
+    size_t scores_cap;
+    uint32_t *ids;             /* candidates */
+    size_t ids_cap;
+    float *cand;               /* their scores */
+    size_t cand_cap;
+    uint32_t *excl;            /* excluded item ids, sorted */
+    size_t excl_cap;
+    mp_interaction *hist;      /* a session turned into a history */
+    size_t hist_cap;
+    float *q;                  /* query vector */
+    size_t q_cap;
+    uint32_t *top;             /* popularity slow path: ranked ids */
+    size_t top_cap;
+    uint32_t *cursor;          /* per-category cursors when merging popularity lists */
+    size_t cursor_cap;
+    char *key;                 /* a lowercased filter text */
+    size_t key_cap;
+    live_filter tmp;           /* a filter built for this request only (the cache is full) */
+    size_t tmp_items_cap, tmp_cats_cap;
+} live_scratch;
+
+/* One loaded model with what serves it. Shared by readers through a reference count; freed with the last one. */
+typedef struct live_holder {
+    int refs;                      /* guarded by mp_live.model_mu */
+    mp_model *model;               /* owned; NULL: the built-in live popularity */
+    pthread_rwlock_t lock;         /* read: score, explain, similar; write: update, forget_user */
+    mp_hnsw *index;                /* inner-product index over the model's item vectors, or NULL; owned */
+    uint32_t dim;                  /* length of query vectors (index) */
+    int has_vectors;               /* mp_model_query_vector works */
+    pthread_mutex_t hs_mu;         /* guards the HNSW scratch stack */
+    mp_hnsw_scratch **hs;          /* [n_hs] free scratches of this index; owned */
+    size_t n_hs, cap_hs;
+    mp_live_model_info info;       /* meta_json owned */
+    int64_t mtime_ns;              /* of the file when loaded */
+    off_t size;
+    ino_t ino;
+} live_holder;
+
+/* An event accepted through this instance, kept for the catch-up of a model loaded later. */
+typedef struct live_logged {
+    mp_interaction e; /* e.user == MP_NO_USER: the user was forgotten since (skipped) */
+    int64_t at_ns;    /* wall clock at commit */
+} live_logged;
+
+struct mp_live {
+    mp_live_opts opts; /* db and model_path point to the copies below; progress is borrowed until close */
+    char *db, *model_path;
+
+    pthread_mutex_t reload_mu;
+    pthread_mutex_t write_mu;
+    mp_store *store; /* the one write connection (write_mu) */
+
+    pthread_rwlock_t cat;
+    /* users */
+    mp_strmap *users;      /* external -> internal id (forgotten users under their tombstone key) */
+    uint32_t n_users, users_cap;
+    live_hist *hist;       /* [users_cap] */
+    uint8_t *user_state;   /* [users_cap] LIVE_USER_* */
+    mp_interaction *base;  /* the events loaded at open; histories point into it until they grow; owned */
+    /* items */
+    mp_strmap *items;      /* external -> internal id; mp_strmap_key gives the external id */
+    uint32_t n_items, items_cap;
+    char **title;          /* [items_cap] or NULL entries; owned */
+    uint32_t *item_cat;    /* [items_cap] category id, 0 = none */
+    uint8_t *avail;        /* [items_cap] 1 = may be recommended */
+    /* categories */
+    mp_strmap *cats;       /* full path -> id; id 0 is "(none)" */
+    uint32_t n_cats, cats_cap;
+    /* live popularity: score[i] = sum over events of w(type) * 2^((ts - pop_ref) / half_life); the scale grows
+     * with time, so adding an event only ever raises one item's score and the top lists stay exact */
+    double *pop;           /* [items_cap] */
+    double pop_half_life;  /* seconds; 0: no decay */
+    int64_t pop_ref;       /* reference time of the scale (moved forward, rescaling all, every 60 half-lives) */
+    int64_t pop_latest;    /* newest event counted: scores are shown decayed to it */
+    live_toplist pop_all;  /* over all items */
+    live_toplist *pop_cat; /* [cats_cap] per category */
+    /* filters: entries are added by readers (cat read side + filter_mu) and changed by writers (cat write side) */
+    pthread_mutex_t filter_mu;
+    live_filter **filters;
+    size_t n_filters, cap_filters;
+    /* statistics (cat) */
+    uint64_t n_events, per_type[MP_EV_NTYPES], n_users_live, n_items_live, n_available;
+    int64_t ts_min, ts_max;
+    uint64_t events_ingested, events_duplicates, users_forgotten;
+
+    /* the model */
+    pthread_mutex_t model_mu;
+    live_holder *cur;
+    uint64_t next_version; /* reload_mu */
+
+    /* ingest log and forgotten users (write_mu) */
+    live_logged *log;
+    size_t n_log, cap_log;
+    uint64_t log_first_seq; /* sequence number of log[0] */
+    uint32_t *forgot;
+    size_t n_forgot, cap_forgot;
+
+    /* scratch pool */
+    pthread_mutex_t pool_mu;
+    live_scratch *pool;
+};
+
+/* ---- live.c ---- */
+int64_t live_now_ns(void);
+live_scratch *live_scratch_get(mp_live *l);
+void live_scratch_put(mp_live *l, live_scratch *sc);
+/* Grows a scratch array to hold n elements of size elem (contents kept). MP_OK or MP_ENOMEM. */
+int live_grow(void **p, size_t *cap, size_t n, size_t elem);
+live_holder *live_holder_acquire(mp_live *l);
+void live_holder_release(mp_live *l, live_holder *h);
+mp_hnsw_scratch *live_hnsw_scratch_get(live_holder *h, mp_error *err);
+void live_hnsw_scratch_put(live_holder *h, mp_hnsw_scratch *s);
+/* Validates an external id (non-empty, at most MP_MAX_ID_BYTES, valid UTF-8). NULL if fine, else the reason. */
+const char *live_id_problem(const char *id, size_t len);
+
+/* ---- catalog.c (callers hold cat: read side for lookups, write side for changes) ---- */
+/* Grows every per-item array (titles, categories, availability, popularity, filter masks) to hold n items. */
+int live_items_reserve(mp_live *l, uint32_t n);
+/* Grows every per-category array (popularity lists, filters' matches) to hold n categories. */
+int live_cats_reserve(mp_live *l, uint32_t n);
+/* Id of category path `path` (len bytes), creating it when new (filters learn whether it matches). */
+int live_cat_intern(mp_live *l, const char *path, size_t len, uint32_t *id);
+/* Recomputes item i in every cached filter (after its availability or category changed). */
+void live_filters_item_changed(mp_live *l, uint32_t i);
+/* The filter for `text` (cat read side held): cached, or built into sc->tmp when the cache is full. *out is NULL
+ * when no category matches. */
+int live_filter_get(mp_live *l, live_scratch *sc, const char *text, const live_filter **out, mp_error *err);
+void live_filters_free(mp_live *l);
+
+/* Popularity. */
+int live_pop_init(mp_live *l);
+void live_pop_add(mp_live *l, const mp_interaction *e);
+void live_pop_sub(mp_live *l, const mp_interaction *e);
+/* Recomputes every top list from the scores (after scores went down or items changed category). */
+void live_pop_rebuild(mp_live *l);
+void live_pop_free(mp_live *l);
+/* The `skip + want` most popular items passing `f` (or availability when f is NULL) and not in excl (sorted
+ * [n_excl]), minus the first `skip`: writes up to `want` ids and scores (decayed weights as of the latest event).
+ * `cat_only` != UINT32_MAX restricts to that one category instead of a filter. Returns the count or a negative code
+ * (out of memory). */
+long live_pop_top(mp_live *l, live_scratch *sc, const live_filter *f, uint32_t cat_only, const uint32_t *excl,
+                  size_t n_excl, size_t skip, size_t want, uint32_t *out, float *scores);
+/* The leaf of a category path ("Skin Care" for "Beauty > Skin Care"); NULL for category 0. */
+const char *live_cat_leaf(const mp_live *l, uint32_t c);
+
+#endif
