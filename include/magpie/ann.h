@@ -79,9 +79,8 @@ MP_EXPORT int mp_hnsw_load(mp_hnsw **out, const char *path, mp_error *err);
  * Blocked and vectorised, one thread. vecs are the raw rows (for COSINE each row is normalised as it is scored,
  * exactly as the index stores it). n = 0 gives no results; a non-finite query value, or an allowed row whose
  * score is not finite: MP_EINVAL. out_scores may be NULL. */
-MP_EXPORT int mp_ann_exact(const float *vecs, uint32_t n, uint32_t dim, mp_ann_metric metric, const float *q,
-                           size_t k, const uint8_t *allow, uint32_t *out_ids, float *out_scores, size_t *n_out,
-                           mp_error *err);
+MP_EXPORT int mp_ann_exact(const float *vecs, uint32_t n, uint32_t dim, mp_ann_metric metric, const float *q, size_t k,
+                           const uint8_t *allow, uint32_t *out_ids, float *out_scores, size_t *n_out, mp_error *err);
 
 /* mp_ann_exact for n_queries queries at once (queries [n_queries x dim]): the same results, with a block of rows
  * kept in cache while a group of queries is scored against it, over up to n_threads threads (0: all cores).

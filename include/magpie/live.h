@@ -182,7 +182,8 @@ MP_EXPORT int mp_live_model_info_get(mp_live *l, mp_live_model_info *out, mp_err
 
 /* Loads `path` (NULL: the current model path; a given path becomes the current one) into a new model (and index),
  * then swaps it in atomically. On error the current model keeps serving. Events accepted through this instance
- * since the file's mtime are applied to the new model with update() before the swap (the last ones with writes
+ * since the model's training snapshot (`snapshot_at` in MODEL.meta.json, written by `magpie train`, when it belongs
+ * to this file; else the file's mtime) are applied to the new model with update() before the swap (the last ones with writes
  * held back for a moment, so none is missed), and users forgotten since open lose their factor rows in it (a
  * popularity model trained before a user was forgotten keeps that user's events in its counters until it is
  * retrained). Concurrent reloads are serialised. MP_EINVAL when there is no path at all (built-in popularity). */

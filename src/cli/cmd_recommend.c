@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "magpie/dataset.h"
 #include "magpie/json.h"
+#include "magpie/live.h"
 #include "magpie/model.h"
 
 static void usage(FILE *f) {
@@ -29,17 +30,6 @@ static void usage(FILE *f) {
             "  --allow-unknown      for users not in the store, print popular items (labelled) instead of failing\n"
             "  --db PATH            store (default: $MAGPIE_DB or ./magpie.db)\n"
             "  --help               show this help\n");
-}
-
-/* Does category path `path` match the user's filter `c` (full path, leaf or top level, case-insensitive)? */
-static int category_matches(const char *path, const char *c) {
-    if (!path) return 0;
-    if (!strcasecmp(path, c)) return 1;
-    size_t cl = strlen(c);
-    if (!strncasecmp(path, c, cl) && !strncmp(path + cl, " > ", 3)) return 1; /* top level or prefix */
-    const char *leaf = path;
-    for (const char *s = path; (s = strstr(s, " > ")) != NULL; s += 3) leaf = s + 3;
-    return !strcasecmp(leaf, c);
 }
 
 static void print_json_str(FILE *f, const char *s) {
@@ -221,14 +211,14 @@ int cmd_recommend(int argc, char **argv) {
         allow[i] = ds->item_ext[i] != NULL && ds->item_available[i];
         if (allow[i] && category) {
             uint32_t cat = ds->item_category[i];
-            allow[i] = cat > 0 && cat < ds->n_categories && category_matches(ds->category_names[cat], category);
+            allow[i] = cat > 0 && cat < ds->n_categories && mp_live_category_matches(ds->category_names[cat], category);
         }
         n_allowed += allow[i];
     }
     if (category && n_allowed == 0) {
         int known = 0;
         for (uint32_t k = 1; k < ds->n_categories; k++)
-            if (category_matches(ds->category_names[k], category)) known = 1;
+            if (mp_live_category_matches(ds->category_names[k], category)) known = 1;
         if (!known) {
             fprintf(stderr, "magpie recommend: no category \"%s\" in %s; categories:", category, db);
             for (uint32_t k = 1; k < ds->n_categories && k <= 40; k++)

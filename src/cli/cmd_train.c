@@ -61,7 +61,8 @@ static int model_has_param(const mp_model *m, const char *name) {
  * validation part was held out, the model's offline metrics on it (HR/NDCG/MAP/recall at 10, full ranking, history
  * excluded). The server shows it with the model version. */
 static int write_meta(const char *out, const char *name, const char *const *params, size_t n_params, const char *db,
-                      const mp_dataset *ds, size_t n_fit, size_t n_valid, const char *validation, double t_fit,
+                      double snapshot_at, const mp_dataset *ds, size_t n_fit, size_t n_valid, const char *validation,
+                      double t_fit,
                       const mp_model *m, const mp_interaction *fit_ev, const mp_interaction *valid_ev, int threads,
                       mp_error *err) {
     char path[4096], tmp[4200];
@@ -78,9 +79,14 @@ static int write_meta(const char *out, const char *name, const char *const *para
         fprintf(f, "%s%s", i ? "," : "", esc);
     }
     mp_json_escape(esc, sizeof esc, db, strlen(db));
-    fprintf(f, "],\"store\":%s,\"trained_at\":%lld,\"users\":%u,\"items\":%u,\"events_fit\":%zu,"
+    /* snapshot_at: wall clock when the store was read; the server re-applies events it took in after it */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    fprintf(f, "],\"store\":%s,\"snapshot_at\":%.6f,\"train_seconds\":%.3f,\"trained_at\":%lld,",
+            esc, snapshot_at, (double)now.tv_sec + now.tv_nsec * 1e-9 - snapshot_at, (long long)time(NULL));
+    fprintf(f, "\"users\":%u,\"items\":%u,\"events_fit\":%zu,"
                "\"events_valid\":%zu,\"fit_seconds\":%.3f,\"validation\":",
-            esc, (long long)time(NULL), ds->n_users, ds->n_items, n_fit, n_valid, t_fit);
+            ds->n_users, ds->n_items, n_fit, n_valid, t_fit);
     if (validation) fprintf(f, "\"%s\"", validation);
     else fputs("null", f);
     fputs(",\"metrics\":", f);
@@ -215,6 +221,8 @@ int cmd_train(int argc, char **argv) {
         return cli_fail(cmd, "no store at %s (import data first with `magpie import`, or pass --db PATH)", db);
     }
     double t0 = cli_now();
+    struct timespec snap;
+    clock_gettime(CLOCK_REALTIME, &snap);
     cli_progress prog;
     cli_progress_init(&prog, quiet);
     mp_store *s = NULL;
@@ -273,7 +281,7 @@ int cmd_train(int argc, char **argv) {
         if (valid_loo) snprintf(vdesc, sizeof vdesc, "leave-last-one-out");
         else snprintf(vdesc, sizeof vdesc, "latest %.3g of each user's events", valid_share);
         /* the metadata first: a server reloading on the model file's change then finds the matching metadata */
-        rc = write_meta(out, name, params, n_params, db, ds, n_fit, n_valid_ev,
+        rc = write_meta(out, name, params, n_params, db, (double)snap.tv_sec + snap.tv_nsec * 1e-9, ds, n_fit, n_valid_ev,
                         (valid_loo || valid_share > 0) ? vdesc : NULL, t_fit, m, fit_ev, valid_ev, (int)threads, &err);
     }
     if (rc == MP_OK) rc = mp_model_save(m, out, &err);

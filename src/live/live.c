@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "live/live_internal.h"
+#include "magpie/json.h"
 
 #define META_MAX_BYTES (1u << 20) /* a MODEL.meta.json larger than this is not served */
 #define MF_HEADER_BYTES 72        /* model file header (modelfile.h); the payload checksum is at offset 56 */
@@ -209,6 +210,40 @@ static char *read_meta(const char *path) {
     return shrunk ? shrunk : buf;
 }
 
+/* The training snapshot time recorded by `magpie train` in the model's metadata ("snapshot_at", epoch seconds, and
+ * "train_seconds" from the snapshot to the metadata write), in ns; 0 when absent or implausible for a file written
+ * at mtime_ns (a stale metadata file from an earlier training would re-apply events the model already has). */
+static int64_t meta_snapshot_ns(const char *meta, int64_t mtime_ns) {
+    if (!meta) return 0;
+    mp_json_cur c;
+    mp_json_init(&c, meta, strlen(meta));
+    if (mp_json_peek(&c) != MP_JSON_OBJECT || mp_json_object_begin(&c) != MP_OK) return 0;
+    size_t n = strlen(meta);
+    char *scratch_mem = malloc(n + 1), *scratch = scratch_mem;
+    if (!scratch_mem) return 0;
+    double snap = 0, took = -1;
+    for (;;) {
+        mp_str key;
+        int done;
+        if (mp_json_object_next(&c, &scratch, &key, &done) != MP_OK || done) break;
+        double *dst = NULL;
+        if (key.len == 11 && !memcmp(key.ptr, "snapshot_at", 11)) dst = &snap;
+        else if (key.len == 13 && !memcmp(key.ptr, "train_seconds", 13)) dst = &took;
+        mp_str raw;
+        int is_int;
+        if (dst && mp_json_peek(&c) == MP_JSON_NUMBER) {
+            if (mp_json_number(&c, &raw, &is_int, dst) != MP_OK) break;
+        } else if (mp_json_skip(&c, NULL) != MP_OK) {
+            break;
+        }
+    }
+    free(scratch_mem);
+    int64_t snap_ns = (int64_t)(snap * 1e9);
+    /* written by the same training: the snapshot precedes the file by about the training time */
+    if (snap <= 0 || took < 0 || snap_ns > mtime_ns || (double)(mtime_ns - snap_ns) > (took + 60.0) * 1e9) return 0;
+    return snap_ns;
+}
+
 /* Loads `path` into a new holder (refs 1, version 0): the model, its index when wanted, and its info. The file is
  * stat'ed before and after loading and loaded again if it changed meanwhile, so info describes what was loaded. */
 static int holder_load(mp_live *l, const char *path, live_holder **out, mp_error *err) {
@@ -272,6 +307,8 @@ static int holder_load(mp_live *l, const char *path, live_holder **out, mp_error
     h->info.n_items = model_items;
     h->info.meta_json = read_meta(path);
     h->mtime_ns = a.mtime_ns;
+    h->since_ns = meta_snapshot_ns(h->info.meta_json, a.mtime_ns);
+    if (!h->since_ns) h->since_ns = a.mtime_ns;
     h->size = a.size;
     h->ino = a.ino;
     *out = h;
@@ -337,7 +374,7 @@ int mp_live_reload(mp_live *l, const char *path, mp_error *err) {
     size_t n_ev;
     pthread_mutex_lock(&l->write_mu);
     uint64_t mark = l->log_first_seq + l->n_log;
-    rc = log_slice(l, 0, h->mtime_ns, &ev, &n_ev);
+    rc = log_slice(l, 0, h->since_ns, &ev, &n_ev);
     pthread_mutex_unlock(&l->write_mu);
     if (rc) {
         rc = mp_error_set(err, MP_ENOMEM, "live: out of memory reloading \"%s\"", p);
@@ -351,7 +388,7 @@ int mp_live_reload(mp_live *l, const char *path, mp_error *err) {
         goto out;
     }
     pthread_mutex_lock(&l->write_mu);
-    rc = log_slice(l, mark, h->mtime_ns, &ev, &n_ev);
+    rc = log_slice(l, mark, h->since_ns, &ev, &n_ev);
     if (rc) rc = mp_error_set(err, MP_ENOMEM, "live: out of memory reloading \"%s\"", p);
     else rc = holder_catch_up(h, ev, n_ev, err);
     free(ev);
@@ -369,7 +406,7 @@ int mp_live_reload(mp_live *l, const char *path, mp_error *err) {
     pthread_mutex_unlock(&l->model_mu);
     /* entries older than the file served now are no longer needed (the log is in commit order) */
     size_t drop = 0;
-    while (drop < l->n_log && l->log[drop].at_ns < h->mtime_ns) drop++;
+    while (drop < l->n_log && l->log[drop].at_ns < h->since_ns) drop++;
     if (drop) {
         memmove(l->log, l->log + drop, (l->n_log - drop) * sizeof *l->log);
         l->n_log -= drop;

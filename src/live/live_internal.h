@@ -109,6 +109,8 @@ typedef struct live_holder {
     size_t n_hs, cap_hs;
     mp_live_model_info info;       /* meta_json owned */
     int64_t mtime_ns;              /* of the file when loaded */
+    int64_t since_ns;              /* events committed from this time on are re-applied to it (catch-up): the
+                                      training snapshot time from its .meta.json when plausible, else mtime_ns */
     off_t size;
     ino_t ino;
 } live_holder;

@@ -33,9 +33,9 @@ typedef struct mp_decoded {
     size_t n;
     mp_decode_error *errors; /* [n_errors] the first max_errors bad records */
     size_t n_errors;
-    size_t n_bad;            /* all bad records (may exceed n_errors) */
-    size_t n_total;          /* records in the body */
-    void *arena_;            /* private */
+    size_t n_bad;   /* all bad records (may exceed n_errors) */
+    size_t n_total; /* records in the body */
+    void *arena_;   /* private */
 } mp_decoded;
 
 /* Decodes body[0..len). Returns MP_OK when the body's shape was understood (then per-record problems are in

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <microhttpd.h>
 #include <stdatomic.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,6 +94,14 @@ static const route routes[] = {
     {M_GET | M_HEAD, "dashboard.css", EP_DASHBOARD, AUTH_NONE},
 };
 
+/* One open connection, for the watchdog that cuts clients dribbling a request head (libmicrohttpd's own timeout
+ * only notices silence, and the handlers run only once the head is complete). */
+typedef struct conn {
+    int fd;
+    _Atomic int64_t head_since_ns; /* when the connection started waiting for a request head; 0: head complete */
+    struct conn *prev, *next;      /* in mp_server.conns, under conns_mu */
+} conn;
+
 struct mp_server {
     const mp_serve_config *cfg;
     struct MHD_Daemon *daemon;
@@ -100,6 +110,11 @@ struct mp_server {
     uint16_t port;
     time_t started;
     atomic_int open_connections;
+    pthread_mutex_t conns_mu;
+    conn *conns;             /* open connections */
+    pthread_t watchdog;
+    int watchdog_started;
+    atomic_int stopping;
 };
 
 /* One request's state, from the first callback to the completion notice. */
@@ -112,6 +127,12 @@ typedef struct req {
     int too_big;   /* body exceeded max_body: rest discarded */
     int timed_out; /* request_timeout passed while the body was arriving */
 } req;
+
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -1249,6 +1270,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     const mp_serve_config *cfg = srv->cfg;
     req *r = *con_cls;
     if (!r) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        conn *cn = ci ? (conn *)ci->socket_context : NULL;
+        if (cn) atomic_store(&cn->head_since_ns, 0);
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
         r->t0 = now_seconds();
@@ -1267,8 +1291,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (cfg->request_timeout > 0 && (now_seconds() - r->t0) * 1000.0 > (double)cfg->request_timeout) {
-            r->timed_out = 1;
-            return MHD_NO; /* a client dribbling its body is cut off */
+            r->timed_out = 1; /* a client dribbling its body is answered 408 and cut off */
+            return send_error(c, r, 408, "timeout", NULL, "request body took longer than request_timeout (%lld ms)",
+                              (long long)cfg->request_timeout);
         }
         if (r->too_big || r->len + n > cfg->max_body) {
             r->too_big = 1;
@@ -1296,8 +1321,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)c;
     mp_server *srv = cls;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn *cn = ci ? (conn *)ci->socket_context : NULL;
+    if (cn) atomic_store(&cn->head_since_ns, mono_ns()); /* waiting for the next request head */
     req *r = *con_cls;
     if (!r) return;
     int status = r->status ? r->status : (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED || r->timed_out ? 408 : 499);
@@ -1309,11 +1336,61 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
-    (void)c;
-    (void)socket_context;
     mp_server *srv = cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED) atomic_fetch_add(&srv->open_connections, 1);
-    else atomic_fetch_sub(&srv->open_connections, 1);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&srv->open_connections, 1);
+        conn *cn = calloc(1, sizeof *cn);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!cn || !ci) {
+            free(cn);
+            *socket_context = NULL;
+            return;
+        }
+        cn->fd = ci->connect_fd;
+        atomic_init(&cn->head_since_ns, mono_ns());
+        pthread_mutex_lock(&srv->conns_mu);
+        cn->next = srv->conns;
+        if (srv->conns) srv->conns->prev = cn;
+        srv->conns = cn;
+        pthread_mutex_unlock(&srv->conns_mu);
+        *socket_context = cn;
+        return;
+    }
+    atomic_fetch_sub(&srv->open_connections, 1);
+    conn *cn = *socket_context;
+    if (!cn) return;
+    pthread_mutex_lock(&srv->conns_mu); /* the socket is still open here: the watchdog never sees a reused fd */
+    if (cn->prev) cn->prev->next = cn->next;
+    else srv->conns = cn->next;
+    if (cn->next) cn->next->prev = cn->prev;
+    pthread_mutex_unlock(&srv->conns_mu);
+    free(cn);
+    *socket_context = NULL;
+}
+
+/* Every 200 ms: a connection that has spent longer than max(request_timeout, idle_timeout) waiting for a complete
+ * request head is shut down (an honest idle keep-alive connection is closed by libmicrohttpd at idle_timeout
+ * before that; a client sending a byte now and then is not, and would hold its connection for ever). */
+static void *watchdog_main(void *arg) {
+    mp_server *srv = arg;
+    const mp_serve_config *cfg = srv->cfg;
+    int64_t limit_ms = cfg->request_timeout > cfg->idle_timeout ? cfg->request_timeout : cfg->idle_timeout;
+    while (!atomic_load(&srv->stopping)) {
+        struct timespec nap = {0, 200 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        if (limit_ms <= 0) continue;
+        int64_t now = mono_ns();
+        pthread_mutex_lock(&srv->conns_mu);
+        for (conn *cn = srv->conns; cn; cn = cn->next) {
+            int64_t since = atomic_load(&cn->head_since_ns);
+            if (since && (now - since) / 1000000 > limit_ms) {
+                shutdown(cn->fd, SHUT_RDWR);
+                atomic_store(&cn->head_since_ns, 0);
+            }
+        }
+        pthread_mutex_unlock(&srv->conns_mu);
+    }
+    return NULL;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -1333,8 +1410,11 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
     s->started = time(NULL);
     atomic_init(&s->live, NULL);
     atomic_init(&s->open_connections, 0);
+    atomic_init(&s->stopping, 0);
+    pthread_mutex_init(&s->conns_mu, NULL);
     int rc = mp_metrics_create(&s->metrics, endpoint_names, EP_COUNT, err);
     if (rc) {
+        pthread_mutex_destroy(&s->conns_mu);
         free(s);
         return rc;
     }
@@ -1370,6 +1450,7 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : (uint16_t)cfg->port;
+    s->watchdog_started = pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0;
     *out = s;
     return MP_OK;
 }
@@ -1397,7 +1478,10 @@ void mp_server_note_model(mp_server *s, int reload_ok) {
 
 void mp_server_stop(mp_server *s) {
     if (!s) return;
+    atomic_store(&s->stopping, 1);
+    if (s->watchdog_started) pthread_join(s->watchdog, NULL);
     if (s->daemon) MHD_stop_daemon(s->daemon);
+    pthread_mutex_destroy(&s->conns_mu);
     mp_metrics_destroy(s->metrics);
     free(s);
 }
