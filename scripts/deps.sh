@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(build-essential pkg-config libsqlite3-dev sqlite3 gawk libopenblas-dev libmicrohttpd-dev curl python3)
 # `deps.sh test`: also what the test suite needs beyond the build: clang + its sanitizer runtime for the libFuzzer
 # targets, Chromium for the dashboard's browser test (Node.js and npm come with the machine).
-if [ "${1:-}" = "test" ]; then pkgs+=(clang libclang-rt-14-dev chromium); fi
+if [ "${1:-}" = "test" ]; then pkgs+=(clang libclang-rt-14-dev libomp-dev chromium); fi
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
