@@ -56,7 +56,7 @@ MP_TEST(serveconfig_defaults) {
     CHECK_EQ(c.ann_min_items, 50000);
     CHECK_EQ(c.ann_m, 16);
     CHECK_EQ(c.ann_ef_construction, 200);
-    CHECK_EQ(c.ann_ef_search, 128);
+    CHECK_EQ(c.ann_ef_search, 64);
     CHECK_EQ(c.access_log, 0);
     CHECK_EQ(c.dashboard, 1);
     CHECK(c.read_keys && c.read_keys[0] == NULL && c.n_read_keys == 0);

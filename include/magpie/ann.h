@@ -70,8 +70,16 @@ MP_EXPORT uint64_t mp_hnsw_scratch_distances(const mp_hnsw_scratch *s);
 MP_EXPORT int mp_hnsw_search(const mp_hnsw *h, mp_hnsw_scratch *scratch, const float *q, size_t k, size_t ef,
                              const uint8_t *allow, uint32_t *out_ids, float *out_scores, size_t *n_out, mp_error *err);
 
+/* mp_hnsw_search that also never returns the ids in exclude[0..n_exclude) (ascending, e.g. a user's history):
+ * like `allow`, excluded nodes are traversed but not returned, so k need not grow with the exclusions. */
+MP_EXPORT int mp_hnsw_search_excluding(const mp_hnsw *h, mp_hnsw_scratch *scratch, const float *q, size_t k,
+                                       size_t ef, const uint8_t *allow, const uint32_t *exclude, size_t n_exclude,
+                                       uint32_t *out_ids, float *out_scores, size_t *n_out, mp_error *err);
+
 /* Saves / loads the index (vectors, graph, parameters) in the model file format (modelfile.h) under the name
- * "hnsw", atomically. load checks every link is in range. *out as for build. */
+ * "hnsw", atomically. load checks every link is in range (and not to a node absent from its layer), every level
+ * and the entry point, and that the vectors are finite: a damaged or forged file gives MP_ECORRUPT (another model's
+ * file too), another hnsw version MP_EVERSION, a missing file MP_ENOTFOUND. *out as for build. */
 MP_EXPORT int mp_hnsw_save(const mp_hnsw *h, const char *path, mp_error *err);
 MP_EXPORT int mp_hnsw_load(mp_hnsw **out, const char *path, mp_error *err);
 

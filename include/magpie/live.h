@@ -41,7 +41,7 @@ typedef struct mp_live_opts {
     uint32_t ann_min_items;    /* default 50000 */
     uint32_t ann_M;            /* default 16 */
     uint32_t ann_ef_construction; /* default 200 */
-    uint32_t ann_ef_search;    /* default 128 (raised to n + offset + history size when larger) */
+    uint32_t ann_ef_search;    /* default 64 (raised to offset + n + 16 when larger; exclusions are filtered in the search) */
     int n_threads;             /* for loading / index building (0: all cores) */
     const mp_progress *progress; /* may be NULL: stages "load", "index" at open and reload; borrowed until close */
     double pop_half_life_days; /* half-life of the live popularity counters (default 7; 0: no decay) */

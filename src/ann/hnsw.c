@@ -260,10 +260,23 @@ ANN_INLINE void descend(const mp_hnsw *h, build_ctx *b, mp_hnsw_scratch *s, cons
     }
 }
 
+/* 1 when id is in the ascending array deny[0..n). */
+static inline int denied(const uint32_t *deny, size_t n, uint32_t id) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (deny[mid] < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && deny[lo] == id;
+}
+
 /* Best-first search on `level` from ep (distance ep_d) with ef results: on return s->res is a max-heap of *n_res
- * (<= ef) nodes, only allowed ones when `allow`. `skip` (or UINT32_MAX) is never visited. MP_OK or MP_ENOMEM. */
+ * (<= ef) nodes, only allowed ones when `allow` / `deny` filter (allow[id] != 0 and id not in the ascending deny
+ * list). `skip` (or UINT32_MAX) is never visited. MP_OK or MP_ENOMEM. */
 ANN_INLINE int search_layer(const mp_hnsw *h, build_ctx *b, mp_hnsw_scratch *s, const float *q, uint32_t ep, float ep_d,
-                            uint32_t level, size_t ef, const uint8_t *allow, uint32_t skip, size_t *n_res) {
+                            uint32_t level, size_t ef, const uint8_t *allow, const uint32_t *deny, size_t n_deny,
+                            uint32_t skip, size_t *n_res) {
     new_epoch(s);
     uint16_t *tags = s->tags;
     const uint16_t epoch = s->epoch;
@@ -273,7 +286,8 @@ ANN_INLINE int search_layer(const mp_hnsw *h, build_ctx *b, mp_hnsw_scratch *s, 
     if (skip != UINT32_MAX) tags[skip] = epoch;
     tags[ep] = epoch;
     if (cand_push(s, &nc, (mp_ann_pair){ep_d, ep})) return MP_ENOMEM;
-    if (!allow || allow[ep]) mp_ann_maxheap_push(res, &nr, (mp_ann_pair){ep_d, ep});
+    if ((!allow || allow[ep]) && !(n_deny && denied(deny, n_deny, ep)))
+        mp_ann_maxheap_push(res, &nr, (mp_ann_pair){ep_d, ep});
     float bound = nr >= ef ? res[0].d : INFINITY;
     while (nc > 0) {
         mp_ann_pair c = s->cand[0];
@@ -297,7 +311,7 @@ ANN_INLINE int search_layer(const mp_hnsw *h, build_ctx *b, mp_hnsw_scratch *s, 
             float d = h->dist(q, vec_of(h, u), dim);
             if (nr < ef || d < bound) {
                 if (cand_push(s, &nc, (mp_ann_pair){d, u})) return MP_ENOMEM;
-                if (!allow || allow[u]) {
+                if ((!allow || allow[u]) && !(n_deny && denied(deny, n_deny, u))) {
                     if (nr < ef)
                         mp_ann_maxheap_push(res, &nr, (mp_ann_pair){d, u});
                     else
@@ -313,6 +327,12 @@ ANN_INLINE int search_layer(const mp_hnsw *h, build_ctx *b, mp_hnsw_scratch *s, 
 
 int mp_hnsw_search(const mp_hnsw *h, mp_hnsw_scratch *s, const float *q, size_t k, size_t ef, const uint8_t *allow,
                    uint32_t *out_ids, float *out_scores, size_t *n_out, mp_error *err) {
+    return mp_hnsw_search_excluding(h, s, q, k, ef, allow, NULL, 0, out_ids, out_scores, n_out, err);
+}
+
+int mp_hnsw_search_excluding(const mp_hnsw *h, mp_hnsw_scratch *s, const float *q, size_t k, size_t ef,
+                             const uint8_t *allow, const uint32_t *exclude, size_t n_exclude, uint32_t *out_ids,
+                             float *out_scores, size_t *n_out, mp_error *err) {
     if (n_out) *n_out = 0;
     if (!h || !s || !q || !out_ids || !n_out)
         return mp_error_set(err, MP_EINVAL, "hnsw search: index, scratch, query, out_ids and n_out must not be NULL");
@@ -338,7 +358,7 @@ int mp_hnsw_search(const mp_hnsw *h, mp_hnsw_scratch *s, const float *q, size_t 
     float cur_d = h->dist(qv, vec_of(h, cur), h->dim);
     descend(h, NULL, s, qv, h->max_level, 0, &cur, &cur_d);
     size_t nr;
-    if (search_layer(h, NULL, s, qv, cur, cur_d, 0, ef, allow, UINT32_MAX, &nr))
+    if (search_layer(h, NULL, s, qv, cur, cur_d, 0, ef, allow, exclude, exclude ? n_exclude : 0, UINT32_MAX, &nr))
         return mp_error_set(err, MP_ENOMEM, "hnsw search: out of memory for the candidate list");
     while (nr > k)
         mp_ann_maxheap_pop(s->res, &nr);
@@ -441,7 +461,7 @@ static int insert(build_ctx *b, mp_hnsw_scratch *s, uint32_t cur) {
     int rc = MP_OK;
     for (uint32_t level = lc < top ? lc : top;; level--) {
         size_t nr;
-        if ((rc = search_layer(h, b, s, v, ep, ep_d, level, h->ef_construction, NULL, cur, &nr))) break;
+        if ((rc = search_layer(h, b, s, v, ep, ep_d, level, h->ef_construction, NULL, NULL, 0, cur, &nr))) break;
         mp_ann_maxheap_drain_sorted(s->res, nr, s->sorted);
         size_t nsel = select_heuristic(h, s->sorted, nr, h->M, s->sel);
         ep = s->sorted[0].id;

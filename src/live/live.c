@@ -21,7 +21,7 @@ void mp_live_opts_default(mp_live_opts *o) {
     o->ann_min_items = 50000;
     o->ann_M = 16;
     o->ann_ef_construction = 200;
-    o->ann_ef_search = 128;
+    o->ann_ef_search = 64;
     o->pop_half_life_days = 7;
 }
 
@@ -563,7 +563,7 @@ int mp_live_open(mp_live **out, const mp_live_opts *opts, mp_error *err) {
     l->opts.model_path = l->model_path;
     if (l->opts.ann_M < 2) l->opts.ann_M = 16;
     if (l->opts.ann_ef_construction == 0) l->opts.ann_ef_construction = 200;
-    if (l->opts.ann_ef_search == 0) l->opts.ann_ef_search = 128;
+    if (l->opts.ann_ef_search == 0) l->opts.ann_ef_search = 64;
     pthread_mutex_init(&l->reload_mu, NULL);
     pthread_mutex_init(&l->write_mu, NULL);
     pthread_mutex_init(&l->model_mu, NULL);

@@ -37,7 +37,7 @@
 
 #define LIVE_POP_TOP 256       /* items kept per popularity top list (per category, and overall) */
 #define LIVE_MAX_FILTERS 512   /* cached category filters; further distinct filters are built per request */
-#define LIVE_ANN_MARGIN 16     /* extra candidates asked from the index beyond offset + n + exclusions */
+#define LIVE_ANN_MARGIN 16     /* extra candidates asked from the index beyond offset + n (exclusions are filtered inside the search) */
 #define LIVE_LOG_MAX (1u << 22) /* ingest-log entries kept for reload catch-up (oldest half dropped beyond) */
 /* A filter passing n_in items is served by scoring exactly those items (n_in dot products) rather than by a filtered
  * index search when n_in^2 < LIVE_FILTER_EXACT * n_items: a filtered HNSW search visits about 1/selectivity times

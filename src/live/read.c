@@ -212,14 +212,16 @@ static int model_rank(mp_live *l, live_holder *h, live_scratch *sc, const mp_use
         if (f && (double)f->n_in * f->n_in < LIVE_FILTER_EXACT * (double)l->n_items)
             return rank_filter_list(h, sc, f, excl, n_excl, want, n_out, err);
         if (h->index) {
-            size_t k = want + n_excl + LIVE_ANN_MARGIN, n_index = mp_hnsw_size(h->index);
+            size_t k = want + LIVE_ANN_MARGIN, n_index = mp_hnsw_size(h->index);
             if (k > n_index) k = n_index;
             if (reserve_cand(sc, k)) return mp_error_set(err, MP_ENOMEM, "live: out of memory for %zu candidates", k);
             size_t ef = l->opts.ann_ef_search > k ? l->opts.ann_ef_search : k;
             mp_hnsw_scratch *hs = live_hnsw_scratch_get(h, err);
             if (!hs) return MP_ENOMEM;
             size_t got = 0;
-            rc = mp_hnsw_search(h->index, hs, sc->q, k, ef, allow, sc->ids, sc->cand, &got, err);
+            /* the exclusions (history, asked) are filtered inside the search, so k and ef stay small */
+            rc = mp_hnsw_search_excluding(h->index, hs, sc->q, k, ef, allow, excl, n_excl, sc->ids, sc->cand, &got,
+                                          err);
             live_hnsw_scratch_put(h, hs);
             if (rc) return rc;
             size_t kept = 0;

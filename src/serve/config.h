@@ -46,7 +46,7 @@
     X(ann_min_items, INT, "ann_min_items", "50000", "item count from which `ann auto` builds an index")            \
     X(ann_m, INT, "ann_m", "16", "HNSW links per node")                                                             \
     X(ann_ef_construction, INT, "ann_ef_construction", "200", "HNSW build candidate list")                          \
-    X(ann_ef_search, INT, "ann_ef_search", "128", "HNSW search candidate list (recall vs speed)")                   \
+    X(ann_ef_search, INT, "ann_ef_search", "64", "HNSW search candidate list (recall vs speed)")                    \
     X(access_log, BOOL, "access_log", "false", "log every request to stderr")                                       \
     X(dashboard, BOOL, "dashboard", "true", "serve the dashboard at /")
 
