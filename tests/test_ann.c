@@ -629,3 +629,65 @@ MP_TEST(ann_reports_progress) {
     mp_hnsw_destroy(h);
     free(v);
 }
+
+/* Exclusions (a user's history) are filtered inside the search: the excluded ids never come back, k results still
+ * do, and they are the exact top-k of the rest (recall checked against exact search with the same exclusions). */
+MP_TEST(ann_search_excluding) {
+    const uint32_t n = 4000, dim = 16, nq = 40, k = 10;
+    float *v = gaussian(40, n, dim), *q = gaussian(41, nq, dim);
+    uint8_t *allow = malloc(n);
+    CHECK(v && q && allow);
+    mp_error err;
+    mp_error_clear(&err);
+    mp_hnsw_params p;
+    mp_hnsw_params_default(&p);
+    p.ef_construction = 80;
+    p.n_threads = 1;
+    mp_hnsw *h;
+    CHECK_OK(mp_hnsw_build(&h, v, n, dim, MP_ANN_IP, &p, NULL, &err), &err);
+    mp_hnsw_scratch *s;
+    CHECK_OK(mp_hnsw_scratch_create(&s, h, &err), &err);
+    uint32_t ids[10], excl[30], gt[10];
+    size_t n_out, n_gt, hits = 0;
+    for (uint32_t i = 0; i < nq; i++) {
+        const float *qi = q + (size_t)i * dim;
+        /* exclude the exact top 30: the search must reach past all of them */
+        uint32_t top30[30];
+        size_t n30;
+        CHECK_OK(mp_ann_exact(v, n, dim, MP_ANN_IP, qi, 30, NULL, top30, NULL, &n30, &err), &err);
+        CHECK_EQ(n30, 30);
+        memcpy(excl, top30, sizeof excl);
+        for (size_t a = 1; a < 30; a++) /* ascending, as the contract asks */
+            for (size_t b = a; b > 0 && excl[b - 1] > excl[b]; b--) {
+                uint32_t x = excl[b];
+                excl[b] = excl[b - 1];
+                excl[b - 1] = x;
+            }
+        CHECK_OK(mp_hnsw_search_excluding(h, s, qi, k, 64, NULL, excl, 30, ids, NULL, &n_out, &err), &err);
+        CHECK_EQ(n_out, k);
+        for (uint32_t a = 0; a < k; a++)
+            for (uint32_t b = 0; b < 30; b++)
+                CHECK(ids[a] != excl[b]);
+        for (uint32_t j = 0; j < n; j++)
+            allow[j] = 1;
+        for (uint32_t b = 0; b < 30; b++)
+            allow[excl[b]] = 0;
+        CHECK_OK(mp_ann_exact(v, n, dim, MP_ANN_IP, qi, k, allow, gt, NULL, &n_gt, &err), &err);
+        for (uint32_t a = 0; a < k; a++)
+            for (uint32_t b = 0; b < k; b++)
+                hits += ids[a] == gt[b];
+        /* no exclusions: the same as mp_hnsw_search */
+        uint32_t ids2[10];
+        size_t n2;
+        CHECK_OK(mp_hnsw_search_excluding(h, s, qi, k, 64, NULL, NULL, 0, ids, NULL, &n_out, &err), &err);
+        CHECK_OK(mp_hnsw_search(h, s, qi, k, 64, NULL, ids2, NULL, &n2, &err), &err);
+        CHECK_EQ(n_out, n2);
+        CHECK(memcmp(ids, ids2, n2 * sizeof *ids) == 0);
+    }
+    CHECK((double)hits / (nq * k) >= 0.9);
+    mp_hnsw_scratch_destroy(s);
+    mp_hnsw_destroy(h);
+    free(v);
+    free(q);
+    free(allow);
+}
