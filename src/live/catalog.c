@@ -374,16 +374,6 @@ void live_pop_free(mp_live *l) {
     l->pop_cat = NULL;
 }
 
-static int in_sorted(const uint32_t *a, size_t n, uint32_t v) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < v) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < n && a[lo] == v;
-}
-
 typedef struct pop_query {
     const live_filter *f;
     uint32_t cat_only;
@@ -395,7 +385,7 @@ static int pop_accept(const mp_live *l, const pop_query *q, uint32_t i) {
     if (!(l->pop[i] > 0)) return 0;
     if (q->f ? !q->f->mask[i] : !l->avail[i]) return 0;
     if (q->cat_only != UINT32_MAX && l->item_cat[i] != q->cat_only) return 0;
-    return !in_sorted(q->excl, q->n_excl, i);
+    return !live_in_sorted(q->excl, q->n_excl, i);
 }
 
 long live_pop_top(mp_live *l, live_scratch *sc, const live_filter *f, uint32_t cat_only, const uint32_t *excl,

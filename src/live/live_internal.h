@@ -222,4 +222,15 @@ long live_pop_top(mp_live *l, live_scratch *sc, const live_filter *f, uint32_t c
 /* The leaf of a category path ("Skin Care" for "Beauty > Skin Care"); NULL for category 0. */
 const char *live_cat_leaf(const mp_live *l, uint32_t c);
 
+/* 1 when v is in the ascending array a[0..n) (binary search). */
+static inline int live_in_sorted(const uint32_t *a, size_t n, uint32_t v) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < v) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && a[lo] == v;
+}
+
 #endif

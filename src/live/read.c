@@ -56,16 +56,6 @@ static size_t sort_unique(uint32_t *a, size_t n) {
     return m;
 }
 
-static int in_sorted(const uint32_t *a, size_t n, uint32_t v) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < v) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < n && a[lo] == v;
-}
-
 /* Room for n candidates (ids and scores). */
 static int reserve_cand(live_scratch *sc, size_t n) {
     if (live_grow((void **)&sc->ids, &sc->ids_cap, n + 1, sizeof *sc->ids) ||
@@ -182,7 +172,7 @@ static int rank_filter_list(const live_holder *h, live_scratch *sc, const live_f
     size_t n = 0;
     for (uint32_t k = 0; k < f->n_in; k++) {
         uint32_t id = f->items[k];
-        if (id >= nv || in_sorted(excl, n_excl, id)) continue;
+        if (id >= nv || live_in_sorted(excl, n_excl, id)) continue;
         heap_offer(sc->ids, sc->cand, &n, want, id, dot_f(sc->q, V + (size_t)id * dim, dim));
     }
     heap_sort(sc->ids, sc->cand, n);
@@ -226,7 +216,7 @@ static int model_rank(mp_live *l, live_holder *h, live_scratch *sc, const mp_use
             if (rc) return rc;
             size_t kept = 0;
             for (size_t j = 0; j < got; j++)
-                if (!in_sorted(excl, n_excl, sc->ids[j])) {
+                if (!live_in_sorted(excl, n_excl, sc->ids[j])) {
                     sc->ids[kept] = sc->ids[j];
                     sc->cand[kept] = sc->cand[j];
                     kept++;

@@ -131,16 +131,39 @@ static void log_append(mp_live *l, const mp_interaction *ev, size_t n, int64_t a
     }
 }
 
-/* Teaches the current model the new events (update) under its write lock. */
+static int cmp_event_user(const void *a, const void *b) {
+    const mp_interaction *x = a, *y = b;
+    if (x->user != y->user) return x->user < y->user ? -1 : 1;
+    return (x->ts > y->ts) - (x->ts < y->ts);
+}
+
+/* Teaches the current model the new events (update) under its write lock, one user at a time: an update re-solves
+ * each touched user (ALS: a k x k system), so one lock hold per user keeps readers waiting for one solve at most,
+ * not for the whole batch. Readers in between see a consistent model (every user is either before or after). */
 static void model_update(mp_live *l, const mp_interaction *ev, size_t n) {
     if (n == 0) return;
     live_holder *h = live_holder_acquire(l);
     if (h->model) {
-        pthread_rwlock_wrlock(&h->lock);
-        /* An update failure (out of memory, a model without update()) leaves the model as it was: the events are
-         * committed and served (histories, popularity); the model learns them at its next training. */
-        mp_model_update(h->model, ev, n, NULL);
-        pthread_rwlock_unlock(&h->lock);
+        mp_interaction *byuser = malloc(n * sizeof *byuser);
+        if (byuser) {
+            memcpy(byuser, ev, n * sizeof *byuser);
+            qsort(byuser, n, sizeof *byuser, cmp_event_user);
+        }
+        const mp_interaction *src = byuser ? byuser : ev;
+        for (size_t i = 0; i < n;) {
+            size_t j = i + 1;
+            if (byuser)
+                while (j < n && src[j].user == src[i].user) j++;
+            else
+                j = n; /* out of memory for the copy: one update of the whole batch */
+            pthread_rwlock_wrlock(&h->lock);
+            /* An update failure (out of memory, a model without update()) leaves the model as it was: the events
+             * are committed and served (histories, popularity); the model learns them at its next training. */
+            mp_model_update(h->model, src + i, j - i, NULL);
+            pthread_rwlock_unlock(&h->lock);
+            i = j;
+        }
+        free(byuser);
     }
     live_holder_release(l, h);
 }
