@@ -92,11 +92,15 @@ if [ -n "${PREPARE_ONLY:-}" ]; then
     say "PREPARE_ONLY: $WORK holds the store and the model; a later run of the same size reuses them"
     exit 0
 fi
-n_events=$(sqlite3 "$DB" 'SELECT count(*) FROM events')
-say "store: $n_events events, $(sqlite3 "$DB" 'SELECT count(*) FROM users') users, $(sqlite3 "$DB" 'SELECT count(*) FROM items') items"
+# Every run serves a fresh copy of the prepared store, so runs start from the same state (the mixed run writes).
+RUN_DB=$OUT/run.db
+rm -f "$RUN_DB" "$RUN_DB-wal" "$RUN_DB-shm"
+sqlite3 "$DB" ".backup '$RUN_DB'"
+n_events=$(sqlite3 "$RUN_DB" 'SELECT count(*) FROM events')
+say "store: $n_events events, $(sqlite3 "$RUN_DB" 'SELECT count(*) FROM users') users, $(sqlite3 "$RUN_DB" 'SELECT count(*) FROM items') items"
 
 # Known users with a history: what wrk asks for.
-sqlite3 "$DB" 'SELECT ext FROM users WHERE id IN (SELECT DISTINCT user FROM events)' >"$WORK/users.txt"
+sqlite3 "$RUN_DB" 'SELECT ext FROM users WHERE id IN (SELECT DISTINCT user FROM events)' >"$WORK/users.txt"
 say "$(wc -l <"$WORK/users.txt") users with a history in $WORK/users.txt"
 
 # wrk script: GET /v1/recommend/{random known user}; every wrk thread seeds its own generator.
@@ -175,7 +179,7 @@ stop_server "$SRV_PID" bare_http
 say "starting magpie serve (loading the store, the model and building the index)"
 t=$(date +%s)
 # shellcheck disable=SC2086
-start_server "$OUT/serve.log" "$MAGPIE" serve --db "$DB" --model "$MODEL" --port 0 --threads "$THREADS" $SERVE_ARGS
+start_server "$OUT/serve.log" "$MAGPIE" serve --db "$RUN_DB" --model "$MODEL" --port 0 --threads "$THREADS" $SERVE_ARGS
 SERVE_PID=$SRV_PID
 PORT=$SRV_PORT
 last_note=$(date +%s)
@@ -211,7 +215,7 @@ sp=$!
 pids+=("$sp")
 set +e
 rm -f "$OUT/mixed.ready"
-python3 tests/serve/mixed.py --db "$DB" --port "$PORT" --seconds "$MIXED_DURATION" --writers 1 --readers 0 \
+python3 tests/serve/mixed.py --db "$RUN_DB" --port "$PORT" --seconds "$MIXED_DURATION" --writers 1 --readers 0 \
     --batch 100 --users-per-writer 200 --json-out "$OUT/mixed.json" --ready-file "$OUT/mixed.ready" \
     >"$OUT/mixed.txt" 2>&1 &
 mixed_pid=$!
@@ -225,7 +229,7 @@ set -e
 kill "$sp" 2>/dev/null || true
 wait "$sp" 2>/dev/null || true
 say "mixed client: $(tail -3 "$OUT/mixed.txt" | head -c 600)"
-n_events_after=$(sqlite3 "$DB" 'SELECT count(*) FROM events')
+n_events_after=$(sqlite3 "$RUN_DB" 'SELECT count(*) FROM events')
 say "store: $n_events events before, $n_events_after after"
 
 # ---- 6. stop ----
