@@ -41,3 +41,23 @@ step "6. Recommendations with reasons for three shoppers (item-kNN, then popular
 "$MAGPIE" recommend --db "$DB" --model "$OUT/itemknn.model" --users 3 --n 5 --explain
 echo
 "$MAGPIE" recommend --db "$DB" --model "$OUT/pop.model" --users 3 --n 5 --explain
+
+step "7. The live service: magpie serve, one purchase over HTTP, the next recommendations change at once"
+"$MAGPIE" train --db "$DB" --model als --param factors=32 --valid-share 0.1 --out "$OUT/als.model" --quiet
+"$MAGPIE" serve --db "$DB" --model "$OUT/als.model" --port 0 2>"$OUT/serve.log" &
+serve_pid=$!
+trap 'kill "$serve_pid" 2>/dev/null' EXIT
+for _ in $(seq 1 100); do grep -q "ready in" "$OUT/serve.log" 2>/dev/null && break; sleep 0.1; done
+url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$OUT/serve.log" | head -1)
+echo "server: $url (dashboard at $url/)"
+echo "GET /v1/recommend/user-000001?n=3&explain=1"
+curl -s "$url/v1/recommend/user-000001?n=3&explain=1"
+top=$(curl -s "$url/v1/recommend/user-000001?n=1" | sed -n 's/.*"items":\[{"item":"\([^"]*\)".*/\1/p')
+echo "POST /v1/events: user-000001 buys $top"
+curl -s -H 'Content-Type: application/json' -d "[{\"user\":\"user-000001\",\"item\":\"$top\",\"type\":\"purchase\"}]" \
+    "$url/v1/events"
+echo "GET /v1/recommend/user-000001?n=3&explain=1 (the bought item is gone)"
+curl -s "$url/v1/recommend/user-000001?n=3&explain=1"
+kill -TERM "$serve_pid"
+wait "$serve_pid" || true
+trap - EXIT
