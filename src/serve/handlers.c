@@ -1,0 +1,708 @@
+/* src/serve/handlers.c: the endpoints of `magpie serve` over mp_live (the contract is docs/api.md): each reads
+ * its parameters or body, calls the live recommender and answers JSON through the helpers of http_internal.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "magpie/json.h"
+#include "serve/assets.h"
+#include "serve/decode.h"
+#include "serve/http_internal.h"
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Handlers */
+
+
+static void write_list_items(jbuf *b, const mp_live_list *l, int with_reason) {
+    jb_cstr(b, "\"items\":[");
+    for (size_t i = 0; i < l->n; i++) {
+        const mp_live_item *it = &l->items[i];
+        if (i) jb_raw(b, ",", 1);
+        jb_cstr(b, "{\"item\":");
+        jb_cstr_json(b, it->item);
+        jb_cstr(b, ",\"title\":");
+        jb_cstr_json(b, it->title);
+        jb_cstr(b, ",\"category\":");
+        jb_cstr_json(b, it->category);
+        jb_cstr(b, ",\"score\":");
+        jb_f32(b, it->score);
+        if (with_reason) {
+            jb_cstr(b, ",\"reason\":");
+            jb_cstr_json(b, it->reason ? it->reason : "");
+        }
+        jb_raw(b, "}", 1);
+    }
+    jb_raw(b, "]", 1);
+}
+
+static enum MHD_Result answer_list(hctx *h, const char *user, size_t user_len, const mp_live_list *l, int explain,
+                                   long unknown_session) {
+    jbuf b;
+    jb_init(&b);
+    jb_cstr(&b, "{\"user\":");
+    jb_str(&b, user, user_len);
+    jb_cstr(&b, ",\"model\":");
+    jb_cstr_json(&b, l->model);
+    jb_cstr(&b, ",\"model_version\":");
+    jb_u64(&b, l->model_version);
+    jb_cstr(&b, ",\"fallback\":");
+    jb_bool(&b, l->fallback);
+    jb_cstr(&b, ",\"history\":");
+    jb_u64(&b, l->n_history);
+    if (unknown_session >= 0) {
+        jb_cstr(&b, ",\"unknown_items\":");
+        jb_u64(&b, (uint64_t)unknown_session);
+    }
+    jb_raw(&b, ",", 1);
+    write_list_items(&b, l, explain);
+    jb_raw(&b, "}", 1);
+    return http_send_json(h->c, h->r, 200, &b);
+}
+
+/* Splits a comma-separated list of ids (decoded text in buf, modified) into ids[] (at most cap). */
+static size_t split_ids(char *buf, const char **ids, size_t cap) {
+    size_t n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t && n < cap; t = strtok_r(NULL, ",", &save))
+        if (*t) ids[n++] = t;
+    return n;
+}
+
+#define MAX_EXCLUDE 1000
+
+enum MHD_Result handle_recommend_get(hctx *h) {
+    char why[256];
+    long n, offset;
+    int explain, include_seen;
+    const mp_serve_config *cfg = h->srv->cfg;
+    if (http_qint(h->c, "n", 1, (long)cfg->max_n, 10, &n, why, sizeof why))
+        return http_send_error(h->c, h->r, 400, NULL, "n", "%s", why);
+    if (http_qint(h->c, "offset", 0, 1000000, 0, &offset, why, sizeof why))
+        return http_send_error(h->c, h->r, 400, NULL, "offset", "%s", why);
+    if (http_qbool(h->c, "explain", &explain, why, sizeof why))
+        return http_send_error(h->c, h->r, 400, NULL, "explain", "%s", why);
+    if (http_qbool(h->c, "include_seen", &include_seen, why, sizeof why))
+        return http_send_error(h->c, h->r, 400, NULL, "include_seen", "%s", why);
+    char catbuf[1024], exbuf[64 * 1024];
+    int bad = 0;
+    const char *category = http_qarg(h->c, "category", catbuf, sizeof catbuf, &bad);
+    if (bad) return http_send_error(h->c, h->r, 400, NULL, "category", "query parameter `category` is not valid text");
+    const char *ex = http_qarg(h->c, "exclude", exbuf, sizeof exbuf, &bad);
+    if (bad) return http_send_error(h->c, h->r, 400, NULL, "exclude", "query parameter `exclude` is not valid text");
+    const char *ids[MAX_EXCLUDE];
+    size_t n_ex = ex ? split_ids(exbuf, ids, MAX_EXCLUDE) : 0;
+    mp_live_query q = {0};
+    q.user = h->seg;
+    q.user_len = h->seg_len;
+    q.n = (size_t)n;
+    q.offset = (size_t)offset;
+    q.category = category && *category ? category : NULL;
+    q.exclude = ids;
+    q.n_exclude = n_ex;
+    q.explain = explain;
+    q.include_seen = include_seen;
+    mp_live_list l = {0};
+    mp_error err;
+    mp_error_clear(&err);
+    if (mp_live_recommend(h->live, &q, &l, NULL, &err) != MP_OK) {
+        mp_live_list_free(&l);
+        return http_send_mp_error(h->c, h->r, &err, err.code == MP_ENOTFOUND ? "user" : NULL);
+    }
+    enum MHD_Result rc = answer_list(h, h->seg, h->seg_len, &l, explain, -1);
+    mp_live_list_free(&l);
+    return rc;
+}
+
+/* Reads a JSON array of strings (ids) into a new array of NUL-terminated copies stored in `store` (a jbuf used as
+ * an arena; offsets first, pointers fixed at the end). */
+typedef struct idlist {
+    char **ids;
+    size_t n, cap;
+} idlist;
+
+static void idlist_free(idlist *l) {
+    for (size_t i = 0; i < l->n; i++)
+        free(l->ids[i]);
+    free(l->ids);
+    memset(l, 0, sizeof *l);
+}
+
+static int idlist_push(idlist *l, const char *s, size_t n) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **p = realloc(l->ids, cap * sizeof *p);
+        if (!p) return MP_ENOMEM;
+        l->ids = p;
+        l->cap = cap;
+    }
+    char *d = malloc(n + 1);
+    if (!d) return MP_ENOMEM;
+    memcpy(d, s, n);
+    d[n] = 0;
+    l->ids[l->n++] = d;
+    return MP_OK;
+}
+
+/* Parses an array of id strings at the cursor. Returns 0 or an HTTP status with why filled. */
+static int parse_id_array(mp_json_cur *cur, char **scratch, idlist *out, size_t max, const char *field, char *why,
+                          size_t cap) {
+    if (mp_json_peek(cur) != MP_JSON_ARRAY) {
+        snprintf(why, cap, "field `%s` must be an array of item ids", field);
+        return 400;
+    }
+    if (mp_json_array_begin(cur) != MP_OK) goto bad_json;
+    for (;;) {
+        int done;
+        if (mp_json_array_next(cur, &done) != MP_OK) goto bad_json;
+        if (done) break;
+        mp_str s;
+        if (mp_json_peek(cur) != MP_JSON_STRING) {
+            snprintf(why, cap, "field `%s`: every element must be a string (an item id)", field);
+            return 400;
+        }
+        if (mp_json_string(cur, scratch, &s) != MP_OK) goto bad_json;
+        if (s.len == 0 || s.len > MP_MAX_ID_BYTES) {
+            snprintf(why, cap, "field `%s`: ids must be 1 to 256 bytes", field);
+            return 400;
+        }
+        if (out->n >= max) {
+            snprintf(why, cap, "field `%s`: at most %zu ids", field, max);
+            return 400;
+        }
+        if (idlist_push(out, s.ptr, s.len)) {
+            snprintf(why, cap, "out of memory");
+            return 500;
+        }
+    }
+    return 0;
+bad_json:
+    snprintf(why, cap, "malformed JSON in field `%s`: %s", field, cur->why ? cur->why : "syntax error");
+    return 400;
+}
+
+enum MHD_Result handle_recommend_post(hctx *h) {
+    const mp_serve_config *cfg = h->srv->cfg;
+    req *r = h->r;
+    if (r->len == 0) return http_send_error(h->c, r, 400, NULL, NULL, "body: expected a JSON object {\"items\": [...]}");
+    const char *why_json = NULL;
+    if (mp_json_validate(r->body, r->len, &why_json) != MP_OK)
+        return http_send_error(h->c, r, 400, NULL, NULL, "body: malformed JSON: %s", why_json ? why_json : "syntax error");
+    char *scratch_mem = malloc(r->len + 1);
+    if (!scratch_mem) return http_send_error(h->c, r, 500, NULL, NULL, "out of memory");
+    char *scratch = scratch_mem;
+    mp_json_cur cur;
+    mp_json_init(&cur, r->body, r->len);
+    idlist items = {0}, exclude = {0};
+    long n = 10, offset = 0;
+    int explain = 0, status = 0, have_items = 0;
+    char why[512] = "", field[32] = "", category[1024] = "";
+    if (mp_json_peek(&cur) != MP_JSON_OBJECT) {
+        status = 400;
+        snprintf(why, sizeof why, "body: expected a JSON object {\"items\": [...]}");
+        goto done;
+    }
+    mp_json_object_begin(&cur);
+    for (;;) {
+        mp_str key;
+        int done;
+        if (mp_json_object_next(&cur, &scratch, &key, &done) != MP_OK) {
+            status = 400;
+            snprintf(why, sizeof why, "body: malformed JSON");
+            goto done;
+        }
+        if (done) break;
+        snprintf(field, sizeof field, "%.*s", (int)(key.len < 31 ? key.len : 31), key.ptr);
+        if (!strcmp(field, "items")) {
+            have_items = 1;
+            status = parse_id_array(&cur, &scratch, &items, 10000, "items", why, sizeof why);
+        } else if (!strcmp(field, "exclude")) {
+            status = parse_id_array(&cur, &scratch, &exclude, MAX_EXCLUDE, "exclude", why, sizeof why);
+        } else if (!strcmp(field, "n") || !strcmp(field, "offset")) {
+            double v;
+            int is_int;
+            mp_str raw;
+            long hi = !strcmp(field, "n") ? (long)cfg->max_n : 1000000, lo = !strcmp(field, "n") ? 1 : 0;
+            if (mp_json_peek(&cur) != MP_JSON_NUMBER || mp_json_number(&cur, &raw, &is_int, &v) != MP_OK || !is_int ||
+                v < (double)lo || v > (double)hi) {
+                status = 400;
+                snprintf(why, sizeof why, "field `%s` must be an integer from %ld to %ld", field, lo, hi);
+            } else if (field[0] == 'n') {
+                n = (long)v;
+            } else {
+                offset = (long)v;
+            }
+        } else if (!strcmp(field, "explain")) {
+            if (mp_json_peek(&cur) != MP_JSON_BOOL || mp_json_bool(&cur, &explain) != MP_OK) {
+                status = 400;
+                snprintf(why, sizeof why, "field `explain` must be true or false");
+            }
+        } else if (!strcmp(field, "category")) {
+            mp_json_type t = mp_json_peek(&cur);
+            mp_str s;
+            if (t == MP_JSON_NULL) {
+                mp_json_null(&cur);
+            } else if (t != MP_JSON_STRING || mp_json_string(&cur, &scratch, &s) != MP_OK || s.len >= sizeof category) {
+                status = 400;
+                snprintf(why, sizeof why, "field `category` must be a string (or null)");
+            } else {
+                memcpy(category, s.ptr, s.len);
+                category[s.len] = 0;
+            }
+        } else {
+            status = 400;
+            snprintf(why, sizeof why,
+                     "unknown field `%s` (known: items, n, offset, category, exclude, explain)", field);
+        }
+        if (status) goto done;
+    }
+    if (!have_items) {
+        status = 400;
+        snprintf(field, sizeof field, "items");
+        snprintf(why, sizeof why, "missing required field `items` (the session's recent item ids, oldest first)");
+        goto done;
+    }
+    mp_live_query q = {0};
+    q.session = (const char *const *)items.ids;
+    q.n_session = items.n;
+    q.n = (size_t)n;
+    q.offset = (size_t)offset;
+    q.category = category[0] ? category : NULL;
+    q.exclude = (const char *const *)exclude.ids;
+    q.n_exclude = exclude.n;
+    q.explain = explain;
+    mp_live_list l = {0};
+    mp_error err;
+    mp_error_clear(&err);
+    size_t unknown = 0;
+    enum MHD_Result rc;
+    if (mp_live_recommend(h->live, &q, &l, &unknown, &err) != MP_OK) rc = http_send_mp_error(h->c, r, &err, NULL);
+    else rc = answer_list(h, NULL, 0, &l, explain, (long)unknown);
+    mp_live_list_free(&l);
+    idlist_free(&items);
+    idlist_free(&exclude);
+    free(scratch_mem);
+    return rc;
+done:
+    idlist_free(&items);
+    idlist_free(&exclude);
+    free(scratch_mem);
+    return http_send_error(h->c, r, status, NULL, field[0] ? field : NULL, "%s", why);
+}
+
+enum MHD_Result handle_similar(hctx *h) {
+    char why[256];
+    long n;
+    if (http_qint(h->c, "n", 1, (long)h->srv->cfg->max_n, 10, &n, why, sizeof why))
+        return http_send_error(h->c, h->r, 400, NULL, "n", "%s", why);
+    mp_live_list l = {0};
+    mp_error err;
+    mp_error_clear(&err);
+    if (mp_live_similar(h->live, h->seg, h->seg_len, (size_t)n, &l, &err) != MP_OK) {
+        mp_live_list_free(&l);
+        return http_send_mp_error(h->c, h->r, &err, err.code == MP_ENOTFOUND ? "item" : NULL);
+    }
+    jbuf b;
+    jb_init(&b);
+    jb_cstr(&b, "{\"item\":");
+    jb_str(&b, h->seg, h->seg_len);
+    jb_cstr(&b, ",\"model\":");
+    jb_cstr_json(&b, l.model);
+    jb_raw(&b, ",", 1);
+    write_list_items(&b, &l, 0);
+    jb_raw(&b, "}", 1);
+    mp_live_list_free(&l);
+    return http_send_json(h->c, h->r, 200, &b);
+}
+
+enum MHD_Result handle_popular(hctx *h) {
+    char why[256];
+    long n, offset;
+    if (http_qint(h->c, "n", 1, (long)h->srv->cfg->max_n, 10, &n, why, sizeof why))
+        return http_send_error(h->c, h->r, 400, NULL, "n", "%s", why);
+    if (http_qint(h->c, "offset", 0, 1000000, 0, &offset, why, sizeof why))
+        return http_send_error(h->c, h->r, 400, NULL, "offset", "%s", why);
+    char catbuf[1024];
+    int bad = 0;
+    const char *category = http_qarg(h->c, "category", catbuf, sizeof catbuf, &bad);
+    if (bad) return http_send_error(h->c, h->r, 400, NULL, "category", "query parameter `category` is not valid text");
+    if (category && !*category) category = NULL;
+    mp_live_list l = {0};
+    mp_error err;
+    mp_error_clear(&err);
+    if (mp_live_popular(h->live, category, (size_t)n, (size_t)offset, &l, &err) != MP_OK) {
+        mp_live_list_free(&l);
+        return http_send_mp_error(h->c, h->r, &err, NULL);
+    }
+    jbuf b;
+    jb_init(&b);
+    jb_cstr(&b, "{\"category\":");
+    jb_cstr_json(&b, category);
+    jb_raw(&b, ",", 1);
+    write_list_items(&b, &l, 0);
+    jb_raw(&b, "}", 1);
+    mp_live_list_free(&l);
+    return http_send_json(h->c, h->r, 200, &b);
+}
+
+enum MHD_Result handle_history(hctx *h) {
+    char why[256];
+    long n;
+    if (http_qint(h->c, "n", 1, 100000, 50, &n, why, sizeof why)) return http_send_error(h->c, h->r, 400, NULL, "n", "%s", why);
+    mp_live_history hist = {0};
+    mp_error err;
+    mp_error_clear(&err);
+    if (mp_live_history_get(h->live, h->seg, h->seg_len, (size_t)n, &hist, &err) != MP_OK) {
+        mp_live_history_free(&hist);
+        return http_send_mp_error(h->c, h->r, &err, err.code == MP_ENOTFOUND ? "user" : NULL);
+    }
+    jbuf b;
+    jb_init(&b);
+    jb_cstr(&b, "{\"user\":");
+    jb_str(&b, h->seg, h->seg_len);
+    jb_cstr(&b, ",\"total\":");
+    jb_u64(&b, hist.total);
+    jb_cstr(&b, ",\"events\":[");
+    for (size_t i = 0; i < hist.n; i++) {
+        const mp_live_event *e = &hist.events[i];
+        if (i) jb_raw(&b, ",", 1);
+        jb_cstr(&b, "{\"item\":");
+        jb_cstr_json(&b, e->item);
+        jb_cstr(&b, ",\"type\":");
+        jb_cstr_json(&b, e->type);
+        jb_cstr(&b, ",\"ts\":");
+        jb_i64(&b, e->ts);
+        if (e->has_value) {
+            jb_cstr(&b, ",\"value\":");
+            jb_f64(&b, e->value);
+        }
+        jb_raw(&b, "}", 1);
+    }
+    jb_cstr(&b, "]}");
+    mp_live_history_free(&hist);
+    return http_send_json(h->c, h->r, 200, &b);
+}
+
+int http_is_ndjson(const char *ct) {
+    return ct && (!strncasecmp(ct, "application/x-ndjson", 20) || !strncasecmp(ct, "application/jsonl", 17) ||
+                  !strncasecmp(ct, "application/x-jsonlines", 23));
+}
+
+/* Decodes the body into records of `kind`; on a problem answers (400 / 413 / 422) and returns 0 with *answered. */
+static int decode_body(hctx *h, mp_record_kind kind, mp_decoded *d, enum MHD_Result *answered) {
+    const mp_serve_config *cfg = h->srv->cfg;
+    mp_error err;
+    mp_error_clear(&err);
+    int rc = mp_decode_records(d, kind, h->r->body ? h->r->body : "", h->r->len, http_is_ndjson(h->content_type),
+                               (size_t)cfg->max_batch, 20, (int64_t)time(NULL), &err);
+    if (rc == MP_ERANGE) {
+        *answered = http_send_error(h->c, h->r, 413, NULL, NULL, "%s", err.msg);
+        return 0;
+    }
+    if (rc != MP_OK) {
+        *answered = http_send_error(h->c, h->r, rc == MP_ENOMEM ? 500 : 400, NULL, NULL, "%s", err.msg);
+        return 0;
+    }
+    if (d->n_total == 0) {
+        *answered = http_send_error(h->c, h->r, 400, NULL, NULL, "body: no records (send a JSON array of records)");
+        return 0;
+    }
+    if (d->n_bad) {
+        jbuf b;
+        jb_init(&b);
+        jb_cstr(&b, "{\"error\":");
+        char msg[700];
+        snprintf(msg, sizeof msg, "%zu of %zu records are invalid; nothing was written. First: %s", d->n_bad,
+                 d->n_total, d->n_errors ? d->errors[0].message : "");
+        http_error_object(&b, 422, NULL, msg, d->n_errors ? d->errors[0].field : NULL);
+        jb_cstr(&b, ",\"errors\":[");
+        for (size_t i = 0; i < d->n_errors; i++) {
+            if (i) jb_raw(&b, ",", 1);
+            jb_cstr(&b, "{\"index\":");
+            jb_u64(&b, d->errors[i].index);
+            jb_cstr(&b, ",\"message\":");
+            jb_cstr_json(&b, d->errors[i].message);
+            jb_cstr(&b, ",\"field\":");
+            if (d->errors[i].field[0]) jb_cstr_json(&b, d->errors[i].field);
+            else jb_cstr(&b, "null");
+            jb_raw(&b, "}", 1);
+        }
+        jb_cstr(&b, "]}");
+        *answered = http_send_json(h->c, h->r, 422, &b);
+        return 0;
+    }
+    return 1;
+}
+
+static enum MHD_Result answer_write(hctx *h, const mp_live_write_result *res, int events) {
+    jbuf b;
+    jb_init(&b);
+    jb_cstr(&b, "{\"accepted\":");
+    jb_u64(&b, res->accepted);
+    jb_cstr(&b, ",\"inserted\":");
+    jb_u64(&b, res->inserted);
+    if (events) {
+        jb_cstr(&b, ",\"duplicates\":");
+        jb_u64(&b, res->duplicates);
+        jb_cstr(&b, ",\"new_users\":");
+        jb_u64(&b, res->new_users);
+        jb_cstr(&b, ",\"new_items\":");
+        jb_u64(&b, res->new_items);
+    }
+    jb_raw(&b, "}", 1);
+    return http_send_json(h->c, h->r, 200, &b);
+}
+
+enum MHD_Result handle_events(hctx *h) {
+    mp_decoded d = {0};
+    enum MHD_Result answered = MHD_YES;
+    if (!decode_body(h, MP_KIND_EVENTS, &d, &answered)) {
+        mp_metrics_add_events(h->srv->metrics, 0, 0, d.n_bad);
+        mp_decoded_free(&d);
+        return answered;
+    }
+    mp_event *ev = malloc((d.n ? d.n : 1) * sizeof *ev);
+    if (!ev) {
+        mp_decoded_free(&d);
+        return http_send_error(h->c, h->r, 500, NULL, NULL, "out of memory");
+    }
+    for (size_t i = 0; i < d.n; i++)
+        ev[i] = d.records[i].event;
+    mp_live_write_result res = {0};
+    mp_error err;
+    mp_error_clear(&err);
+    int rc = mp_live_add_events(h->live, ev, d.n, &res, &err);
+    free(ev);
+    mp_decoded_free(&d);
+    if (rc != MP_OK) return http_send_mp_error(h->c, h->r, &err, NULL);
+    mp_metrics_add_events(h->srv->metrics, res.accepted, res.duplicates, 0);
+    return answer_write(h, &res, 1);
+}
+
+enum MHD_Result handle_items(hctx *h) {
+    mp_decoded d = {0};
+    enum MHD_Result answered = MHD_YES;
+    if (!decode_body(h, MP_KIND_ITEMS, &d, &answered)) {
+        mp_decoded_free(&d);
+        return answered;
+    }
+    if (h->seg) { /* PUT /v1/items/{id}: one item, whose id (if given) must be the path's */
+        if (d.n != 1) {
+            mp_decoded_free(&d);
+            return http_send_error(h->c, h->r, 400, NULL, NULL, "PUT /v1/items/{id} takes exactly one item object");
+        }
+        mp_str id = d.records[0].item.id;
+        if (id.len != h->seg_len || memcmp(id.ptr, h->seg, id.len)) {
+            mp_decoded_free(&d);
+            return http_send_error(h->c, h->r, 400, NULL, "id", "the body's `id` differs from the id in the path");
+        }
+    }
+    mp_item *items = malloc((d.n ? d.n : 1) * sizeof *items);
+    if (!items) {
+        mp_decoded_free(&d);
+        return http_send_error(h->c, h->r, 500, NULL, NULL, "out of memory");
+    }
+    for (size_t i = 0; i < d.n; i++)
+        items[i] = d.records[i].item;
+    mp_live_write_result res = {0};
+    mp_error err;
+    mp_error_clear(&err);
+    int rc = mp_live_put_items(h->live, items, d.n, &res, &err);
+    free(items);
+    mp_decoded_free(&d);
+    if (rc != MP_OK) return http_send_mp_error(h->c, h->r, &err, NULL);
+    return answer_write(h, &res, 0);
+}
+
+/* PUT /v1/items/{id} with a body that leaves out "id": the path's id is added. */
+enum MHD_Result handle_item_put(hctx *h) {
+    req *r = h->r;
+    mp_json_cur cur;
+    mp_json_init(&cur, r->body ? r->body : "", r->len);
+    int has_id = 0;
+    if (mp_json_peek(&cur) == MP_JSON_OBJECT) {
+        char *scratch_mem = malloc(r->len + 1), *scratch = scratch_mem;
+        if (!scratch_mem) return http_send_error(h->c, r, 500, NULL, NULL, "out of memory");
+        mp_json_object_begin(&cur);
+        for (;;) {
+            mp_str key;
+            int done;
+            if (mp_json_object_next(&cur, &scratch, &key, &done) != MP_OK || done) break;
+            if (key.len == 2 && !memcmp(key.ptr, "id", 2)) has_id = 1;
+            if (mp_json_skip(&cur, NULL) != MP_OK) break;
+        }
+        free(scratch_mem);
+        if (!has_id) { /* rewrite as {"id":"...", <rest>} */
+            const char *open = memchr(r->body, '{', r->len);
+            size_t rest = r->len - (size_t)(open + 1 - r->body);
+            jbuf b;
+            jb_init(&b);
+            jb_cstr(&b, "{\"id\":");
+            jb_str(&b, h->seg, h->seg_len);
+            const char *p = open + 1;
+            size_t k = 0;
+            while (k < rest && (p[k] == ' ' || p[k] == '\n' || p[k] == '\t' || p[k] == '\r'))
+                k++;
+            if (k < rest && p[k] != '}') jb_raw(&b, ",", 1);
+            jb_raw(&b, p, rest);
+            size_t len;
+            char *nb = jb_take(&b, &len);
+            if (!nb) return http_send_error(h->c, r, 500, NULL, NULL, "out of memory");
+            free(r->body);
+            r->body = nb;
+            r->len = len;
+            r->cap = len + 1;
+        }
+    }
+    return handle_items(h);
+}
+
+enum MHD_Result handle_item_delete(hctx *h) {
+    mp_error err;
+    mp_error_clear(&err);
+    if (mp_live_set_item_available(h->live, h->seg, h->seg_len, 0, &err) != MP_OK)
+        return http_send_mp_error(h->c, h->r, &err, err.code == MP_ENOTFOUND ? "item" : NULL);
+    jbuf b;
+    jb_init(&b);
+    jb_cstr(&b, "{\"item\":");
+    jb_str(&b, h->seg, h->seg_len);
+    jb_cstr(&b, ",\"available\":false}");
+    return http_send_json(h->c, h->r, 200, &b);
+}
+
+enum MHD_Result handle_users(hctx *h) {
+    mp_decoded d = {0};
+    enum MHD_Result answered = MHD_YES;
+    if (!decode_body(h, MP_KIND_USERS, &d, &answered)) {
+        mp_decoded_free(&d);
+        return answered;
+    }
+    mp_user *users = malloc((d.n ? d.n : 1) * sizeof *users);
+    if (!users) {
+        mp_decoded_free(&d);
+        return http_send_error(h->c, h->r, 500, NULL, NULL, "out of memory");
+    }
+    for (size_t i = 0; i < d.n; i++)
+        users[i] = d.records[i].user;
+    mp_live_write_result res = {0};
+    mp_error err;
+    mp_error_clear(&err);
+    int rc = mp_live_put_users(h->live, users, d.n, &res, &err);
+    free(users);
+    mp_decoded_free(&d);
+    if (rc != MP_OK) return http_send_mp_error(h->c, h->r, &err, NULL);
+    return answer_write(h, &res, 0);
+}
+
+enum MHD_Result handle_user_delete(hctx *h) {
+    mp_error err;
+    mp_error_clear(&err);
+    uint64_t n = 0;
+    if (mp_live_forget_user(h->live, h->seg, h->seg_len, &n, &err) != MP_OK)
+        return http_send_mp_error(h->c, h->r, &err, err.code == MP_ENOTFOUND ? "user" : NULL);
+    jbuf b;
+    jb_init(&b);
+    jb_cstr(&b, "{\"user\":");
+    jb_str(&b, h->seg, h->seg_len);
+    jb_cstr(&b, ",\"deleted_events\":");
+    jb_u64(&b, n);
+    jb_raw(&b, "}", 1);
+    return http_send_json(h->c, h->r, 200, &b);
+}
+
+static void write_model_info(jbuf *b, const mp_live_model_info *mi) {
+    jb_cstr(b, "{\"name\":");
+    jb_cstr_json(b, mi->name);
+    jb_cstr(b, ",\"version\":");
+    jb_u64(b, mi->version);
+    jb_cstr(b, ",\"path\":");
+    jb_cstr_json(b, mi->path);
+    jb_cstr(b, ",\"file_mtime\":");
+    jb_i64(b, mi->file_mtime);
+    jb_printf(b, ",\"checksum\":\"%016llx\"", (unsigned long long)mi->checksum);
+    jb_cstr(b, ",\"loaded_at\":");
+    jb_i64(b, mi->loaded_at);
+    jb_cstr(b, ",\"items\":");
+    jb_u64(b, mi->n_items);
+    jb_cstr(b, ",\"index\":");
+    jb_bool(b, mi->has_index);
+    jb_cstr(b, ",\"index_seconds\":");
+    jb_f64(b, mi->index_seconds);
+    jb_cstr(b, ",\"meta\":");
+    if (mi->meta_json && mp_json_validate(mi->meta_json, strlen(mi->meta_json), NULL) == MP_OK)
+        jb_cstr(b, mi->meta_json);
+    else jb_cstr(b, "null");
+    jb_raw(b, "}", 1);
+}
+
+enum MHD_Result handle_model(hctx *h, int wrap) {
+    mp_live_model_info mi;
+    mp_error err;
+    mp_error_clear(&err);
+    if (mp_live_model_info_get(h->live, &mi, &err) != MP_OK) return http_send_mp_error(h->c, h->r, &err, NULL);
+    jbuf b;
+    jb_init(&b);
+    if (wrap) jb_cstr(&b, "{\"model\":");
+    write_model_info(&b, &mi);
+    if (wrap) jb_raw(&b, "}", 1);
+    mp_live_model_info_free(&mi);
+    return http_send_json(h->c, h->r, 200, &b);
+}
+
+enum MHD_Result handle_reload(hctx *h) {
+    mp_error err;
+    mp_error_clear(&err);
+    int rc = mp_live_reload(h->live, NULL, &err);
+    mp_server_note_model(h->srv, rc == MP_OK);
+    if (rc != MP_OK)
+        return http_send_error(h->c, h->r, 500, "reload_failed", NULL, "reload failed, the previous model keeps serving: %s",
+                          err.msg);
+    return handle_model(h, 1);
+}
+
+enum MHD_Result handle_stats(hctx *h) {
+    mp_live_stats st;
+    mp_live_stats_get(h->live, &st);
+    jbuf b;
+    jb_init(&b);
+    jb_printf(&b,
+              "{\"users\":%llu,\"items\":%llu,\"available_items\":%llu,\"events\":%llu,\"categories\":%llu,"
+              "\"per_type\":{",
+              (unsigned long long)st.n_users, (unsigned long long)st.n_items, (unsigned long long)st.n_available_items,
+              (unsigned long long)st.n_events, (unsigned long long)st.n_categories);
+    for (int t = 0; t < MP_EV_NTYPES; t++)
+        jb_printf(&b, "%s\"%s\":%llu", t ? "," : "", mp_event_type_name(t), (unsigned long long)st.per_type[t]);
+    jb_printf(&b,
+              "},\"events_ingested\":%llu,\"events_duplicates\":%llu,\"users_forgotten\":%llu,\"ts_min\":%lld,"
+              "\"ts_max\":%lld,\"uptime_seconds\":%lld,\"event_rate\":[",
+              (unsigned long long)st.events_ingested, (unsigned long long)st.events_duplicates,
+              (unsigned long long)st.users_forgotten, (long long)st.ts_min, (long long)st.ts_max,
+              (long long)(time(NULL) - h->srv->started));
+    double rate[120];
+    size_t nr = mp_metrics_event_rate(h->srv->metrics, rate, 120);
+    for (size_t i = 0; i < nr; i++) {
+        if (i) jb_raw(&b, ",", 1);
+        jb_f64(&b, rate[i]);
+    }
+    jb_cstr(&b, "]}");
+    return http_send_json(h->c, h->r, 200, &b);
+}
+
+enum MHD_Result handle_metrics(hctx *h) {
+    char *text = NULL;
+    size_t len = 0;
+    mp_error err;
+    mp_error_clear(&err);
+    mp_metrics_set_connections(h->srv->metrics, atomic_load(&h->srv->open_connections));
+    if (mp_metrics_render(h->srv->metrics, &text, &len, &err) != MP_OK) return http_send_mp_error(h->c, h->r, &err, NULL);
+    return http_send_text(h->c, h->r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, 1);
+}
+
+enum MHD_Result handle_dashboard(hctx *h, const char *path) {
+    mp_asset a;
+    if (!h->srv->cfg->dashboard || !mp_asset_find(*path ? path : "index.html", &a))
+        return http_send_error(h->c, h->r, 404, NULL, NULL, "no such page");
+    return http_send_text(h->c, h->r, 200, a.content_type, (char *)a.data, a.len, 0);
+}
+
