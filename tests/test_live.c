@@ -10,6 +10,7 @@
 
 #include "magpie/gen.h"
 #include "magpie/ingest.h"
+#include "magpie/ann.h"
 #include "magpie/live.h"
 #include "magpie/model.h"
 #include "magpie/trainset.h"
@@ -717,6 +718,60 @@ MP_TEST(live_index_matches_exact) {
     mp_live_list_free(&r);
     mp_live_close(exact);
     mp_live_close(ann);
+}
+
+/* The index is cached beside the model file (MODEL.hnsw) and reused when it indexes exactly the model's vectors; a
+ * cache that does not match (garbage, or another model's index) is ignored and rebuilt, never trusted. */
+MP_TEST(live_index_cache) {
+    mp_error err;
+    shop s;
+    CHECK_OK(shop_build(t, &s, "factors=16,iterations=4,threads=1,regularization=1", &err), &err);
+    char cache[1100];
+    snprintf(cache, sizeof cache, "%s.hnsw", s.als);
+    mp_live *a, *b;
+    CHECK_OK(open_live(&a, s.db, s.als, 1, &err), &err);
+    struct stat st1, st2;
+    CHECK(stat(cache, &st1) == 0); /* written at the first open */
+    CHECK_OK(open_live(&b, s.db, s.als, 1, &err), &err);
+    CHECK(stat(cache, &st2) == 0);
+    CHECK(st1.st_ino == st2.st_ino); /* the second open reused it (a rebuild is saved by rename: a new inode) */
+    mp_live_query q = user_query(s.users[0], 10);
+    mp_live_list ra, rb;
+    CHECK_OK(mp_live_recommend(a, &q, &ra, NULL, &err), &err);
+    CHECK_OK(mp_live_recommend(b, &q, &rb, NULL, &err), &err);
+    CHECK_EQ(ra.n, rb.n);
+    for (size_t j = 0; j < ra.n && j < rb.n; j++) CHECK(!strcmp(ra.items[j].item, rb.items[j].item));
+    mp_live_list_free(&rb);
+    mp_live_close(b);
+    /* a cache that is not an index at all, then an index of other vectors: both rebuilt and replaced */
+    FILE *f = fopen(cache, "wb");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("not an index", f);
+        fclose(f);
+    }
+    CHECK_OK(open_live(&b, s.db, s.als, 1, &err), &err);
+    CHECK_OK(mp_live_recommend(b, &q, &rb, NULL, &err), &err);
+    CHECK_EQ(ra.n, rb.n);
+    mp_live_list_free(&rb);
+    mp_live_close(b);
+    CHECK(stat(cache, &st1) == 0 && st1.st_size > 100); /* replaced by a real index */
+    float other[8 * 16];
+    for (size_t j = 0; j < 8 * 16; j++) other[j] = (float)(j % 7) - 3.0f;
+    mp_hnsw *h;
+    CHECK_OK(mp_hnsw_build(&h, other, 8, 16, MP_ANN_IP, NULL, NULL, &err), &err);
+    CHECK_OK(mp_hnsw_save(h, cache, &err), &err);
+    mp_hnsw_destroy(h);
+    CHECK(stat(cache, &st1) == 0);
+    CHECK_OK(open_live(&b, s.db, s.als, 1, &err), &err);
+    CHECK(stat(cache, &st2) == 0 && st2.st_ino != st1.st_ino); /* not trusted: rebuilt and saved */
+    CHECK_OK(mp_live_recommend(b, &q, &rb, NULL, &err), &err);
+    CHECK_EQ(ra.n, rb.n);
+    for (size_t j = 0; j < ra.n && j < rb.n; j++) CHECK(!strcmp(ra.items[j].item, rb.items[j].item));
+    mp_live_list_free(&rb);
+    mp_live_close(b);
+    mp_live_list_free(&ra);
+    mp_live_close(a);
 }
 
 MP_TEST(live_builtin_popularity_and_errors) {

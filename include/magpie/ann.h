@@ -50,6 +50,10 @@ MP_EXPORT void mp_hnsw_destroy(mp_hnsw *h); /* NULL is a no-op */
 MP_EXPORT uint32_t mp_hnsw_size(const mp_hnsw *h);
 MP_EXPORT uint32_t mp_hnsw_dim(const mp_hnsw *h);
 MP_EXPORT mp_ann_metric mp_hnsw_metric(const mp_hnsw *h);
+/* The indexed vectors (n x dim, row-major, normalised for COSINE), borrowed for the index's lifetime. */
+MP_EXPORT const float *mp_hnsw_vectors(const mp_hnsw *h);
+/* The parameters it was built with (n_threads 0). */
+MP_EXPORT void mp_hnsw_params_of(const mp_hnsw *h, mp_hnsw_params *out);
 /* Bytes the index holds (vectors + graph), for /metrics and benchmarks. */
 MP_EXPORT size_t mp_hnsw_memory(const mp_hnsw *h);
 

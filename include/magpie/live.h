@@ -21,7 +21,9 @@
  * vector and an index search, with no work proportional to the catalog. A category filter passing few items
  * (k items with k^2 < 4096 * catalog size) is served by scoring exactly those k items instead. Items added after
  * the model was loaded are not in the index, so the model recommends them only when the index comes back short
- * and every item is scored exactly. Other models score every item per request (into pooled buffers). */
+ * and every item is scored exactly. Other models score every item per request (into pooled buffers).
+ * The index is cached beside the model file as MODEL.hnsw (best effort) and reused at the next open or reload of
+ * the same file when it indexes exactly the model's item vectors with the same parameters; otherwise rebuilt. */
 #ifndef MAGPIE_LIVE_H
 #define MAGPIE_LIVE_H
 

@@ -644,6 +644,16 @@ int mp_hnsw_build(mp_hnsw **out, const float *vecs, uint32_t n, uint32_t dim, mp
 uint32_t mp_hnsw_size(const mp_hnsw *h) {
     return h ? h->n : 0;
 }
+const float *mp_hnsw_vectors(const mp_hnsw *h) { return h->vecs; }
+
+void mp_hnsw_params_of(const mp_hnsw *h, mp_hnsw_params *out) {
+    mp_hnsw_params_default(out);
+    out->M = h->M;
+    out->ef_construction = h->ef_construction;
+    out->seed = h->seed;
+    out->n_threads = 0;
+}
+
 uint32_t mp_hnsw_dim(const mp_hnsw *h) {
     return h ? h->dim : 0;
 }

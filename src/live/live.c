@@ -210,6 +210,46 @@ static char *read_meta(const char *path) {
     return shrunk ? shrunk : buf;
 }
 
+/* The index of a model is cached beside its file as MODEL.hnsw, so a restart or a reload of the same file does not
+ * rebuild it (minutes for a million items). A cached index is used only when it indexes exactly the model's item
+ * vectors (same count, width and bytes) with the wanted metric and parameters; anything else is rebuilt. */
+static char *index_cache_path(const char *model_path) {
+    size_t n = strlen(model_path);
+    char *p = malloc(n + 6);
+    if (p) {
+        memcpy(p, model_path, n);
+        memcpy(p + n, ".hnsw", 6);
+    }
+    return p;
+}
+
+static mp_hnsw *index_cache_load(const char *model_path, const float *vecs, uint32_t n, uint32_t dim,
+                                 const mp_hnsw_params *want) {
+    char *path = index_cache_path(model_path);
+    mp_hnsw *h = NULL;
+    if (!path || mp_hnsw_load(&h, path, NULL) != MP_OK) {
+        free(path);
+        return NULL;
+    }
+    free(path);
+    mp_hnsw_params got;
+    mp_hnsw_params_of(h, &got);
+    if (mp_hnsw_size(h) != n || mp_hnsw_dim(h) != dim || mp_hnsw_metric(h) != MP_ANN_IP || got.M != want->M ||
+        got.ef_construction != want->ef_construction ||
+        memcmp(mp_hnsw_vectors(h), vecs, (size_t)n * dim * sizeof *vecs) != 0) {
+        mp_hnsw_destroy(h);
+        return NULL;
+    }
+    return h;
+}
+
+/* Best effort: a model directory that cannot be written to only costs a rebuild at the next start. */
+static void index_cache_save(const char *model_path, const mp_hnsw *h) {
+    char *path = index_cache_path(model_path);
+    if (path) mp_hnsw_save(h, path, NULL);
+    free(path);
+}
+
 /* The training snapshot time recorded by `magpie train` in the model's metadata ("snapshot_at", epoch seconds, and
  * "train_seconds" from the snapshot to the metadata write), in ns; 0 when absent or implausible for a file written
  * at mtime_ns (a stale metadata file from an earlier training would re-apply events the model already has). */
@@ -291,9 +331,13 @@ static int holder_load(mp_live *l, const char *path, live_holder **out, mp_error
         p.ef_construction = l->opts.ann_ef_construction;
         p.n_threads = l->opts.n_threads;
         int64_t t0 = mono_ns();
-        if ((rc = mp_hnsw_build(&h->index, vecs, n_vec, dim, MP_ANN_IP, &p, l->opts.progress, err))) {
-            mp_error_prefix(err, "model file \"%s\": building the index", path);
-            goto fail;
+        h->index = index_cache_load(path, vecs, n_vec, dim, &p);
+        if (!h->index) {
+            if ((rc = mp_hnsw_build(&h->index, vecs, n_vec, dim, MP_ANN_IP, &p, l->opts.progress, err))) {
+                mp_error_prefix(err, "model file \"%s\": building the index", path);
+                goto fail;
+            }
+            index_cache_save(path, h->index);
         }
         h->info.index_seconds = (double)(mono_ns() - t0) / 1e9;
         h->info.has_index = 1;
