@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "magpie/records.h"
 #include "magpie/text.h"
 #include "text/text_internal.h"
 
@@ -69,18 +70,9 @@ static int bad_utf8(const char *s, size_t off, size_t *bad_offset, mp_error *err
 }
 
 int mp_utf8_validate(const char *s, size_t len, size_t *bad_offset, mp_error *err) {
-    size_t i = 0;
-    while (i < len) {
-        if ((unsigned char)s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        uint32_t cp;
-        int k = mp_utf8_decode(s + i, len - i, &cp);
-        if (k == 0) return bad_utf8(s, i, bad_offset, err);
-        i += (size_t)k;
-    }
-    return MP_OK;
+    size_t bad; /* one UTF-8 rule for the whole project: the record reader's */
+    if (mp_utf8_valid(s, len, &bad)) return MP_OK;
+    return bad_utf8(s, bad, bad_offset, err);
 }
 
 uint32_t mp_text_halfwidth(uint32_t cp) {
