@@ -63,6 +63,32 @@ const char *mp_test_write_file(mp_test_ctx *t, const char *name, const char *tex
     return p;
 }
 
+unsigned char *mp_test_slurp(const char *path, size_t *len) {
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (!b) return NULL;
+    b[n] = 0;
+    *len = (size_t)n;
+    return b;
+}
+
+int mp_test_write_bytes(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    int ok = fwrite(p, 1, n, f) == n;
+    return (fclose(f) == 0 && ok) ? 0 : -1;
+}
+
 const char *mp_test_shared_data(const char *rel) {
     static char bufs[4][512];
     static int next;

@@ -20,6 +20,10 @@ void mp_test_fail(mp_test_ctx *t, const char *file, int line, const char *fmt, .
 const char *mp_test_tmpdir(mp_test_ctx *t);
 /* Writes `text` to dir/name and returns the full path (static buffer rotated among 8). */
 const char *mp_test_write_file(mp_test_ctx *t, const char *name, const char *text);
+/* Reads a whole file into a malloc'ed, NUL-terminated buffer (caller frees); *len gets its size. NULL if unreadable. */
+unsigned char *mp_test_slurp(const char *path, size_t *len);
+/* Writes n bytes to path (created or truncated); 0 on success, -1 on failure. */
+int mp_test_write_bytes(const char *path, const void *p, size_t n);
 /* Path of a dataset under ../shared/data, or NULL if absent (tests using it then skip quietly). */
 const char *mp_test_shared_data(const char *rel);
 

@@ -19,29 +19,6 @@ static float *gaussian(uint64_t seed, size_t n, size_t dim) {
     return v;
 }
 
-static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
-static void write_bytes(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    fwrite(p, 1, n, f);
-    fclose(f);
-}
-
 MP_TEST(ann_metric_parse) {
     mp_ann_metric m;
     CHECK_OK(mp_ann_metric_parse("ip", &m), &(mp_error){0});
@@ -353,7 +330,7 @@ MP_TEST(ann_save_load_round_trip) {
     snprintf(path2, sizeof path2, "%s/j.hnsw", mp_test_tmpdir(t));
     CHECK_OK(mp_hnsw_save(g, path2, &err), &err);
     size_t l1, l2;
-    unsigned char *b1 = slurp(path, &l1), *b2 = slurp(path2, &l2);
+    unsigned char *b1 = mp_test_slurp(path, &l1), *b2 = mp_test_slurp(path2, &l2);
     CHECK(b1 && b2 && l1 == l2 && memcmp(b1, b2, l1) == 0);
     free(b1);
     free(b2);
@@ -374,11 +351,11 @@ MP_TEST(ann_load_refuses_corrupt_files) {
     mp_error_clear(&err);
     CHECK_OK(mp_hnsw_save(h, path, &err), &err);
     size_t len;
-    unsigned char *img = slurp(path, &len);
+    unsigned char *img = mp_test_slurp(path, &len);
     CHECK(img != NULL && len > 200);
     mp_hnsw *g = NULL;
     /* truncated */
-    write_bytes(bad, img, len - 7);
+    mp_test_write_bytes(bad, img, len - 7);
     CHECK_EQ(mp_hnsw_load(&g, bad, &err), MP_ECORRUPT);
     CHECK(g == NULL);
     CHECK_CONTAINS(err.msg, bad);
@@ -386,7 +363,7 @@ MP_TEST(ann_load_refuses_corrupt_files) {
     size_t spots[3] = {72 + 60 + n + 100, len - 50, 20};
     for (int i = 0; i < 3; i++) {
         img[spots[i]] ^= 0x10;
-        write_bytes(bad, img, len);
+        mp_test_write_bytes(bad, img, len);
         CHECK_EQ(mp_hnsw_load(&g, bad, &err), MP_ECORRUPT);
         CHECK(g == NULL);
         img[spots[i]] ^= 0x10;
@@ -537,7 +514,7 @@ MP_TEST(ann_one_thread_is_deterministic) {
     CHECK_OK(mp_hnsw_save(a, pa, &err), &err);
     CHECK_OK(mp_hnsw_save(b, pb, &err), &err);
     size_t la, lb;
-    unsigned char *ia = slurp(pa, &la), *ib = slurp(pb, &lb);
+    unsigned char *ia = mp_test_slurp(pa, &la), *ib = mp_test_slurp(pb, &lb);
     CHECK(ia && ib && la == lb && memcmp(ia, ib, la) == 0); /* the same graph, byte for byte */
     free(ia);
     free(ib);

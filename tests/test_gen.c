@@ -7,28 +7,11 @@
 #include "magpie/strmap.h"
 #include "test.h"
 
-static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = 0;
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static uint64_t file_hash(const char *dir, const char *name) {
     char path[700];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     size_t len;
-    unsigned char *b = slurp(path, &len);
+    unsigned char *b = mp_test_slurp(path, &len);
     if (!b) return 0;
     uint64_t h = mp_hash_bytes(b, len);
     free(b);
@@ -39,7 +22,7 @@ static size_t count_lines(const char *dir, const char *name) {
     char path[700];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     size_t len, n = 0;
-    unsigned char *b = slurp(path, &len);
+    unsigned char *b = mp_test_slurp(path, &len);
     if (!b) return (size_t)-1;
     for (size_t i = 0; i < len; i++) n += b[i] == '\n';
     free(b);
@@ -137,7 +120,7 @@ MP_TEST(gen_lines_are_json_objects) {
         char path[700];
         snprintf(path, sizeof path, "%s/%s", dir, files[f]);
         size_t len;
-        unsigned char *b = slurp(path, &len);
+        unsigned char *b = mp_test_slurp(path, &len);
         CHECK(b && len > 0 && b[len - 1] == '\n');
         size_t start = 0, lineno = 0;
         for (size_t i = 0; i < len; i++) {

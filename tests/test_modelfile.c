@@ -7,30 +7,6 @@
 #include "magpie/strmap.h"
 #include "test.h"
 
-/* Reads a whole file into a malloc'ed buffer. */
-static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
-static void write_bytes(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    fwrite(p, 1, n, f);
-    fclose(f);
-}
-
 /* Writes a sample model file with every value type to path. */
 static int write_sample(const char *path, mp_error *err) {
     mp_mf_writer *w;
@@ -158,7 +134,7 @@ MP_TEST(modelfile_truncated_at_every_offset) {
     mp_error_clear(&err);
     CHECK_OK(write_sample(path, &err), &err);
     size_t len;
-    unsigned char *img = slurp(path, &len);
+    unsigned char *img = mp_test_slurp(path, &len);
     CHECK(img != NULL && len > 72);
     for (size_t cut = 0; cut < len; cut++) {
         mp_mf_reader *r = NULL;
@@ -168,12 +144,12 @@ MP_TEST(modelfile_truncated_at_every_offset) {
         CHECK_CONTAINS(err.msg, "cut.bin");
     }
     /* The truncated file on disk too, with a message saying so. */
-    write_bytes(path, img, len - 10);
+    mp_test_write_bytes(path, img, len - 10);
     mp_mf_reader *r = NULL;
     CHECK_EQ(mp_mf_reader_open(&r, path, &err), MP_ECORRUPT);
     CHECK_CONTAINS(err.msg, "truncated");
     CHECK_CONTAINS(err.msg, path);
-    write_bytes(path, img, 40);
+    mp_test_write_bytes(path, img, 40);
     CHECK_EQ(mp_mf_reader_open(&r, path, &err), MP_ECORRUPT);
     CHECK_CONTAINS(err.msg, "truncated header");
     /* Trailing bytes are refused as well. */
@@ -193,7 +169,7 @@ MP_TEST(modelfile_every_single_bit_flip_is_refused) {
     mp_error_clear(&err);
     CHECK_OK(write_sample(path, &err), &err);
     size_t len;
-    unsigned char *img = slurp(path, &len);
+    unsigned char *img = mp_test_slurp(path, &len);
     CHECK(img != NULL);
     int header_msgs = 0, payload_msgs = 0;
     for (size_t i = 0; i < len; i++) {
@@ -253,7 +229,7 @@ MP_TEST(modelfile_newer_format_version_is_refused) {
     mp_error_clear(&err);
     CHECK_OK(write_sample(path, &err), &err);
     size_t len;
-    unsigned char *img = slurp(path, &len);
+    unsigned char *img = mp_test_slurp(path, &len);
     CHECK(img != NULL);
     /* A well-formed header from a future Magpie: format 2 with a valid header checksum. */
     img[8] = 2;

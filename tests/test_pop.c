@@ -271,22 +271,6 @@ MP_TEST(pop_predict_rating_damped_mean) {
     mp_model_destroy(m);
 }
 
-static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, fp) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(fp);
-    *len = (size_t)n;
-    return b;
-}
-
 MP_TEST(pop_save_load_round_trip_and_determinism) {
     fixture f;
     fixture_init(&f);
@@ -303,7 +287,7 @@ MP_TEST(pop_save_load_round_trip_and_determinism) {
     CHECK_OK(mp_model_save(a, p1, &err), &err);
     CHECK_OK(mp_model_save(b, p2, &err), &err);
     size_t l1, l2, l3;
-    unsigned char *i1 = slurp(p1, &l1), *i2 = slurp(p2, &l2);
+    unsigned char *i1 = mp_test_slurp(p1, &l1), *i2 = mp_test_slurp(p2, &l2);
     CHECK(i1 && i2 && l1 == l2 && memcmp(i1, i2, l1) == 0);
 
     CHECK_OK(mp_model_load(&l, p1, &err), &err);
@@ -322,7 +306,7 @@ MP_TEST(pop_save_load_round_trip_and_determinism) {
     }
     /* Saving the loaded model gives the same bytes. */
     CHECK_OK(mp_model_save(l, p3, &err), &err);
-    unsigned char *i3 = slurp(p3, &l3);
+    unsigned char *i3 = mp_test_slurp(p3, &l3);
     CHECK(i3 && l3 == l1 && memcmp(i1, i3, l1) == 0);
     /* Refitting a fitted model starts from scratch. */
     CHECK_OK(mp_model_fit(b, &f.d, NULL, &err), &err);

@@ -42,9 +42,16 @@ static void usage(FILE *f) {
     mp_serve_config_help(f);
 }
 
-/* Splits "--flag=value" / "--flag value" arguments into the config. Returns 0, or 2 after a usage error. */
-static int apply_flags(mp_serve_config *cfg, int argc, char **argv, const char **config_path, int *print_config,
-                       int *help) {
+/* The settings given as flags, kept in order until the file and the environment are applied (flags win). */
+typedef struct flag_set {
+    const char **key, **value, **name; /* [n]; name: the flag as written, without "--" (length in name_len) */
+    int *name_len;
+    size_t n;
+} flag_set;
+
+/* Reads "--flag=value" / "--flag value" arguments (a bare boolean flag means true) into *fs, and --config, --help,
+ * --print-config. Returns 0, or 2 after a usage error. fs arrays have room for argc entries. */
+static int parse_flags(int argc, char **argv, flag_set *fs, const char **config_path, int *print_config, int *help) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -63,8 +70,9 @@ static int apply_flags(mp_serve_config *cfg, int argc, char **argv, const char *
         if (nl >= sizeof name) return cli_usage_error("serve", "unknown option \"%s\"", a);
         memcpy(name, a + 2, nl);
         name[nl] = 0;
-        const char *key = strcmp(name, "config") ? mp_serve_config_key_of_flag(name) : NULL;
-        if (strcmp(name, "config") && !key) return cli_usage_error("serve", "unknown option \"--%s\"", name);
+        int is_config = !strcmp(name, "config");
+        const char *key = is_config ? NULL : mp_serve_config_key_of_flag(name);
+        if (!is_config && !key) return cli_usage_error("serve", "unknown option \"--%s\"", name);
         int is_bool = key && mp_serve_config_is_bool(key);
         if (eq) {
             value = eq + 1;
@@ -75,30 +83,25 @@ static int apply_flags(mp_serve_config *cfg, int argc, char **argv, const char *
         } else {
             return cli_usage_error("serve", "option --%s needs a value", name);
         }
-        if (!key) *config_path = value;
+        if (is_config) {
+            *config_path = value;
+            continue;
+        }
+        fs->key[fs->n] = key;
+        fs->value[fs->n] = value;
+        fs->name[fs->n] = a + 2;
+        fs->name_len[fs->n] = (int)nl;
+        fs->n++;
     }
     return 0;
 }
 
-static int set_flags(mp_serve_config *cfg, int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h") || !strcmp(a, "--print-config")) continue;
-        char name[64];
-        const char *eq = strchr(a + 2, '='), *value;
-        size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-        memcpy(name, a + 2, nl);
-        name[nl] = 0;
-        const char *key = strcmp(name, "config") ? mp_serve_config_key_of_flag(name) : NULL;
-        int is_bool = key && mp_serve_config_is_bool(key);
-        if (eq) value = eq + 1;
-        else if (i + 1 < argc && (!is_bool || strncmp(argv[i + 1], "--", 2))) value = argv[++i];
-        else value = "true";
-        if (!key) continue;
+static int set_flags(mp_serve_config *cfg, const flag_set *fs) {
+    for (size_t i = 0; i < fs->n; i++) {
         mp_error err;
         mp_error_clear(&err);
-        if (mp_serve_config_set(cfg, key, value, "flag", &err) != MP_OK)
-            return cli_usage_error("serve", "--%s: %s", name, err.msg);
+        if (mp_serve_config_set(cfg, fs->key[i], fs->value[i], "flag", &err) != MP_OK)
+            return cli_usage_error("serve", "--%.*s: %s", fs->name_len[i], fs->name[i], err.msg);
     }
     return 0;
 }
@@ -158,7 +161,16 @@ int cmd_serve(int argc, char **argv) {
     if (mp_serve_config_init(&cfg, &err) != MP_OK) return cli_fail("serve", "%s", err.msg);
     const char *config_path = getenv("MAGPIE_CONFIG");
     int print_config = 0, help = 0, rc = 0;
-    if ((rc = apply_flags(&cfg, argc, argv, &config_path, &print_config, &help)) != 0) goto out;
+    flag_set fs = {0};
+    fs.key = calloc((size_t)argc, sizeof *fs.key);
+    fs.value = calloc((size_t)argc, sizeof *fs.value);
+    fs.name = calloc((size_t)argc, sizeof *fs.name);
+    fs.name_len = calloc((size_t)argc, sizeof *fs.name_len);
+    if (!fs.key || !fs.value || !fs.name || !fs.name_len) {
+        rc = cli_fail("serve", "out of memory");
+        goto out;
+    }
+    if ((rc = parse_flags(argc, argv, &fs, &config_path, &print_config, &help)) != 0) goto out;
     if (help) {
         usage(stdout);
         goto out;
@@ -171,7 +183,7 @@ int cmd_serve(int argc, char **argv) {
         rc = cli_fail("serve", "%s", err.msg);
         goto out;
     }
-    if ((rc = set_flags(&cfg, argc, argv)) != 0) goto out;
+    if ((rc = set_flags(&cfg, &fs)) != 0) goto out;
     if (mp_serve_config_validate(&cfg, &err) != MP_OK) {
         rc = cli_usage_error("serve", "%s", err.msg);
         goto out;
@@ -283,6 +295,10 @@ int cmd_serve(int argc, char **argv) {
     mp_live_close(live);
     fprintf(stderr, "magpie serve: stopped\n");
 out:
+    free(fs.key);
+    free(fs.value);
+    free(fs.name);
+    free(fs.name_len);
     mp_serve_config_free(&cfg);
     return rc;
 }
