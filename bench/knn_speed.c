@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
     for (uint32_t u = 0; u < ds->n_users; u++) {
         size_t b = ds->user_ptr[u], e = ds->user_ptr[u + 1];
         if (b == e) continue;
-        mp_user_ctx ctx = {u, ds->events + b, e - b};
+        mp_user_ctx ctx = {.user = u, .history = ds->events + b, .n_history = e - b};
         if ((rc = mp_model_recommend(m, &ctx, 10, NULL, 0, 1, NULL, top, NULL, &n_out, &err))) {
             fprintf(stderr, "knn_speed: %s\n", err.msg);
             return 1;

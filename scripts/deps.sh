@@ -2,7 +2,7 @@
 # Installs what Magpie needs to build and run its demo (Debian 12), and with `test` what the tests need. Idempotent: installs only what is
 # missing, and runs `apt-get update` at most once.
 set -euo pipefail
-pkgs=(build-essential pkg-config libsqlite3-dev sqlite3 gawk libopenblas-dev libmicrohttpd-dev curl python3)
+pkgs=(build-essential pkg-config libsqlite3-dev sqlite3 gawk libopenblas-dev libmicrohttpd-dev libicu-dev libcurl4-openssl-dev curl python3)
 # `deps.sh test`: also what the test suite needs beyond the build: clang + its sanitizer runtime for the libFuzzer
 # targets, Chromium for the dashboard's browser test (Node.js and npm come with the machine).
 if [ "${1:-}" = "test" ]; then pkgs+=(clang libclang-rt-14-dev libomp-dev chromium); fi

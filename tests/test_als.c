@@ -155,7 +155,7 @@ static int fit_als(mp_model **m, const mp_train_data *d, const char *params, mp_
 
 /* The user's events in the dataset (sorted by user). */
 static mp_user_ctx user_ctx(const mp_dataset *ds, uint32_t u) {
-    return (mp_user_ctx){u, ds->events + ds->user_ptr[u], (size_t)(ds->user_ptr[u + 1] - ds->user_ptr[u])};
+    return (mp_user_ctx){.user = u, .history = ds->events + ds->user_ptr[u], .n_history = (size_t)(ds->user_ptr[u + 1] - ds->user_ptr[u])};
 }
 
 /* Reads the factors back out of a saved als model file (white box: skips the parameter block). */
@@ -253,10 +253,10 @@ MP_TEST(als_fold_in_equals_retraining_the_user) {
     mp_interaction hist[64];
     memcpy(hist, c0.history, c0.n_history * sizeof *hist);
     memcpy(hist + c0.n_history, extra, sizeof extra);
-    mp_user_ctx anon = {MP_NO_USER, hist, c0.n_history + 3};
+    mp_user_ctx anon = {.user = MP_NO_USER, .history = hist, .n_history = c0.n_history + 3};
     float *s2 = malloc(NI * sizeof *s2);
     CHECK_OK(mp_model_score_all(m, &anon, s2, &err), &err);
-    mp_user_ctx known = {0, hist, c0.n_history + 3};
+    mp_user_ctx known = {.user = 0, .history = hist, .n_history = c0.n_history + 3};
     CHECK_OK(mp_model_score_all(m, &known, scores, &err), &err);
     for (uint32_t i = 0; i < NI; i++) CHECK_NEAR(scores[i], s2[i], 1e-4 * (1 + fabs(s2[i])));
     free(scores);
@@ -376,7 +376,7 @@ MP_TEST(als_explain_names_the_top_contributor) {
     CHECK_OK(mp_model_explain(m, &c, rec[0], buf, sizeof buf, &err), &err);
     CHECK_CONTAINS(buf, "because you ");
     CHECK_CONTAINS(buf, "\"Some Item\"");
-    mp_user_ctx none = {MP_NO_USER, NULL, 0};
+    mp_user_ctx none = {.user = MP_NO_USER};
     CHECK_OK(mp_model_explain(m, &none, 0, buf, sizeof buf, &err), &err);
     CHECK_CONTAINS(buf, "no history");
     mp_model_destroy(m);

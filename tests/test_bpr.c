@@ -64,7 +64,7 @@ static double planted_auc(const mp_model *m, const planted *pl) {
     double total = 0;
     float s[NI];
     for (uint32_t u = 0; u < NU; u++) {
-        mp_user_ctx ctx = {u, NULL, 0};
+        mp_user_ctx ctx = {.user = u, .history = NULL, .n_history = 0};
         mp_error err;
         if (mp_model_score_all(m, &ctx, s, &err)) return -1;
         uint32_t g = u % 2;
@@ -170,7 +170,7 @@ MP_TEST(bpr_same_seed_one_thread_is_identical) {
     int same_ab = 1, same_ac = 1;
     for (uint32_t u = 0; u < NU; u++) {
         float sa[NI], sb[NI], sc[NI];
-        mp_user_ctx ctx = {u, NULL, 0};
+        mp_user_ctx ctx = {.user = u, .history = NULL, .n_history = 0};
         CHECK_OK(mp_model_score_all(a, &ctx, sa, &err), &err);
         CHECK_OK(mp_model_score_all(b, &ctx, sb, &err), &err);
         CHECK_OK(mp_model_score_all(c, &ctx, sc, &err), &err);
@@ -226,14 +226,14 @@ MP_TEST(bpr_save_load_round_trip) {
     CHECK_EQ(mp_model_n_items(l), NI);
     for (uint32_t u = 0; u < NU; u++) {
         float a[NI], b[NI];
-        mp_user_ctx ctx = {u, NULL, 0};
+        mp_user_ctx ctx = {.user = u, .history = NULL, .n_history = 0};
         CHECK_OK(mp_model_score_all(m, &ctx, a, &err), &err);
         CHECK_OK(mp_model_score_all(l, &ctx, b, &err), &err);
         CHECK(memcmp(a, b, sizeof a) == 0);
     }
     /* titles survive: a reason naming item 3 quotes its title */
     mp_interaction h = {.user = 0, .item = 3, .type = MP_EV_PURCHASE};
-    mp_user_ctx ctx = {0, &h, 1};
+    mp_user_ctx ctx = {.user = 0, .history = &h, .n_history = 1};
     char why[256];
     CHECK_OK(mp_model_explain(l, &ctx, 5, why, sizeof why, &err), &err);
     CHECK_CONTAINS(why, "because you bought \"Rose Hand Cream\"");
@@ -274,7 +274,7 @@ MP_TEST(bpr_explain_and_similar_follow_the_groups) {
     CHECK_MSG(in_group >= 4, "%d of 5 similar items in the group", in_group);
     /* the reason for an item of group 1 names the group-1 item of a mixed history */
     mp_interaction h[2] = {{.user = 1, .item = 0, .type = MP_EV_VIEW}, {.user = 1, .item = GI + 1, .type = MP_EV_VIEW}};
-    mp_user_ctx ctx = {1, h, 2};
+    mp_user_ctx ctx = {.user = 1, .history = h, .n_history = 2};
     char why[128];
     CHECK_OK(mp_model_explain(m, &ctx, GI + 5, why, sizeof why, &err), &err);
     CHECK_CONTAINS(why, "because you viewed item #21");
@@ -300,14 +300,14 @@ MP_TEST(bpr_update_folds_in_new_users_and_items) {
     CHECK_EQ(mp_model_n_items(m), NI + 1);
     uint32_t top[5];
     size_t got;
-    mp_user_ctx ctx = {NU, ev, 3};
+    mp_user_ctx ctx = {.user = NU, .history = ev, .n_history = 3};
     CHECK_OK(mp_model_recommend(m, &ctx, 5, NULL, 0, 1, NULL, top, NULL, &got, &err), &err);
     CHECK_EQ(got, 5);
     int in_group = 0;
     for (size_t i = 0; i < got; i++) in_group += top[i] >= GI;
     CHECK_MSG(in_group >= 4, "%d of 5 recommendations for the new user in group 1", in_group);
     /* an unknown user scored from their history alone (no update) leans the same way */
-    mp_user_ctx anon = {MP_NO_USER, ev, 3};
+    mp_user_ctx anon = {.user = MP_NO_USER, .history = ev, .n_history = 3};
     CHECK_OK(mp_model_recommend(m, &anon, 5, NULL, 0, 1, NULL, top, NULL, &got, &err), &err);
     in_group = 0;
     for (size_t i = 0; i < got; i++) in_group += top[i] >= GI;

@@ -78,7 +78,7 @@ static int fit_ease(mp_model **m, const mp_train_data *d, const char *params, mp
 /* Row j of the model's B: the scores of a history made of item j alone. */
 static int ease_row(const mp_model *m, uint32_t j, float *row, mp_error *err) {
     mp_interaction h = {.user = MP_NO_USER, .item = j, .ts = 1, .type = MP_EV_VIEW};
-    mp_user_ctx ctx = {MP_NO_USER, &h, 1};
+    mp_user_ctx ctx = {.user = MP_NO_USER, .history = &h, .n_history = 1};
     return mp_model_score_all(m, &ctx, row, err);
 }
 
@@ -130,7 +130,7 @@ MP_TEST(ease_scores_sum_rows_and_explains) {
     mp_interaction h[3] = {{.user = 0, .item = 0, .ts = 1, .type = MP_EV_RATING, .value = 5, .has_value = 1},
                            {.user = 0, .item = 2, .ts = 2, .type = MP_EV_PURCHASE},
                            {.user = 0, .item = 2, .ts = 3, .type = MP_EV_VIEW}};
-    mp_user_ctx ctx = {0, h, 3};
+    mp_user_ctx ctx = {.user = 0, .history = h, .n_history = 3};
     CHECK_OK(mp_model_score_all(m, &ctx, s, &err), &err);
     uint32_t best = 1;
     for (uint32_t i = 0; i < EI; i++) {
@@ -200,7 +200,7 @@ MP_TEST(ease_save_load_round_trip) {
     CHECK_OK(mp_model_save(m, path, &err), &err);
     CHECK_OK(mp_model_load(&l, path, &err), &err);
     CHECK_EQ(mp_model_n_items(l), EI);
-    mp_user_ctx ctx = {3, ev, 9};
+    mp_user_ctx ctx = {.user = 3, .history = ev, .n_history = 9};
     float a[EI], b[EI];
     CHECK_OK(mp_model_score_all(m, &ctx, a, &err), &err);
     CHECK_OK(mp_model_score_all(l, &ctx, b, &err), &err);

@@ -132,7 +132,7 @@ MP_TEST(itemknn_top_n_truncation) {
     CHECK_EQ(items[0], 1); /* 2/(sqrt 6 + 1) beats 1/(sqrt 6 + 1) for item 0 */
     /* scoring only sees kept neighbours: history {0} reaches item 1 only */
     mp_interaction h[1] = {{.user = MP_NO_USER, .item = 0, .ts = 5, .type = MP_EV_VIEW}};
-    mp_user_ctx ctx = {MP_NO_USER, h, 1};
+    mp_user_ctx ctx = {.user = MP_NO_USER, .history = h, .n_history = 1};
     float s[4];
     CHECK_OK(mp_model_score_all(m, &ctx, s, &err), &err);
     CHECK_NEAR(s[1], 0.5, 1e-6);
@@ -151,7 +151,7 @@ MP_TEST(itemknn_scores_and_explains_from_history) {
     /* an anonymous session: viewed item 0, then bought item 2 */
     mp_interaction h[2] = {{.user = MP_NO_USER, .item = 0, .ts = 5, .type = MP_EV_VIEW},
                            {.user = MP_NO_USER, .item = 2, .ts = 6, .type = MP_EV_PURCHASE}};
-    mp_user_ctx ctx = {MP_NO_USER, h, 1};
+    mp_user_ctx ctx = {.user = MP_NO_USER, .history = h, .n_history = 1};
     float s[4];
     CHECK_OK(mp_model_score_all(m, &ctx, s, &err), &err);
     double s02 = 1.0 / (sqrt(6.0) + 1.0), s01 = 0.5, s12 = 2.0 / (sqrt(6.0) + 1.0), s03 = 1.0 / (sqrt(3.0) + 1.0);
@@ -244,7 +244,7 @@ MP_TEST(itemknn_thread_count_independent_and_save_load) {
     mp_model *l;
     CHECK_OK(mp_model_load(&l, path, &err), &err);
     CHECK_EQ(mp_model_n_items(l), NI);
-    mp_user_ctx ctx = {0, ev, 12};
+    mp_user_ctx ctx = {.user = 0, .history = ev, .n_history = 12};
     float s1[NI], s2[NI];
     CHECK_OK(mp_model_score_all(m1, &ctx, s1, &err), &err);
     CHECK_OK(mp_model_score_all(l, &ctx, s2, &err), &err);

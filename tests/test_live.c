@@ -855,7 +855,7 @@ MP_TEST(live_model_retrieval_vectors_match_scores) {
             float q[9], scores[NI + 1];
             int have;
             for (uint32_t u = 0; u < 3; u++) {
-                mp_user_ctx ctx = {u, ds->events + ds->user_ptr[u], (size_t)(ds->user_ptr[u + 1] - ds->user_ptr[u])};
+                mp_user_ctx ctx = {.user = u, .history = ds->events + ds->user_ptr[u], .n_history = (size_t)(ds->user_ptr[u + 1] - ds->user_ptr[u])};
                 CHECK_OK(mp_model_query_vector(m, &ctx, q, &have, &err), &err);
                 CHECK(have);
                 CHECK_OK(mp_model_score_all(m, &ctx, scores, &err), &err);
@@ -876,7 +876,7 @@ MP_TEST(live_model_retrieval_vectors_match_scores) {
         /* forgetting user 1: no vector left (ALS and BPR fold in from the history given, none here) */
         mp_interaction none[1];
         CHECK_OK(mp_model_forget_user(m, 1, none, 0, &err), &err);
-        mp_user_ctx ctx = {1, NULL, 0};
+        mp_user_ctx ctx = {.user = 1, .history = NULL, .n_history = 0};
         float q[9];
         int have = 1;
         CHECK_OK(mp_model_query_vector(m, &ctx, q, &have, &err), &err);

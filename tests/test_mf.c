@@ -183,7 +183,7 @@ MP_TEST(mf_predictions_are_clipped_to_the_training_range) {
     CHECK(p >= 1.0 && p <= 5.0);
     /* the ranking score is the unclipped prediction: item 0 first for user 0 */
     float s[10];
-    mp_user_ctx ctx = {0, NULL, 0};
+    mp_user_ctx ctx = {.user = 0, .history = NULL, .n_history = 0};
     CHECK_OK(mp_model_score_all(m, &ctx, s, &err), &err);
     for (int i = 1; i < 10; i++) CHECK(s[0] > s[i]);
     mp_model_destroy(m);
@@ -211,7 +211,7 @@ MP_TEST(mf_save_load_round_trip) {
     }
     char why[256];
     mp_interaction h = {.user = 0, .item = 1, .type = MP_EV_RATING, .has_value = 1, .value = 4};
-    mp_user_ctx ctx = {0, &h, 1};
+    mp_user_ctx ctx = {.user = 0, .history = &h, .n_history = 1};
     CHECK_OK(mp_model_explain(l, &ctx, 2, why, sizeof why, &err), &err);
     CHECK_CONTAINS(why, "predicted rating");
     CHECK_CONTAINS(why, "item #1, which you rated 4");

@@ -28,6 +28,13 @@ typedef struct mp_train_data {
     const char *const *category_names; /* [n_categories] or NULL */
     uint32_t n_categories;
     const char *const *item_titles;   /* [n_items] or NULL (entries may be NULL) */
+    /* Content of the items, for content-aware (hybrid, cold-start) models; all optional (NULL). */
+    const char *const *item_descriptions; /* [n_items], entries may be NULL */
+    const char *const *item_brands;       /* [n_items], entries may be NULL */
+    const double *item_prices;            /* [n_items], NaN = unknown */
+    const float *item_embeddings;         /* [n_items * embedding_dim] text embeddings (a row of zeros = none) */
+    uint32_t embedding_dim;
+    const char *embedding_source;         /* encoder name the embeddings came from ("use-lite", ...) or NULL */
     int64_t now;                      /* reference time (latest training ts) */
     const mp_interaction *valid;      /* [n_valid] optional validation events (sorted by user) for early stopping */
     size_t n_valid;
@@ -40,7 +47,23 @@ typedef struct mp_user_ctx {
     uint32_t user;
     const mp_interaction *history;
     size_t n_history;
+    /* Optional text about the user when there is little or no history: a search query or profile attributes
+     * ("running shoes", "女 30岁 跑步"), and its embedding by the model's embedding source. Content-aware models
+     * use them; others ignore them. NULL / 0 when absent. */
+    const char *text;
+    size_t text_len;
+    const float *text_embedding;
+    uint32_t text_embedding_dim;
 } mp_user_ctx;
+
+/* The content of one item, for adding or changing an item after training (a new item is recommendable at once by
+ * content-aware models). Strings are NUL-terminated or NULL; borrowed for the call. */
+typedef struct mp_item_content {
+    const char *title, *description, *category, *brand;
+    double price; /* NaN = unknown */
+    const float *embedding; /* text embedding by the model's embedding source, or NULL */
+    uint32_t embedding_dim;
+} mp_item_content;
 
 /* One tunable parameter, for --help and validation. */
 typedef struct mp_param_info {
@@ -88,6 +111,9 @@ typedef struct mp_model_ops {
      * its `events`, which are the user's events as the caller knows them). Optional: models that keep nothing
      * per user leave it NULL (what they learnt from the user is gone at the next fit). */
     int (*forget_user)(void *impl, uint32_t user, const mp_interaction *events, size_t n, mp_error *err);
+    /* A new or changed item (id may be >= n_items: the model grows). Optional: models without content features
+     * leave it NULL. */
+    int (*set_item)(void *impl, uint32_t item, const mp_item_content *content, mp_error *err);
 } mp_model_ops;
 
 typedef struct mp_model mp_model;
@@ -129,6 +155,11 @@ MP_EXPORT int mp_model_query_vector(const mp_model *m, const mp_user_ctx *ctx, f
 /* Forgets a user (no-op MP_OK for models without per-user state). */
 MP_EXPORT int mp_model_forget_user(mp_model *m, uint32_t user, const mp_interaction *events, size_t n,
                                    mp_error *err);
+
+/* Tells the model about a new or changed item: MP_OK and nothing done for models without set_item. */
+MP_EXPORT int mp_model_set_item(mp_model *m, uint32_t item, const mp_item_content *content, mp_error *err);
+/* 1 if the model uses item content (has set_item). */
+MP_EXPORT int mp_model_uses_content(const mp_model *m);
 
 /* Saves to `path` in the model file format (atomic). */
 MP_EXPORT int mp_model_save(const mp_model *m, const char *path, mp_error *err);

@@ -67,7 +67,7 @@ typedef struct rec_ctx {
 /* Prints one user's list. `ext` is the id as asked; `user` may be MP_NO_USER (unknown, popular items). */
 static int recommend_one(const rec_ctx *c, const char *ext, uint32_t user, mp_error *err) {
     const mp_dataset *ds = c->ds;
-    mp_user_ctx uc = {MP_NO_USER, NULL, 0};
+    mp_user_ctx uc = {.user = MP_NO_USER};
     if (user != MP_NO_USER) {
         uc.user = user;
         uc.history = ds->events + ds->user_ptr[user];

@@ -118,7 +118,7 @@ static double valid_user_ndcg(const mp_train_data *d, const valid_user *vu, mp_s
                               size_t k, valid_scratch *s, int *rc, mp_error *err) {
     size_t n_rel = collect_targets(d, vu, s);
     if (n_rel == 0) return -1;
-    mp_user_ctx ctx = {d->valid[vu->vb].user, d->events + vu->hb, vu->he - vu->hb};
+    mp_user_ctx ctx = {.user = d->valid[vu->vb].user, .history = d->events + vu->hb, .n_history = vu->he - vu->hb};
     *rc = fn(impl, &ctx, s->scores, err);
     if (*rc != MP_OK) return 0;
     return rank_ndcg(d, s->scores, n_rel, k, s);

