@@ -107,6 +107,24 @@ MP_EXPORT int mp_store_forget_user(mp_store *s, uint32_t user, uint64_t *n_event
 /* Sets the `available` flag of internal item `item` (other attributes are kept). MP_ENOTFOUND for no such item. */
 MP_EXPORT int mp_store_set_item_available(mp_store *s, uint32_t item, int available, mp_error *err);
 
+/* Embedding vectors of items and users, keyed by (kind, internal id, source). `source` names where a vector came
+ * from: "user" for vectors supplied with the records or by `magpie import embeddings`, or an encoder name such as
+ * "use-lite" or "openai:<model>" for computed ones, which are a cache: `text_hash` is a hash of the text the vector
+ * was computed from, so a changed title is re-embedded and an unchanged one is not. All vectors of one (kind,
+ * source) have the same dimension: put refuses a different one (MP_EINVAL naming both). Non-finite values are
+ * MP_EINVAL. Forgetting a user deletes their embeddings. kind is MP_KIND_ITEMS or MP_KIND_USERS. */
+MP_EXPORT int mp_store_put_embedding(mp_store *s, mp_record_kind kind, uint32_t id, const char *source, const float *v,
+                                     uint32_t dim, uint64_t text_hash, mp_error *err);
+/* Copies the vector into v[cap] (*dim gets its dimension; cap < dim is MP_ERANGE); MP_ENOTFOUND when absent.
+ * text_hash may be NULL. */
+MP_EXPORT int mp_store_get_embedding(mp_store *s, mp_record_kind kind, uint32_t id, const char *source, float *v,
+                                     uint32_t cap, uint32_t *dim, uint64_t *text_hash, mp_error *err);
+/* Calls cb for every stored vector of (kind, source) in id order; a non-zero return from cb stops the scan and is
+ * returned. The vector is valid only during the call. */
+typedef int (*mp_embedding_cb)(void *ctx, uint32_t id, const float *v, uint32_t dim, uint64_t text_hash);
+MP_EXPORT int mp_store_scan_embeddings(mp_store *s, mp_record_kind kind, const char *source, mp_embedding_cb cb,
+                                       void *ctx, mp_error *err);
+
 /* Small persistent key/value settings (e.g. event-type weights). get returns MP_ENOTFOUND if absent;
  * on success *value is malloc'ed and owned by the caller. */
 MP_EXPORT int mp_store_meta_get(mp_store *s, const char *key, char **value, mp_error *err);

@@ -1,0 +1,52 @@
+/* magpie/encoder.h: one interface over every way Magpie turns text into a vector, so the CLI (`magpie embed`),
+ * the server (/v1/embeddings, search) and training (hybrid cold-start features) never special-case one.
+ *
+ * Specs (mp_encoder_open):
+ *   "use-lite"             the Universal Sentence Encoder Lite run in C (magpie/use.h), 512-d, English;
+ *   "use-lite:DIR"         the same with an explicit model directory;
+ *   "openai:MODEL@URL"     any OpenAI-compatible /v1/embeddings endpoint (URL is the base, e.g.
+ *                          http://localhost:11434/v1 for Ollama); the key, if any, from $MAGPIE_EMBED_API_KEY or
+ *                          $OPENAI_API_KEY;
+ * The encoder's name (mp_encoder_name) is the `source` under which its vectors are cached in the store. */
+#ifndef MAGPIE_ENCODER_H
+#define MAGPIE_ENCODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "magpie/error.h"
+#include "magpie/progress.h"
+#include "magpie/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mp_encoder mp_encoder;
+
+/* Opens an encoder from a spec (above). Unknown kinds are MP_EINVAL listing the known ones; a missing USE model
+ * package is MP_ENOTFOUND naming the install command. threads 0 = all cores (local encoders). */
+MP_EXPORT int mp_encoder_open(const char *spec, int threads, mp_encoder **out, mp_error *err);
+MP_EXPORT void mp_encoder_free(mp_encoder *e);
+/* "use-lite", "openai:MODEL". Owned by e. */
+MP_EXPORT const char *mp_encoder_name(const mp_encoder *e);
+/* Output dimension; 0 for a remote encoder before its first successful call. */
+MP_EXPORT uint32_t mp_encoder_dim(const mp_encoder *e);
+/* Embeds n texts (lens NULL = NUL-terminated). On MP_OK *out is malloc'ed n * *dim floats (caller frees), rows
+ * L2-normalised. Thread-safe for concurrent calls on one encoder. */
+MP_EXPORT int mp_encoder_embed(mp_encoder *e, const char *const *texts, const size_t *lens, size_t n, float **out,
+                               uint32_t *dim, mp_error *err);
+
+/* Embeds every item's text (title, then description, category and brand, joined by " . ") that is not already
+ * cached under this encoder's name with the same text hash, in batches, and stores the vectors. *n_computed and
+ * *n_cached (may be NULL) count the two cases. Items without any text are skipped. */
+MP_EXPORT int mp_encoder_embed_items(mp_encoder *e, mp_store *s, const mp_progress *progress, uint64_t *n_computed,
+                                     uint64_t *n_cached, mp_error *err);
+/* The text mp_encoder_embed_items embeds for an item (malloc'ed, NUL-terminated; "" when the item has none). */
+MP_EXPORT char *mp_encoder_item_text(const char *title, const char *description, const char *category,
+                                     const char *brand);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
