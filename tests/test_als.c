@@ -375,7 +375,7 @@ MP_TEST(als_explain_names_the_top_contributor) {
     CHECK_EQ(n, 1);
     CHECK_OK(mp_model_explain(m, &c, rec[0], buf, sizeof buf, &err), &err);
     CHECK_CONTAINS(buf, "because you ");
-    CHECK_CONTAINS(buf, "\"Some Item\"");
+    CHECK_CONTAINS(buf, "\xE2\x80\x98Some Item\xE2\x80\x99");
     mp_user_ctx none = {.user = MP_NO_USER};
     CHECK_OK(mp_model_explain(m, &none, 0, buf, sizeof buf, &err), &err);
     CHECK_CONTAINS(buf, "no history");

@@ -236,7 +236,7 @@ MP_TEST(bpr_save_load_round_trip) {
     mp_user_ctx ctx = {.user = 0, .history = &h, .n_history = 1};
     char why[256];
     CHECK_OK(mp_model_explain(l, &ctx, 5, why, sizeof why, &err), &err);
-    CHECK_CONTAINS(why, "because you bought \"Rose Hand Cream\"");
+    CHECK_CONTAINS(why, "because you bought \xE2\x80\x98Rose Hand Cream\xE2\x80\x99");
     /* a truncated file is refused */
     FILE *fp = fopen(path, "rb");
     CHECK(fp);

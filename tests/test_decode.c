@@ -490,3 +490,30 @@ MP_TEST(decode_field_of) {
     mp_decode_field_of("x: field `caf\xc3\xa9`: y", f, 5); /* never ends inside a UTF-8 sequence */
     CHECK(strcmp(f, "caf") == 0);
 }
+
+/* Supplied embeddings survive decoding of the records after them (they are copied out of the parser's buffer). */
+MP_TEST(decode_keeps_each_records_embedding) {
+    mp_decoded d;
+    mp_error err;
+    CHECK_OK(dec(&d, MP_KIND_ITEMS,
+                 "[{\"id\":\"a\",\"embedding\":[1,2,3]},{\"id\":\"b\",\"embedding\":[4.5,-5,6]},{\"id\":\"c\"}]", 0,
+                 &err),
+             &err);
+    CHECK_EQ(d.n, 3);
+    CHECK_EQ(d.records[0].item.embedding_dim, 3);
+    CHECK_EQ(d.records[1].item.embedding_dim, 3);
+    CHECK_EQ(d.records[2].item.embedding_dim, 0);
+    CHECK_NEAR(d.records[0].item.embedding[0], 1.0, 0);
+    CHECK_NEAR(d.records[0].item.embedding[2], 3.0, 0);
+    CHECK_NEAR(d.records[1].item.embedding[0], 4.5, 0);
+    CHECK_NEAR(d.records[1].item.embedding[1], -5.0, 0);
+    CHECK_EQ((uintptr_t)d.records[1].item.embedding % _Alignof(float), 0);
+    mp_decoded_free(&d);
+    CHECK_OK(dec(&d, MP_KIND_USERS, "{\"id\":\"u\",\"embedding\":[0.25,0.5]}\n{\"id\":\"v\",\"embedding\":[1,1]}", 1,
+                 &err),
+             &err);
+    CHECK_EQ(d.n, 2);
+    CHECK_NEAR(d.records[0].user.embedding[1], 0.5, 0);
+    CHECK_NEAR(d.records[1].user.embedding[0], 1.0, 0);
+    mp_decoded_free(&d);
+}

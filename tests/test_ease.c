@@ -139,8 +139,8 @@ MP_TEST(ease_scores_sum_rows_and_explains) {
     }
     char buf[256];
     CHECK_OK(mp_model_explain(m, &ctx, best, buf, sizeof buf, &err), &err);
-    if (r0[best] > r2[best]) CHECK(strcmp(buf, "because you rated Toy Story (1995) 5") == 0);
-    else CHECK(strcmp(buf, "because you bought Four Rooms (1995)") == 0);
+    if (r0[best] > r2[best]) CHECK(strcmp(buf, "because you rated \xE2\x80\x98Toy Story (1995)\xE2\x80\x99 5") == 0);
+    else CHECK(strcmp(buf, "because you bought \xE2\x80\x98" "Four Rooms (1995)\xE2\x80\x99") == 0);
     uint32_t items[EI];
     float sims[EI];
     size_t got;

@@ -403,7 +403,7 @@ MP_TEST(records_jsonl_items_users_bad) {
     static const bad_case items[] = {
         {"{\"id\":\"a\",\"color\":\"red\"}",
          "field `color`: unknown field; expected one of id, title, description, category, brand, price, attrs, "
-         "available (put extra attributes inside `attrs`)"},
+         "available, embedding (put extra attributes inside `attrs`)"},
         {"{\"id\":\"a\",\"price\":-1}", "field `price`: price must be >= 0, got -1"},
         {"{\"id\":\"a\",\"price\":\"cheap\"}", "field `price`: expected a number, got \"cheap\""},
         {"{\"id\":\"a\",\"attrs\":[1]}", "field `attrs`: expected a JSON object, got [1]"},

@@ -61,9 +61,11 @@ MP_TEST(serveconfig_defaults) {
     CHECK_EQ(c.dashboard, 1);
     CHECK(c.read_keys && c.read_keys[0] == NULL && c.n_read_keys == 0);
     CHECK(c.write_keys && c.write_keys[0] == NULL && c.n_write_keys == 0);
-    for (int i = 0; i < 23; i++)
+    CHECK(!strcmp(c.encoder, "use-lite"));
+    CHECK_EQ(c.embed_items, 1);
+    for (int i = 0; i < 25; i++)
         CHECK(c.origin[i] && strcmp(c.origin[i], "default") == 0);
-    CHECK(c.origin[23] == NULL);
+    CHECK(c.origin[25] == NULL);
     CHECK_OK(mp_serve_config_validate(&c, &err), &err);
     mp_serve_config_free(&c);
     mp_serve_config_free(&c); /* idempotent on a freed (zeroed) config */
@@ -381,7 +383,8 @@ MP_TEST(serveconfig_help_lists_everything) {
             CHECK_MSG(0, "help lacks %s / %s / %s", flag, env, keycol);
         }
         CHECK_EQ(mp_serve_config_is_bool(keys[i]),
-                 strcmp(keys[i], "access_log") == 0 || strcmp(keys[i], "dashboard") == 0);
+                 strcmp(keys[i], "access_log") == 0 || strcmp(keys[i], "dashboard") == 0 ||
+                     strcmp(keys[i], "embed_items") == 0);
     }
     CHECK_CONTAINS(h, "default: 8m");
     CHECK_CONTAINS(h, "(0 to 65535)");

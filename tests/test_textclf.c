@@ -2,16 +2,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "magpie/modelfile.h"
 #include "magpie/textclf.h"
 #include "test.h"
 
 /* A separable toy problem: positive texts contain 好/喜欢/great/love, negative ones 差/讨厌/bad/awful, mixed with
  * shared filler words. */
 static const char *const TOY_TEXT[] = {
-    "质量很好，非常喜欢", "东西很好用", "喜欢这个颜色", "物流快，很好",
-    "great product, love it", "love the color", "great value", "really great and fast",
-    "质量很差，讨厌", "东西太差了", "讨厌这个颜色", "物流慢，很差",
-    "bad product, awful", "awful color", "bad value", "really bad and slow",
+    "质量很好，非常喜欢",     "东西很好用",     "喜欢这个颜色", "物流快，很好",
+    "great product, love it", "love the color", "great value",  "really great and fast",
+    "质量很差，讨厌",         "东西太差了",     "讨厌这个颜色", "物流慢，很差",
+    "bad product, awful",     "awful color",    "bad value",    "really bad and slow",
 };
 static const char *const TOY_LABEL[] = {"pos", "pos", "pos", "pos", "pos", "pos", "pos", "pos",
                                         "neg", "neg", "neg", "neg", "neg", "neg", "neg", "neg"};
@@ -164,4 +165,90 @@ MP_TEST(textclf_punct_option_adds_punctuation_features) {
     CHECK_OK(mp_textclf_train(texts, NULL, labels, 6, &o, &m, &err), &err);
     CHECK_EQ(mp_textclf_n_rows(m) + 2, rows_punct);
     mp_textclf_free(m);
+}
+
+MP_TEST(textclf_save_load_round_trip) {
+    mp_error err;
+    mp_textclf_opts o = toy_opts();
+    o.epochs = 10;
+    o.minn = 2;
+    o.maxn = 4;
+    o.punct = 1;
+    mp_textclf *m = NULL, *back = NULL;
+    CHECK_OK(mp_textclf_train(TOY_TEXT, NULL, TOY_LABEL, TOY_N, &o, &m, &err), &err);
+    char path[512];
+    snprintf(path, sizeof path, "%s/clf.mpm", mp_test_tmpdir(t));
+    CHECK_OK(mp_textclf_save(m, path, &err), &err);
+    CHECK_OK(mp_textclf_load(path, &back, &err), &err);
+    CHECK_EQ(mp_textclf_n_labels(back), 2);
+    CHECK_EQ(mp_textclf_n_rows(back), mp_textclf_n_rows(m));
+    CHECK(strcmp(mp_textclf_label(back, 0), "pos") == 0 && strcmp(mp_textclf_label(back, 1), "neg") == 0);
+    mp_textclf_opts ob;
+    mp_textclf_get_opts(back, &ob);
+    CHECK(ob.dim == o.dim && ob.n_buckets == o.n_buckets && ob.word_bigrams == 1 && ob.minn == 2 && ob.maxn == 4 &&
+          ob.punct == 1 && ob.seed == o.seed && ob.lr == o.lr);
+    const char *probe[] = {"质量很好！", "awful, bad", "never seen words", "", "Great!!", "讨厌这个"};
+    for (int i = 0; i < 6; i++) {
+        float pa[2], pb[2];
+        CHECK_OK(mp_textclf_predict_proba(m, probe[i], strlen(probe[i]), pa, &err), &err);
+        CHECK_OK(mp_textclf_predict_proba(back, probe[i], strlen(probe[i]), pb, &err), &err);
+        CHECK(memcmp(pa, pb, sizeof pa) == 0);
+        CHECK_NEAR(pa[0] + pa[1], 1.0, 1e-6);
+        size_t k;
+        float p;
+        CHECK_OK(mp_textclf_predict(back, probe[i], strlen(probe[i]), &k, &p, &err), &err);
+        CHECK_EQ(k, pb[1] > pb[0] ? 1 : 0);
+        CHECK_NEAR(p, pb[k], 1e-6);
+    }
+    mp_textclf_free(back);
+    mp_textclf_free(m);
+}
+
+MP_TEST(textclf_load_refuses_bad_files) {
+    mp_error err;
+    mp_textclf_opts o = toy_opts();
+    o.epochs = 1;
+    mp_textclf *m = NULL, *back = (mp_textclf *)&err;
+    CHECK_OK(mp_textclf_train(TOY_TEXT, NULL, TOY_LABEL, TOY_N, &o, &m, &err), &err);
+    const char *dir = mp_test_tmpdir(t);
+    char path[512], cut[512];
+    snprintf(path, sizeof path, "%s/good.mpm", dir);
+    snprintf(cut, sizeof cut, "%s/cut.mpm", dir);
+    CHECK_OK(mp_textclf_save(m, path, &err), &err);
+    mp_textclf_free(m);
+    size_t len;
+    unsigned char *img = mp_test_slurp(path, &len);
+    CHECK(img && len > 200);
+    /* Truncated: the header's payload length no longer matches. */
+    CHECK(mp_test_write_bytes(cut, img, len - 10) == 0);
+    CHECK_EQ(mp_textclf_load(cut, &back, &err), MP_ECORRUPT);
+    CHECK(back == NULL);
+    CHECK_CONTAINS(err.msg, "cut.mpm");
+    /* A flipped payload byte: checksum mismatch. */
+    img[len / 2] ^= 0x40;
+    CHECK(mp_test_write_bytes(cut, img, len) == 0);
+    CHECK_EQ(mp_textclf_load(cut, &back, &err), MP_ECORRUPT);
+    CHECK_CONTAINS(err.msg, "cut.mpm");
+    free(img);
+    /* Another model's file. */
+    mp_mf_writer *w = NULL;
+    CHECK_OK(mp_mf_writer_create(&w), &err);
+    mp_mf_put_u32(w, 1);
+    CHECK_OK(mp_mf_writer_save(w, cut, "pop", 1, &err), &err);
+    mp_mf_writer_destroy(w);
+    CHECK_EQ(mp_textclf_load(cut, &back, &err), MP_ECORRUPT);
+    CHECK_CONTAINS(err.msg, "not a textclf");
+    /* A textclf file whose payload stops early (valid checksums, short content). */
+    CHECK_OK(mp_mf_writer_create(&w), &err);
+    for (int i = 0; i < 5; i++)
+        mp_mf_put_u32(w, 16);
+    CHECK_OK(mp_mf_writer_save(w, cut, "textclf", 1, &err), &err);
+    mp_mf_writer_destroy(w);
+    CHECK_EQ(mp_textclf_load(cut, &back, &err), MP_ECORRUPT);
+    CHECK_CONTAINS(err.msg, "cut.mpm");
+    /* Missing file. */
+    snprintf(cut, sizeof cut, "%s/none.mpm", dir);
+    CHECK_EQ(mp_textclf_load(cut, &back, &err), MP_ENOTFOUND);
+    CHECK_CONTAINS(err.msg, "none.mpm");
+    CHECK(back == NULL);
 }

@@ -17,8 +17,18 @@ typedef struct mp_interaction {
     float value;       /* rating value (when has_value) */
     uint8_t type;      /* mp_event_type */
     uint8_t has_value;
-    uint16_t _pad;
+    int16_t grade;     /* graded feedback: 0 = none; otherwise the event's weight is multiplied by grade / 32767
+                          (in [-1, 1]; set from review sentiment by mp_dataset_load_opts, see mp_interaction_grade) */
 } mp_interaction;
+
+/* The grade encoding of a multiplier m in [-1, 1] (clamped); m == 0 is stored as the smallest positive grade so
+ * that it is not read as "none". */
+static inline int16_t mp_interaction_grade(double m) {
+    if (!(m >= -1)) m = -1; /* also NaN */
+    if (m > 1) m = 1;
+    long g = (long)(m * 32767.0 + (m >= 0 ? 0.5 : -0.5));
+    return (int16_t)(g == 0 ? 1 : g);
+}
 
 typedef struct mp_dataset {
     uint32_t n_users, n_items;   /* bounds of internal ids (store ids < bound) */
@@ -28,6 +38,9 @@ typedef struct mp_dataset {
     char **user_ext;             /* [n_users] external ids (NULL for unused ids) */
     char **item_ext;             /* [n_items] external ids */
     char **item_title;           /* [n_items] titles or NULL */
+    char **item_description;     /* [n_items] descriptions or NULL */
+    char **item_brand;           /* [n_items] brands or NULL */
+    double *item_price;          /* [n_items] prices, NaN = unknown */
     uint32_t *item_category;     /* [n_items] category index into category_names; 0 = "(none)" */
     char **category_names;       /* [n_categories]; [0] is "(none)"; full path "Beauty > Skin Care" */
     uint32_t n_categories;
@@ -40,6 +53,21 @@ typedef struct mp_dataset {
  * n_users / n_items are one past the largest id seen in any scan. Reports progress as stage "load".
  * *out is owned by the caller (mp_dataset_destroy); every array in it is owned by the dataset. */
 MP_EXPORT int mp_dataset_load(mp_dataset **out, mp_store *s, const mp_progress *progress, mp_error *err);
+/* Options of mp_dataset_load_opts. Zeroed = mp_dataset_load. */
+struct mp_textclf;
+typedef struct mp_dataset_opts {
+    /* Review sentiment as graded feedback: with a classifier, every review event, and every rating event with text,
+     * gets grade 2 p(positive) - 1 (see mp_interaction.grade), so its weight is type weight x (2 p - 1) and a
+     * negative review becomes negative feedback. p is the classifier's probability of positive_label when that is
+     * its top class, else (1 - top probability) / (labels - 1). Events without text keep their weight. Borrowed. */
+    const struct mp_textclf *review_model;
+    const char *positive_label; /* NULL: "positive", else "__label__positive", whichever the classifier has */
+} mp_dataset_opts;
+
+/* mp_dataset_load with options (opts may be NULL). A review_model without the positive label: MP_EINVAL naming the
+ * labels it has. */
+MP_EXPORT int mp_dataset_load_opts(mp_dataset **out, mp_store *s, const mp_dataset_opts *opts,
+                                   const mp_progress *progress, mp_error *err);
 /* Builds a dataset directly from arrays (for tests and presets without a store). Copies the events (any order:
  * they are sorted by (user, ts) stably); external ids and titles are NULL, every item is in category 0 "(none)"
  * and available. Ids out of range or unknown types: MP_EINVAL naming the event. *out as above. */
@@ -74,6 +102,7 @@ static inline uint64_t mp_csr_nnz(const mp_csr *m) { return m->ptr ? m->ptr[m->n
 
 /* Builds the user x item matrix: value = sum of weighted events per (user, item); pairs whose total is <= 0
  * (negative feedback outweighs positive) are dropped. Event weight = type_weight[type] * 0.5^(age / half_life)
+ * (times grade / 32767 for graded events)
  * with age = max(0, now - ts) (events after `now` are not boosted). w NULL: defaults. Events may be in any order;
  * O(n_events + n_users + n_items) via two counting-sort passes. *out (caller-owned struct) gets arrays it owns:
  * mp_csr_free. On error *out is zeroed. */

@@ -7,7 +7,10 @@
  *   "openai:MODEL@URL"     any OpenAI-compatible /v1/embeddings endpoint (URL is the base, e.g.
  *                          http://localhost:11434/v1 for Ollama); the key, if any, from $MAGPIE_EMBED_API_KEY or
  *                          $OPENAI_API_KEY;
- * The encoder's name (mp_encoder_name) is the `source` under which its vectors are cached in the store. */
+ * The encoder's name (mp_encoder_name) is the `source` under which its vectors are cached in the store.
+ *
+ * Threads: for "use-lite" `threads` is the number of cores the forward pass uses (0 = all); for "openai:" it is
+ * how many requests mp_encoder_embed_items keeps in flight (0 = 4). Remote requests go in batches of 64 texts. */
 #ifndef MAGPIE_ENCODER_H
 #define MAGPIE_ENCODER_H
 
@@ -25,9 +28,14 @@ extern "C" {
 typedef struct mp_encoder mp_encoder;
 
 /* Opens an encoder from a spec (above). Unknown kinds are MP_EINVAL listing the known ones; a missing USE model
- * package is MP_ENOTFOUND naming the install command. threads 0 = all cores (local encoders). */
+ * package is MP_ENOTFOUND naming the install command. threads 0 = all cores (local encoders). Nothing heavy
+ * happens here: the USE model is loaded by the first call that embeds something (a damaged package is reported
+ * then), and a remote endpoint is first contacted then too. */
 MP_EXPORT int mp_encoder_open(const char *spec, int threads, mp_encoder **out, mp_error *err);
 MP_EXPORT void mp_encoder_free(mp_encoder *e);
+/* Loads a local model now (no-op for remote encoders): a server calls it at startup so that its first request
+ * does not pay for the load and a damaged model package fails the start. */
+MP_EXPORT int mp_encoder_prepare(mp_encoder *e, mp_error *err);
 /* "use-lite", "openai:MODEL". Owned by e. */
 MP_EXPORT const char *mp_encoder_name(const mp_encoder *e);
 /* Output dimension; 0 for a remote encoder before its first successful call. */
@@ -39,12 +47,21 @@ MP_EXPORT int mp_encoder_embed(mp_encoder *e, const char *const *texts, const si
 
 /* Embeds every item's text (title, then description, category and brand, joined by " . ") that is not already
  * cached under this encoder's name with the same text hash, in batches, and stores the vectors. *n_computed and
- * *n_cached (may be NULL) count the two cases. Items without any text are skipped. */
+ * *n_cached (may be NULL) count the two cases. Items without any text are skipped. Vectors are committed every
+ * few thousand items (each round in its own transaction, so call it with no transaction open), so an interrupted
+ * run keeps what it computed. Cached vectors of another dimension than the encoder's (a changed model) are
+ * MP_EINVAL asking to delete them (mp_store_delete_embeddings, `magpie embed --recompute`). Progress stage
+ * "embed" counts items to compute. */
 MP_EXPORT int mp_encoder_embed_items(mp_encoder *e, mp_store *s, const mp_progress *progress, uint64_t *n_computed,
                                      uint64_t *n_cached, mp_error *err);
-/* The text mp_encoder_embed_items embeds for an item (malloc'ed, NUL-terminated; "" when the item has none). */
+/* The text mp_encoder_embed_items embeds for an item (malloc'ed, NUL-terminated; "" when the item has none; NULL
+ * when out of memory). NULL arguments count as empty. The text is cut at MP_ENCODER_MAX_TEXT bytes (at a UTF-8
+ * character boundary): encoders only look at the start of a long text anyway. */
+#define MP_ENCODER_MAX_TEXT 4096
 MP_EXPORT char *mp_encoder_item_text(const char *title, const char *description, const char *category,
                                      const char *brand);
+/* The cache key of a text: 64-bit FNV-1a of its bytes (stored as `text_hash` by mp_encoder_embed_items). */
+MP_EXPORT uint64_t mp_encoder_text_hash(const char *s, size_t len);
 
 #ifdef __cplusplus
 }

@@ -52,7 +52,10 @@ typedef struct mp_importer mp_importer;
 /* Starts a batch on `s` (begins a transaction, loads id maps). `opts` is copied. */
 MP_EXPORT int mp_importer_begin(mp_importer **out, mp_store *s, const mp_import_opts *opts, mp_error *err);
 /* Adds one validated record. Unknown users and items referenced by events are created with bare ids.
- * Returns MP_OK, or a fatal error (storage); validation errors are the reader's job. */
+ * Returns MP_OK, or a fatal error (storage); validation errors are the reader's job, except one: an item / user
+ * whose `embedding` has another dimension than the ones before it (in the store or the batch) is MP_EBADREC
+ * (err: "field `embedding`: ..."; nothing is counted or written: report it with mp_importer_reject). A record's
+ * embedding is stored under the source "user" (mp_store_put_embedding). */
 MP_EXPORT int mp_importer_add_event(mp_importer *im, const mp_event *e, mp_error *err);
 MP_EXPORT int mp_importer_add_item(mp_importer *im, const mp_item *it, mp_error *err);
 MP_EXPORT int mp_importer_add_user(mp_importer *im, const mp_user *u, mp_error *err);

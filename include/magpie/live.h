@@ -47,6 +47,13 @@ typedef struct mp_live_opts {
     int n_threads;             /* for loading / index building (0: all cores) */
     const mp_progress *progress; /* may be NULL: stages "load", "index" at open and reload; borrowed until close */
     double pop_half_life_days; /* half-life of the live popularity counters (default 7; 0: no decay) */
+    /* Text: a search index (BM25) over every item's title, brand, category and description is always kept.
+     * encoder (borrowed until close, NULL: none) embeds items and queries for semantic search and content-aware
+     * models: item vectors cached in the store under its name are loaded at open, items without one (or whose text
+     * changed) are embedded by a background thread when embed_missing is set (default 1), and items written
+     * through the instance are embedded at once. */
+    struct mp_encoder *encoder;
+    int embed_missing;
 } mp_live_opts;
 
 /* Defaults as documented above (db and model_path NULL). */
@@ -123,6 +130,9 @@ typedef struct mp_live_query {
     size_t n_exclude;
     int explain;                  /* fill reasons */
     int include_seen;             /* 0 (default): items in the history are never returned */
+    const char *text;             /* a search query or profile text ("running shoes", "女 30岁 跑步") for a user
+                                     with little or no history, or NULL; see mp_live_recommend */
+    size_t text_len;
 } mp_live_query;
 
 /* Recommendations for a user (q->user) or an anonymous session (q->user NULL, q->session). A user id the store
@@ -133,7 +143,11 @@ typedef struct mp_live_query {
  * neighbours, a narrow category) the rest are live popular items with score 0 (never above a model item). A
  * category that matches nothing gives an empty list. Reasons (explain) come from the model's explain() for its
  * items and say "popular in ... right now" for popular ones. out is the caller's struct: free its contents with
- * mp_live_list_free (also after an error). */
+ * mp_live_list_free (also after an error).
+ * Text (q->text): passed to the model with its embedding (mp_user_ctx.text; content-aware models use it). A
+ * context without history whose model cannot rank it is then served by search over the catalog (the ranking of
+ * mp_live_search, model "search", reasons "matches your interest in ‘running shoes’") before popular items; a user
+ * id the store does not know is then served as an anonymous session instead of MP_ENOTFOUND. */
 MP_EXPORT int mp_live_recommend(mp_live *l, const mp_live_query *q, mp_live_list *out, size_t *n_unknown_session,
                                 mp_error *err);
 /* Items similar to `item`, available ones only, never the item itself: for an indexed model, candidates by inner
@@ -146,6 +160,27 @@ MP_EXPORT int mp_live_similar(mp_live *l, const char *item, size_t len, size_t n
  * some popularity are listed, best first; score = the decayed weight as of the latest event. */
 MP_EXPORT int mp_live_popular(mp_live *l, const char *category, size_t n, size_t offset, mp_live_list *out,
                               mp_error *err);
+
+/* Search (magpie/search.h for the ranking): BM25 over title, brand, category and description plus, with an encoder,
+ * embedding retrieval, fused, filtered to available items (and the category), and re-ranked by the current model
+ * for q->user when the model scores that user. Items in the user's history are not excluded. Every item has a
+ * reason ("matches ‘running shoes’ in the title", "...; because you bought ‘Trail Socks’"). A user id the store does
+ * not know searches anonymously. out->model is the model's name when it re-ranked, else "search"; out->fallback 0.
+ * An English-only encoder ("use-lite") is not asked to embed queries with Chinese/Japanese/Korean characters. */
+typedef struct mp_live_search_query {
+    const char *q; /* UTF-8 query (required) */
+    size_t q_len;
+    const char *user; /* external user id or NULL */
+    size_t user_len;
+    size_t n, offset;
+    const char *category; /* as in mp_live_query, or NULL */
+} mp_live_search_query;
+MP_EXPORT int mp_live_search(mp_live *l, const mp_live_search_query *q, mp_live_list *out, mp_error *err);
+
+/* The encoder given at open (borrowed; NULL when none). */
+MP_EXPORT struct mp_encoder *mp_live_encoder(mp_live *l);
+/* Item vectors held for semantic search: how many items have one, and the dimension (0: none yet). */
+MP_EXPORT void mp_live_embedding_stats(mp_live *l, uint64_t *n_items_embedded, uint32_t *dim);
 
 typedef struct mp_live_event {
     char *item;

@@ -8,6 +8,11 @@
  * CSV: a header naming the same fields (any order, unknown columns are an error); for items `category` is
  * a path "Beauty > Skin Care" and `attrs` a JSON object text.
  *
+ * Items and users may carry a vector of their own: JSONL `"embedding":[0.12,-0.5,...]` (an array of finite numbers,
+ * 1..MP_MAX_EMBEDDING_DIM of them; null = none), CSV a column `embedding` of space-separated numbers. The reader
+ * hands it out as float32 in reader-owned memory valid until the next record (like the slices); the importer
+ * stores it under the source "user" (see mp_store_put_embedding).
+ *
  * Rules: ids are non-empty strings of at most 256 bytes (JSON numbers are accepted for ids and kept as their text);
  * `ts` is epoch seconds (integer or decimal) or RFC 3339; all text must be valid UTF-8 and is kept verbatim;
  * unknown JSON fields are an error in events and ignored nowhere (typos must not lose data). */
@@ -73,11 +78,15 @@ typedef struct mp_item {
     int has_price;
     mp_str attrs;       /* verbatim JSON object text, or len 0 */
     int available;      /* 1 unless the record says false */
+    const float *embedding;  /* [embedding_dim] a vector supplied with the record, or NULL (dim 0) */
+    uint32_t embedding_dim;
 } mp_item;
 
 typedef struct mp_user {
     mp_str id;    /* required */
     mp_str attrs; /* verbatim JSON object text, or len 0 */
+    const float *embedding; /* [embedding_dim] as for items */
+    uint32_t embedding_dim;
 } mp_user;
 
 typedef enum { MP_KIND_EVENTS, MP_KIND_ITEMS, MP_KIND_USERS } mp_record_kind;
@@ -89,6 +98,7 @@ MP_EXPORT int mp_format_parse(const char *s, mp_format *out);
 
 #define MP_MAX_LINE_BYTES (1u << 20) /* a record line longer than 1 MiB is rejected */
 #define MP_MAX_ID_BYTES 256
+#define MP_MAX_EMBEDDING_DIM 4096 /* values in one embedding vector */
 
 typedef struct mp_reader mp_reader;
 

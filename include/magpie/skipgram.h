@@ -5,7 +5,14 @@
  * skip-gram context window runs over this unigram sequence). A word's vector is the mean of the input vectors of
  * the word itself and its hashed character n-grams (minn..maxn), so words never seen in training still get a
  * vector from their n-grams. Training: skip-gram with negative sampling (unigram^0.75 table), frequent-word
- * subsampling, linear learning-rate decay, Hogwild threads (deterministic with threads == 1 for a seed). */
+ * subsampling, linear learning-rate decay, Hogwild threads (deterministic with threads == 1 for a seed). The
+ * centre word's input vector is computed once per window and its gradient from all context words applied once.
+ *
+ * Vocabulary: words seen at least min_count times get their own input row and an output row (they are the
+ * context targets and negatives). Rarer words stay in the training sequence as centre words represented by their
+ * n-grams only (when maxn > 0), so their n-grams learn from their contexts. Only n-gram buckets met in training
+ * get rows: memory is (vocab + used buckets) x dim floats. The tokenizer is the default normalisation with CJK
+ * characters as words (no CJK bigrams, no word bigrams). The output rows are dropped after training. */
 #ifndef MAGPIE_SKIPGRAM_H
 #define MAGPIE_SKIPGRAM_H
 
@@ -36,21 +43,27 @@ typedef struct mp_skipgram_opts {
 typedef struct mp_skipgram mp_skipgram;
 
 MP_EXPORT void mp_skipgram_default(mp_skipgram_opts *opts);
-/* Trains on n texts (lens NULL = NUL-terminated; NULL texts are skipped). MP_EINVAL for bad options or invalid
- * UTF-8 (naming the text index), MP_EEMPTY when no text has a token. */
+/* Trains on n texts (lens NULL = NUL-terminated; NULL texts are skipped; the context window never crosses texts).
+ * opts NULL = defaults. MP_EINVAL for bad options or invalid UTF-8 (naming the text index and byte offset),
+ * MP_EEMPTY when no text has a token or no word occurs min_count times; MP_ENOMEM. On MP_OK *out is owned by the
+ * caller (mp_skipgram_free). Note for small corpora (a catalog's titles): the default sample 1e-4 discards most
+ * tokens of frequent words; 1e-3 and 10+ epochs work better there. */
 MP_EXPORT int mp_skipgram_train(const char *const *texts, const size_t *lens, size_t n, const mp_skipgram_opts *opts,
                                 mp_skipgram **out, mp_error *err);
 MP_EXPORT void mp_skipgram_free(mp_skipgram *m);
 MP_EXPORT int mp_skipgram_dim(const mp_skipgram *m);
+/* Words with an own row (seen min_count times). */
 MP_EXPORT size_t mp_skipgram_vocab_size(const mp_skipgram *m);
-/* Vector of one word (normalised with the model's tokenizer options): out[dim]. *have = 0 when the word has
- * neither an own row nor a known n-gram (out is zeros). */
+/* Vector of one word (normalised with the model's tokenizer options; of a longer text only its first word is
+ * used): out[dim], not normalised. *have = 0 when the word has neither an own row nor a known n-gram (out is
+ * zeros). Thread-safe. MP_EINVAL for invalid UTF-8. */
 MP_EXPORT int mp_skipgram_word_vector(const mp_skipgram *m, const char *w, size_t len, float *out, int *have,
                                       mp_error *err);
 /* Text vector: mean of the unit-length word vectors of its tokens, then L2-normalised; *have as above. */
 MP_EXPORT int mp_skipgram_text_vector(const mp_skipgram *m, const char *s, size_t len, float *out, int *have,
                                       mp_error *err);
-/* Model file section. */
+/* Model file section (options, vocabulary, n-gram buckets, input rows). Load: MP_ECORRUPT naming the file for an
+ * inconsistent section, MP_EVERSION for a newer section version. */
 MP_EXPORT int mp_skipgram_save(const mp_skipgram *m, mp_mf_writer *w, mp_error *err);
 MP_EXPORT int mp_skipgram_load(mp_mf_reader *r, mp_skipgram **out, mp_error *err);
 

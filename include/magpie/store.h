@@ -16,7 +16,7 @@
 
 typedef struct mp_store mp_store;
 
-#define MP_STORE_SCHEMA_VERSION 1
+#define MP_STORE_SCHEMA_VERSION 2 /* 2: the embeddings table */
 
 typedef enum {
     MP_STORE_READWRITE = 0, /* open or create */
@@ -24,8 +24,9 @@ typedef enum {
 } mp_store_mode;
 
 /* Opens a store. `uri` is a file path or "sqlite:PATH" (embedded SQLite); "postgres://..." is reserved for the
- * PostgreSQL backend (MP_EUNSUPPORTED until it exists). Creates the schema or migrates an older one.
- * A database from a newer Magpie is refused with MP_EVERSION. *out is owned by the caller: mp_store_close it. */
+ * PostgreSQL backend (MP_EUNSUPPORTED until it exists). Creates the schema or migrates an older one (read-write;
+ * a read-only open of a version-1 store works and simply has no embeddings). A database from a newer Magpie is
+ * refused with MP_EVERSION. *out is owned by the caller: mp_store_close it. */
 MP_EXPORT int mp_store_open(mp_store **out, const char *uri, mp_store_mode mode, mp_error *err);
 /* Closes; NULL is a no-op. An open transaction is rolled back. */
 MP_EXPORT void mp_store_close(mp_store *s);
@@ -113,6 +114,7 @@ MP_EXPORT int mp_store_set_item_available(mp_store *s, uint32_t item, int availa
  * was computed from, so a changed title is re-embedded and an unchanged one is not. All vectors of one (kind,
  * source) have the same dimension: put refuses a different one (MP_EINVAL naming both). Non-finite values are
  * MP_EINVAL. Forgetting a user deletes their embeddings. kind is MP_KIND_ITEMS or MP_KIND_USERS. */
+#define MP_EMBEDDING_SOURCE_USER "user" /* vectors supplied with records or by `magpie import embeddings` */
 MP_EXPORT int mp_store_put_embedding(mp_store *s, mp_record_kind kind, uint32_t id, const char *source, const float *v,
                                      uint32_t dim, uint64_t text_hash, mp_error *err);
 /* Copies the vector into v[cap] (*dim gets its dimension; cap < dim is MP_ERANGE); MP_ENOTFOUND when absent.
@@ -124,6 +126,15 @@ MP_EXPORT int mp_store_get_embedding(mp_store *s, mp_record_kind kind, uint32_t 
 typedef int (*mp_embedding_cb)(void *ctx, uint32_t id, const float *v, uint32_t dim, uint64_t text_hash);
 MP_EXPORT int mp_store_scan_embeddings(mp_store *s, mp_record_kind kind, const char *source, mp_embedding_cb cb,
                                        void *ctx, mp_error *err);
+/* Deletes every vector of (kind, source) (e.g. before importing vectors of another dimension); *n_deleted (may be
+ * NULL) gets how many. */
+MP_EXPORT int mp_store_delete_embeddings(mp_store *s, mp_record_kind kind, const char *source, uint64_t *n_deleted,
+                                         mp_error *err);
+/* Further rules of the calls above: dim is 1..MP_MAX_EMBEDDING_DIM; source is a non-empty string of at most
+ * MP_MAX_EMBEDDING_SOURCE bytes; put needs an existing item / a user that was not forgotten (MP_ENOTFOUND); a
+ * put under an existing (kind, id, source) replaces the vector, and the dimension check ignores the vector being
+ * replaced (so the only vector of a source can change dimension). Vectors are stored as float32. */
+#define MP_MAX_EMBEDDING_SOURCE 256
 
 /* Small persistent key/value settings (e.g. event-type weights). get returns MP_ENOTFOUND if absent;
  * on success *value is malloc'ed and owned by the caller. */

@@ -10,7 +10,8 @@
  *
  * Case folding covers: ASCII, Latin-1 Supplement (U+00C0..U+00DE), Latin Extended-A (U+0100..U+017F), Greek
  * (U+0386..U+03AB, final sigma folded to sigma) and Cyrillic (U+0400..U+052F) simple lowercase mappings. Other
- * scripts are left as they are; no Unicode normalisation forms (NFC/NFKC) and no accent stripping. */
+ * scripts are left as they are; mp_text_normalize applies no Unicode normalisation form (NFC/NFKC) and strips no
+ * accents. Unicode NFKC itself is available separately as mp_text_nfkc (ICU), for tokenizers that need it. */
 #ifndef MAGPIE_TEXT_H
 #define MAGPIE_TEXT_H
 
@@ -161,6 +162,14 @@ MP_EXPORT const char *mp_unigram_piece(const mp_unigram *u, uint32_t id, float *
  * characters are merged into one unk. On MP_OK *ids (caller frees; NULL when *n == 0) holds *n ids. */
 MP_EXPORT int mp_unigram_encode(const mp_unigram *u, const char *s, size_t len, uint32_t **ids, size_t *n,
                                 mp_error *err);
+
+/* ---- Unicode NFKC ------------------------------------------------------------------------------------------------ */
+
+/* Unicode NFKC (compatibility decomposition, canonical composition) of s[0..len) by ICU, as JavaScript's
+ * String.prototype.normalize("NFKC") gives it. On MP_OK *out is a new NUL-terminated string owned by the caller
+ * (free()), *out_len its length (may be NULL). Invalid UTF-8 -> MP_EINVAL naming the byte offset; MP_ENOMEM;
+ * MP_EIO if ICU fails (its error name in the message). */
+MP_EXPORT int mp_text_nfkc(const char *s, size_t len, char **out, size_t *out_len, mp_error *err);
 
 #ifdef __cplusplus
 }

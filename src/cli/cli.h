@@ -17,6 +17,11 @@ int cmd_eval(int argc, char **argv);
 int cmd_recommend(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_textclf(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+int cmd_ope(int argc, char **argv);
+int cmd_abtest(int argc, char **argv);
 
 /* Default store path: $MAGPIE_DB or "magpie.db". */
 const char *cli_default_db(void);

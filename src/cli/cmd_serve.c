@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "magpie/encoder.h"
 #include "magpie/live.h"
 #include "serve/config.h"
 #include "serve/server.h"
@@ -225,6 +226,16 @@ int cmd_serve(int argc, char **argv) {
     lo.ann_M = (uint32_t)cfg.ann_m;
     lo.ann_ef_construction = (uint32_t)cfg.ann_ef_construction;
     lo.ann_ef_search = (uint32_t)cfg.ann_ef_search;
+    struct mp_encoder *enc = NULL;
+    char enc_warning[1024];
+    if (mp_serve_open_encoder(&cfg, &enc, enc_warning, sizeof enc_warning, &err) != MP_OK) {
+        mp_server_stop(srv);
+        rc = cli_fail("serve", "%s", err.msg);
+        goto out;
+    }
+    if (enc_warning[0]) fprintf(stderr, "magpie serve: warning: %s\n", enc_warning);
+    lo.encoder = enc;
+    lo.embed_missing = cfg.embed_items;
     cli_progress prog;
     cli_progress_init(&prog, 0);
     lo.progress = &prog.iface;
@@ -233,6 +244,7 @@ int cmd_serve(int argc, char **argv) {
     if (mp_live_open(&live, &lo, &err) != MP_OK) {
         cli_progress_done(&prog);
         mp_server_stop(srv);
+        mp_encoder_free(enc);
         rc = cli_fail("serve", "%s", err.msg);
         goto out;
     }
@@ -293,6 +305,7 @@ int cmd_serve(int argc, char **argv) {
     }
     mp_server_stop(srv); /* waits for requests in flight */
     mp_live_close(live);
+    mp_encoder_free(enc);
     fprintf(stderr, "magpie serve: stopped\n");
 out:
     free(fs.key);

@@ -13,6 +13,8 @@
 #include "magpie/json.h"
 #include "magpie/model.h"
 #include "magpie/split.h"
+#include "magpie/store.h"
+#include "magpie/textclf.h"
 #include "magpie/trainset.h"
 
 static void usage(FILE *f) {
@@ -21,7 +23,8 @@ static void usage(FILE *f) {
     if (f == stdout) setvbuf(stdout, out_buf, _IOFBF, sizeof out_buf);
     fprintf(f,
             "usage: magpie train --model NAME --out MODEL_FILE [--param k=v,...] [--weights type=w,...]\n"
-            "                    [--half-life-days D] [--valid-share S|loo] [--threads N] [--db PATH] [--quiet]\n\n"
+            "                    [--half-life-days D] [--valid-share S|loo] [--threads N] [--db PATH] [--quiet]\n"
+            "                    [--embeddings SOURCE] [--review-model TEXTCLF_FILE [--review-positive-label L]]\n\n"
             "Loads every event of the store, fits the model and saves it (atomically) to MODEL_FILE, which\n"
             "`magpie recommend` and the server can load. Beside it, MODEL_FILE.meta.json records the parameters,\n"
             "sizes and fit time and, with --valid-share, the offline metrics on the held-out part (HR, NDCG,\n"
@@ -39,6 +42,13 @@ static void usage(FILE *f) {
             "                         models stopping early watch; the model is then fitted on the rest only.\n"
             "                         Default: none (fit on every event)\n"
             "  --threads N            threads the model may use (default: all cores)\n"
+            "  --embeddings SOURCE    give content-aware models (hybrid) the item text embeddings stored under\n"
+            "                         SOURCE (e.g. use-lite, computed by `magpie embed`)\n"
+            "  --review-model FILE    a sentiment classifier (`magpie textclf train`): each review, and each rating\n"
+            "                         with text, weighs type weight x (2 p(positive) - 1), so negative reviews\n"
+            "                         become negative feedback\n"
+            "  --review-positive-label L  the classifier's positive label (default: positive or\n"
+            "                         __label__positive)\n"
             "  --db PATH              store (default: $MAGPIE_DB or ./magpie.db)\n"
             "  --quiet                no progress or summary\n"
             "  --help                 show this help\n\n"
@@ -126,6 +136,57 @@ static int write_meta(const char *out, const char *name, const char *const *para
     return rc;
 }
 
+/* Item text embeddings of one source, as rows of a dense (n_items, dim) matrix (zero rows: none). */
+typedef struct item_embeddings {
+    float *v;
+    uint32_t dim, n_items;
+    size_t n_found;
+    int rc;
+} item_embeddings;
+
+static int embedding_cb(void *ctx, uint32_t id, const float *v, uint32_t dim, uint64_t text_hash) {
+    item_embeddings *e = ctx;
+    (void)text_hash;
+    if (!e->v) {
+        e->dim = dim;
+        e->v = calloc((size_t)e->n_items * dim + 1, sizeof *e->v);
+        if (!e->v) {
+            e->rc = MP_ENOMEM;
+            return 1;
+        }
+    }
+    if (dim != e->dim) {
+        e->rc = MP_ECORRUPT;
+        return 1;
+    }
+    if (id < e->n_items) {
+        memcpy(e->v + (size_t)id * dim, v, dim * sizeof *v);
+        e->n_found++;
+    }
+    return 0;
+}
+
+static int load_item_embeddings(mp_store *s, const char *source, uint32_t n_items, item_embeddings *e,
+                                mp_error *err) {
+    memset(e, 0, sizeof *e);
+    e->n_items = n_items;
+    int rc = mp_store_scan_embeddings(s, MP_KIND_ITEMS, source, embedding_cb, e, err);
+    if (e->rc == MP_ENOMEM) rc = mp_error_set(err, MP_ENOMEM, "--embeddings %s: out of memory", source);
+    else if (e->rc) rc = mp_error_set(err, MP_ECORRUPT, "--embeddings %s: the store holds vectors of two dimensions",
+                                      source);
+    else if (rc != MP_OK) mp_error_prefix(err, "--embeddings %s", source);
+    else if (e->n_found == 0)
+        rc = mp_error_set(err, MP_ENOTFOUND,
+                          "--embeddings %s: the store has no item embeddings from that source (compute them with "
+                          "`magpie embed`, or import vectors with the items)",
+                          source);
+    if (rc != MP_OK) {
+        free(e->v);
+        memset(e, 0, sizeof *e);
+    }
+    return rc;
+}
+
 int cmd_train(int argc, char **argv) {
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'D'},     {"model", required_argument, NULL, 'M'},
@@ -133,10 +194,13 @@ int cmd_train(int argc, char **argv) {
         {"half-life-days", required_argument, NULL, 'H'}, {"out", required_argument, NULL, 'o'},
         {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
         {"valid-share", required_argument, NULL, 'V'}, {"threads", required_argument, NULL, 'T'},
+        {"embeddings", required_argument, NULL, 'E'}, {"review-model", required_argument, NULL, 'R'},
+        {"review-positive-label", required_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     const char *cmd = "train";
     const char *db = cli_default_db(), *name = NULL, *out = NULL, *weights = NULL;
+    const char *emb_source = NULL, *review_path = NULL, *review_label = NULL;
     const char *params[32];
     size_t n_params = 0;
     double half_life = -1, valid_share = 0;
@@ -175,6 +239,9 @@ int cmd_train(int argc, char **argv) {
             if (threads < 1 || threads > 1024)
                 return cli_usage_error(cmd, "--threads: expected 1 to 1024, got %s", optarg);
             break;
+        case 'E': emb_source = optarg; break;
+        case 'R': review_path = optarg; break;
+        case 'L': review_label = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return 0;
         case ':': return cli_usage_error(cmd, "option %s needs a value", argv[optind - 1]);
@@ -184,6 +251,7 @@ int cmd_train(int argc, char **argv) {
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
     if (!name) return cli_usage_error(cmd, "--model NAME is required");
     if (!out) return cli_usage_error(cmd, "--out MODEL_FILE is required");
+    if (review_label && !review_path) return cli_usage_error(cmd, "--review-positive-label needs --review-model");
 
     mp_error err;
     mp_error_clear(&err);
@@ -229,11 +297,23 @@ int cmd_train(int argc, char **argv) {
     mp_dataset *ds = NULL;
     mp_train_set ts;
     memset(&ts, 0, sizeof ts);
-    int rc = mp_store_open(&s, db, MP_STORE_READONLY, &err);
-    if (rc == MP_OK) rc = mp_dataset_load(&ds, s, &prog.iface, &err);
+    mp_textclf *review_model = NULL;
+    item_embeddings emb = {0};
+    int rc = MP_OK;
+    if (review_path && (rc = mp_textclf_load(review_path, &review_model, &err)) != MP_OK)
+        mp_error_prefix(&err, "--review-model %s", review_path);
+    if (rc == MP_OK) rc = mp_store_open(&s, db, MP_STORE_READONLY, &err);
+    if (rc == MP_OK) {
+        mp_dataset_opts dopts = {.review_model = review_model, .positive_label = review_label};
+        rc = mp_dataset_load_opts(&ds, s, &dopts, &prog.iface, &err);
+    }
+    if (rc == MP_OK && emb_source) rc = load_item_embeddings(s, emb_source, ds->n_items, &emb, &err);
     mp_store_close(s);
+    mp_textclf_free(review_model);
     if (rc) {
         cli_progress_done(&prog);
+        mp_dataset_destroy(ds);
+        free(emb.v);
         mp_model_destroy(m);
         return cli_fail(cmd, "%s", err.msg);
     }
@@ -272,6 +352,11 @@ int cmd_train(int argc, char **argv) {
         ts.data.valid = n_valid_ev ? valid_ev : NULL;
         ts.data.n_valid = n_valid_ev;
         ts.data.n_threads = (int)threads;
+        if (emb.v) {
+            ts.data.item_embeddings = emb.v;
+            ts.data.embedding_dim = emb.dim;
+            ts.data.embedding_source = emb_source;
+        }
     }
     double t1 = cli_now();
     if (rc == MP_OK) rc = mp_model_fit(m, &ts.data, &prog.iface, &err);
@@ -287,6 +372,7 @@ int cmd_train(int argc, char **argv) {
     if (rc == MP_OK) rc = mp_model_save(m, out, &err);
     cli_progress_done(&prog);
     if (rc) {
+        free(emb.v);
         mp_split_free(&held);
         free(tail_train);
         if (!valid_loo) free(valid_ev);
@@ -302,6 +388,7 @@ int cmd_train(int argc, char **argv) {
                 t_fit);
         cli_log(0, "saved %s (%lld bytes)", out, size);
     }
+    free(emb.v);
     mp_split_free(&held);
     free(tail_train);
     if (!valid_loo) free(valid_ev);

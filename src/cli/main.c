@@ -19,6 +19,11 @@ static const command commands[] = {
     {"tune", cmd_tune, "search a model's hyper-parameters on validation data, then report test metrics"},
     {"recommend", cmd_recommend, "top-N recommendations with reasons for users, from a model file"},
     {"serve", cmd_serve, "HTTP/JSON service: real-time events, recommendations, reload, metrics, dashboard"},
+    {"search", cmd_search, "search the catalog (BM25 + embeddings), re-ranked by a user's model"},
+    {"textclf", cmd_textclf, "train, apply and test a fastText-style text classifier (labels from text)"},
+    {"embed", cmd_embed, "embed item texts with a text encoder (USE-Lite, OpenAI-compatible) and cache them"},
+    {"ope", cmd_ope, "off-policy evaluation of a policy from logs with propensities (IPS, SNIPS, DR, ...)"},
+    {"abtest", cmd_abtest, "A/B test analysis: lift with confidence intervals, sample sizes, A/A simulation"},
 };
 
 static void usage(FILE *f) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "magpie/dataset.h"
+#include "magpie/textclf.h"
 #include "magpie/strmap.h"
 
 /* ---------------------------------------------------------------------------------------------------------- */
@@ -105,6 +106,13 @@ void mp_dataset_destroy(mp_dataset *ds) {
     if (ds->item_title)
         for (uint32_t i = 0; i < ds->n_items; i++) free(ds->item_title[i]);
     free(ds->item_title);
+    if (ds->item_description)
+        for (uint32_t i = 0; i < ds->n_items; i++) free(ds->item_description[i]);
+    free(ds->item_description);
+    if (ds->item_brand)
+        for (uint32_t i = 0; i < ds->n_items; i++) free(ds->item_brand[i]);
+    free(ds->item_brand);
+    free(ds->item_price);
     free(ds->item_category);
     if (ds->category_names)
         for (uint32_t c = 0; c < ds->n_categories; c++) free(ds->category_names[c]);
@@ -122,6 +130,13 @@ static int finish_dataset(mp_dataset *ds, const mp_interaction *src, mp_error *e
     if (!ds->item_ext) ds->item_ext = calloc(ni ? ni : 1, sizeof *ds->item_ext);
     if (!ds->item_title) ds->item_title = calloc(ni ? ni : 1, sizeof *ds->item_title);
     if (!ds->item_category) ds->item_category = calloc(ni ? ni : 1, sizeof *ds->item_category);
+    if (!ds->item_description) ds->item_description = calloc(ni ? ni : 1, sizeof *ds->item_description);
+    if (!ds->item_brand) ds->item_brand = calloc(ni ? ni : 1, sizeof *ds->item_brand);
+    if (!ds->item_price) {
+        ds->item_price = malloc((ni ? ni : 1) * sizeof *ds->item_price);
+        if (ds->item_price)
+            for (uint32_t i = 0; i < ni; i++) ds->item_price[i] = NAN;
+    }
     if (!ds->item_available) {
         ds->item_available = malloc(ni ? ni : 1);
         if (ds->item_available) memset(ds->item_available, 1, ni);
@@ -134,7 +149,8 @@ static int finish_dataset(mp_dataset *ds, const mp_interaction *src, mp_error *e
         }
     }
     if (!ds->user_ptr || !ds->user_ext || !ds->item_ext || !ds->item_title || !ds->item_category ||
-        !ds->item_available || !ds->category_names || ds->n_categories == 0)
+        !ds->item_description || !ds->item_brand || !ds->item_price || !ds->item_available || !ds->category_names ||
+        ds->n_categories == 0)
         return mp_error_set(err, MP_ENOMEM, "dataset: out of memory for %u users and %u items", nu, ni);
     if (order_events(ds, src) != MP_OK)
         return mp_error_set(err, MP_ENOMEM, "dataset: out of memory sorting %zu events", ds->n_events);
@@ -187,6 +203,9 @@ typedef struct load_ctx {
     mp_strmap *cats;             /* category path -> index (0 = "(none)") */
     int rc;
     const mp_progress *progress;
+    const mp_textclf *review_model; /* or NULL */
+    size_t positive_label;          /* class index of the positive label */
+    size_t n_labels;
     char msg[256];
 } load_ctx;
 
@@ -217,6 +236,15 @@ static int load_event_cb(void *vctx, const mp_event_row *e) {
     x->type = e->type;
     x->has_value = e->has_value ? 1 : 0;
     x->value = e->has_value ? (float)e->value : 0.0f;
+    if (c->review_model && e->text.len && (e->type == MP_EV_REVIEW || e->type == MP_EV_RATING)) {
+        size_t label;
+        float prob;
+        mp_error perr;
+        if (mp_textclf_predict(c->review_model, e->text.ptr, e->text.len, &label, &prob, &perr) == MP_OK) {
+            double p = label == c->positive_label ? prob : (1.0 - prob) / (double)(c->n_labels - 1);
+            x->grade = mp_interaction_grade(2.0 * p - 1.0);
+        } /* text the classifier cannot read (invalid UTF-8) keeps the plain weight */
+    }
     if (e->user >= c->max_user) c->max_user = e->user + 1;
     if (e->item >= c->max_item) c->max_item = e->item + 1;
     if ((ds->n_events & 0xFFFF) == 0) mp_progress_report(c->progress, "load", ds->n_events, 0);
@@ -248,7 +276,19 @@ static int grow_items(mp_dataset *ds, uint32_t need) {
     uint8_t *av = realloc(ds->item_available, n);
     if (!av) return MP_ENOMEM;
     ds->item_available = av;
+    char **desc = realloc(ds->item_description, n * sizeof *desc);
+    if (!desc) return MP_ENOMEM;
+    ds->item_description = desc;
+    char **brand = realloc(ds->item_brand, n * sizeof *brand);
+    if (!brand) return MP_ENOMEM;
+    ds->item_brand = brand;
+    double *price = realloc(ds->item_price, n * sizeof *price);
+    if (!price) return MP_ENOMEM;
+    ds->item_price = price;
     for (size_t i = old; i < n; i++) {
+        desc[i] = NULL;
+        brand[i] = NULL;
+        price[i] = NAN;
         ext[i] = NULL;
         title[i] = NULL;
         cat[i] = 0;
@@ -267,6 +307,12 @@ static int load_item_cb(void *vctx, uint32_t id, const mp_item *it) {
     ds->item_ext[id] = dup_slice(it->id);
     ds->item_title[id] = it->title.len ? dup_slice(it->title) : NULL;
     if (!ds->item_ext[id] || (it->title.len && !ds->item_title[id])) goto oom;
+    free(ds->item_description[id]);
+    free(ds->item_brand[id]);
+    ds->item_description[id] = it->description.len ? dup_slice(it->description) : NULL;
+    ds->item_brand[id] = it->brand.len ? dup_slice(it->brand) : NULL;
+    if ((it->description.len && !ds->item_description[id]) || (it->brand.len && !ds->item_brand[id])) goto oom;
+    ds->item_price[id] = it->has_price ? it->price : NAN;
     ds->item_available[id] = it->available ? 1 : 0;
     ds->item_category[id] = 0;
     if (it->category.len) {
@@ -303,9 +349,43 @@ oom:
 }
 
 int mp_dataset_load(mp_dataset **out, mp_store *s, const mp_progress *progress, mp_error *err) {
+    return mp_dataset_load_opts(out, s, NULL, progress, err);
+}
+
+int mp_dataset_load_opts(mp_dataset **out, mp_store *s, const mp_dataset_opts *opts, const mp_progress *progress,
+                         mp_error *err) {
     *out = NULL;
     load_ctx c;
     memset(&c, 0, sizeof c);
+    if (opts && opts->review_model) {
+        const mp_textclf *m = opts->review_model;
+        size_t nl = mp_textclf_n_labels(m), found = nl;
+        const char *want[2] = {opts->positive_label, NULL};
+        if (!want[0]) {
+            want[0] = "positive";
+            want[1] = "__label__positive";
+        }
+        for (int w = 0; w < 2 && found == nl; w++)
+            for (size_t i = 0; want[w] && i < nl && found == nl; i++)
+                if (!strcmp(mp_textclf_label(m, i), want[w])) found = i;
+        if (found == nl || nl < 2) {
+            char list[256];
+            size_t len = 0;
+            list[0] = 0;
+            for (size_t i = 0; i < nl && len + 1 < sizeof list; i++) {
+                int n = snprintf(list + len, sizeof list - len, "%s\"%s\"", i ? ", " : "", mp_textclf_label(m, i));
+                if (n < 0) break;
+                len += (size_t)n < sizeof list - len ? (size_t)n : sizeof list - len - 1;
+            }
+            return mp_error_set(err, MP_EINVAL,
+                                "review sentiment: the classifier has no label \"%s\" (its labels: %s); name the "
+                                "positive one with --review-positive-label",
+                                want[0], list);
+        }
+        c.review_model = m;
+        c.positive_label = found;
+        c.n_labels = nl;
+    }
     mp_dataset *ds = calloc(1, sizeof *ds);
     if (!ds) return mp_error_set(err, MP_ENOMEM, "dataset: out of memory");
     c.ds = ds;
@@ -448,6 +528,7 @@ int mp_weighting_parse(mp_weighting *w, const char *spec, mp_error *err) {
 /* Weight of one event under w. Ages are clamped at 0 (events after `now` are not boosted). */
 static inline double event_weight(const mp_weighting *w, const mp_interaction *e, double decay_rate) {
     double x = w->type_weight[e->type < MP_EV_NTYPES ? e->type : 0];
+    if (e->grade) x *= e->grade / 32767.0;
     if (decay_rate > 0) {
         double age = (double)(w->now - e->ts);
         if (age > 0) x *= exp2(-age * decay_rate);

@@ -452,7 +452,7 @@ static int ml_users(pctx *p, const char *path) {
             sb_json_str(&p->sb, f[3].ptr, f[3].len);
             sb_key(&p->sb, "zip");
             sb_json_str(&p->sb, f[4].ptr, f[4].len);
-            mp_user u = {f[0], sb_close_obj(&p->sb)};
+            mp_user u = {.id = f[0], .attrs = sb_close_obj(&p->sb)};
             rc = mp_importer_add_user(p->im, &u, p->err);
             tick(p);
         }
@@ -753,7 +753,7 @@ static int tc_users(pctx *p, const char *path) {
                     sb_json_num_or_str(&p->sb, v);
                 }
             }
-            mp_user u = {f[0], sb_close_obj(&p->sb)};
+            mp_user u = {.id = f[0], .attrs = sb_close_obj(&p->sb)};
             rc = mp_importer_add_user(p->im, &u, p->err);
             tick(p);
         }
@@ -966,7 +966,7 @@ static int obd_events(pctx *p, const char *path) {
                     sb_key(&p->sb, need[3 + k]);
                     sb_json_str(&p->sb, f[col[3 + k]].ptr, f[col[3 + k]].len);
                 }
-                mp_user u = {e.user, sb_close_obj(&p->sb)};
+                mp_user u = {.id = e.user, .attrs = sb_close_obj(&p->sb)};
                 if ((rc = mp_importer_add_user(p->im, &u, p->err)) != MP_OK) break;
             }
             e.type = MP_EV_VIEW;

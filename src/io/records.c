@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,13 +343,13 @@ int mp_csv_split(const char *s, size_t len, char delim, int quoted, mp_str *fiel
  * Field tables */
 
 enum { EV_USER, EV_ITEM, EV_TYPE, EV_TS, EV_VALUE, EV_TEXT, EV_SESSION, EV_NFIELDS };
-enum { IT_ID, IT_TITLE, IT_DESC, IT_CATEGORY, IT_BRAND, IT_PRICE, IT_ATTRS, IT_AVAILABLE, IT_NFIELDS };
-enum { US_ID, US_ATTRS, US_NFIELDS };
+enum { IT_ID, IT_TITLE, IT_DESC, IT_CATEGORY, IT_BRAND, IT_PRICE, IT_ATTRS, IT_AVAILABLE, IT_EMBEDDING, IT_NFIELDS };
+enum { US_ID, US_ATTRS, US_EMBEDDING, US_NFIELDS };
 
 static const char *const k_event_fields[] = {"user", "item", "type", "ts", "value", "text", "session", NULL};
-static const char *const k_item_fields[] = {"id",    "title", "description", "category", "brand",
-                                            "price", "attrs", "available",   NULL};
-static const char *const k_user_fields[] = {"id", "attrs", NULL};
+static const char *const k_item_fields[] = {"id",    "title", "description", "category",  "brand",
+                                            "price", "attrs", "available",   "embedding", NULL};
+static const char *const k_user_fields[] = {"id", "attrs", "embedding", NULL};
 
 static const char *const *kind_fields(mp_record_kind k) {
     return k == MP_KIND_EVENTS ? k_event_fields : k == MP_KIND_ITEMS ? k_item_fields : k_user_fields;
@@ -358,8 +359,8 @@ static unsigned kind_required(mp_record_kind k) {
 }
 static const char *kind_field_list(mp_record_kind k) {
     return k == MP_KIND_EVENTS  ? "user, item, type, ts, value, text, session"
-           : k == MP_KIND_ITEMS ? "id, title, description, category, brand, price, attrs, available"
-                                : "id, attrs";
+           : k == MP_KIND_ITEMS ? "id, title, description, category, brand, price, attrs, available, embedding"
+                                : "id, attrs, embedding";
 }
 
 static int field_lookup(mp_record_kind k, const char *name, size_t len) {
@@ -397,6 +398,7 @@ struct mp_reader {
     char *scratch;        /* decoded strings of the current record */
     size_t scratch_cap;   /* bytes in scratch, and in catbuf */
     char *catbuf;         /* JSON category array joined with " > " */
+    float *emb;           /* [MP_MAX_EMBEDDING_DIM] the current record's embedding (lazy) */
     int ncols;            /* CSV: number of header columns */
     int col_field[32];    /* CSV: field index of each column */
     mp_str cols[33];      /* CSV: the fields of the current row (one extra to detect too many) */
@@ -788,6 +790,110 @@ static int json_category(mp_reader *r, mp_json_cur *c, char **scratch, mp_str *o
     return MP_OK;
 }
 
+/* ---------------------------------------------------------------------------------------------------------------
+ * Embeddings (items and users): JSON array of numbers, or CSV space-separated numbers */
+
+static int emb_buffer(mp_reader *r, mp_error *err) {
+    if (!r->emb && !(r->emb = malloc(MP_MAX_EMBEDDING_DIM * sizeof *r->emb)))
+        return mp_error_set(err, MP_ENOMEM, "out of memory");
+    return MP_OK;
+}
+
+/* The reason a number cannot be an embedding value, or NULL when it can (finite and within float range). */
+static const char *emb_value_problem(double d) {
+    if (!isfinite(d)) return "is not finite";
+    if (fabs(d) > (double)FLT_MAX) return "does not fit a 32-bit float";
+    return NULL;
+}
+
+static void set_embedding(mp_reader *r, mp_record *rec, uint32_t n) {
+    if (r->kind == MP_KIND_ITEMS) {
+        rec->item.embedding = n ? r->emb : NULL;
+        rec->item.embedding_dim = n;
+    } else {
+        rec->user.embedding = n ? r->emb : NULL;
+        rec->user.embedding_dim = n;
+    }
+}
+
+static int json_embedding(mp_reader *r, mp_json_cur *c, int fid, mp_record *rec, mp_error *err) {
+    mp_json_type t = mp_json_peek(c);
+    if (t == MP_JSON_NULL) {
+        if (mp_json_null(c) != MP_OK) return json_syntax_in(r, err, c, fid);
+        set_embedding(r, rec, 0);
+        return MP_OK;
+    }
+    if (t != MP_JSON_ARRAY) return json_bad_value(r, err, c, fid, "expected an array of numbers");
+    int rc = emb_buffer(r, err);
+    if (rc) return rc;
+    mp_json_cur save = *c;
+    if (mp_json_array_begin(c) != MP_OK) return json_syntax_in(r, err, c, fid);
+    uint32_t n = 0;
+    for (;;) {
+        int done;
+        if (mp_json_array_next(c, &done) != MP_OK) return json_syntax_in(r, err, c, fid);
+        if (done) break;
+        char why[96];
+        if (n == MP_MAX_EMBEDDING_DIM) {
+            snprintf(why, sizeof why, "more than %d values (the largest supported dimension)", MP_MAX_EMBEDDING_DIM);
+            return bad_named(r, err, fid, why, NULL, 0, 0);
+        }
+        if (mp_json_peek(c) != MP_JSON_NUMBER) {
+            snprintf(why, sizeof why, "value %u is not a number", n + 1);
+            return json_bad_value(r, err, c, fid, why);
+        }
+        mp_json_cur at = *c;
+        double d = 0;
+        if (mp_json_number(c, NULL, NULL, &d) != MP_OK) {
+            if (c->why && strcmp(c->why, "number out of range") == 0) {
+                snprintf(why, sizeof why, "value %u is out of range", n + 1);
+                return json_bad_value(r, err, &at, fid, why);
+            }
+            return json_syntax_in(r, err, c, fid);
+        }
+        const char *problem = emb_value_problem(d);
+        if (problem) {
+            snprintf(why, sizeof why, "value %u %s", n + 1, problem);
+            return json_bad_value(r, err, &at, fid, why);
+        }
+        r->emb[n++] = (float)d;
+    }
+    if (n == 0) return json_bad_value(r, err, &save, fid, "expected at least one number");
+    set_embedding(r, rec, n);
+    return MP_OK;
+}
+
+/* CSV: numbers separated by spaces (or tabs); an empty or blank value means none. */
+static int csv_embedding(mp_reader *r, int fid, mp_str v, mp_record *rec, mp_error *err) {
+    int rc = emb_buffer(r, err);
+    if (rc) return rc;
+    uint32_t n = 0;
+    size_t i = 0;
+    for (;;) {
+        while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t'))
+            i++;
+        if (i == v.len) break;
+        size_t j = i;
+        while (j < v.len && v.ptr[j] != ' ' && v.ptr[j] != '\t')
+            j++;
+        char why[128];
+        if (n == MP_MAX_EMBEDDING_DIM) {
+            snprintf(why, sizeof why, "more than %d values (the largest supported dimension)", MP_MAX_EMBEDDING_DIM);
+            return bad_named(r, err, fid, why, NULL, 0, 0);
+        }
+        double d = 0;
+        const char *problem = mp_parse_double(v.ptr + i, j - i, &d) != MP_OK ? "is not a number" : emb_value_problem(d);
+        if (problem) {
+            snprintf(why, sizeof why, "value %u %s (write numbers separated by spaces)", n + 1, problem);
+            return bad_named(r, err, fid, why, v.ptr + i, j - i, 1);
+        }
+        r->emb[n++] = (float)d;
+        i = j;
+    }
+    set_embedding(r, rec, n);
+    return MP_OK;
+}
+
 static int parse_json(mp_reader *r, mp_record *rec, mp_error *err) {
     mp_json_cur c;
     mp_json_init(&c, r->line.ptr, r->line.len);
@@ -883,6 +989,9 @@ static int parse_json(mp_reader *r, mp_record *rec, mp_error *err) {
             case IT_ATTRS:
                 rc = json_attrs(r, &c, fid, &it->attrs, err);
                 break;
+            case IT_EMBEDDING:
+                rc = json_embedding(r, &c, fid, rec, err);
+                break;
             case IT_PRICE: {
                 mp_json_cur save = c;
                 rc = json_num(r, &c, fid, &it->price, &it->has_price, err);
@@ -904,6 +1013,8 @@ static int parse_json(mp_reader *r, mp_record *rec, mp_error *err) {
         } else {
             if (fid == US_ID)
                 rc = json_text(r, &c, &scratch, fid, 1, 0, &rec->user.id, err);
+            else if (fid == US_EMBEDDING)
+                rc = json_embedding(r, &c, fid, rec, err);
             else
                 rc = json_attrs(r, &c, fid, &rec->user.attrs, err);
         }
@@ -1002,6 +1113,8 @@ static int csv_field(mp_reader *r, mp_record *rec, int fid, mp_str v, unsigned *
         }
         case IT_ATTRS:
             break; /* below */
+        case IT_EMBEDDING:
+            return csv_embedding(r, fid, v, rec, err);
         default: {
             mp_str t = trim(v);
             if ((t.len == 4 && memcmp(t.ptr, "true", 4) == 0) || (t.len == 1 && t.ptr[0] == '1'))
@@ -1016,6 +1129,8 @@ static int csv_field(mp_reader *r, mp_record *rec, int fid, mp_str v, unsigned *
     } else if (fid == US_ID) {
         rec->user.id = v;
         return MP_OK;
+    } else if (fid == US_EMBEDDING) {
+        return csv_embedding(r, fid, v, rec, err);
     }
     /* attrs: a JSON object text */
     const char *why = NULL;
@@ -1180,6 +1295,7 @@ void mp_reader_close(mp_reader *r) {
     free(r->longbuf);
     free(r->scratch);
     free(r->catbuf);
+    free(r->emb);
     free(r);
 }
 

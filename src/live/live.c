@@ -23,6 +23,7 @@ void mp_live_opts_default(mp_live_opts *o) {
     o->ann_ef_construction = 200;
     o->ann_ef_search = 64;
     o->pop_half_life_days = 7;
+    o->embed_missing = 1;
 }
 
 int64_t live_now_ns(void) {
@@ -84,6 +85,8 @@ static void scratch_free(live_scratch *sc) {
     free(sc->top);
     free(sc->cursor);
     free(sc->key);
+    free(sc->mask);
+    free(sc->hits);
     free(sc->tmp.key);
     free(sc->tmp.cat_match);
     free(sc->tmp.cats);
@@ -349,6 +352,7 @@ static int holder_load(mp_live *l, const char *path, live_holder **out, mp_error
     h->info.checksum = checksum;
     h->info.loaded_at = (int64_t)time(NULL);
     h->info.n_items = model_items;
+    h->n_items_trained = model_items;
     h->info.meta_json = read_meta(path);
     h->mtime_ns = a.mtime_ns;
     h->since_ns = meta_snapshot_ns(h->info.meta_json, a.mtime_ns);
@@ -438,6 +442,7 @@ int mp_live_reload(mp_live *l, const char *path, mp_error *err) {
     free(ev);
     for (size_t k = 0; rc == MP_OK && k < l->n_forgot; k++) /* a file trained before a user was forgotten */
         rc = mp_model_forget_user(h->model, l->forgot[k], NULL, 0, err);
+    if (rc == MP_OK) live_text_model_catch_up(l, h->model, h->n_items_trained); /* items added since training */
     if (rc) {
         pthread_mutex_unlock(&l->write_mu);
         holder_free(h);
@@ -625,9 +630,11 @@ int mp_live_open(mp_live **out, const mp_live_opts *opts, mp_error *err) {
     }
     if ((rc = mp_store_open(&l->store, l->db, MP_STORE_READWRITE, err))) goto fail;
     if ((rc = load_catalog(l, err))) goto fail;
+    if ((rc = live_text_open(l, err))) goto fail;
     live_holder *h = NULL;
     if (l->model_path) {
         if ((rc = holder_load(l, l->model_path, &h, err))) goto fail;
+        live_text_model_catch_up(l, h->model, h->n_items_trained);
     } else if (!(h = holder_builtin())) {
         rc = mp_error_set(err, MP_ENOMEM, "live: out of memory");
         goto fail;
@@ -635,6 +642,7 @@ int mp_live_open(mp_live **out, const mp_live_opts *opts, mp_error *err) {
     h->info.version = 1;
     l->next_version = 2;
     l->cur = h;
+    live_text_start(l);
     *out = l;
     return MP_OK;
 fail:
@@ -644,6 +652,7 @@ fail:
 
 void mp_live_close(mp_live *l) {
     if (!l) return;
+    live_text_close(l); /* stops the embedder first: it uses everything below */
     if (l->cur) live_holder_release(l, l->cur);
     mp_store_close(l->store);
     if (l->hist)

@@ -3,6 +3,9 @@
  *   write.c    events, items, users, availability, forgetting
  *   read.c     recommend, similar, popular, history
  *   catalog.c  category matching, cached category filters, the live popularity counters
+ *   text.c     the catalog's text: search index, item embeddings (cache, background embedder), search,
+ *              new items for content-aware models
+ *   search.c   the search ranking (magpie/search.h; no live state)
  * Not a public header.
  *
  * Locks (always taken in this order; none is held while waiting for an earlier one):
@@ -30,6 +33,9 @@
 
 #include "magpie/ann.h"
 #include "magpie/dataset.h"
+#include "magpie/encoder.h"
+#include "magpie/search.h"
+#include "magpie/textindex.h"
 #include "magpie/live.h"
 #include "magpie/model.h"
 #include "magpie/store.h"
@@ -43,6 +49,14 @@
  * index search when n_in^2 < LIVE_FILTER_EXACT * n_items: a filtered HNSW search visits about 1/selectivity times
  * the ~4k nodes of an unfiltered one, so scanning the list is cheaper below that. */
 #define LIVE_FILTER_EXACT 4096.0
+
+/* An item for the background embedder; tell: also pass it to a content-aware model (set_item) once embedded. */
+typedef struct live_embed_job {
+    uint32_t id;
+    uint8_t tell;
+} live_embed_job;
+
+#define LIVE_EMBED_SYNC 64 /* items of one write embedded before it returns; the rest in the background */
 
 /* One user's events, sorted by ts (ties in arrival order). */
 typedef struct live_hist {
@@ -92,6 +106,10 @@ typedef struct live_scratch {
     size_t cursor_cap;
     char *key;                 /* a lowercased filter text */
     size_t key_cap;
+    uint8_t *mask;             /* search: allowed items */
+    size_t mask_cap;
+    mp_search_hit *hits;       /* search results */
+    size_t hits_cap;
     live_filter tmp;           /* a filter built for this request only (the cache is full) */
     size_t tmp_items_cap, tmp_cats_cap;
 } live_scratch;
@@ -113,6 +131,7 @@ typedef struct live_holder {
                                       training snapshot time from its .meta.json when plausible, else mtime_ns */
     off_t size;
     ino_t ino;
+    uint32_t n_items_trained;      /* mp_model_n_items right after loading (items beyond get set_item) */
 } live_holder;
 
 /* An event accepted through this instance, kept for the catch-up of a model loaded later. */
@@ -166,6 +185,31 @@ struct mp_live {
     pthread_mutex_t model_mu;
     live_holder *cur;
     uint64_t next_version; /* reload_mu */
+
+    /* text (cat): every item's description and brand (titles above), the BM25 index (doc = item id) and, with an
+     * encoder, item vectors [items_cap * emb_dim] (emb_dim 0 until the first vector is known) */
+    char **desc, **brand;  /* [items_cap] or NULL entries; owned */
+    const char **catp;     /* [items_cap] the item's category path (a key of `cats`) or NULL */
+    char **details;        /* [items_cap] string and number values of the item's attributes, or NULL; owned */
+    mp_textindex *tix;
+    mp_encoder *enc;       /* borrowed (opts.encoder) */
+    float *emb;
+    uint8_t *has_emb;      /* [items_cap] */
+    uint32_t emb_dim;
+    uint64_t n_emb;
+    /* users' profile text (cat): the string and number values of their attributes ("女 30 跑步"), for users
+     * without history; [uprof_cap] or NULL entries, owned */
+    char **uprof;
+    size_t uprof_cap;
+    /* background embedder (with an encoder, for the instance's lifetime): a FIFO of items to embed, fed at open
+     * with the items lacking a cached vector and by large writes (beyond the first LIVE_EMBED_SYNC items) */
+    pthread_t embedder;
+    int embedder_started, emb_init;
+    pthread_mutex_t emb_mu; /* guards the queue and embedder_stop (leaf) */
+    pthread_cond_t emb_cv;
+    int embedder_stop;
+    live_embed_job *jobs;
+    size_t n_jobs, cap_jobs, jobs_head;
 
     /* ingest log and forgotten users (write_mu) */
     live_logged *log;
@@ -221,6 +265,38 @@ long live_pop_top(mp_live *l, live_scratch *sc, const live_filter *f, uint32_t c
                   size_t n_excl, size_t skip, size_t want, uint32_t *out, float *scores);
 /* The leaf of a category path ("Skin Care" for "Beauty > Skin Care"); NULL for category 0. */
 const char *live_cat_leaf(const mp_live *l, uint32_t c);
+
+/* ---- text.c ---- */
+/* Sets user u's profile text from its attributes JSON (cat write side held); attrs.len 0 clears it. MP_ENOMEM. */
+int live_profile_set(mp_live *l, uint32_t u, mp_str attrs);
+/* User u's profile text or NULL (cat held). */
+const char *live_profile_get(const mp_live *l, uint32_t u);
+/* Loads descriptions and brands from the store, builds the search index, loads cached item vectors and lists the
+ * items to embed (at open, before any other thread runs). */
+int live_text_open(mp_live *l, mp_error *err);
+/* Starts the background embedder (after open succeeded); a failure to start only means no background embedding. */
+void live_text_start(mp_live *l);
+/* Stops the embedder and frees the text state (close). */
+void live_text_close(mp_live *l);
+/* Sets item id's text (cat write side held, after its title and category were set; old_title: the title before,
+ * still allocated): description and brand copies, its search document, and drops its vector if the embedded text
+ * changed. MP_ENOMEM. */
+int live_text_set_item(mp_live *l, uint32_t id, const mp_item *it, const char *old_title);
+/* After items were written (no lock held): embeds their text with the encoder, caches the vectors in the store,
+ * and tells the current model about them (mp_model_set_item). Best effort (failures leave them unembedded). */
+void live_text_items_written(mp_live *l, const uint32_t *ids, size_t n);
+/* Tells model m (not yet shared with readers) about items [from, n_items) (new since it was trained): set_item
+ * for content-aware models. Takes cat's read side. */
+void live_text_model_catch_up(mp_live *l, mp_model *m, uint32_t from);
+/* Grows the per-item text arrays from old to cap entries (called by live_items_reserve). */
+int live_text_reserve(mp_live *l, size_t old, size_t cap);
+/* Embeds a query / profile text with the encoder: *out malloc'ed (caller frees) or NULL when there is no encoder,
+ * the text is empty, or an English-only encoder would not understand it. Failures are not errors (NULL). */
+float *live_text_embed_query(mp_live *l, const char *text, size_t len, uint32_t *dim);
+/* The search catalog view over the live state (cat read side held). */
+void live_text_catalog(mp_live *l, mp_search_catalog *c, const uint8_t *allow);
+/* "‘running’, ‘shoes’" runs of q found in item's text (see search.c); 0 when nothing matched. */
+int live_search_runs(const mp_search_catalog *c, uint32_t item, const char *q, size_t len, char *buf, size_t cap);
 
 /* 1 when v is in the ascending array a[0..n) (binary search). */
 static inline int live_in_sorted(const uint32_t *a, size_t n, uint32_t v) {

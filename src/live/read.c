@@ -275,13 +275,53 @@ static int session_history(const mp_live *l, live_scratch *sc, const mp_live_que
     return MP_OK;
 }
 
-static int recommend_locked(mp_live *l, const mp_live_query *q, live_scratch *sc, mp_live_list *out,
-                            size_t *n_unknown_session, mp_error *err) {
+/* Search ranking (magpie/search.h) of `want` items among `allow` minus the exclusions, into sc->hits and
+ * sc->ids / sc->cand (cat read side held). qv: the text's embedding (dim qdim) or NULL. */
+static int search_fill(mp_live *l, live_scratch *sc, const char *text, size_t len, const float *qv, uint32_t qdim,
+                       const uint8_t *allow, const uint32_t *excl, size_t n_excl, const float *user_scores,
+                       uint32_t n_user_scores, size_t want, size_t *n_out, mp_error *err) {
+    *n_out = 0;
+    if (live_grow((void **)&sc->mask, &sc->mask_cap, (size_t)l->n_items + 1, 1) ||
+        live_grow((void **)&sc->hits, &sc->hits_cap, want + 1, sizeof *sc->hits) || reserve_cand(sc, want))
+        return mp_error_set(err, MP_ENOMEM, "live: out of memory for a search of %zu items", want);
+    memcpy(sc->mask, allow, l->n_items);
+    for (size_t k = 0; k < n_excl; k++)
+        if (excl[k] < l->n_items) sc->mask[excl[k]] = 0;
+    mp_search_catalog c;
+    live_text_catalog(l, &c, sc->mask);
+    if (!qv || qdim != c.dim) qv = NULL;
+    size_t got = 0;
+    int rc = mp_search_rank(&c, text, len, qv, user_scores, n_user_scores, NULL, want, sc->hits, &got, err);
+    if (rc) return rc;
+    for (size_t k = 0; k < got; k++) {
+        sc->ids[k] = sc->hits[k].item;
+        sc->cand[k] = sc->hits[k].score;
+    }
+    *n_out = got;
+    return MP_OK;
+}
+
+/* The reason of a recommendation that came from the user's text: "matches your interest in ‘running shoes’". */
+static void text_reason(mp_live *l, live_scratch *sc, size_t k, const char *text, size_t len, char *buf,
+                        size_t cap) {
+    mp_search_catalog c;
+    live_text_catalog(l, &c, NULL);
+    char runs[MP_SEARCH_REASON_MAX];
+    if (live_search_runs(&c, sc->hits[k].item, text, len, runs, sizeof runs))
+        snprintf(buf, cap, "matches your interest in %s", runs);
+    else
+        snprintf(buf, cap, "%s", sc->hits[k].reason);
+}
+
+static int recommend_locked(mp_live *l, const mp_live_query *q, live_scratch *sc, const float *qv, uint32_t qdim,
+                            mp_live_list *out, size_t *n_unknown_session, mp_error *err) {
     mp_user_ctx ctx = {.user = MP_NO_USER};
     int rc;
-    if (q->user) {
-        uint32_t uid = mp_strmap_get(l->users, q->user, q->user_len);
-        if (uid == MP_STRMAP_NONE || l->user_state[uid] != LIVE_USER_LIVE)
+    int has_text = q->text && q->text_len > 0;
+    uint32_t uid = q->user ? mp_strmap_get(l->users, q->user, q->user_len) : MP_STRMAP_NONE;
+    int known = uid != MP_STRMAP_NONE && l->user_state[uid] == LIVE_USER_LIVE;
+    if (q->user && (known || !has_text)) { /* an unknown user with a text is served like an anonymous session */
+        if (!known)
             return mp_error_set(err, MP_ENOTFOUND, "unknown user \"%.*s\"", (int)q->user_len, q->user);
         ctx.user = uid;
         ctx.history = l->hist[uid].ev;
@@ -290,6 +330,12 @@ static int recommend_locked(mp_live *l, const mp_live_query *q, live_scratch *sc
         size_t unknown = 0;
         if ((rc = session_history(l, sc, q, &ctx, &unknown, err))) return rc;
         if (n_unknown_session) *n_unknown_session = unknown;
+    }
+    if (has_text) {
+        ctx.text = q->text;
+        ctx.text_len = q->text_len;
+        ctx.text_embedding = qv;
+        ctx.text_embedding_dim = qv ? qdim : 0;
     }
     out->n_history = ctx.n_history;
     out->known_user = ctx.n_history > 0;
@@ -315,13 +361,20 @@ static int recommend_locked(mp_live *l, const mp_live_query *q, live_scratch *sc
 
     live_holder *h = live_holder_acquire(l);
     out->model_version = h->info.version;
-    size_t got = 0, n_model = 0;
-    int fallback = ctx.n_history == 0, locked = 0;
+    size_t got = 0, n_model = 0, n_text = 0;
+    /* a content-aware model may rank a context known only by its text */
+    int fallback = ctx.n_history == 0 && !(has_text && h->model && mp_model_uses_content(h->model)), locked = 0;
     if (want > 0 && !fallback && h->model) {
         pthread_rwlock_rdlock(&h->lock);
         locked = 1;
         if ((rc = model_rank(l, h, sc, &ctx, f, allow, sc->excl, n_excl, want, &got, &fallback, err))) goto out;
         n_model = got;
+    }
+    if (want > 0 && got == 0 && ctx.n_history == 0 && has_text) { /* served by search over the catalog */
+        if ((rc = search_fill(l, sc, q->text, q->text_len, qv, qdim, allow, sc->excl, n_excl, NULL, 0, want, &got,
+                              err)))
+            goto out;
+        n_text = got;
     }
     if (got < want) { /* popular items: all of the list, or the rest after the model's */
         if (reserve_cand(sc, want)) {
@@ -342,8 +395,9 @@ static int recommend_locked(mp_live *l, const mp_live_query *q, live_scratch *sc
         }
         got += (size_t)pg;
     }
-    out->fallback = h->model ? n_model == 0 : ctx.n_history == 0;
-    snprintf(out->model, sizeof out->model, "%s", out->fallback || !h->model ? "pop" : h->info.name);
+    out->fallback = n_text == 0 && (h->model ? n_model == 0 : ctx.n_history == 0);
+    snprintf(out->model, sizeof out->model, "%s",
+             n_text ? "search" : out->fallback || !h->model ? "pop" : h->info.name);
     size_t first = q->offset < got ? q->offset : got;
     if ((rc = fill_list(l, out, sc->ids + first, sc->cand + first, got - first, err))) goto out;
     if (q->explain) {
@@ -353,6 +407,8 @@ static int recommend_locked(mp_live *l, const mp_live_query *q, live_scratch *sc
             buf[0] = 0;
             if (first + k < n_model) {
                 if (mp_model_explain(h->model, &ctx, id, buf, sizeof buf, NULL) != MP_OK) buf[0] = 0;
+            } else if (first + k < n_text) {
+                text_reason(l, sc, first + k, q->text, q->text_len, buf, sizeof buf);
             } else {
                 pop_reason(l, id, ctx.n_history == 0, buf, sizeof buf);
             }
@@ -373,12 +429,126 @@ int mp_live_recommend(mp_live *l, const mp_live_query *q, mp_live_list *out, siz
     memset(out, 0, sizeof *out);
     if (n_unknown_session) *n_unknown_session = 0;
     if (!q || q->n == 0) return mp_error_set(err, MP_EINVAL, "live: recommend: n must be at least 1");
+    if (q->text && q->text_len && !mp_utf8_valid(q->text, q->text_len, NULL))
+        return mp_error_set(err, MP_EINVAL, "field `q`: not valid UTF-8");
+    /* a known user without history and without a text: their profile attributes, if any */
+    mp_live_query qp = *q;
+    char *profile = NULL;
+    if (q->user && !(q->text && q->text_len)) {
+        pthread_rwlock_rdlock(&l->cat);
+        uint32_t uid = mp_strmap_get(l->users, q->user, q->user_len);
+        if (uid != MP_STRMAP_NONE && l->user_state[uid] == LIVE_USER_LIVE && l->hist[uid].n == 0 &&
+            live_profile_get(l, uid))
+            profile = strdup(live_profile_get(l, uid));
+        pthread_rwlock_unlock(&l->cat);
+        if (profile) {
+            qp.text = profile;
+            qp.text_len = strlen(profile);
+        }
+    }
+    uint32_t qdim = 0;
+    float *qv = qp.text && qp.text_len ? live_text_embed_query(l, qp.text, qp.text_len, &qdim) : NULL;
     live_scratch *sc = live_scratch_get(l);
-    if (!sc) return mp_error_set(err, MP_ENOMEM, "live: out of memory");
+    if (!sc) {
+        free(qv);
+        free(profile);
+        return mp_error_set(err, MP_ENOMEM, "live: out of memory");
+    }
     pthread_rwlock_rdlock(&l->cat);
-    int rc = recommend_locked(l, q, sc, out, n_unknown_session, err);
+    int rc = recommend_locked(l, &qp, sc, qv, qdim, out, n_unknown_session, err);
     pthread_rwlock_unlock(&l->cat);
     live_scratch_put(l, sc);
+    free(qv);
+    free(profile);
+    if (rc) mp_live_list_free(out);
+    return rc;
+}
+
+/* ---- search ---- */
+
+static int search_locked(mp_live *l, const mp_live_search_query *q, live_scratch *sc, const float *qv,
+                         uint32_t qdim, mp_live_list *out, mp_error *err) {
+    mp_user_ctx ctx = {.user = MP_NO_USER};
+    if (q->user) {
+        uint32_t uid = mp_strmap_get(l->users, q->user, q->user_len);
+        if (uid != MP_STRMAP_NONE && l->user_state[uid] == LIVE_USER_LIVE) { /* unknown: an anonymous search */
+            ctx.user = uid;
+            ctx.history = l->hist[uid].ev;
+            ctx.n_history = l->hist[uid].n;
+        }
+    }
+    out->n_history = ctx.n_history;
+    out->known_user = ctx.n_history > 0;
+    int rc = MP_OK;
+    const live_filter *f = NULL;
+    if (q->category && *q->category) {
+        if ((rc = live_filter_get(l, sc, q->category, &f, err))) return rc;
+        if (!f) return MP_OK; /* no category matches */
+    }
+    const uint8_t *allow = f ? f->mask : l->avail;
+    size_t want = q->offset + q->n;
+    if (want > l->n_items) want = l->n_items;
+    live_holder *h = live_holder_acquire(l);
+    out->model_version = h->info.version;
+    int locked = 0, reranked = 0;
+    const float *user_scores = NULL;
+    uint32_t nm = 0;
+    if (h->model && ctx.n_history > 0) {
+        pthread_rwlock_rdlock(&h->lock);
+        locked = 1;
+        nm = mp_model_n_items(h->model);
+        if (live_grow((void **)&sc->scores, &sc->scores_cap, (size_t)nm + 1, sizeof *sc->scores)) {
+            rc = mp_error_set(err, MP_ENOMEM, "live: out of memory scoring %u items", nm);
+            goto out;
+        }
+        if (mp_model_score_all(h->model, &ctx, sc->scores, NULL) == MP_OK) user_scores = sc->scores;
+    }
+    size_t got = 0;
+    if (want > 0 &&
+        (rc = search_fill(l, sc, q->q, q->q_len, qv, qdim, allow, NULL, 0, user_scores, nm, want, &got, err)))
+        goto out;
+    for (size_t k = 0; k < got; k++) reranked |= !isnan(sc->hits[k].user);
+    snprintf(out->model, sizeof out->model, "%s", reranked ? h->info.name : "search");
+    size_t first = q->offset < got ? q->offset : got;
+    if ((rc = fill_list(l, out, sc->ids + first, sc->cand + first, got - first, err))) goto out;
+    for (size_t k = 0; k < out->n; k++) {
+        const mp_search_hit *hit = &sc->hits[first + k];
+        char buf[REASON_MAX + MP_SEARCH_REASON_MAX], why[REASON_MAX];
+        snprintf(buf, sizeof buf, "%s", hit->reason);
+        /* the user's model lifted it: say why */
+        if (!isnan(hit->user) && hit->user >= 0.5f &&
+            mp_model_explain(h->model, &ctx, hit->item, why, sizeof why, NULL) == MP_OK && why[0]) {
+            size_t at = strlen(buf);
+            snprintf(buf + at, sizeof buf - at, "; %s", why);
+        }
+        if (!(out->items[k].reason = strdup(buf))) {
+            rc = mp_error_set(err, MP_ENOMEM, "live: out of memory for reasons");
+            goto out;
+        }
+    }
+out:
+    if (locked) pthread_rwlock_unlock(&h->lock);
+    live_holder_release(l, h);
+    return rc;
+}
+
+int mp_live_search(mp_live *l, const mp_live_search_query *q, mp_live_list *out, mp_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!q || q->n == 0) return mp_error_set(err, MP_EINVAL, "live: search: n must be at least 1");
+    if (!q->q || q->q_len == 0) return mp_error_set(err, MP_EINVAL, "field `q`: the search query is empty");
+    if (!mp_utf8_valid(q->q, q->q_len, NULL)) return mp_error_set(err, MP_EINVAL, "field `q`: not valid UTF-8");
+    uint32_t qdim = 0;
+    float *qv = live_text_embed_query(l, q->q, q->q_len, &qdim);
+    live_scratch *sc = live_scratch_get(l);
+    if (!sc) {
+        free(qv);
+        return mp_error_set(err, MP_ENOMEM, "live: out of memory");
+    }
+    pthread_rwlock_rdlock(&l->cat);
+    int rc = search_locked(l, q, sc, qv, qdim, out, err);
+    pthread_rwlock_unlock(&l->cat);
+    live_scratch_put(l, sc);
+    free(qv);
     if (rc) mp_live_list_free(out);
     return rc;
 }

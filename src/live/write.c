@@ -334,10 +334,11 @@ int mp_live_put_items(mp_live *l, const mp_item *items, size_t n, mp_live_write_
         if (items[i].has_price && !(isfinite(items[i].price) && items[i].price >= 0))
             return mp_error_set(err, MP_EINVAL, "items[%zu]: field `price`: must be a finite number >= 0", i);
     }
-    uint32_t *iid = malloc(n * sizeof *iid);
+    uint32_t *iid = malloc(n * sizeof *iid), *written = malloc(n * sizeof *written);
+    size_t n_written = 0;
     mp_strmap *new_items = NULL;
     int rc = MP_OK;
-    if (!iid || mp_strmap_create(&new_items, 16)) {
+    if (!iid || !written || mp_strmap_create(&new_items, 16)) {
         rc = mp_error_set(err, MP_ENOMEM, "live: out of memory for %zu items", n);
         goto done;
     }
@@ -349,6 +350,9 @@ int mp_live_put_items(mp_live *l, const mp_item *items, size_t n, mp_live_write_
     if (rc == MP_OK) {
         for (size_t i = 0; rc == MP_OK && i < n; i++) {
             rc = mp_store_put_item(l->store, iid[i], &items[i], err);
+            if (rc == MP_OK && items[i].embedding_dim)
+                rc = mp_store_put_embedding(l->store, MP_KIND_ITEMS, iid[i], MP_EMBEDDING_SOURCE_USER,
+                                            items[i].embedding, items[i].embedding_dim, 0, err);
             /* a bare record of a known, unavailable item means "available again" (the store's bare put keeps
              * attributes, availability included) */
             if (rc == MP_OK && iid[i] < bound && item_is_bare(&items[i]) && !l->avail[iid[i]])
@@ -378,7 +382,7 @@ int mp_live_put_items(mp_live *l, const mp_item *items, size_t n, mp_live_write_
                 mrc = MP_ENOMEM;
                 break;
             }
-            free(l->title[id]);
+            char *old_title = l->title[id];
             l->title[id] = title;
             if (l->item_cat[id] != cat) {
                 moved |= l->pop[id] > 0;
@@ -386,16 +390,26 @@ int mp_live_put_items(mp_live *l, const mp_item *items, size_t n, mp_live_write_
                 live_filters_item_changed(l, id);
             }
             set_avail(l, id, it->available);
+            int trc = live_text_set_item(l, id, it, old_title);
+            free(old_title);
+            if (trc) {
+                mrc = MP_ENOMEM;
+                break;
+            }
+            written[n_written++] = id;
         }
         if (moved) live_pop_rebuild(l); /* an item left a category's top list */
         pthread_rwlock_unlock(&l->cat);
         if (mrc) rc = after_commit_oom(err, "items");
     }
     pthread_mutex_unlock(&l->write_mu);
+    /* searchable by words already; now by meaning, and known to content-aware models */
+    live_text_items_written(l, written, n_written);
 done:
     if (res) *res = r;
     mp_strmap_destroy(new_items);
     free(iid);
+    free(written);
     return rc;
 }
 
@@ -421,7 +435,12 @@ int mp_live_put_users(mp_live *l, const mp_user *users, size_t n, mp_live_write_
         if ((rc = resolve_id(l->users, new_users, l->n_users, users[i].id, &uid[i]))) rc = resolve_fail(rc, "user", err);
     if (rc == MP_OK) rc = mp_store_begin(l->store, err);
     if (rc == MP_OK) {
-        for (size_t i = 0; rc == MP_OK && i < n; i++) rc = mp_store_put_user(l->store, uid[i], &users[i], err);
+        for (size_t i = 0; rc == MP_OK && i < n; i++) {
+            rc = mp_store_put_user(l->store, uid[i], &users[i], err);
+            if (rc == MP_OK && users[i].embedding_dim)
+                rc = mp_store_put_embedding(l->store, MP_KIND_USERS, uid[i], MP_EMBEDDING_SOURCE_USER,
+                                            users[i].embedding, users[i].embedding_dim, 0, err);
+        }
         if (rc == MP_OK) rc = mp_store_commit(l->store, err);
         if (rc != MP_OK) mp_store_rollback(l->store, NULL);
     }
@@ -430,6 +449,8 @@ int mp_live_put_users(mp_live *l, const mp_user *users, size_t n, mp_live_write_
         r.inserted = r.new_users = mp_strmap_size(new_users);
         pthread_rwlock_wrlock(&l->cat);
         int mrc = add_new_users(l, new_users);
+        for (size_t i = 0; mrc == MP_OK && i < n; i++) /* a record without attrs keeps the stored ones */
+            if (users[i].attrs.len) mrc = live_profile_set(l, uid[i], users[i].attrs);
         pthread_rwlock_unlock(&l->cat);
         if (mrc) rc = after_commit_oom(err, "users");
     }
@@ -500,6 +521,7 @@ int mp_live_forget_user(mp_live *l, const char *user, size_t len, uint64_t *n_ev
     pthread_rwlock_wrlock(&l->cat);
     live_hist h = l->hist[uid];
     memset(&l->hist[uid], 0, sizeof l->hist[uid]);
+    live_profile_set(l, uid, (mp_str){NULL, 0}); /* clearing never fails */
     for (uint32_t k = 0; k < h.n; k++) {
         l->n_events--;
         if (h.ev[k].type < MP_EV_NTYPES) l->per_type[h.ev[k].type]--;

@@ -669,7 +669,8 @@ static int als_explain(const void *impl, const mp_user_ctx *ctx, uint32_t item, 
         }
         uint32_t j = idx[top];
         char name[256];
-        if (m->titles && m->titles[j] && m->titles[j][0]) snprintf(name, sizeof name, "\"%s\"", m->titles[j]);
+        if (m->titles && m->titles[j] && m->titles[j][0])
+            snprintf(name, sizeof name, "\xE2\x80\x98%.240s\xE2\x80\x99", m->titles[j]);
         else snprintf(name, sizeof name, "item %u", j);
         if (contrib[top] > 0 && pos > 0)
             snprintf(buf, cap, "because you %s %s (%.0f%% of the match)", history_verb(ctx, j), name,

@@ -926,7 +926,8 @@ static int bpr_explain(const void *impl, const mp_user_ctx *ctx, uint32_t item, 
     if (h >= 0) {
         char label[MP_ITEM_TITLE_MAX + 16];
         const mp_interaction *e = &ctx->history[h];
-        mp_bprmf_item_label(b->titles, e->item, label, sizeof label);
+        if (b->titles && b->titles[e->item]) snprintf(label, sizeof label, "\xE2\x80\x98%s\xE2\x80\x99", b->titles[e->item]);
+        else snprintf(label, sizeof label, "item #%u", e->item);
         snprintf(buf, cap, "because you %s %s", mp_bprmf_verb(e->type), label);
     } else if (ctx->user < b->f.n_users) {
         snprintf(buf, cap, "matches the tastes learned from your past activity");

@@ -284,4 +284,16 @@ static inline void cf_because(char *buf, size_t cap, const cf_pair *p, char *con
     }
 }
 
+/* cf_because with the title in curly quotes ("because you bought ‘Rose Hand Cream’"), for explanations that name
+ * items the way search results and the other models do. */
+static inline void cf_because_quoted(char *buf, size_t cap, const cf_pair *p, char *const *titles) {
+    char name[176];
+    if (titles && titles[p->item]) snprintf(name, sizeof name, "\xE2\x80\x98%.150s\xE2\x80\x99", titles[p->item]);
+    else snprintf(name, sizeof name, "item %u", p->item);
+    cf_pair q = *p;
+    char *const one[1] = {name};
+    q.item = 0; /* print `name` through cf_because's phrasing */
+    cf_because(buf, cap, &q, one);
+}
+
 #endif

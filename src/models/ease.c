@@ -407,7 +407,7 @@ static int ease_explain(const void *impl, const mp_user_ctx *ctx, uint32_t item,
             best = a;
         }
     }
-    if (best != SIZE_MAX) cf_because(buf, cap, &h[best], m->titles);
+    if (best != SIZE_MAX) cf_because_quoted(buf, cap, &h[best], m->titles);
     else if (nh == 0) snprintf(buf, cap, "no history yet: nothing to compare it with");
     else snprintf(buf, cap, "nothing in your history points to it");
     free(h);

@@ -382,7 +382,7 @@ static int knn_explain(const void *impl, const mp_user_ctx *ctx, uint32_t item, 
             best = a;
         }
     }
-    if (best != SIZE_MAX) cf_because(buf, cap, &h[best], m->titles);
+    if (best != SIZE_MAX) cf_because_quoted(buf, cap, &h[best], m->titles);
     else if (nh == 0) snprintf(buf, cap, "no history yet: nothing to compare it with");
     else snprintf(buf, cap, "not similar to anything in your history");
     free(h);

@@ -498,7 +498,8 @@ static int mf_explain(const void *impl, const mp_user_ctx *ctx, uint32_t item, c
     char label[4200];
     if (h >= 0) {
         const mp_interaction *e = &ctx->history[h];
-        mp_bprmf_item_label(m->titles, e->item, label, sizeof label);
+        if (m->titles && m->titles[e->item]) snprintf(label, sizeof label, "\xE2\x80\x98%s\xE2\x80\x99", m->titles[e->item]);
+        else snprintf(label, sizeof label, "item #%u", e->item);
         if (is_rating(e))
             snprintf(buf, cap, "predicted rating %.1f; close to %s, which you rated %g", pred, label, e->value);
         else

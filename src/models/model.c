@@ -13,6 +13,8 @@ extern const mp_model_ops mp_als_ops;
 extern const mp_model_ops mp_bpr_ops;
 extern const mp_model_ops mp_ease_ops;
 extern const mp_model_ops mp_mf_ops;
+extern const mp_model_ops mp_hybrid_ops;
+extern const mp_model_ops mp_seqknn_ops;
 
 static const mp_model_ops *const registry[] = {
     &mp_pop_ops,
@@ -21,6 +23,8 @@ static const mp_model_ops *const registry[] = {
     &mp_bpr_ops,
     &mp_ease_ops,
     &mp_mf_ops,
+    &mp_hybrid_ops,
+    &mp_seqknn_ops,
     NULL,
 };
 

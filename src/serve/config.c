@@ -663,6 +663,11 @@ int mp_serve_config_validate(const mp_serve_config *c, mp_error *err) {
         return mp_error_set(err, MP_EINVAL, "setting `listen`: the address is empty (e.g. 127.0.0.1 or 0.0.0.0)");
     if (strcmp(c->ann, "auto") != 0 && strcmp(c->ann, "on") != 0 && strcmp(c->ann, "off") != 0)
         return mp_error_set(err, MP_EINVAL, "setting `ann`: expected auto, on or off, got \"%s\"", c->ann);
+    if (c->encoder[0] && strcmp(c->encoder, "none") && strncmp(c->encoder, "use-lite", 8) &&
+        strncmp(c->encoder, "openai:", 7))
+        return mp_error_set(err, MP_EINVAL,
+                            "setting `encoder`: expected use-lite, use-lite:DIR, openai:MODEL@URL or none, got \"%s\"",
+                            c->encoder);
     if (c->max_body == 0) return mp_error_set(err, MP_EINVAL, "setting `max_body`: must be at least 1 byte (e.g. 8m)");
     if (c->max_body > (1ULL << 30))
         return mp_error_set(err, MP_EINVAL,

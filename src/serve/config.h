@@ -48,17 +48,20 @@
     X(ann_ef_construction, INT, "ann_ef_construction", "200", "HNSW build candidate list")                          \
     X(ann_ef_search, INT, "ann_ef_search", "64", "HNSW search candidate list (recall vs speed)")                    \
     X(access_log, BOOL, "access_log", "false", "log every request to stderr")                                       \
-    X(dashboard, BOOL, "dashboard", "true", "serve the dashboard at /")
+    X(dashboard, BOOL, "dashboard", "true", "serve the dashboard at /")                                             \
+    X(encoder, STR, "encoder", "use-lite",                                                                           \
+      "text encoder for search, /v1/embeddings and content models: use-lite, openai:MODEL@URL, none")               \
+    X(embed_items, BOOL, "embed_items", "true", "embed catalog items without a cached vector in the background")
 
 typedef enum { MP_CFG_STR, MP_CFG_INT, MP_CFG_SIZE, MP_CFG_BOOL, MP_CFG_KEYS, MP_CFG_DUR } mp_cfg_type;
 
 typedef struct mp_serve_config {
-    char *db, *model, *listen, *retrain_args, *ann;
+    char *db, *model, *listen, *retrain_args, *ann, *encoder;
     int64_t port, threads, max_n, max_batch, max_connections, ann_min_items, ann_m, ann_ef_construction,
         ann_ef_search;
     uint64_t max_body;
     int64_t request_timeout, idle_timeout, reload_poll, retrain_every; /* milliseconds */
-    int access_log, dashboard;
+    int access_log, dashboard, embed_items;
     char **read_keys, **write_keys; /* NULL-terminated lists */
     size_t n_read_keys, n_write_keys;
     /* where each setting's value came from, for `magpie serve --print-config`: "default", "PATH:LINE" (config

@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "magpie/json.h"
@@ -78,6 +79,16 @@ static int keep_record(mp_decoded *d, mp_record_kind kind, mp_record *rec) {
     }
     for (size_t i = 0; i < n; i++)
         if (keep(d, slices[i]) != MP_OK) return MP_ENOMEM;
+    /* a supplied embedding points into the parser's buffer, which the next record overwrites: copy it too */
+    const float **vec = kind == MP_KIND_ITEMS ? &rec->item.embedding : kind == MP_KIND_USERS ? &rec->user.embedding : NULL;
+    uint32_t dim = kind == MP_KIND_ITEMS ? rec->item.embedding_dim : kind == MP_KIND_USERS ? rec->user.embedding_dim : 0;
+    if (vec && dim) {
+        char *p = arena_alloc(d, (size_t)dim * sizeof(float) + _Alignof(float));
+        if (!p) return MP_ENOMEM;
+        float *f = (float *)(p + (_Alignof(float) - (uintptr_t)p % _Alignof(float)) % _Alignof(float));
+        memcpy(f, *vec, (size_t)dim * sizeof(float));
+        *vec = f;
+    }
     return MP_OK;
 }
 

@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "magpie/encoder.h"
 #include "magpie/json.h"
 #include "serve/assets.h"
 #include "serve/decode.h"
@@ -91,9 +92,14 @@ enum MHD_Result handle_recommend_get(hctx *h) {
     if (bad) return http_send_error(h->c, h->r, 400, NULL, "category", "query parameter `category` is not valid text");
     const char *ex = http_qarg(h->c, "exclude", exbuf, sizeof exbuf, &bad);
     if (bad) return http_send_error(h->c, h->r, 400, NULL, "exclude", "query parameter `exclude` is not valid text");
+    char textbuf[4096];
+    const char *text = http_qarg(h->c, "q", textbuf, sizeof textbuf, &bad);
+    if (bad) return http_send_error(h->c, h->r, 400, NULL, "q", "query parameter `q` is not valid text (or longer than 4 KiB)");
     const char *ids[MAX_EXCLUDE];
     size_t n_ex = ex ? split_ids(exbuf, ids, MAX_EXCLUDE) : 0;
     mp_live_query q = {0};
+    q.text = text && *text ? text : NULL;
+    q.text_len = q.text ? strlen(q.text) : 0;
     q.user = h->seg;
     q.user_len = h->seg_len;
     q.n = (size_t)n;
@@ -182,6 +188,59 @@ bad_json:
     return 400;
 }
 
+/* Appends a text field to `text` (space-separated): `q` a string; `profile` a string or an object of attributes
+ * whose string and number values are taken ({"gender": "女", "age": 30, "likes": ["跑步"]} -> "女 30 跑步"). */
+static int parse_text_value(mp_json_cur *cur, char **scratch, jbuf *text, int depth) {
+    mp_json_type t = mp_json_peek(cur);
+    mp_str s;
+    if (t == MP_JSON_STRING) {
+        if (mp_json_string(cur, scratch, &s) != MP_OK) return -1;
+        if (s.len == 0) return 0;
+        if (text->len) jb_raw(text, " ", 1);
+        jb_raw(text, s.ptr, s.len);
+        return 0;
+    }
+    if (t == MP_JSON_NUMBER) {
+        if (mp_json_number(cur, &s, NULL, NULL) != MP_OK) return -1;
+        if (text->len) jb_raw(text, " ", 1);
+        jb_raw(text, s.ptr, s.len);
+        return 0;
+    }
+    if ((t == MP_JSON_OBJECT || t == MP_JSON_ARRAY) && depth < 4) {
+        int obj = t == MP_JSON_OBJECT;
+        if ((obj ? mp_json_object_begin(cur) : mp_json_array_begin(cur)) != MP_OK) return -1;
+        for (;;) {
+            mp_str key;
+            int done;
+            if ((obj ? mp_json_object_next(cur, scratch, &key, &done) : mp_json_array_next(cur, &done)) != MP_OK)
+                return -1;
+            if (done) return 0;
+            if (parse_text_value(cur, scratch, text, depth + 1)) return -1;
+        }
+    }
+    return mp_json_skip(cur, NULL) == MP_OK ? 0 : -1; /* true/false/null, or nested too deep */
+}
+
+static int parse_text_field(mp_json_cur *cur, char **scratch, jbuf *text, const char *field, char *why, size_t cap) {
+    mp_json_type t = mp_json_peek(cur);
+    if (t == MP_JSON_NULL) return mp_json_null(cur) == MP_OK ? 0 : 400;
+    int is_q = !strcmp(field, "q");
+    if (is_q ? t != MP_JSON_STRING : (t != MP_JSON_STRING && t != MP_JSON_OBJECT)) {
+        snprintf(why, cap, is_q ? "field `q` must be a string (a search query or interests)"
+                                : "field `profile` must be a string or an object of attributes");
+        return 400;
+    }
+    if (parse_text_value(cur, scratch, text, 0)) {
+        snprintf(why, cap, "malformed JSON in field `%s`: %s", field, cur->why ? cur->why : "syntax error");
+        return 400;
+    }
+    if (text->len > 4096) {
+        snprintf(why, cap, "fields `q` and `profile`: at most 4096 bytes of text");
+        return 400;
+    }
+    return 0;
+}
+
 enum MHD_Result handle_recommend_post(hctx *h) {
     const mp_serve_config *cfg = h->srv->cfg;
     req *r = h->r;
@@ -198,6 +257,8 @@ enum MHD_Result handle_recommend_post(hctx *h) {
     long n = 10, offset = 0;
     int explain = 0, status = 0, have_items = 0;
     char why[512] = "", field[32] = "", category[1024] = "";
+    jbuf text; /* q and profile, joined */
+    jb_init(&text);
     if (mp_json_peek(&cur) != MP_JSON_OBJECT) {
         status = 400;
         snprintf(why, sizeof why, "body: expected a JSON object {\"items\": [...]}");
@@ -250,17 +311,25 @@ enum MHD_Result handle_recommend_post(hctx *h) {
                 memcpy(category, s.ptr, s.len);
                 category[s.len] = 0;
             }
+        } else if (!strcmp(field, "q") || !strcmp(field, "profile")) {
+            status = parse_text_field(&cur, &scratch, &text, field, why, sizeof why);
         } else {
             status = 400;
             snprintf(why, sizeof why,
-                     "unknown field `%s` (known: items, n, offset, category, exclude, explain)", field);
+                     "unknown field `%s` (known: items, n, offset, category, exclude, explain, q, profile)", field);
         }
         if (status) goto done;
     }
-    if (!have_items) {
+    if (!jb_ok(&text)) {
+        status = 500;
+        snprintf(why, sizeof why, "out of memory");
+        goto done;
+    }
+    if (!have_items && text.len == 0) {
         status = 400;
         snprintf(field, sizeof field, "items");
-        snprintf(why, sizeof why, "missing required field `items` (the session's recent item ids, oldest first)");
+        snprintf(why, sizeof why,
+                 "missing required field `items` (the session's recent item ids, oldest first), or `q` / `profile`");
         goto done;
     }
     mp_live_query q = {0};
@@ -272,6 +341,8 @@ enum MHD_Result handle_recommend_post(hctx *h) {
     q.exclude = (const char *const *)exclude.ids;
     q.n_exclude = exclude.n;
     q.explain = explain;
+    q.text = text.len ? text.p : NULL;
+    q.text_len = text.len;
     mp_live_list l = {0};
     mp_error err;
     mp_error_clear(&err);
@@ -282,11 +353,13 @@ enum MHD_Result handle_recommend_post(hctx *h) {
     mp_live_list_free(&l);
     idlist_free(&items);
     idlist_free(&exclude);
+    jb_free(&text);
     free(scratch_mem);
     return rc;
 done:
     idlist_free(&items);
     idlist_free(&exclude);
+    jb_free(&text);
     free(scratch_mem);
     return http_send_error(h->c, r, status, NULL, field[0] ? field : NULL, "%s", why);
 }
@@ -685,7 +758,13 @@ enum MHD_Result handle_stats(hctx *h) {
         if (i) jb_raw(&b, ",", 1);
         jb_f64(&b, rate[i]);
     }
-    jb_cstr(&b, "]}");
+    jb_cstr(&b, "],\"encoder\":");
+    struct mp_encoder *enc = mp_live_encoder(h->live);
+    jb_cstr_json(&b, enc ? mp_encoder_name(enc) : NULL);
+    uint64_t n_emb = 0;
+    uint32_t dim = 0;
+    mp_live_embedding_stats(h->live, &n_emb, &dim);
+    jb_printf(&b, ",\"items_embedded\":%llu,\"embedding_dim\":%u}", (unsigned long long)n_emb, (unsigned)dim);
     return http_send_json(h->c, h->r, 200, &b);
 }
 

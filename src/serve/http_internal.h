@@ -22,6 +22,8 @@
     X(RECOMMEND_GET, "GET /v1/recommend/{user}")                                                                      \
     X(RECOMMEND_POST, "POST /v1/recommend")                                                                           \
     X(SIMILAR, "GET /v1/similar/{item}")                                                                              \
+    X(SEARCH, "GET /v1/search")                                                                                       \
+    X(EMBEDDINGS, "POST /v1/embeddings")                                                                              \
     X(POPULAR, "GET /v1/popular")                                                                                     \
     X(HISTORY, "GET /v1/users/{id}/history")                                                                          \
     X(EVENTS, "POST /v1/events")                                                                                      \
@@ -117,6 +119,8 @@ int http_is_ndjson(const char *content_type);
 enum MHD_Result handle_recommend_get(hctx *h);
 enum MHD_Result handle_recommend_post(hctx *h);
 enum MHD_Result handle_similar(hctx *h);
+enum MHD_Result handle_search(hctx *h);     /* textapi.c */
+enum MHD_Result handle_embeddings(hctx *h); /* textapi.c */
 enum MHD_Result handle_popular(hctx *h);
 enum MHD_Result handle_history(hctx *h);
 enum MHD_Result handle_events(hctx *h);

@@ -42,6 +42,8 @@ static const route routes[] = {
     {M_GET, "v1/recommend/*", EP_RECOMMEND_GET, AUTH_READ},
     {M_POST, "v1/recommend", EP_RECOMMEND_POST, AUTH_READ},
     {M_GET, "v1/similar/*", EP_SIMILAR, AUTH_READ},
+    {M_GET, "v1/search", EP_SEARCH, AUTH_READ},
+    {M_POST, "v1/embeddings", EP_EMBEDDINGS, AUTH_READ},
     {M_GET, "v1/popular", EP_POPULAR, AUTH_READ},
     {M_GET, "v1/users/*/history", EP_HISTORY, AUTH_READ},
     {M_POST, "v1/events", EP_EVENTS, AUTH_WRITE},
@@ -434,7 +436,8 @@ static enum MHD_Result dispatch(mp_server *srv, struct MHD_Connection *c, req *r
     if (!live) return http_send_error(c, r, 503, "not_ready", NULL, "the server is still loading the store and the model");
 
     /* query parameters: only the documented ones */
-    static const char *const q_rec[] = {"n", "offset", "category", "exclude", "explain", "include_seen", NULL};
+    static const char *const q_rec[] = {"n", "offset", "category", "exclude", "explain", "include_seen", "q", NULL};
+    static const char *const q_search[] = {"q", "user", "n", "offset", "category", NULL};
     static const char *const q_n[] = {"n", NULL};
     static const char *const q_pop[] = {"n", "offset", "category", NULL};
     static const char *const q_none[] = {NULL};
@@ -442,6 +445,7 @@ static enum MHD_Result dispatch(mp_server *srv, struct MHD_Connection *c, req *r
     if (found->endpoint == EP_RECOMMEND_GET) qallowed = q_rec;
     else if (found->endpoint == EP_SIMILAR || found->endpoint == EP_HISTORY) qallowed = q_n;
     else if (found->endpoint == EP_POPULAR) qallowed = q_pop;
+    else if (found->endpoint == EP_SEARCH) qallowed = q_search;
     qcheck qc = {qallowed, NULL};
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_param, &qc);
     if (qc.bad) {
@@ -475,6 +479,8 @@ static enum MHD_Result dispatch(mp_server *srv, struct MHD_Connection *c, req *r
     case EP_RECOMMEND_GET: return handle_recommend_get(&h);
     case EP_RECOMMEND_POST: return handle_recommend_post(&h);
     case EP_SIMILAR: return handle_similar(&h);
+    case EP_SEARCH: return handle_search(&h);
+    case EP_EMBEDDINGS: return handle_embeddings(&h);
     case EP_POPULAR: return handle_popular(&h);
     case EP_HISTORY: return handle_history(&h);
     case EP_EVENTS: return handle_events(&h);

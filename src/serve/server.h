@@ -28,6 +28,14 @@ void mp_server_note_model(mp_server *s, int reload_ok);
 /* Stops accepting connections, lets requests in flight finish, frees everything. NULL is a no-op. */
 void mp_server_stop(mp_server *s);
 
+/* Opens the text encoder named by cfg->encoder for the live recommender (search, /v1/embeddings, content models):
+ * *out NULL for "" or "none". A missing USE-Lite package is not an error: *out stays NULL and `warning` (cap bytes)
+ * gets a line naming the install command, so the server runs without semantic search. Other failures (a bad spec)
+ * are errors. *out owned by the caller: mp_encoder_free after mp_live_close. */
+struct mp_encoder;
+int mp_serve_open_encoder(const mp_serve_config *cfg, struct mp_encoder **out, char *warning, size_t cap,
+                          mp_error *err);
+
 /* Percent-decodes s[0..n) into out (room for n + 1 bytes); `plus_space` turns '+' into ' ' (query strings).
  * Returns the decoded length, or -1 for a bad escape ("%G1", "%4") or a decoded NUL byte. */
 long mp_url_decode(const char *s, size_t n, char *out, int plus_space);

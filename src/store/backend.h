@@ -27,6 +27,15 @@ typedef struct mp_store_ops {
     /* Called inside a transaction (store.c opens one when the caller has none). */
     int (*forget_user)(mp_store *s, uint32_t user, uint64_t *n_events, mp_error *err);
     int (*set_item_available)(mp_store *s, uint32_t item, int available, mp_error *err);
+    /* Embeddings: store.c has checked kind, source, dim and finiteness before these are called. */
+    int (*put_embedding)(mp_store *s, mp_record_kind kind, uint32_t id, const char *source, const float *v,
+                         uint32_t dim, uint64_t text_hash, mp_error *err);
+    int (*get_embedding)(mp_store *s, mp_record_kind kind, uint32_t id, const char *source, float *v, uint32_t cap,
+                         uint32_t *dim, uint64_t *text_hash, mp_error *err);
+    int (*scan_embeddings)(mp_store *s, mp_record_kind kind, const char *source, mp_embedding_cb cb, void *ctx,
+                           mp_error *err);
+    int (*delete_embeddings)(mp_store *s, mp_record_kind kind, const char *source, uint64_t *n_deleted,
+                             mp_error *err);
 } mp_store_ops;
 
 /* Every backend's handle starts with this header; store.c only looks at `ops`. */

@@ -81,6 +81,7 @@ struct mp_importer {
     char first_error[MP_ERROR_MSG_MAX];
     double t_start;       /* wall clock at begin */
     double store_seconds; /* time the caller's thread spent in or waiting for the store */
+    uint32_t emb_dim[2];  /* dimension of the users' [0] / items' [1] embeddings from source "user" (0: none yet) */
     uint64_t events_written, rows_written;
 };
 
@@ -149,6 +150,41 @@ void mp_importer_abort(mp_importer *im) {
     importer_free(im);
 }
 
+/* Records carry embeddings stored under this source. */
+#define RECORD_EMB_SOURCE MP_EMBEDDING_SOURCE_USER
+
+static int first_dim_cb(void *ctx, uint32_t id, const float *v, uint32_t dim, uint64_t text_hash) {
+    *(uint32_t *)ctx = dim;
+    return 1; /* one is enough: all vectors of a source have the same dimension */
+}
+
+/* Reads the dimension of the stored record embeddings of users (k 0) or items (k 1), so that a record with another
+ * dimension is a bad record (with its line) rather than a failed write. */
+static int load_emb_dim(mp_importer *im, int k, mp_error *err) {
+    uint32_t dim = 0;
+    int rc = mp_store_scan_embeddings(im->s, k ? MP_KIND_ITEMS : MP_KIND_USERS, RECORD_EMB_SOURCE, first_dim_cb, &dim,
+                                      err);
+    if (rc < 0) return rc;
+    im->emb_dim[k] = dim;
+    return MP_OK;
+}
+
+/* MP_EBADREC (err: "field `embedding`: ...") when a record's embedding does not match the dimension of the others
+ * (in the store or earlier in the batch). */
+static int check_emb_dim(mp_importer *im, int k, uint32_t dim, mp_error *err) {
+    if (dim == 0) return MP_OK;
+    if (im->emb_dim[k] == 0) {
+        im->emb_dim[k] = dim;
+        return MP_OK;
+    }
+    if (im->emb_dim[k] == dim) return MP_OK;
+    return mp_error_set(err, MP_EBADREC,
+                        "field `embedding`: %u values, but the %s embeddings have dimension %u (all vectors of one "
+                        "kind must have the same dimension; to change it, load the new vectors with `magpie import "
+                        "embeddings FILE --replace`)",
+                        dim, k ? "items'" : "users'", im->emb_dim[k]);
+}
+
 int mp_importer_begin(mp_importer **out, mp_store *s, const mp_import_opts *opts, mp_error *err) {
     *out = NULL;
     mp_importer *im = calloc(1, sizeof *im);
@@ -182,6 +218,12 @@ int mp_importer_begin(mp_importer **out, mp_store *s, const mp_import_opts *opts
     }
     for (int k = 0; k < 2; k++)
         im->bound0[k] = mp_strmap_id_bound(im->ids[k]);
+    if (rc == MP_OK) rc = load_emb_dim(im, 0, err);
+    if (rc == MP_OK) rc = load_emb_dim(im, 1, err);
+    if (rc != MP_OK) {
+        mp_importer_abort(im);
+        return rc;
+    }
     *out = im;
     return MP_OK;
 }
@@ -278,7 +320,7 @@ static int sort_chunk(chunk *c) {
 static int write_fresh_ids(chunk *c) {
     for (size_t i = 0; i < c->n_fresh[0]; i++) {
         const fresh_id *f = &c->fresh[0][i];
-        mp_user u = {{f->key, f->len}, {NULL, 0}};
+        mp_user u = {.id = {f->key, f->len}};
         int rc = mp_store_put_user(c->s, f->id, &u, &c->err);
         if (rc) return rc;
     }
@@ -458,10 +500,12 @@ int mp_importer_add_event(mp_importer *im, const mp_event *e, mp_error *err) {
 }
 
 int mp_importer_add_item(mp_importer *im, const mp_item *it, mp_error *err) {
+    int rc = check_emb_dim(im, 1, it->embedding_dim, err);
+    if (rc) return rc;
     im->rep.read++;
     im->rep.accepted++;
     uint32_t id;
-    int rc = intern(im, 1, it->id, 0, &id, err);
+    rc = intern(im, 1, it->id, 0, &id, err);
     if (rc || !im->writing) return rc;
     /* The store is used by one thread at a time. The filling chunk need not be flushed first: its bare rows
      * never overwrite, so this full row wins whichever is written first. */
@@ -469,21 +513,29 @@ int mp_importer_add_item(mp_importer *im, const mp_item *it, mp_error *err) {
     if (rc) return rc;
     double t0 = now_seconds();
     rc = mp_store_put_item(im->s, id, it, err);
+    if (rc == MP_OK && it->embedding_dim)
+        rc = mp_store_put_embedding(im->s, MP_KIND_ITEMS, id, RECORD_EMB_SOURCE, it->embedding, it->embedding_dim, 0,
+                                    err);
     im->store_seconds += now_seconds() - t0;
     if (rc == MP_OK) im->rows_written++;
     return rc;
 }
 
 int mp_importer_add_user(mp_importer *im, const mp_user *u, mp_error *err) {
+    int rc = check_emb_dim(im, 0, u->embedding_dim, err);
+    if (rc) return rc;
     im->rep.read++;
     im->rep.accepted++;
     uint32_t id;
-    int rc = intern(im, 0, u->id, 0, &id, err);
+    rc = intern(im, 0, u->id, 0, &id, err);
     if (rc || !im->writing) return rc;
     rc = join_flush(im, err);
     if (rc) return rc;
     double t0 = now_seconds();
     rc = mp_store_put_user(im->s, id, u, err);
+    if (rc == MP_OK && u->embedding_dim)
+        rc = mp_store_put_embedding(im->s, MP_KIND_USERS, id, RECORD_EMB_SOURCE, u->embedding, u->embedding_dim, 0,
+                                    err);
     im->store_seconds += now_seconds() - t0;
     if (rc == MP_OK) im->rows_written++;
     return rc;
@@ -668,9 +720,17 @@ int mp_import_files(mp_store *s, mp_record_kind kind, const char *const *paths, 
                 if (kind == MP_KIND_EVENTS)
                     rc = mp_importer_add_event(im, &rec.event, err);
                 else if (kind == MP_KIND_ITEMS)
-                    rc = mp_importer_add_item(im, &rec.item, err);
+                    rc = mp_importer_add_item(im, &rec.item, &rerr);
                 else
-                    rc = mp_importer_add_user(im, &rec.user, err);
+                    rc = mp_importer_add_user(im, &rec.user, &rerr);
+                if (rc == MP_EBADREC) { /* an embedding of another dimension: a bad record, with its line */
+                    char msg[MP_ERROR_MSG_MAX + 64];
+                    snprintf(msg, sizeof msg, "%s:%llu: %s", paths[i], (unsigned long long)mp_reader_lineno(r),
+                             rerr.msg);
+                    rc = mp_importer_reject(im, paths[i], mp_reader_lineno(r), msg, mp_reader_line(r), err);
+                } else if (rc != MP_OK) {
+                    *err = rerr;
+                }
             } else if (got == MP_EBADREC) {
                 rc = mp_importer_reject(im, paths[i], mp_reader_lineno(r), rerr.msg, mp_reader_line(r), err);
             } else {

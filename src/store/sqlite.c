@@ -8,12 +8,14 @@
  * rolled back (never half-applied; the WAL is fsynced at each checkpoint). For a recommender's event log that
  * trade is worth the 10-100x faster small commits.
  *
- * Layout (schema version 1):
+ * Layout (schema version 2):
  *   meta(key PRIMARY KEY, value)                 settings; schema_version lives here
  *   users(id INTEGER PRIMARY KEY, ext UNIQUE, attrs)  a forgotten user keeps its row with ext = a tombstone
  *                                                       ("\xff" "forgotten:ID", see store.h) and attrs NULL
  *   items(id INTEGER PRIMARY KEY, ext UNIQUE, title, description, category, brand, price, attrs, available)
  *   events(user, item, type, ts, value, text, session) WITHOUT ROWID, PRIMARY KEY (user, ts, item, type)
+ *   embeddings(kind, source, id, dim, text_hash, vec) WITHOUT ROWID, PRIMARY KEY (kind, source, id), index (kind, id)
+ *                                                  vec: dim float32 values, little-endian; kind: mp_record_kind
  * The events primary key is the dedup key (user, item, type, ts) with its columns reordered so that the one
  * B-tree both refuses exact duplicates and stores the rows in scan order (user, ts, item, type): no second index
  * and no sort on scan. Measured on 5M events against a rowid table + UNIQUE index, this layout inserts faster
@@ -46,6 +48,10 @@ enum {
     ST_FORGET_EVENTS,
     ST_FORGET_USER,
     ST_ITEM_AVAILABLE,
+    ST_EMB_PUT,
+    ST_EMB_GET,
+    ST_EMB_DIM,
+    ST_EMB_FORGET,
     ST_COUNT
 };
 
@@ -74,6 +80,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_FORGET_EVENTS] = "DELETE FROM events WHERE user = ?1",
     [ST_FORGET_USER] = "UPDATE users SET ext = ?2, attrs = NULL WHERE id = ?1",
     [ST_ITEM_AVAILABLE] = "UPDATE items SET available = ?2 WHERE id = ?1",
+    [ST_EMB_PUT] = "INSERT INTO embeddings(kind, source, id, dim, text_hash, vec) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+                   "ON CONFLICT(kind, source, id) DO UPDATE SET dim = excluded.dim, text_hash = excluded.text_hash, "
+                   "vec = excluded.vec",
+    [ST_EMB_GET] = "SELECT dim, text_hash, vec FROM embeddings WHERE kind = ?1 AND source = ?2 AND id = ?3",
+    /* the dimension of the source's other vectors (all equal); the one being replaced does not count */
+    [ST_EMB_DIM] = "SELECT dim FROM embeddings WHERE kind = ?1 AND source = ?2 AND id != ?3 LIMIT 1",
+    [ST_EMB_FORGET] = "DELETE FROM embeddings WHERE kind = ?1 AND id = ?2",
 };
 
 /* Rows per multi-row INSERT. One statement execution per row costs about as much as the B-tree work itself;
@@ -91,6 +104,12 @@ static const char *const migrations[] = {
     "CREATE TABLE events(user INTEGER NOT NULL REFERENCES users(id), item INTEGER NOT NULL REFERENCES items(id),"
     " type INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL, text TEXT, session TEXT,"
     " PRIMARY KEY (user, ts, item, type)) WITHOUT ROWID;",
+    /* 2: embedding vectors. The key puts (kind, source) first so that one source's vectors scan in id order
+     * without a sort; the index serves forgetting a user (all sources of one id). */
+    "CREATE TABLE embeddings(kind INTEGER NOT NULL, source TEXT NOT NULL, id INTEGER NOT NULL,"
+    " dim INTEGER NOT NULL, text_hash INTEGER NOT NULL, vec BLOB NOT NULL,"
+    " PRIMARY KEY (kind, source, id)) WITHOUT ROWID;"
+    "CREATE INDEX embeddings_by_id ON embeddings(kind, id);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 _Static_assert(N_MIGRATIONS == MP_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -100,6 +119,8 @@ typedef struct sqlite_store {
     sqlite3 *db;                  /* the connection (owned) */
     char *path;                   /* file path, for messages (owned) */
     int readonly;                 /* opened with MP_STORE_READONLY */
+    int no_embeddings;            /* a read-only store of schema version 1: it has no embeddings table (reads of
+                                     embeddings find nothing; the first read-write open migrates it) */
     sqlite3_stmt *stmt[ST_COUNT]; /* cached statements, NULL until first use */
 } sqlite_store;
 
@@ -336,10 +357,7 @@ int mp_sqlite_open(mp_store **out, const char *path, mp_store_mode mode, mp_erro
                                   "into it first",
                                   path);
             else if (rc == MP_OK && version < MP_STORE_SCHEMA_VERSION)
-                rc = mp_error_set(err, MP_EVERSION,
-                                  "store \"%s\" has the older schema version %ld; open it once read-write "
-                                  "(e.g. with magpie import) to migrate it to version %d",
-                                  path, version, MP_STORE_SCHEMA_VERSION);
+                q->no_embeddings = 1; /* version 2 only added the embeddings table */
         } else {
             rc = migrate(q, err);
         }
@@ -597,6 +615,7 @@ static int sq_scan_items(mp_store *s, mp_item_cb cb, void *ctx, mp_error *err) {
     int ret = MP_OK;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         mp_item it;
+        memset(&it, 0, sizeof it);
         uint32_t id = (uint32_t)sqlite3_column_int64(st, 0);
         it.id = col_str(st, 1);
         it.title = col_str(st, 2);
@@ -622,6 +641,7 @@ static int sq_scan_users(mp_store *s, mp_user_cb cb, void *ctx, mp_error *err) {
     int ret = MP_OK;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         mp_user u;
+        memset(&u, 0, sizeof u);
         uint32_t id = (uint32_t)sqlite3_column_int64(st, 0);
         u.id = col_str(st, 1);
         u.attrs = col_str(st, 2);
@@ -770,6 +790,10 @@ static int sq_forget_user(mp_store *s, uint32_t user, uint64_t *n_events, mp_err
     sqlite3_bind_int64(st, 1, user);
     if ((rc = step_done(q, st, err, "deleting a user's events"))) return rc;
     if (n_events) *n_events = (uint64_t)sqlite3_changes(q->db);
+    if ((rc = get_stmt(q, ST_EMB_FORGET, &st, err))) return rc;
+    sqlite3_bind_int(st, 1, MP_KIND_USERS);
+    sqlite3_bind_int64(st, 2, user);
+    if ((rc = step_done(q, st, err, "deleting a user's embeddings"))) return rc;
     char tomb_ext[48];
     int len = snprintf(tomb_ext, sizeof tomb_ext, MP_STORE_TOMBSTONE_PREFIX "%u", user);
     if ((rc = get_stmt(q, ST_FORGET_USER, &st, err))) return rc;
@@ -827,6 +851,178 @@ static int sq_meta_set(mp_store *s, const char *key, const char *value, mp_error
     return step_done(q, st, err, "writing a setting");
 }
 
+/* ---- embeddings ---- */
+
+static const char *kind_word(mp_record_kind kind) {
+    return kind == MP_KIND_USERS ? "user" : "item";
+}
+
+/* Vectors are stored as little-endian float32 whatever the host. */
+static void floats_to_le(const float *v, uint32_t n, unsigned char *out) {
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &v[i], 4);
+        out[4 * i] = (unsigned char)b;
+        out[4 * i + 1] = (unsigned char)(b >> 8);
+        out[4 * i + 2] = (unsigned char)(b >> 16);
+        out[4 * i + 3] = (unsigned char)(b >> 24);
+    }
+}
+
+static void floats_from_le(const unsigned char *p, uint32_t n, float *out) {
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t b = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+                     (uint32_t)p[4 * i + 3] << 24;
+        memcpy(&out[i], &b, 4);
+    }
+}
+
+/* Checks a row's dim against its blob; MP_ECORRUPT names the row. */
+static int check_emb_row(sqlite_store *q, sqlite3_stmt *st, int col_dim, int col_vec, mp_record_kind kind,
+                         uint32_t id, const char *source, uint32_t *dim, mp_error *err) {
+    sqlite3_int64 d = sqlite3_column_int64(st, col_dim);
+    int bytes = sqlite3_column_bytes(st, col_vec);
+    if (d <= 0 || d > MP_MAX_EMBEDDING_DIM || (sqlite3_int64)bytes != d * 4)
+        return mp_error_set(err, MP_ECORRUPT,
+                            "store \"%s\": embedding of %s id %u (source \"%s\") is damaged: dim %lld, %d bytes",
+                            q->path, kind_word(kind), id, source, (long long)d, bytes);
+    *dim = (uint32_t)d;
+    return MP_OK;
+}
+
+/* MP_OK when the item / user exists (and the user was not forgotten). */
+static int check_emb_owner(sqlite_store *q, mp_record_kind kind, uint32_t id, mp_error *err) {
+    sqlite3_stmt *st = NULL;
+    int rc = get_stmt(q, kind == MP_KIND_USERS ? ST_USER_EXT : ST_ITEM_EXT, &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, id);
+    int src = sqlite3_step(st);
+    int found = src == SQLITE_ROW;
+    int tomb = found && mp_store_is_tombstone((const char *)sqlite3_column_text(st, 0),
+                                              (size_t)sqlite3_column_bytes(st, 0));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE) return sq_fail(q, src, err, "looking up an embedding's owner");
+    if (!found || tomb)
+        return mp_error_set(err, MP_ENOTFOUND, "store \"%s\": cannot store an embedding for %s id %u: it %s",
+                            q->path, kind_word(kind), id, tomb ? "was forgotten" : "does not exist");
+    return MP_OK;
+}
+
+static int sq_put_embedding(mp_store *s, mp_record_kind kind, uint32_t id, const char *source, const float *v,
+                            uint32_t dim, uint64_t text_hash, mp_error *err) {
+    sqlite_store *q = impl(s);
+    int rc = check_emb_owner(q, kind, id, err);
+    if (rc) return rc;
+    sqlite3_stmt *st = NULL;
+    if ((rc = get_stmt(q, ST_EMB_DIM, &st, err))) return rc;
+    sqlite3_bind_int(st, 1, (int)kind);
+    sqlite3_bind_text(st, 2, source, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, id);
+    int src = sqlite3_step(st);
+    sqlite3_int64 have = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE) return sq_fail(q, src, err, "checking an embedding's dimension");
+    if (src == SQLITE_ROW && have != (sqlite3_int64)dim)
+        return mp_error_set(err, MP_EINVAL,
+                            "store \"%s\": %s id %u: embedding has dimension %u but the %ss' embeddings from source "
+                            "\"%s\" have dimension %lld (delete them first to change the dimension)",
+                            q->path, kind_word(kind), id, dim, kind_word(kind), source, (long long)have);
+    unsigned char stackbuf[1024];
+    unsigned char *blob = dim * 4u <= sizeof stackbuf ? stackbuf : malloc((size_t)dim * 4u);
+    if (!blob) return mp_error_set(err, MP_ENOMEM, "out of memory storing an embedding");
+    floats_to_le(v, dim, blob);
+    if ((rc = get_stmt(q, ST_EMB_PUT, &st, err)) == MP_OK) {
+        sqlite3_bind_int(st, 1, (int)kind);
+        sqlite3_bind_text(st, 2, source, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, id);
+        sqlite3_bind_int64(st, 4, dim);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)text_hash);
+        sqlite3_bind_blob(st, 6, blob, (int)(dim * 4u), SQLITE_STATIC);
+        rc = step_done(q, st, err, "writing an embedding");
+    }
+    if (blob != stackbuf) free(blob);
+    return rc;
+}
+
+static int sq_get_embedding(mp_store *s, mp_record_kind kind, uint32_t id, const char *source, float *v, uint32_t cap,
+                            uint32_t *dim, uint64_t *text_hash, mp_error *err) {
+    sqlite_store *q = impl(s);
+    if (q->no_embeddings)
+        return mp_error_set(err, MP_ENOTFOUND, "store \"%s\": no %s embedding %u from \"%s\" (the store predates "
+                            "embeddings)", q->path, kind_word(kind), id, source);
+    sqlite3_stmt *st = NULL;
+    int rc = get_stmt(q, ST_EMB_GET, &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int(st, 1, (int)kind);
+    sqlite3_bind_text(st, 2, source, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, id);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        uint32_t d = 0;
+        rc = check_emb_row(q, st, 0, 2, kind, id, source, &d, err);
+        if (rc == MP_OK) {
+            if (dim) *dim = d;
+            if (text_hash) *text_hash = (uint64_t)sqlite3_column_int64(st, 1);
+            if (cap < d)
+                rc = mp_error_set(err, MP_ERANGE, "store: embedding of %s id %u has dimension %u, room for %u",
+                                  kind_word(kind), id, d, cap);
+            else
+                floats_from_le(sqlite3_column_blob(st, 2), d, v);
+        }
+    } else if (src == SQLITE_DONE) {
+        rc = mp_error_set(err, MP_ENOTFOUND, "store \"%s\": no embedding of %s id %u from source \"%s\"", q->path,
+                          kind_word(kind), id, source);
+    } else {
+        rc = sq_fail(q, src, err, "reading an embedding");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+static int sq_scan_embeddings(mp_store *s, mp_record_kind kind, const char *source, mp_embedding_cb cb, void *ctx,
+                              mp_error *err) {
+    sqlite_store *q = impl(s);
+    if (q->no_embeddings) return MP_OK; /* an old read-only store: nothing to scan */
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(q->db,
+                                "SELECT id, dim, text_hash, vec FROM embeddings WHERE kind = ?1 AND source = ?2 "
+                                "ORDER BY id",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK) return sq_fail(q, rc, err, "scanning embeddings");
+    sqlite3_bind_int(st, 1, (int)kind);
+    sqlite3_bind_text(st, 2, source, -1, SQLITE_STATIC);
+    float *buf = malloc(MP_MAX_EMBEDDING_DIM * sizeof *buf); /* blobs need not be aligned for float */
+    int ret = buf ? MP_OK : mp_error_set(err, MP_ENOMEM, "out of memory scanning embeddings");
+    while (ret == MP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint32_t id = (uint32_t)sqlite3_column_int64(st, 0), dim = 0;
+        if ((ret = check_emb_row(q, st, 1, 3, kind, id, source, &dim, err)) != MP_OK) break;
+        floats_from_le(sqlite3_column_blob(st, 3), dim, buf);
+        ret = cb(ctx, id, buf, dim, (uint64_t)sqlite3_column_int64(st, 2));
+    }
+    if (ret == MP_OK && rc != SQLITE_DONE) ret = sq_fail(q, rc, err, "scanning embeddings");
+    sqlite3_finalize(st);
+    free(buf);
+    return ret;
+}
+
+static int sq_delete_embeddings(mp_store *s, mp_record_kind kind, const char *source, uint64_t *n_deleted,
+                                mp_error *err) {
+    sqlite_store *q = impl(s);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(q->db, "DELETE FROM embeddings WHERE kind = ?1 AND source = ?2", -1, &st, NULL);
+    if (rc != SQLITE_OK) return sq_fail(q, rc, err, "deleting embeddings");
+    sqlite3_bind_int(st, 1, (int)kind);
+    sqlite3_bind_text(st, 2, source, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return sq_fail(q, rc, err, "deleting embeddings");
+    if (n_deleted) *n_deleted = (uint64_t)sqlite3_changes(q->db);
+    return MP_OK;
+}
+
 static const mp_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -846,4 +1042,8 @@ static const mp_store_ops sqlite_ops = {
     .meta_set = sq_meta_set,
     .forget_user = sq_forget_user,
     .set_item_available = sq_set_item_available,
+    .put_embedding = sq_put_embedding,
+    .get_embedding = sq_get_embedding,
+    .scan_embeddings = sq_scan_embeddings,
+    .delete_embeddings = sq_delete_embeddings,
 };

@@ -1,4 +1,5 @@
 /* The public mp_store_* functions: pick a backend by URI, then dispatch through its operations table. */
+#include <math.h>
 #include <string.h>
 
 #include "store/backend.h"
@@ -134,4 +135,53 @@ int mp_store_meta_get(mp_store *s, const char *key, char **value, mp_error *err)
 
 int mp_store_meta_set(mp_store *s, const char *key, const char *value, mp_error *err) {
     return s->ops->meta_set(s, key, value, err);
+}
+
+/* ---- embeddings: argument checks shared by every backend ---- */
+
+static int check_emb_args(mp_record_kind kind, const char *source, const char *fn, mp_error *err) {
+    if (kind != MP_KIND_ITEMS && kind != MP_KIND_USERS)
+        return mp_error_set(err, MP_EINVAL, "%s: kind must be items or users", fn);
+    if (!source || !*source)
+        return mp_error_set(err, MP_EINVAL, "%s: empty source (use \"user\" for supplied vectors)", fn);
+    if (strlen(source) > MP_MAX_EMBEDDING_SOURCE)
+        return mp_error_set(err, MP_EINVAL, "%s: source \"%.40s...\" is longer than %d bytes", fn, source,
+                            MP_MAX_EMBEDDING_SOURCE);
+    return MP_OK;
+}
+
+int mp_store_put_embedding(mp_store *s, mp_record_kind kind, uint32_t id, const char *source, const float *v,
+                           uint32_t dim, uint64_t text_hash, mp_error *err) {
+    int rc = check_emb_args(kind, source, "store: put embedding", err);
+    if (rc) return rc;
+    if (dim == 0 || dim > MP_MAX_EMBEDDING_DIM || !v)
+        return mp_error_set(err, MP_EINVAL, "store: %s id %u: embedding dimension %u is outside 1..%d",
+                            kind == MP_KIND_ITEMS ? "item" : "user", id, dim, MP_MAX_EMBEDDING_DIM);
+    for (uint32_t i = 0; i < dim; i++)
+        if (!isfinite(v[i]))
+            return mp_error_set(err, MP_EINVAL, "store: %s id %u: embedding value %u of %u is not finite",
+                                kind == MP_KIND_ITEMS ? "item" : "user", id, i + 1, dim);
+    return s->ops->put_embedding(s, kind, id, source, v, dim, text_hash, err);
+}
+
+int mp_store_get_embedding(mp_store *s, mp_record_kind kind, uint32_t id, const char *source, float *v, uint32_t cap,
+                           uint32_t *dim, uint64_t *text_hash, mp_error *err) {
+    int rc = check_emb_args(kind, source, "store: get embedding", err);
+    if (rc) return rc;
+    return s->ops->get_embedding(s, kind, id, source, v, cap, dim, text_hash, err);
+}
+
+int mp_store_scan_embeddings(mp_store *s, mp_record_kind kind, const char *source, mp_embedding_cb cb, void *ctx,
+                             mp_error *err) {
+    int rc = check_emb_args(kind, source, "store: scan embeddings", err);
+    if (rc) return rc;
+    return s->ops->scan_embeddings(s, kind, source, cb, ctx, err);
+}
+
+int mp_store_delete_embeddings(mp_store *s, mp_record_kind kind, const char *source, uint64_t *n_deleted,
+                               mp_error *err) {
+    if (n_deleted) *n_deleted = 0;
+    int rc = check_emb_args(kind, source, "store: delete embeddings", err);
+    if (rc) return rc;
+    return s->ops->delete_embeddings(s, kind, source, n_deleted, err);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "magpie/modelfile.h"
 #include "magpie/rng.h"
 #include "magpie/strmap.h"
 #include "magpie/text.h"
@@ -14,12 +15,13 @@
 
 struct mp_textclf {
     mp_textclf_opts opts;
-    mp_strmap *labels; /* label text -> class id */
+    mp_text_feat_opts fo; /* tokenizer settings (from opts at training; as stored in a loaded file) */
+    mp_strmap *labels;    /* label text -> class id */
     size_t n_labels;
-    uint32_t *row_of;  /* n_buckets entries: embedding row of a bucket, or NO_ROW */
+    uint32_t *row_of; /* n_buckets entries: embedding row of a bucket, or NO_ROW */
     size_t n_rows;
-    float *emb;        /* n_rows x dim */
-    float *out;        /* n_labels x dim */
+    float *emb; /* n_rows x dim */
+    float *out; /* n_labels x dim */
 };
 
 void mp_textclf_default(mp_textclf_opts *opts) {
@@ -44,8 +46,12 @@ void mp_textclf_free(mp_textclf *m) {
     free(m);
 }
 
-size_t mp_textclf_n_labels(const mp_textclf *m) { return m->n_labels; }
-size_t mp_textclf_n_rows(const mp_textclf *m) { return m->n_rows; }
+size_t mp_textclf_n_labels(const mp_textclf *m) {
+    return m->n_labels;
+}
+size_t mp_textclf_n_rows(const mp_textclf *m) {
+    return m->n_rows;
+}
 
 const char *mp_textclf_label(const mp_textclf *m, size_t i) {
     if (i >= m->n_labels) return NULL;
@@ -91,22 +97,25 @@ typedef struct {
 } worker;
 
 /* One SGD step on one document: hidden = mean embedding; softmax; update output rows and the embedding rows. */
-static void sgd_step(mp_textclf *m, const uint32_t *rows, size_t nr, uint32_t label, float lr, float *hid,
-                     float *grad, float *prob) {
+static void sgd_step(mp_textclf *m, const uint32_t *rows, size_t nr, uint32_t label, float lr, float *hid, float *grad,
+                     float *prob) {
     const int dim = m->opts.dim;
     const size_t L = m->n_labels;
     memset(hid, 0, sizeof(float) * (size_t)dim);
     for (size_t i = 0; i < nr; i++) {
         const float *e = m->emb + (size_t)rows[i] * (size_t)dim;
-        for (int j = 0; j < dim; j++) hid[j] += e[j];
+        for (int j = 0; j < dim; j++)
+            hid[j] += e[j];
     }
     const float inv = 1.0f / (float)nr;
-    for (int j = 0; j < dim; j++) hid[j] *= inv;
+    for (int j = 0; j < dim; j++)
+        hid[j] *= inv;
     float mx = -INFINITY;
     for (size_t k = 0; k < L; k++) {
         const float *w = m->out + k * (size_t)dim;
         float s = 0;
-        for (int j = 0; j < dim; j++) s += w[j] * hid[j];
+        for (int j = 0; j < dim; j++)
+            s += w[j] * hid[j];
         prob[k] = s;
         if (s > mx) mx = s;
     }
@@ -124,10 +133,12 @@ static void sgd_step(mp_textclf *m, const uint32_t *rows, size_t nr, uint32_t la
             w[j] += g * hid[j];
         }
     }
-    for (int j = 0; j < dim; j++) grad[j] *= inv;
+    for (int j = 0; j < dim; j++)
+        grad[j] *= inv;
     for (size_t i = 0; i < nr; i++) {
         float *e = m->emb + (size_t)rows[i] * (size_t)dim;
-        for (int j = 0; j < dim; j++) e[j] += grad[j];
+        for (int j = 0; j < dim; j++)
+            e[j] += grad[j];
     }
 }
 
@@ -205,6 +216,7 @@ int mp_textclf_train(const char *const *texts, const size_t *lens, const char *c
         goto fail;
     }
     m->opts = o;
+    feat_opts(&o, &m->fo);
     if (mp_strmap_create(&m->labels, 16) != MP_OK) {
         rc = mp_error_set(err, MP_ENOMEM, "textclf: out of memory");
         goto fail;
@@ -300,8 +312,10 @@ int mp_textclf_train(const char *const *texts, const size_t *lens, const char *c
     mp_rng rng;
     mp_rng_seed(&rng, o.seed);
     const float a = 1.0f / (float)dim;
-    for (size_t i = 0; i < m->n_rows * dim; i++) m->emb[i] = (float)((2.0 * mp_rng_uniform(&rng) - 1.0) * a);
-    for (size_t i = 0; i < n; i++) all_docs[i] = (uint32_t)i;
+    for (size_t i = 0; i < m->n_rows * dim; i++)
+        m->emb[i] = (float)((2.0 * mp_rng_uniform(&rng) - 1.0) * a);
+    for (size_t i = 0; i < n; i++)
+        all_docs[i] = (uint32_t)i;
     mp_rng_shuffle_u32(&rng, all_docs, n);
 
     /* Hogwild: each thread owns a shard of the (shuffled) documents; the learning rate decays with the share of
@@ -335,7 +349,8 @@ int mp_textclf_train(const char *const *texts, const size_t *lens, const char *c
         started = t;
     }
     train_worker(&ws[0]);
-    for (int t = 1; t <= started; t++) pthread_join(tids[t], NULL);
+    for (int t = 1; t <= started; t++)
+        pthread_join(tids[t], NULL);
     for (int t = 0; t < T; t++)
         if (ws[t].status != MP_OK) {
             rc = mp_error_set(err, MP_ENOMEM, "textclf: training thread %d failed (out of memory or threads)", t);
@@ -362,29 +377,27 @@ fail:
 
 /* ---- prediction ----------------------------------------------------------------------------------------------- */
 
-int mp_textclf_predict(const mp_textclf *m, const char *s, size_t len, size_t *label_idx, float *prob,
-                       mp_error *err) {
-    mp_text_feat_opts fo;
-    feat_opts(&m->opts, &fo);
+/* Class scores (logits) of s[0..len) into sc[n_labels]; a text with no known feature scores 0 everywhere. */
+static int class_scores(const mp_textclf *m, const char *s, size_t len, float *sc, mp_error *err) {
     mp_text_tokens *tk = NULL;
-    int rc = mp_text_features(s ? s : "", s ? len : 0, &fo, &tk, err);
+    int rc = mp_text_features(s ? s : "", s ? len : 0, &m->fo, &tk, err);
     if (rc) {
         mp_error_prefix(err, "textclf predict");
         return rc;
     }
     const size_t dim = (size_t)m->opts.dim, L = m->n_labels;
-    float *buf = calloc(dim + L, sizeof(float));
-    if (!buf) {
+    float *hid = calloc(dim, sizeof(float));
+    if (!hid) {
         mp_text_tokens_free(tk);
         return mp_error_set(err, MP_ENOMEM, "textclf predict: out of memory");
     }
-    float *hid = buf, *sc = buf + dim;
     size_t cnt = 0;
     for (size_t t = 0; t < tk->n; t++) {
         const uint32_t r = m->row_of[tk->toks[t].hash % m->opts.n_buckets];
         if (r == NO_ROW) continue;
         const float *e = m->emb + (size_t)r * dim;
-        for (size_t j = 0; j < dim; j++) hid[j] += e[j];
+        for (size_t j = 0; j < dim; j++)
+            hid[j] += e[j];
         cnt++;
     }
     size_t pos = 0;
@@ -393,28 +406,229 @@ int mp_textclf_predict(const mp_textclf *m, const char *s, size_t len, size_t *l
         const uint32_t r = m->row_of[h % m->opts.n_buckets];
         if (r == NO_ROW) continue;
         const float *e = m->emb + (size_t)r * dim;
-        for (size_t j = 0; j < dim; j++) hid[j] += e[j];
+        for (size_t j = 0; j < dim; j++)
+            hid[j] += e[j];
         cnt++;
     }
     if (cnt) {
-        for (size_t j = 0; j < dim; j++) hid[j] += m->emb[j];
+        for (size_t j = 0; j < dim; j++)
+            hid[j] += m->emb[j];
         cnt++;
     }
     mp_text_tokens_free(tk);
     if (cnt)
-        for (size_t j = 0; j < dim; j++) hid[j] /= (float)cnt;
-    size_t best = 0;
+        for (size_t j = 0; j < dim; j++)
+            hid[j] /= (float)cnt;
     for (size_t k = 0; k < L; k++) {
         const float *w = m->out + k * dim;
         float v = 0;
-        for (size_t j = 0; j < dim; j++) v += w[j] * hid[j];
+        for (size_t j = 0; j < dim; j++)
+            v += w[j] * hid[j];
         sc[k] = v;
-        if (v > sc[best]) best = k;
     }
+    free(hid);
+    return MP_OK;
+}
+
+int mp_textclf_predict(const mp_textclf *m, const char *s, size_t len, size_t *label_idx, float *prob, mp_error *err) {
+    float *sc = malloc(m->n_labels * sizeof *sc);
+    if (!sc) return mp_error_set(err, MP_ENOMEM, "textclf predict: out of memory");
+    int rc = class_scores(m, s, len, sc, err);
+    if (rc) {
+        free(sc);
+        return rc;
+    }
+    size_t best = 0;
+    for (size_t k = 1; k < m->n_labels; k++)
+        if (sc[k] > sc[best]) best = k;
     double z = 0;
-    for (size_t k = 0; k < L; k++) z += exp((double)sc[k] - sc[best]);
+    for (size_t k = 0; k < m->n_labels; k++)
+        z += exp((double)sc[k] - sc[best]);
     if (label_idx) *label_idx = best;
     if (prob) *prob = (float)(1.0 / z);
-    free(buf);
+    free(sc);
     return MP_OK;
+}
+
+int mp_textclf_predict_proba(const mp_textclf *m, const char *s, size_t len, float *probs, mp_error *err) {
+    int rc = class_scores(m, s, len, probs, err);
+    if (rc) return rc;
+    float mx = probs[0];
+    for (size_t k = 1; k < m->n_labels; k++)
+        if (probs[k] > mx) mx = probs[k];
+    double z = 0;
+    for (size_t k = 0; k < m->n_labels; k++)
+        z += exp((double)probs[k] - mx);
+    for (size_t k = 0; k < m->n_labels; k++)
+        probs[k] = (float)(exp((double)probs[k] - mx) / z);
+    return MP_OK;
+}
+
+void mp_textclf_get_opts(const mp_textclf *m, mp_textclf_opts *opts) {
+    *opts = m->opts;
+}
+
+/* ---- model file -----------------------------------------------------------------------------------------------
+ * Model "textclf", version 1. Payload: options dim epochs threads n_buckets word_bigrams minn maxn punct (u32),
+ * lr (f64), seed (u64) | tokenizer settings halfwidth casefold collapse_space cjk_unigrams cjk_bigrams
+ * word_bigrams minn maxn (u32) | u32 n_labels, the label strings in class order | u32s bucket of each embedding row
+ * (row 0, the end-of-text feature, has none: UINT32_MAX) | f32s embeddings n_rows x dim | f32s output n_labels x dim */
+
+#define TEXTCLF_FILE_VERSION 1u
+
+int mp_textclf_save(const mp_textclf *m, const char *path, mp_error *err) {
+    uint32_t *bucket = malloc(m->n_rows * sizeof *bucket);
+    mp_mf_writer *w = NULL;
+    if (!bucket || mp_mf_writer_create(&w) != MP_OK) {
+        free(bucket);
+        return mp_error_set(err, MP_ENOMEM, "textclf save %s: out of memory", path);
+    }
+    bucket[0] = NO_ROW;
+    for (uint32_t b = 0; b < m->opts.n_buckets; b++)
+        if (m->row_of[b] != NO_ROW) bucket[m->row_of[b]] = b;
+    const mp_textclf_opts *o = &m->opts;
+    const uint32_t iv[8] = {(uint32_t)o->dim,          (uint32_t)o->epochs, (uint32_t)o->threads, o->n_buckets,
+                            (uint32_t)o->word_bigrams, (uint32_t)o->minn,   (uint32_t)o->maxn,    (uint32_t)o->punct};
+    for (int i = 0; i < 8; i++)
+        mp_mf_put_u32(w, iv[i]);
+    mp_mf_put_f64(w, o->lr);
+    mp_mf_put_u64(w, o->seed);
+    const mp_text_feat_opts *f = &m->fo;
+    const int fv[8] = {f->norm.halfwidth, f->norm.casefold, f->norm.collapse_space,
+                       f->cjk_unigrams,   f->cjk_bigrams,   f->word_bigrams,
+                       f->minn,           f->maxn};
+    for (int i = 0; i < 8; i++)
+        mp_mf_put_u32(w, (uint32_t)fv[i]);
+    mp_mf_put_u32(w, (uint32_t)m->n_labels);
+    for (size_t k = 0; k < m->n_labels; k++)
+        mp_mf_put_str(w, mp_textclf_label(m, k));
+    mp_mf_put_u32s(w, bucket, m->n_rows);
+    mp_mf_put_f32s(w, m->emb, m->n_rows * (size_t)o->dim);
+    mp_mf_put_f32s(w, m->out, m->n_labels * (size_t)o->dim);
+    free(bucket);
+    int rc = mp_mf_writer_save(w, path, "textclf", TEXTCLF_FILE_VERSION, err);
+    mp_mf_writer_destroy(w);
+    return rc;
+}
+
+int mp_textclf_load(const char *path, mp_textclf **out, mp_error *err) {
+    *out = NULL;
+    mp_mf_reader *r = NULL;
+    int rc = mp_mf_reader_open(&r, path, err);
+    if (rc) return rc;
+    mp_textclf *m = NULL;
+    uint32_t *bucket = NULL;
+    if (strcmp(mp_mf_reader_model(r), "textclf") != 0) {
+        rc = mp_error_set(err, MP_ECORRUPT, "model file %s holds a \"%s\" model, not a textclf model", path,
+                          mp_mf_reader_model(r));
+        goto fail;
+    }
+    if (mp_mf_reader_model_version(r) != TEXTCLF_FILE_VERSION) {
+        rc = mp_error_set(err, MP_EVERSION, "model file %s: textclf version %u, this build reads version %u", path,
+                          mp_mf_reader_model_version(r), TEXTCLF_FILE_VERSION);
+        goto fail;
+    }
+    uint32_t iv[8], fv[8], nl;
+    double lr;
+    mp_textclf_opts o;
+    for (int i = 0; i < 8 && rc == MP_OK; i++)
+        rc = mp_mf_get_u32(r, &iv[i], err);
+    if (rc || (rc = mp_mf_get_f64(r, &lr, err)) || (rc = mp_mf_get_u64(r, &o.seed, err))) goto fail;
+    for (int i = 0; i < 8 && rc == MP_OK; i++)
+        rc = mp_mf_get_u32(r, &fv[i], err);
+    if (rc || (rc = mp_mf_get_u32(r, &nl, err))) goto fail;
+    for (int i = 0; i < 8; i++)
+        if ((i != 3 && iv[i] > 65536) || fv[i] > 65536) {
+            rc = mp_error_set(err, MP_ECORRUPT, "model file %s: textclf: bad option values", path);
+            goto fail;
+        }
+    o.dim = (int)iv[0], o.epochs = (int)iv[1], o.threads = (int)iv[2], o.n_buckets = iv[3];
+    o.word_bigrams = (int)iv[4], o.minn = (int)iv[5], o.maxn = (int)iv[6], o.punct = (int)iv[7];
+    o.lr = (float)lr;
+    mp_error e2;
+    if (check_opts(&o, &e2) != MP_OK || nl < 2 || nl > mp_mf_remaining(r)) {
+        rc = mp_error_set(err, MP_ECORRUPT, "model file %s: textclf: bad options or label count (%s)", path,
+                          nl < 2 || nl > mp_mf_remaining(r) ? "labels" : e2.msg);
+        goto fail;
+    }
+    m = calloc(1, sizeof *m);
+    if (!m || mp_strmap_create(&m->labels, nl) != MP_OK) goto oom;
+    m->opts = o;
+    mp_text_feat_default(&m->fo);
+    m->fo.norm.halfwidth = (int)fv[0], m->fo.norm.casefold = (int)fv[1], m->fo.norm.collapse_space = (int)fv[2];
+    m->fo.cjk_unigrams = (int)fv[3], m->fo.cjk_bigrams = (int)fv[4], m->fo.word_bigrams = (int)fv[5];
+    m->fo.minn = (int)fv[6], m->fo.maxn = (int)fv[7];
+    if (m->fo.maxn > 0 && (m->fo.minn < 1 || m->fo.minn > m->fo.maxn)) {
+        rc = mp_error_set(err, MP_ECORRUPT, "model file %s: textclf: bad subword lengths", path);
+        goto fail;
+    }
+    for (uint32_t k = 0; k < nl; k++) {
+        char *s = NULL;
+        if ((rc = mp_mf_get_str(r, &s, 1 << 16, err))) goto fail;
+        uint32_t id;
+        int ins = 0;
+        if (!s || !s[0] || mp_strmap_intern(m->labels, s, strlen(s), &id, &ins) != MP_OK || !ins) {
+            free(s);
+            rc = mp_error_set(err, MP_ECORRUPT, "model file %s: textclf: empty or duplicate label %u", path, k);
+            goto fail;
+        }
+        free(s);
+    }
+    m->n_labels = nl;
+    uint64_t nr;
+    if ((rc = mp_mf_peek_count(r, &nr, mp_mf_remaining(r) / 4, err))) goto fail;
+    if (nr < 2 || nr > (uint64_t)o.n_buckets + 1) {
+        rc = mp_error_set(err, MP_ECORRUPT, "model file %s: textclf: bad embedding row count %llu", path,
+                          (unsigned long long)nr);
+        goto fail;
+    }
+    m->n_rows = (size_t)nr;
+    bucket = malloc(m->n_rows * sizeof *bucket);
+    m->row_of = malloc(sizeof(uint32_t) * o.n_buckets);
+    if (!bucket || !m->row_of) goto oom;
+    if ((rc = mp_mf_get_u32s(r, bucket, m->n_rows, err))) goto fail;
+    memset(m->row_of, 0xff, sizeof(uint32_t) * o.n_buckets);
+    if (bucket[0] != NO_ROW) goto bad_rows;
+    for (size_t i = 1; i < m->n_rows; i++) {
+        if (bucket[i] >= o.n_buckets || m->row_of[bucket[i]] != NO_ROW) goto bad_rows;
+        m->row_of[bucket[i]] = (uint32_t)i;
+    }
+    const size_t dim = (size_t)o.dim;
+    if (m->n_rows * dim + m->n_labels * dim > mp_mf_remaining(r) / 4) {
+        rc = mp_error_set(err, MP_ECORRUPT, "model file %s: textclf: truncated matrices", path);
+        goto fail;
+    }
+    m->emb = malloc(m->n_rows * dim * sizeof *m->emb);
+    m->out = malloc(m->n_labels * dim * sizeof *m->out);
+    if (!m->emb || !m->out) goto oom;
+    if ((rc = mp_mf_get_f32s(r, m->emb, m->n_rows * dim, err)) ||
+        (rc = mp_mf_get_f32s(r, m->out, m->n_labels * dim, err)))
+        goto fail;
+    if (mp_mf_remaining(r) != 0) {
+        rc = mp_error_set(err, MP_ECORRUPT, "model file %s: textclf: %zu unexpected bytes after the model", path,
+                          mp_mf_remaining(r));
+        goto fail;
+    }
+    for (size_t i = 0; i < (m->n_rows + m->n_labels) * dim; i++) {
+        const float v = i < m->n_rows * dim ? m->emb[i] : m->out[i - m->n_rows * dim];
+        if (!isfinite(v)) {
+            rc = mp_error_set(err, MP_ECORRUPT, "model file %s: textclf: non-finite weight", path);
+            goto fail;
+        }
+    }
+    free(bucket);
+    mp_mf_reader_close(r);
+    *out = m;
+    return MP_OK;
+bad_rows:
+    rc = mp_error_set(err, MP_ECORRUPT, "model file %s: textclf: bad or duplicate feature bucket", path);
+    goto fail;
+oom:
+    rc = mp_error_set(err, MP_ENOMEM, "model file %s: textclf: out of memory", path);
+fail:
+    if (err && !strstr(err->msg, path)) mp_error_prefix(err, "model file %s", path);
+    free(bucket);
+    mp_textclf_free(m);
+    mp_mf_reader_close(r);
+    return rc;
 }

@@ -47,6 +47,12 @@ echo '{"user":"u1","type":"view","ts":100}' >missing.jsonl
 expect missing-field missing.jsonl 'missing.jsonl:1: field `item`: missing required field' events
 printf '{"user":"u\xff1","item":"i1","type":"view","ts":100}\n' >utf8.jsonl
 expect invalid-utf8 utf8.jsonl 'utf8.jsonl:1: field `user`: invalid UTF-8' events
+# Text fields (titles, review text) are validated the same way: a truncated multi-byte sequence in a review's text
+# and an overlong encoding in an item title are both refused with the field named; valid emoji and mixed scripts pass.
+printf '{"user":"u1","item":"i1","type":"review","ts":100,"text":"great \xe6\x96"}\n' >utf8text.jsonl
+expect invalid-utf8-review-text utf8text.jsonl 'utf8text.jsonl:1: field `text`: invalid UTF-8' events
+printf '{"id":"i9","title":"bad \xc0\xaf title"}\n' >utf8title.jsonl
+expect invalid-utf8-title utf8title.jsonl 'utf8title.jsonl:1: field `title`: invalid UTF-8' items
 echo '{"user":"u1","item":"i1","type":"buy","ts":100}' >type.jsonl
 expect unknown-type type.jsonl 'type.jsonl:1: field `type`: unknown event type' events
 echo '{"user":"u1","item":"i1","type":"view","ts":"2025-13-45"}' >ts.jsonl
