@@ -757,6 +757,7 @@ static int cmd_cold(const char *dir, const opts *o) {
 
     if (!wanted(o, "hybrid")) {
     } else if (have_model("hybrid")) {
+        if (getenv("COLDFIX_NOEMB")) { free(use); use = NULL; }
         tbc.ts.data.item_embeddings = use;
         tbc.ts.data.embedding_dim = use ? MP_USE_DIM : 0;
         tbc.ts.data.embedding_source = use ? "use-lite" : NULL;

