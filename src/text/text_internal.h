@@ -2,6 +2,7 @@
 #ifndef MAGPIE_TEXT_INTERNAL_H
 #define MAGPIE_TEXT_INTERNAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -114,4 +115,19 @@ static inline void txt_u64map_free(txt_u64map *m) {
     free(m->vals);
     *m = (txt_u64map){0};
 }
+/* Hogwild training helper: runs fn on args[0..T) (`size` bytes apart), workers 1..T-1 on new threads (tids[T]) and
+ * worker 0 on the calling thread, and joins them. Returns how many workers ran: T, or fewer when a thread could not
+ * be created (the workers from the returned count on did not run). */
+static inline int txt_run_workers(void *(*fn)(void *), void *args, size_t size, int T, pthread_t *tids) {
+    int started = 0;
+    for (int t = 1; t < T; t++) {
+        if (pthread_create(&tids[t], NULL, fn, (char *)args + (size_t)t * size) != 0) break;
+        started = t;
+    }
+    fn(args);
+    for (int t = 1; t <= started; t++)
+        pthread_join(tids[t], NULL);
+    return started + 1;
+}
+
 #endif

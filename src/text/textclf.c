@@ -340,19 +340,9 @@ int mp_textclf_train(const char *const *texts, const size_t *lens, const char *c
                          .work_start = 0,
                          .status = MP_OK};
     }
-    int started = 0;
-    for (int t = 1; t < T; t++) {
-        if (pthread_create(&tids[t], NULL, train_worker, &ws[t]) != 0) {
-            ws[t].status = MP_ENOMEM;
-            break;
-        }
-        started = t;
-    }
-    train_worker(&ws[0]);
-    for (int t = 1; t <= started; t++)
-        pthread_join(tids[t], NULL);
+    int ran = txt_run_workers(train_worker, ws, sizeof *ws, T, tids);
     for (int t = 0; t < T; t++)
-        if (ws[t].status != MP_OK) {
+        if (t >= ran || ws[t].status != MP_OK) {
             rc = mp_error_set(err, MP_ENOMEM, "textclf: training thread %d failed (out of memory or threads)", t);
             goto fail;
         }
