@@ -28,7 +28,7 @@ CFLAGS ?=
 ALL_CFLAGS := $(CFLAGS_BASE) $(CFLAGS)
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/io/*.c src/data/*.c src/store/*.c src/models/*.c src/eval/*.c \
-                              src/ann/*.c src/live/*.c src/text/*.c src/bandit/*.c))
+                              src/ann/*.c src/live/*.c src/text/*.c src/bandit/*.c src/sim/*.c))
 # The HTTP server (libmicrohttpd) is part of the `magpie` binary and the tests, not of libmagpie.
 SERVE_SRC := $(sort $(wildcard src/serve/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c)) $(SERVE_SRC)

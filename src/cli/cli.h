@@ -22,6 +22,7 @@ int cmd_textclf(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_ope(int argc, char **argv);
 int cmd_abtest(int argc, char **argv);
+int cmd_simulate(int argc, char **argv);
 
 /* Default store path: $MAGPIE_DB or "magpie.db". */
 const char *cli_default_db(void);

@@ -24,6 +24,7 @@ static const command commands[] = {
     {"embed", cmd_embed, "embed item texts with a text encoder (USE-Lite, OpenAI-compatible) and cache them"},
     {"ope", cmd_ope, "off-policy evaluation of a policy from logs with propensities (IPS, SNIPS, DR, ...)"},
     {"abtest", cmd_abtest, "A/B test analysis: lift with confidence intervals, sample sizes, A/A simulation"},
+    {"simulate", cmd_simulate, "long-term shopper simulator: retention, purchases, coverage of policies (RL, bandits)"},
 };
 
 static void usage(FILE *f) {
