@@ -21,6 +21,9 @@
 # Usage: bench/coldstart.sh        (BUILD=dir picks the build, default build)
 #   SEED=42 COLD_USERS=3000 (0 = all 9,733 eligible users) SHORT_USERS=0 TUNE_USERS=2000 HYBRID_PARAMS=""
 #   ONLY="cold llmrank short" DATA=../shared/data
+# Choosing hybrid parameters for (a): run the validation split (history -> Games-6k.valid.inter target, same cold
+# items), never the test one: $BUILD/bench/coldstart_bench cold $DATA/amazon-games-text --split valid --users 0 \
+#   --models hybrid --hybrid k=v,...
 # USE-Lite embeddings of the 16,859 Games titles are cached in bench/out/coldstart/ after the first run.
 set -euo pipefail
 cd "$(dirname "$0")/.."

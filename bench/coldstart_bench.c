@@ -5,6 +5,8 @@
  *   coldstart_bench short   BEAUTY_DIR [--seed S] [--users N]                (c) users with <= 3 events, Beauty
  *   coldstart_bench tune    GAMES_DIR [--seed S] [--users N]                 seqknn defaults on Games validation
  * --models a,b limits the trained models (and the hybrid of cold) to that subset; --hybrid k=v,... sets hybrid parameters.
+ * cold --split valid runs (a) on Games-6k.valid.inter (history -> validation target, same cold items): the split on
+ * which the hybrid's parameters are chosen (the test targets are never used for a choice).
  *
  * Each prints one markdown section (protocol, sizes, timings, table) on stdout; progress goes to stderr.
  * Everything comes from the library: models by name (model.h), training input (dataset.h, trainset.h), metrics
@@ -635,6 +637,7 @@ typedef struct opts {
     const char *hybrid_params;
     const char *seqknn_params;
     const char *models; /* comma-separated subset of the trained models to run, NULL = all */
+    const char *split;  /* cold: "test" (default) or "valid" (Games-6k.valid.inter: for choosing parameters) */
 } opts;
 
 static int wanted(const opts *o, const char *name) {
@@ -661,7 +664,8 @@ static int cmd_cold(const char *dir, const opts *o) {
     char **titles = read_games_items(dir, &n_items);
     inter te;
     char path[1024];
-    snprintf(path, sizeof path, "%s/Games-6k.test.inter", dir);
+    const char *split = o->split ? o->split : "test";
+    snprintf(path, sizeof path, "%s/Games-6k.%s.inter", dir, split);
     read_inter(path, &te);
 
     /* 20% of the items, seeded, lose every interaction */
@@ -706,14 +710,19 @@ static int cmd_cold(const char *dir, const opts *o) {
         cw[c] = (ecase){.user = u, .hist = seq_at(&tr_warm, u), .nh = seq_len(&tr_warm, u), .target = te.target[u]};
     }
 
-    printf("## (a) Cold items: Amazon Games titles\n\n");
-    printf("Protocol: %u items, %u users (Games-6k.test.inter). Seed %llu: %u items (20%%) are cold: all their "
-           "events are removed from training and from every history. Training = every user's history without the test "
-           "target (%llu events cold / %llu warm). Evaluated: %u users (seeded sample of the %u whose test target is a "
+    if (strcmp(split, "test"))
+        printf("## (a) Cold items: Amazon Games titles, VALIDATION split (Games-6k.%s.inter; for choosing parameters)\n\n",
+               split);
+    else
+        printf("## (a) Cold items: Amazon Games titles\n\n");
+    const char *tgt_word = strcmp(split, "test") ? "validation" : "test";
+    printf("Protocol: %u items, %u users (Games-6k.%s.inter). Seed %llu: %u items (20%%) are cold: all their "
+           "events are removed from training and from every history. Training = every user's history without the %s "
+           "target (%llu events cold / %llu warm). Evaluated: %u users (seeded sample of the %u whose %s target is a "
            "cold item not already in their history); each ranks all %u items less their history. Recall@K = HR@K (one "
            "target). `warm` rows are the upper bound: trained with the cold items' interactions (and full histories).\n\n",
-           n_items, te.n, (unsigned long long)o->seed, n_cold, (unsigned long long)tr_cold.ptr[tr_cold.n],
-           (unsigned long long)tr_warm.ptr[tr_warm.n], n_eval, n_cand, n_items);
+           n_items, te.n, split, (unsigned long long)o->seed, n_cold, tgt_word, (unsigned long long)tr_cold.ptr[tr_cold.n],
+           (unsigned long long)tr_warm.ptr[tr_warm.n], n_eval, n_cand, tgt_word, n_items);
     printf("| method | Recall@20 | NDCG@20 | Recall@10 | NDCG@10 | fit_s | notes |\n|---|---:|---:|---:|---:|---:|---|\n");
     fflush(stdout);
 
@@ -757,7 +766,6 @@ static int cmd_cold(const char *dir, const opts *o) {
 
     if (!wanted(o, "hybrid")) {
     } else if (have_model("hybrid")) {
-        if (getenv("COLDFIX_NOEMB")) { free(use); use = NULL; }
         tbc.ts.data.item_embeddings = use;
         tbc.ts.data.embedding_dim = use ? MP_USE_DIM : 0;
         tbc.ts.data.embedding_source = use ? "use-lite" : NULL;
@@ -1365,7 +1373,7 @@ static int cmd_tune(const char *dir, const opts *o) {
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: %s cold|llmrank|short|tune DATA_DIR [--seed S] [--users N] [--tune-users N] "
-                        "[--cache DIR] [--hybrid PARAMS] [--seqknn PARAMS] [--models pop,itemknn,als,seqknn,hybrid]\n", argv[0]);
+                        "[--cache DIR] [--hybrid PARAMS] [--seqknn PARAMS] [--models pop,itemknn,als,seqknn,hybrid] [--split test|valid]\n", argv[0]);
         return 2;
     }
     opts o = {.seed = 42, .users = 0, .tune_users = 2000, .cache = "bench/out/coldstart", .hybrid_params = NULL};
@@ -1377,6 +1385,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[a], "--hybrid")) o.hybrid_params = argv[a + 1][0] ? argv[a + 1] : NULL;
         else if (!strcmp(argv[a], "--seqknn")) o.seqknn_params = argv[a + 1][0] ? argv[a + 1] : NULL;
         else if (!strcmp(argv[a], "--models")) o.models = argv[a + 1][0] ? argv[a + 1] : NULL;
+        else if (!strcmp(argv[a], "--split")) {
+            o.split = argv[a + 1];
+            if (strcmp(o.split, "test") && strcmp(o.split, "valid")) {
+                fprintf(stderr, "coldstart_bench: --split takes test or valid, not %s\n", o.split);
+                return 2;
+            }
+        }
         else {
             fprintf(stderr, "coldstart_bench: unknown option %s\n", argv[a]);
             return 2;
