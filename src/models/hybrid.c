@@ -1780,6 +1780,21 @@ static int hyb_explain(const void *impl, const mp_user_ctx *ctx, uint32_t item, 
             best = (long)x;
         }
     }
+    if (!(best >= 0 && best_s > 0) && h->titles && h->titles[item]) {
+        /* the towers do not explain it: the lexical channel may (the history item sharing most title words) */
+        size_t most = 0;
+        char w[256];
+        for (size_t x = 0; x < ctx->n_history; x++) {
+            const mp_interaction *e = &ctx->history[x];
+            if (e->item >= h->n_items || e->item == item || !is_positive(e) || !h->titles[e->item]) continue;
+            size_t m = matching_words(h->titles[e->item], strlen(h->titles[e->item]), h->titles[item], w, sizeof w);
+            if (m > most) {
+                most = m;
+                best = (long)x;
+                best_s = 1;
+            }
+        }
+    }
     if (best >= 0 && best_s > 0) {
         const mp_interaction *e = &ctx->history[best];
         if (h->titles && h->titles[e->item])
