@@ -63,9 +63,12 @@ MP_TEST(serveconfig_defaults) {
     CHECK(c.write_keys && c.write_keys[0] == NULL && c.n_write_keys == 0);
     CHECK(!strcmp(c.encoder, "use-lite"));
     CHECK_EQ(c.embed_items, 1);
-    for (int i = 0; i < 25; i++)
+    for (int i = 0; i < 40; i++)
         CHECK(c.origin[i] && strcmp(c.origin[i], "default") == 0);
-    CHECK(c.origin[25] == NULL);
+    CHECK(c.origin[40] == NULL);
+    /* issue 6: exploration, protection and A/B settings */
+    CHECK(!strcmp(c.bandit, "greedy") && !strcmp(c.bandit_log, "") && !strcmp(c.ab_variants, ""));
+    CHECK_EQ(c.bandit_ttl, 3600000);
     CHECK_OK(mp_serve_config_validate(&c, &err), &err);
     mp_serve_config_free(&c);
     mp_serve_config_free(&c); /* idempotent on a freed (zeroed) config */

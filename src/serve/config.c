@@ -2,6 +2,7 @@
  * MP_SERVE_SETTINGS table; this file turns that table into a descriptor array (field offsets, types) and all the
  * parsing, help and printing work from it. */
 #include "serve/config.h"
+#include "serve/banditsrv.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -74,6 +75,11 @@ static const int_range int_ranges[] = {
     {"ann_m", 2, 256},
     {"ann_ef_construction", 1, 100000},
     {"ann_ef_search", 1, 100000},
+    {"bandit_capacity", 1, 100000000},
+    {"bandit_pool", 1, 100},
+    {"item_cap", 0, 1000000},
+    {"category_cap", 0, 1000000},
+    {"shopper_users", 1, 100000000},
 };
 
 /* Fixed choices of STR settings that have them (NULL-terminated). */
@@ -682,6 +688,8 @@ int mp_serve_config_validate(const mp_serve_config *c, mp_error *err) {
         return mp_error_set(err, MP_EINVAL,
                             "setting `retrain_every`: a scheduled retrain needs `model` (the file it writes and the "
                             "server reloads)");
+    int brc = mp_serve_bandit_check_config(c, err);
+    if (brc) return brc;
     if (c->retrain_args[0] && c->retrain_every == 0)
         return mp_error_set(err, MP_EINVAL, "setting `retrain_args` is given but `retrain_every` is 0 (never)");
     return MP_OK;

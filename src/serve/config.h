@@ -51,7 +51,24 @@
     X(dashboard, BOOL, "dashboard", "true", "serve the dashboard at /")                                             \
     X(encoder, STR, "encoder", "use-lite",                                                                           \
       "text encoder for search, /v1/embeddings and content models: use-lite, openai:MODEL@URL, none")               \
-    X(embed_items, BOOL, "embed_items", "true", "embed catalog items without a cached vector in the background")
+    X(embed_items, BOOL, "embed_items", "true", "embed catalog items without a cached vector in the background")   \
+    X(bandit, STR, "bandit", "greedy",                                                                               \
+      "re-ranking policy of /v1/recommend (magpie/bandit.h spec, e.g. egreedy:epsilon=0.1; greedy: no exploration)") \
+    X(bandit_log, STR, "bandit_log", "", "append the JSONL serving log (for `magpie ope --format jsonl`) to this file") \
+    X(bandit_ttl, DUR, "bandit_ttl", "1h", "how long a served list accepts feedback (POST /v1/feedback)")             \
+    X(bandit_capacity, INT, "bandit_capacity", "100000", "served lists kept for feedback (oldest evicted)")        \
+    X(bandit_pool, INT, "bandit_pool", "3", "the policy chooses n items out of n * bandit_pool model candidates")   \
+    X(fatigue_weight, STR, "fatigue_weight", "0", "score penalty per unclicked recent impression of an item (0: off)") \
+    X(fatigue_half_life, DUR, "fatigue_half_life", "1h", "half-life of the fatigue of an impression")               \
+    X(item_cap, INT, "item_cap", "0", "most impressions of an item per user in cap_window (0: no cap)")              \
+    X(category_cap, INT, "category_cap", "0", "most impressions of a category per user in cap_window (0: no cap)")  \
+    X(cap_window, DUR, "cap_window", "24h", "window of item_cap and category_cap")                                 \
+    X(mmr_lambda, STR, "mmr_lambda", "1", "MMR diversity trade-off in [0,1] (1: relevance only, off)")              \
+    X(novelty_weight, STR, "novelty_weight", "0", "score boost weight / log(e + popularity) (0: off)")            \
+    X(shopper_users, INT, "shopper_users", "100000", "users whose recent impressions are kept (least recent dropped)") \
+    X(ab_variants, STR, "ab_variants", "",                                                                          \
+      "A/B variants NAME:WEIGHT:POLICY separated by ';' (e.g. control:50:greedy;explore:50:egreedy:epsilon=0.1)")   \
+    X(ab_salt, STR, "ab_salt", "magpie", "salt of the A/B assignment hash (a new salt reshuffles users)")
 
 typedef enum { MP_CFG_STR, MP_CFG_INT, MP_CFG_SIZE, MP_CFG_BOOL, MP_CFG_KEYS, MP_CFG_DUR } mp_cfg_type;
 
@@ -59,6 +76,11 @@ typedef struct mp_serve_config {
     char *db, *model, *listen, *retrain_args, *ann, *encoder;
     int64_t port, threads, max_n, max_batch, max_connections, ann_min_items, ann_m, ann_ef_construction,
         ann_ef_search;
+    /* bandit re-ranking, shopper protection and A/B variants (src/serve/banditsrv.h); floats kept as text and
+     * checked by mp_serve_config_validate */
+    char *bandit, *bandit_log, *fatigue_weight, *mmr_lambda, *novelty_weight, *ab_variants, *ab_salt;
+    int64_t bandit_capacity, bandit_pool, item_cap, category_cap, shopper_users;
+    int64_t bandit_ttl, fatigue_half_life, cap_window; /* milliseconds */
     uint64_t max_body;
     int64_t request_timeout, idle_timeout, reload_poll, retrain_every; /* milliseconds */
     int access_log, dashboard, embed_items;
@@ -67,7 +89,7 @@ typedef struct mp_serve_config {
     /* where each setting's value came from, for `magpie serve --print-config`: "default", "PATH:LINE" (config
      * file), "env" or what the caller passed to mp_serve_config_set ("flag"); index = position in
      * MP_SERVE_SETTINGS. Owned copies (freed by mp_serve_config_free): do not copy the struct by value. */
-    const char *origin[32];
+    const char *origin[64];
 } mp_serve_config;
 
 /* Fills defaults (origin "default"). Free with mp_serve_config_free (owns every string), also after an error. */

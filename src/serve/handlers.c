@@ -1,5 +1,6 @@
 /* src/serve/handlers.c: the endpoints of `magpie serve` over mp_live (the contract is docs/api.md): each reads
  * its parameters or body, calls the live recommender and answers JSON through the helpers of http_internal.h. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "magpie/encoder.h"
 #include "magpie/json.h"
 #include "serve/assets.h"
+#include "serve/banditsrv.h"
 #include "serve/decode.h"
 #include "serve/http_internal.h"
 
@@ -16,9 +18,10 @@
  * Handlers */
 
 
-static void write_list_items(jbuf *b, const mp_live_list *l, int with_reason) {
+static void write_list_items(jbuf *b, const mp_live_list *l, int with_reason, const mp_serve_slate *sl) {
     jb_cstr(b, "\"items\":[");
-    for (size_t i = 0; i < l->n; i++) {
+    size_t n = sl ? sl->k : l->n;
+    for (size_t i = 0; i < n; i++) {
         const mp_live_item *it = &l->items[i];
         if (i) jb_raw(b, ",", 1);
         jb_cstr(b, "{\"item\":");
@@ -33,13 +36,18 @@ static void write_list_items(jbuf *b, const mp_live_list *l, int with_reason) {
             jb_cstr(b, ",\"reason\":");
             jb_cstr_json(b, it->reason ? it->reason : "");
         }
+        if (sl) {
+            jb_cstr(b, ",\"propensity\":");
+            if (isfinite(sl->propensity[i])) jb_f64(b, sl->propensity[i]);
+            else jb_cstr(b, "null");
+        }
         jb_raw(b, "}", 1);
     }
     jb_raw(b, "]", 1);
 }
 
 static enum MHD_Result answer_list(hctx *h, const char *user, size_t user_len, const mp_live_list *l, int explain,
-                                   long unknown_session) {
+                                   long unknown_session, const mp_serve_slate *sl) {
     jbuf b;
     jb_init(&b);
     jb_cstr(&b, "{\"user\":");
@@ -56,8 +64,16 @@ static enum MHD_Result answer_list(hctx *h, const char *user, size_t user_len, c
         jb_cstr(&b, ",\"unknown_items\":");
         jb_u64(&b, (uint64_t)unknown_session);
     }
+    if (sl) {
+        jb_cstr(&b, ",\"event_id\":");
+        jb_cstr_json(&b, sl->event_id[0] ? sl->event_id : NULL);
+        jb_cstr(&b, ",\"variant\":");
+        jb_cstr_json(&b, sl->variant);
+        jb_cstr(&b, ",\"policy\":");
+        jb_cstr_json(&b, sl->policy);
+    }
     jb_raw(&b, ",", 1);
-    write_list_items(&b, l, explain);
+    write_list_items(&b, l, explain, sl);
     jb_raw(&b, "}", 1);
     return http_send_json(h->c, h->r, 200, &b);
 }
@@ -72,6 +88,49 @@ static size_t split_ids(char *buf, const char **ids, size_t cap) {
 }
 
 #define MAX_EXCLUDE 1000
+
+static double mono_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Recommends for q and answers: through the bandit layer (banditsrv.h) when it is enabled or policy_spec is given
+ * (the model's top n * bandit_pool candidates, of which the policy serves n), else the model's list as is. */
+static enum MHD_Result recommend_and_answer(hctx *h, mp_live_query *q, const char *user, size_t user_len,
+                                            const char *policy_spec, int session) {
+    mp_serve_bandit *sb = h->srv->bandit;
+    int use_bandit = sb && (policy_spec || mp_serve_bandit_enabled(sb));
+    size_t want = q->n;
+    if (use_bandit) {
+        size_t pool = want * (size_t)h->srv->cfg->bandit_pool;
+        q->n = pool > want ? pool : want;
+    }
+    mp_live_list l = {0};
+    mp_error err;
+    mp_error_clear(&err);
+    size_t unknown = 0;
+    enum MHD_Result rc;
+    if (mp_live_recommend(h->live, q, &l, session ? &unknown : NULL, &err) != MP_OK) {
+        mp_live_list_free(&l);
+        return http_send_mp_error(h->c, h->r, &err, !session && err.code == MP_ENOTFOUND ? "user" : NULL);
+    }
+    if (!use_bandit) {
+        rc = answer_list(h, user, user_len, &l, q->explain, session ? (long)unknown : -1, NULL);
+        mp_live_list_free(&l);
+        return rc;
+    }
+    mp_serve_slate sl;
+    if (mp_serve_bandit_serve(sb, user, user_len, policy_spec, &l, want, mono_seconds(), &sl, &err) != MP_OK) {
+        mp_live_list_free(&l);
+        if (err.code == MP_EINVAL) return http_send_error(h->c, h->r, 400, NULL, "policy", "policy: %s", err.msg);
+        return http_send_mp_error(h->c, h->r, &err, NULL);
+    }
+    rc = answer_list(h, user, user_len, &l, q->explain, session ? (long)unknown : -1, &sl);
+    free(sl.propensity);
+    mp_live_list_free(&l);
+    return rc;
+}
 
 enum MHD_Result handle_recommend_get(hctx *h) {
     char why[256];
@@ -95,6 +154,9 @@ enum MHD_Result handle_recommend_get(hctx *h) {
     char textbuf[4096];
     const char *text = http_qarg(h->c, "q", textbuf, sizeof textbuf, &bad);
     if (bad) return http_send_error(h->c, h->r, 400, NULL, "q", "query parameter `q` is not valid text (or longer than 4 KiB)");
+    char polbuf[512];
+    const char *policy = http_qarg(h->c, "policy", polbuf, sizeof polbuf, &bad);
+    if (bad) return http_send_error(h->c, h->r, 400, NULL, "policy", "query parameter `policy` is not valid text");
     const char *ids[MAX_EXCLUDE];
     size_t n_ex = ex ? split_ids(exbuf, ids, MAX_EXCLUDE) : 0;
     mp_live_query q = {0};
@@ -109,16 +171,7 @@ enum MHD_Result handle_recommend_get(hctx *h) {
     q.n_exclude = n_ex;
     q.explain = explain;
     q.include_seen = include_seen;
-    mp_live_list l = {0};
-    mp_error err;
-    mp_error_clear(&err);
-    if (mp_live_recommend(h->live, &q, &l, NULL, &err) != MP_OK) {
-        mp_live_list_free(&l);
-        return http_send_mp_error(h->c, h->r, &err, err.code == MP_ENOTFOUND ? "user" : NULL);
-    }
-    enum MHD_Result rc = answer_list(h, h->seg, h->seg_len, &l, explain, -1);
-    mp_live_list_free(&l);
-    return rc;
+    return recommend_and_answer(h, &q, h->seg, h->seg_len, policy && *policy ? policy : NULL, 0);
 }
 
 /* Reads a JSON array of strings (ids) into a new array of NUL-terminated copies stored in `store` (a jbuf used as
@@ -256,7 +309,7 @@ enum MHD_Result handle_recommend_post(hctx *h) {
     idlist items = {0}, exclude = {0};
     long n = 10, offset = 0;
     int explain = 0, status = 0, have_items = 0;
-    char why[512] = "", field[32] = "", category[1024] = "";
+    char why[512] = "", field[32] = "", category[1024] = "", policy[512] = "";
     jbuf text; /* q and profile, joined */
     jb_init(&text);
     if (mp_json_peek(&cur) != MP_JSON_OBJECT) {
@@ -311,12 +364,23 @@ enum MHD_Result handle_recommend_post(hctx *h) {
                 memcpy(category, s.ptr, s.len);
                 category[s.len] = 0;
             }
+        } else if (!strcmp(field, "policy")) {
+            mp_str ps;
+            if (mp_json_peek(&cur) != MP_JSON_STRING || mp_json_string(&cur, &scratch, &ps) != MP_OK ||
+                ps.len == 0 || ps.len >= sizeof policy) {
+                status = 400;
+                snprintf(why, sizeof why, "field `policy` must be a policy spec string (e.g. \"egreedy:epsilon=0.1\")");
+            } else {
+                memcpy(policy, ps.ptr, ps.len);
+                policy[ps.len] = 0;
+            }
         } else if (!strcmp(field, "q") || !strcmp(field, "profile")) {
             status = parse_text_field(&cur, &scratch, &text, field, why, sizeof why);
         } else {
             status = 400;
             snprintf(why, sizeof why,
-                     "unknown field `%s` (known: items, n, offset, category, exclude, explain, q, profile)", field);
+                     "unknown field `%s` (known: items, n, offset, category, exclude, explain, q, profile, policy)",
+                     field);
         }
         if (status) goto done;
     }
@@ -343,14 +407,7 @@ enum MHD_Result handle_recommend_post(hctx *h) {
     q.explain = explain;
     q.text = text.len ? text.p : NULL;
     q.text_len = text.len;
-    mp_live_list l = {0};
-    mp_error err;
-    mp_error_clear(&err);
-    size_t unknown = 0;
-    enum MHD_Result rc;
-    if (mp_live_recommend(h->live, &q, &l, &unknown, &err) != MP_OK) rc = http_send_mp_error(h->c, r, &err, NULL);
-    else rc = answer_list(h, NULL, 0, &l, explain, (long)unknown);
-    mp_live_list_free(&l);
+    enum MHD_Result rc = recommend_and_answer(h, &q, NULL, 0, policy[0] ? policy : NULL, 1);
     idlist_free(&items);
     idlist_free(&exclude);
     jb_free(&text);
@@ -383,7 +440,7 @@ enum MHD_Result handle_similar(hctx *h) {
     jb_cstr(&b, ",\"model\":");
     jb_cstr_json(&b, l.model);
     jb_raw(&b, ",", 1);
-    write_list_items(&b, &l, 0);
+    write_list_items(&b, &l, 0, NULL);
     jb_raw(&b, "}", 1);
     mp_live_list_free(&l);
     return http_send_json(h->c, h->r, 200, &b);
@@ -413,7 +470,7 @@ enum MHD_Result handle_popular(hctx *h) {
     jb_cstr(&b, "{\"category\":");
     jb_cstr_json(&b, category);
     jb_raw(&b, ",", 1);
-    write_list_items(&b, &l, 0);
+    write_list_items(&b, &l, 0, NULL);
     jb_raw(&b, "}", 1);
     mp_live_list_free(&l);
     return http_send_json(h->c, h->r, 200, &b);
@@ -546,6 +603,7 @@ enum MHD_Result handle_events(hctx *h) {
     mp_error err;
     mp_error_clear(&err);
     int rc = mp_live_add_events(h->live, ev, d.n, &res, &err);
+    if (rc == MP_OK) mp_serve_bandit_observe(h->srv->bandit, ev, d.n, mono_seconds());
     free(ev);
     mp_decoded_free(&d);
     if (rc != MP_OK) return http_send_mp_error(h->c, h->r, &err, NULL);
@@ -764,7 +822,9 @@ enum MHD_Result handle_stats(hctx *h) {
     uint64_t n_emb = 0;
     uint32_t dim = 0;
     mp_live_embedding_stats(h->live, &n_emb, &dim);
-    jb_printf(&b, ",\"items_embedded\":%llu,\"embedding_dim\":%u}", (unsigned long long)n_emb, (unsigned)dim);
+    jb_printf(&b, ",\"items_embedded\":%llu,\"embedding_dim\":%u", (unsigned long long)n_emb, (unsigned)dim);
+    mp_serve_bandit_stats_json(h->srv->bandit, &b);
+    jb_raw(&b, "}", 1);
     return http_send_json(h->c, h->r, 200, &b);
 }
 
@@ -775,6 +835,16 @@ enum MHD_Result handle_metrics(hctx *h) {
     mp_error_clear(&err);
     mp_metrics_set_connections(h->srv->metrics, atomic_load(&h->srv->open_connections));
     if (mp_metrics_render(h->srv->metrics, &text, &len, &err) != MP_OK) return http_send_mp_error(h->c, h->r, &err, NULL);
+    jbuf b;
+    jb_init(&b);
+    jb_raw(&b, text, len);
+    free(text);
+    mp_serve_bandit_metrics(h->srv->bandit, &b);
+    if (!jb_ok(&b)) {
+        jb_free(&b);
+        return http_send_error(h->c, h->r, 500, NULL, NULL, "out of memory rendering /metrics");
+    }
+    text = jb_take(&b, &len);
     return http_send_text(h->c, h->r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, 1);
 }
 
@@ -785,3 +855,105 @@ enum MHD_Result handle_dashboard(hctx *h, const char *path) {
     return http_send_text(h->c, h->r, 200, a.content_type, (char *)a.data, a.len, 0);
 }
 
+
+/* POST /v1/feedback {"event_id": "...", "item": "...", "reward": 1}: a reward for one served item (banditsrv.h). */
+enum MHD_Result handle_feedback(hctx *h) {
+    req *r = h->r;
+    if (r->len == 0)
+        return http_send_error(h->c, r, 400, NULL, NULL, "body: expected a JSON object {\"event_id\", \"item\", \"reward\"}");
+    const char *why_json = NULL;
+    if (mp_json_validate(r->body, r->len, &why_json) != MP_OK)
+        return http_send_error(h->c, r, 400, NULL, NULL, "body: malformed JSON: %s", why_json ? why_json : "syntax error");
+    char *scratch_mem = malloc(r->len + 1);
+    if (!scratch_mem) return http_send_error(h->c, r, 500, NULL, NULL, "out of memory");
+    char *scratch = scratch_mem;
+    mp_json_cur cur;
+    mp_json_init(&cur, r->body, r->len);
+    char event_id[128] = "", item[MP_MAX_ID_BYTES + 1] = "", field[32] = "", why[512] = "";
+    int have_reward = 0, status = 0;
+    double reward = 0;
+    if (mp_json_peek(&cur) != MP_JSON_OBJECT) {
+        status = 400;
+        snprintf(why, sizeof why, "body: expected a JSON object {\"event_id\", \"item\", \"reward\"}");
+        goto done;
+    }
+    mp_json_object_begin(&cur);
+    for (;;) {
+        mp_str key;
+        int done;
+        if (mp_json_object_next(&cur, &scratch, &key, &done) != MP_OK) {
+            status = 400;
+            snprintf(why, sizeof why, "body: malformed JSON");
+            goto done;
+        }
+        if (done) break;
+        snprintf(field, sizeof field, "%.*s", (int)(key.len < 31 ? key.len : 31), key.ptr);
+        if (!strcmp(field, "event_id") || !strcmp(field, "item")) {
+            char *dst = field[0] == 'e' ? event_id : item;
+            size_t cap = field[0] == 'e' ? sizeof event_id : sizeof item;
+            mp_str v;
+            if (mp_json_peek(&cur) != MP_JSON_STRING || mp_json_string(&cur, &scratch, &v) != MP_OK || v.len == 0 ||
+                v.len >= cap || memchr(v.ptr, 0, v.len)) {
+                status = 400;
+                snprintf(why, sizeof why, "field `%s` must be a non-empty string of at most %zu bytes", field, cap - 1);
+            } else {
+                memcpy(dst, v.ptr, v.len);
+                dst[v.len] = 0;
+            }
+        } else if (!strcmp(field, "reward")) {
+            mp_json_type t = mp_json_peek(&cur);
+            mp_str raw;
+            int is_int, bv;
+            if (t == MP_JSON_BOOL && mp_json_bool(&cur, &bv) == MP_OK) {
+                reward = bv ? 1 : 0;
+                have_reward = 1;
+            } else if (t != MP_JSON_NUMBER || mp_json_number(&cur, &raw, &is_int, &reward) != MP_OK ||
+                       !isfinite(reward)) {
+                status = 422;
+                snprintf(why, sizeof why, "field `reward` must be a finite number (e.g. 1 for a click, 0 for none)");
+            } else {
+                have_reward = 1;
+            }
+        } else {
+            status = 400;
+            snprintf(why, sizeof why, "unknown field `%s` (known: event_id, item, reward)", field);
+        }
+        if (status) goto done;
+    }
+    const char *missing = !event_id[0] ? "event_id" : !item[0] ? "item" : !have_reward ? "reward" : NULL;
+    if (missing) {
+        status = 400;
+        snprintf(field, sizeof field, "%s", missing);
+        snprintf(why, sizeof why, "missing required field `%s` (body: {\"event_id\", \"item\", \"reward\"})", missing);
+        goto done;
+    }
+    free(scratch_mem);
+    scratch_mem = NULL;
+    mp_error err;
+    mp_error_clear(&err);
+    const char *variant = NULL;
+    if (mp_serve_bandit_feedback(h->srv->bandit, event_id, item, reward, mono_seconds(), &variant, &err) != MP_OK) {
+        if (err.code == MP_ENOTFOUND && strstr(err.msg, "was not in event"))
+            return http_send_error(h->c, r, 422, NULL, "item", "%s", err.msg);
+        if (err.code == MP_ENOTFOUND) return http_send_error(h->c, r, 404, NULL, "event_id", "%s", err.msg);
+        if (err.code == MP_EINVAL && strstr(err.msg, "already has feedback"))
+            return http_send_error(h->c, r, 409, "conflict", "item", "%s", err.msg);
+        if (err.code == MP_EINVAL) return http_send_error(h->c, r, 422, NULL, "reward", "%s", err.msg);
+        return http_send_mp_error(h->c, r, &err, NULL);
+    }
+    jbuf b;
+    jb_init(&b);
+    jb_cstr(&b, "{\"accepted\":true,\"event_id\":");
+    jb_cstr_json(&b, event_id);
+    jb_cstr(&b, ",\"item\":");
+    jb_cstr_json(&b, item);
+    jb_cstr(&b, ",\"reward\":");
+    jb_f64(&b, reward);
+    jb_cstr(&b, ",\"variant\":");
+    jb_cstr_json(&b, variant);
+    jb_raw(&b, "}", 1);
+    return http_send_json(h->c, r, 200, &b);
+done:
+    free(scratch_mem);
+    return http_send_error(h->c, r, status, NULL, field[0] ? field : NULL, "%s", why);
+}

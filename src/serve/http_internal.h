@@ -32,6 +32,7 @@
     X(ITEM_DELETE, "DELETE /v1/items/{id}")                                                                           \
     X(USERS, "POST /v1/users")                                                                                        \
     X(USER_DELETE, "DELETE /v1/users/{id}")                                                                           \
+    X(FEEDBACK, "POST /v1/feedback")                                                                                  \
     X(RELOAD, "POST /v1/admin/reload")                                                                                \
     X(STATS, "GET /v1/stats")                                                                                         \
     X(MODEL, "GET /v1/model")                                                                                         \
@@ -61,6 +62,7 @@ struct mp_server {
     struct MHD_Daemon *daemon;
     _Atomic(mp_live *) live;
     mp_metrics *metrics;
+    struct mp_serve_bandit *bandit; /* exploration, feedback, protection, A/B (banditsrv.h) */
     uint16_t port;
     time_t started;
     atomic_int open_connections;
@@ -131,6 +133,7 @@ enum MHD_Result handle_users(hctx *h);
 enum MHD_Result handle_user_delete(hctx *h);
 enum MHD_Result handle_model(hctx *h, int wrap);
 enum MHD_Result handle_reload(hctx *h);
+enum MHD_Result handle_feedback(hctx *h); /* POST /v1/feedback */
 enum MHD_Result handle_stats(hctx *h);
 enum MHD_Result handle_metrics(hctx *h);
 enum MHD_Result handle_dashboard(hctx *h, const char *path);

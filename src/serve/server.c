@@ -19,6 +19,7 @@
 
 #include "magpie/json.h"
 #include "serve/decode.h"
+#include "serve/banditsrv.h"
 #include "serve/http_internal.h"
 
 static const char *const endpoint_names[] = {
@@ -52,6 +53,7 @@ static const route routes[] = {
     {M_DELETE, "v1/items/*", EP_ITEM_DELETE, AUTH_WRITE},
     {M_POST, "v1/users", EP_USERS, AUTH_WRITE},
     {M_DELETE, "v1/users/*", EP_USER_DELETE, AUTH_WRITE},
+    {M_POST, "v1/feedback", EP_FEEDBACK, AUTH_READ},
     {M_POST, "v1/admin/reload", EP_RELOAD, AUTH_WRITE},
     {M_GET, "v1/stats", EP_STATS, AUTH_READ},
     {M_GET, "v1/model", EP_MODEL, AUTH_READ},
@@ -436,7 +438,8 @@ static enum MHD_Result dispatch(mp_server *srv, struct MHD_Connection *c, req *r
     if (!live) return http_send_error(c, r, 503, "not_ready", NULL, "the server is still loading the store and the model");
 
     /* query parameters: only the documented ones */
-    static const char *const q_rec[] = {"n", "offset", "category", "exclude", "explain", "include_seen", "q", NULL};
+    static const char *const q_rec[] = {"n",       "offset", "category", "exclude", "explain",
+                                       "include_seen", "q", "policy", NULL};
     static const char *const q_search[] = {"q", "user", "n", "offset", "category", NULL};
     static const char *const q_n[] = {"n", NULL};
     static const char *const q_pop[] = {"n", "offset", "category", NULL};
@@ -490,6 +493,7 @@ static enum MHD_Result dispatch(mp_server *srv, struct MHD_Connection *c, req *r
     case EP_USERS: return handle_users(&h);
     case EP_USER_DELETE: return handle_user_delete(&h);
     case EP_RELOAD: return handle_reload(&h);
+    case EP_FEEDBACK: return handle_feedback(&h);
     case EP_STATS: return handle_stats(&h);
     case EP_MODEL: return handle_model(&h, 0);
     default: return http_send_error(c, r, 404, NULL, NULL, "no such endpoint");
@@ -652,11 +656,23 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
         free(s);
         return rc;
     }
+    struct timespec seed_ts;
+    clock_gettime(CLOCK_REALTIME, &seed_ts);
+    rc = mp_serve_bandit_create(cfg, (uint64_t)seed_ts.tv_sec * 1000000007ULL ^ (uint64_t)seed_ts.tv_nsec ^
+                                         ((uint64_t)getpid() << 32),
+                                &s->bandit, err);
+    if (rc) {
+        mp_metrics_destroy(s->metrics);
+        pthread_mutex_destroy(&s->conns_mu);
+        free(s);
+        return rc;
+    }
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)cfg->port);
     if (inet_pton(AF_INET, cfg->listen, &addr.sin_addr) != 1) {
+        mp_serve_bandit_destroy(s->bandit);
         mp_metrics_destroy(s->metrics);
         free(s);
         return mp_error_set(err, MP_EINVAL, "listen: \"%s\" is not an IPv4 address (e.g. 127.0.0.1 or 0.0.0.0)",
@@ -677,6 +693,7 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
         MHD_OPTION_END);
     if (!s->daemon) {
         int e = errno;
+        mp_serve_bandit_destroy(s->bandit);
         mp_metrics_destroy(s->metrics);
         free(s);
         return mp_error_set(err, MP_EIO, "cannot listen on %s:%lld: %s", cfg->listen, (long long)cfg->port,
@@ -716,6 +733,7 @@ void mp_server_stop(mp_server *s) {
     if (s->watchdog_started) pthread_join(s->watchdog, NULL);
     if (s->daemon) MHD_stop_daemon(s->daemon);
     pthread_mutex_destroy(&s->conns_mu);
+    mp_serve_bandit_destroy(s->bandit);
     mp_metrics_destroy(s->metrics);
     free(s);
 }

@@ -1,0 +1,233 @@
+/* tests/test_serve_bandit.c: the exploration / feedback / protection / A/B layer of `magpie serve`
+ * (src/serve/banditsrv.h), over hand-made candidate lists (no store, no HTTP). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "magpie/abtest.h"
+#include "serve/banditsrv.h"
+#include "test.h"
+
+/* A candidate list like mp_live_recommend's: items "i0".."i<n-1>" with falling scores, categories "c<i % ncat>". */
+static void make_list(mp_live_list *l, size_t n, size_t ncat) {
+    memset(l, 0, sizeof *l);
+    l->items = calloc(n, sizeof *l->items);
+    l->n = n;
+    for (size_t i = 0; i < n; i++) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "i%zu", i);
+        l->items[i].item = strdup(buf);
+        snprintf(buf, sizeof buf, "c%zu", i % ncat);
+        l->items[i].category = strdup(buf);
+        l->items[i].score = (float)(10.0 - (double)i);
+    }
+}
+
+static void config(mp_serve_config *c, const char *const *kv) {
+    mp_error err;
+    mp_serve_config_init(c, &err);
+    for (; kv && kv[0]; kv += 2)
+        if (mp_serve_config_set(c, kv[0], kv[1], "test", &err) != MP_OK) {
+            fprintf(stderr, "config %s=%s: %s\n", kv[0], kv[1], err.msg);
+            abort();
+        }
+}
+
+MP_TEST(serve_bandit_config_errors) {
+    mp_serve_config c;
+    mp_error err;
+    config(&c, NULL);
+    CHECK_OK(mp_serve_bandit_check_config(&c, &err), &err);
+    mp_serve_config_set(&c, "bandit", "egreedy:eps=1", "test", &err);
+    CHECK_EQ(mp_serve_bandit_check_config(&c, &err), MP_EINVAL);
+    CHECK_CONTAINS(err.msg, "bandit");
+    CHECK_CONTAINS(err.msg, "eps");
+    CHECK_EQ(mp_serve_config_validate(&c, &err), MP_EINVAL); /* validate runs the same check */
+    mp_serve_config_set(&c, "bandit", "greedy", "test", &err);
+    mp_serve_config_set(&c, "ab_variants", "a:1:greedy;a:1:uniform", "test", &err);
+    CHECK_EQ(mp_serve_bandit_check_config(&c, &err), MP_EINVAL);
+    CHECK_CONTAINS(err.msg, "named twice");
+    mp_serve_config_set(&c, "ab_variants", "a:0:greedy;b:0:uniform", "test", &err);
+    CHECK_EQ(mp_serve_bandit_check_config(&c, &err), MP_EINVAL);
+    CHECK_CONTAINS(err.msg, "sum to 0");
+    mp_serve_config_set(&c, "ab_variants", "a-greedy", "test", &err);
+    CHECK_EQ(mp_serve_bandit_check_config(&c, &err), MP_EINVAL);
+    CHECK_CONTAINS(err.msg, "NAME:WEIGHT:POLICY");
+    mp_serve_config_set(&c, "ab_variants", "a:1:greedy;b:3:softmax:tau=0.2,seed=4", "test", &err);
+    CHECK_OK(mp_serve_bandit_check_config(&c, &err), &err);
+    mp_serve_config_set(&c, "mmr_lambda", "1.5", "test", &err);
+    CHECK_EQ(mp_serve_bandit_check_config(&c, &err), MP_EINVAL);
+    CHECK_CONTAINS(err.msg, "mmr_lambda");
+    mp_serve_config_free(&c);
+}
+
+MP_TEST(serve_bandit_propensities_and_feedback) {
+    mp_serve_config c;
+    mp_error err;
+    const char *kv[] = {"bandit", "softmax:tau=2", "bandit_ttl", "10s", NULL};
+    config(&c, kv);
+    mp_serve_bandit *sb;
+    CHECK_OK(mp_serve_bandit_create(&c, 42, &sb, &err), &err);
+    CHECK(mp_serve_bandit_enabled(sb));
+    mp_live_list l;
+    make_list(&l, 8, 3);
+    mp_serve_slate sl;
+    CHECK_OK(mp_serve_bandit_serve(sb, "alice", 5, NULL, &l, 3, 100.0, &sl, &err), &err);
+    CHECK_EQ(sl.k, 3);
+    CHECK(sl.event_id[0]);
+    CHECK(!strcmp(sl.policy, "softmax") && !strcmp(sl.variant, "default"));
+    /* softmax over 8 scores 10..3 with tau 2: the first item's propensity is exp(s/2) / sum exp(s_j/2) */
+    double z = 0;
+    for (int j = 0; j < 8; j++)
+        z += exp((10.0 - j) / 2);
+    int idx0 = atoi(l.items[0].item + 1);
+    CHECK_NEAR(sl.propensity[0], exp((10.0 - idx0) / 2) / z, 1e-9);
+    for (size_t i = 0; i < 3; i++)
+        CHECK(sl.propensity[i] > 0 && sl.propensity[i] <= 1);
+    /* the served items come first, all 8 are still there (distinct) */
+    for (size_t i = 0; i < 8; i++)
+        for (size_t j = i + 1; j < 8; j++)
+            CHECK(strcmp(l.items[i].item, l.items[j].item) != 0);
+    char served1[16];
+    snprintf(served1, sizeof served1, "%s", l.items[1].item);
+    const char *v = NULL;
+    CHECK_OK(mp_serve_bandit_feedback(sb, sl.event_id, served1, 1.0, 101.0, &v, &err), &err);
+    CHECK(v && !strcmp(v, "default"));
+    /* twice, an item not shown, a bad reward, an unknown id, an expired id */
+    CHECK_EQ(mp_serve_bandit_feedback(sb, sl.event_id, served1, 1.0, 101.0, NULL, &err), MP_EINVAL);
+    CHECK_CONTAINS(err.msg, "already has feedback");
+    CHECK_EQ(mp_serve_bandit_feedback(sb, sl.event_id, l.items[7].item, 1.0, 101.0, NULL, &err), MP_ENOTFOUND);
+    CHECK_CONTAINS(err.msg, "was not in event");
+    CHECK_EQ(mp_serve_bandit_feedback(sb, sl.event_id, l.items[0].item, NAN, 101.0, NULL, &err), MP_EINVAL);
+    CHECK_EQ(mp_serve_bandit_feedback(sb, "0badc0de-1", served1, 1.0, 101.0, NULL, &err), MP_ENOTFOUND);
+    CHECK_CONTAINS(err.msg, "unknown event id");
+    CHECK_EQ(mp_serve_bandit_feedback(sb, sl.event_id, l.items[2].item, 0.0, 200.0, NULL, &err), MP_ENOTFOUND);
+    CHECK_CONTAINS(err.msg, "expired");
+    /* a bad per-request spec is refused and records nothing */
+    mp_serve_slate sl2;
+    CHECK_EQ(mp_serve_bandit_serve(sb, "alice", 5, "ts:bogus=1", &l, 3, 100.0, &sl2, &err), MP_EINVAL);
+    CHECK_CONTAINS(err.msg, "bogus");
+    /* counters */
+    jbuf b;
+    jb_init(&b);
+    mp_serve_bandit_stats_json(sb, &b);
+    jb_raw(&b, "", 1);
+    CHECK_CONTAINS(b.p, "\"requests\":1,\"impressions\":3,\"feedback\":1,\"clicks\":1");
+    CHECK_CONTAINS(b.p, "\"updates\":1");
+    jb_free(&b);
+    free(sl.propensity);
+    mp_live_list_free(&l);
+    mp_serve_bandit_destroy(sb);
+    mp_serve_config_free(&c);
+}
+
+MP_TEST(serve_bandit_variants_are_stable) {
+    mp_serve_config c;
+    mp_error err;
+    const char *kv[] = {"ab_variants", "control:1:greedy;explore:1:uniform", "ab_salt", "s1", NULL};
+    config(&c, kv);
+    mp_serve_bandit *sb;
+    CHECK_OK(mp_serve_bandit_create(&c, 7, &sb, &err), &err);
+    const double w[2] = {1, 1};
+    int seen[2] = {0, 0};
+    for (int u = 0; u < 40; u++) {
+        char user[16];
+        snprintf(user, sizeof user, "user-%d", u);
+        int want = mp_abtest_assign(user, "s1", w, 2);
+        for (int rep = 0; rep < 2; rep++) {
+            mp_live_list l;
+            make_list(&l, 6, 2);
+            mp_serve_slate sl;
+            CHECK_OK(mp_serve_bandit_serve(sb, user, strlen(user), NULL, &l, 2, 1.0, &sl, &err), &err);
+            CHECK(!strcmp(sl.variant, want == 0 ? "control" : "explore"));
+            CHECK(!strcmp(sl.policy, want == 0 ? "greedy" : "uniform"));
+            if (want == 0) { /* greedy keeps the model order, propensity 1 */
+                CHECK(!strcmp(l.items[0].item, "i0") && !strcmp(l.items[1].item, "i1"));
+                CHECK_NEAR(sl.propensity[0], 1.0, 1e-12);
+            } else {
+                CHECK_NEAR(sl.propensity[0], 1.0 / 6, 1e-12);
+                CHECK_NEAR(sl.propensity[1], 1.0 / 5, 1e-12);
+            }
+            seen[want]++;
+            free(sl.propensity);
+            mp_live_list_free(&l);
+        }
+    }
+    CHECK(seen[0] > 0 && seen[1] > 0);
+    jbuf b;
+    jb_init(&b);
+    mp_serve_bandit_metrics(sb, &b);
+    jb_raw(&b, "", 1);
+    char line[128];
+    snprintf(line, sizeof line, "magpie_ab_requests_total{variant=\"control\"} %d\n", seen[0]);
+    CHECK_CONTAINS(b.p, line);
+    snprintf(line, sizeof line, "magpie_ab_impressions_total{variant=\"explore\"} %d\n", 2 * seen[1]);
+    CHECK_CONTAINS(b.p, line);
+    jb_free(&b);
+    mp_serve_bandit_destroy(sb);
+    mp_serve_config_free(&c);
+}
+
+MP_TEST(serve_bandit_item_cap_and_serving_log) {
+    const char *dir = mp_test_tmpdir(t);
+    char path[512];
+    snprintf(path, sizeof path, "%s/serving.jsonl", dir);
+    mp_serve_config c;
+    mp_error err;
+    const char *kv[] = {"item_cap", "1", "bandit_log", path, NULL};
+    config(&c, kv);
+    mp_serve_bandit *sb;
+    CHECK_OK(mp_serve_bandit_create(&c, 3, &sb, &err), &err);
+    CHECK(mp_serve_bandit_enabled(sb));
+    /* greedy with a cap of one impression per item: the second list for the same user shows new items */
+    mp_live_list l;
+    make_list(&l, 6, 2);
+    mp_serve_slate sl;
+    CHECK_OK(mp_serve_bandit_serve(sb, "bob", 3, NULL, &l, 2, 10.0, &sl, &err), &err);
+    CHECK(!strcmp(l.items[0].item, "i0") && !strcmp(l.items[1].item, "i1"));
+    char ev1[40];
+    snprintf(ev1, sizeof ev1, "%s", sl.event_id);
+    CHECK_OK(mp_serve_bandit_feedback(sb, ev1, "i1", 1.0, 11.0, NULL, &err), &err);
+    free(sl.propensity);
+    mp_live_list_free(&l);
+    make_list(&l, 6, 2);
+    CHECK_OK(mp_serve_bandit_serve(sb, "bob", 3, NULL, &l, 2, 12.0, &sl, &err), &err);
+    CHECK(!strcmp(l.items[0].item, "i2") && !strcmp(l.items[1].item, "i3"));
+    free(sl.propensity);
+    mp_live_list_free(&l);
+    /* a purchase posted as an event excludes the item for that user (the cap leaves i4, i5; i4 was bought) */
+    mp_event buy = {0};
+    buy.user.ptr = "bob";
+    buy.user.len = 3;
+    buy.item.ptr = "i4";
+    buy.item.len = 2;
+    buy.type = MP_EV_PURCHASE;
+    mp_serve_bandit_observe(sb, &buy, 1, 12.5);
+    make_list(&l, 6, 2);
+    CHECK_OK(mp_serve_bandit_serve(sb, "bob", 3, NULL, &l, 2, 13.0, &sl, &err), &err);
+    CHECK_EQ(sl.k, 1);
+    CHECK(!strcmp(l.items[0].item, "i5"));
+    free(sl.propensity);
+    mp_live_list_free(&l);
+    /* another user is not capped */
+    make_list(&l, 6, 2);
+    CHECK_OK(mp_serve_bandit_serve(sb, "carol", 5, NULL, &l, 2, 12.0, &sl, &err), &err);
+    CHECK(!strcmp(l.items[0].item, "i0"));
+    free(sl.propensity);
+    mp_live_list_free(&l);
+    mp_serve_bandit_destroy(sb); /* writes every pending impression */
+    mp_serve_config_free(&c);
+    size_t len = 0;
+    char *text = (char *)mp_test_slurp(path, &len);
+    CHECK(text != NULL);
+    size_t lines = 0;
+    for (size_t i = 0; text && i < len; i++)
+        lines += text[i] == '\n';
+    CHECK_EQ(lines, 7);
+    char want[128];
+    snprintf(want, sizeof want, "{\"event_id\":\"%s\",\"user\":\"bob\",\"item\":\"i1\",\"position\":2", ev1);
+    CHECK_CONTAINS(text, want);
+    CHECK_CONTAINS(text, "\"reward\":1}");
+    free(text);
+}
