@@ -42,8 +42,10 @@
  * the per-item features, logits = theta . f, trained by REINFORCE with a per-day baseline on training seeds.
  *
  * Ownership and threads: a world owns copies of its arrays and is read-only during runs (share it freely); a
- * policy object (mp_sim_bandit, mp_sim_rl) is used by one run at a time. Results are plain structs. Nothing here
- * prints or keeps globals. */
+ * policy object (mp_sim_bandit, mp_sim_rl) is used by one run at a time. Every *_create / mp_sim_world_fit gives
+ * *out to the caller, who frees it with the matching *_destroy; the mp_sim_policy values returned by
+ * mp_sim_bandit_policy / mp_sim_rl_policy and the array from mp_sim_rl_theta borrow their object (valid until it
+ * is destroyed). Results are plain structs. Nothing here prints or keeps globals. */
 #ifndef MAGPIE_SIM_H
 #define MAGPIE_SIM_H
 

@@ -321,22 +321,28 @@ static void feat_list_free(feat_list *l) {
     memset(l, 0, sizeof *l);
 }
 
+/* Makes room for one more entry after n in the parallel arrays (*idx, *w) of capacity *cap (doubling, first_cap
+ * the first time). */
+static int pairs_make_room(uint32_t **idx, float **w, size_t n, size_t *cap, size_t first_cap) {
+    if (n < *cap) return MP_OK;
+    size_t nc = *cap ? *cap * 2 : first_cap;
+    uint32_t *a = realloc(*idx, nc * sizeof *a);
+    if (!a) return MP_ENOMEM;
+    *idx = a;
+    float *b = realloc(*w, nc * sizeof *b);
+    if (!b) return MP_ENOMEM;
+    *w = b;
+    *cap = nc;
+    return MP_OK;
+}
+
 static int feat_list_push(feat_list *l, uint32_t idx, float w) {
     for (size_t i = 0; i < l->n; i++) /* lists are short: merge repeats by a scan */
         if (l->idx[i] == idx) {
             l->w[i] += w;
             return MP_OK;
         }
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 32;
-        uint32_t *a = realloc(l->idx, cap * sizeof *a);
-        if (!a) return MP_ENOMEM;
-        l->idx = a;
-        float *b = realloc(l->w, cap * sizeof *b);
-        if (!b) return MP_ENOMEM;
-        l->w = b;
-        l->cap = cap;
-    }
+    if (pairs_make_room(&l->idx, &l->w, l->n, &l->cap, 32) != MP_OK) return MP_ENOMEM;
     l->idx[l->n] = idx;
     l->w[l->n] = w;
     l->n++;
@@ -548,16 +554,9 @@ static int lex_item_set(lex_item *li, const uint32_t *idx, const float *w, size_
 }
 
 static int lex_post_add(lex_post *p, uint32_t item, float w) {
-    if (p->n == p->cap) {
-        uint32_t cap = p->cap ? p->cap * 2 : 4;
-        uint32_t *a = realloc(p->item, cap * sizeof *a);
-        if (!a) return MP_ENOMEM;
-        p->item = a;
-        float *b = realloc(p->w, cap * sizeof *b);
-        if (!b) return MP_ENOMEM;
-        p->w = b;
-        p->cap = cap;
-    }
+    size_t cap = p->cap; /* postings keep 32-bit counts to stay small */
+    if (pairs_make_room(&p->item, &p->w, p->n, &cap, 4) != MP_OK) return MP_ENOMEM;
+    p->cap = (uint32_t)cap;
     p->item[p->n] = item;
     p->w[p->n] = w;
     p->n++;
