@@ -611,6 +611,29 @@ enum MHD_Result handle_events(hctx *h) {
     return answer_write(h, &res, 1);
 }
 
+/* Writes decoded item or user records through the live recommender and answers; frees d. */
+static enum MHD_Result put_decoded(hctx *h, mp_record_kind kind, mp_decoded *d) {
+    int items = kind == MP_KIND_ITEMS;
+    void *arr = malloc((d->n ? d->n : 1) * (items ? sizeof(mp_item) : sizeof(mp_user)));
+    if (!arr) {
+        mp_decoded_free(d);
+        return http_send_error(h->c, h->r, 500, NULL, NULL, "out of memory");
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        if (items) ((mp_item *)arr)[i] = d->records[i].item;
+        else ((mp_user *)arr)[i] = d->records[i].user;
+    }
+    mp_live_write_result res = {0};
+    mp_error err;
+    mp_error_clear(&err);
+    int rc = items ? mp_live_put_items(h->live, arr, d->n, &res, &err)
+                   : mp_live_put_users(h->live, arr, d->n, &res, &err);
+    free(arr);
+    mp_decoded_free(d);
+    if (rc != MP_OK) return http_send_mp_error(h->c, h->r, &err, NULL);
+    return answer_write(h, &res, 0);
+}
+
 enum MHD_Result handle_items(hctx *h) {
     mp_decoded d = {0};
     enum MHD_Result answered = MHD_YES;
@@ -629,21 +652,7 @@ enum MHD_Result handle_items(hctx *h) {
             return http_send_error(h->c, h->r, 400, NULL, "id", "the body's `id` differs from the id in the path");
         }
     }
-    mp_item *items = malloc((d.n ? d.n : 1) * sizeof *items);
-    if (!items) {
-        mp_decoded_free(&d);
-        return http_send_error(h->c, h->r, 500, NULL, NULL, "out of memory");
-    }
-    for (size_t i = 0; i < d.n; i++)
-        items[i] = d.records[i].item;
-    mp_live_write_result res = {0};
-    mp_error err;
-    mp_error_clear(&err);
-    int rc = mp_live_put_items(h->live, items, d.n, &res, &err);
-    free(items);
-    mp_decoded_free(&d);
-    if (rc != MP_OK) return http_send_mp_error(h->c, h->r, &err, NULL);
-    return answer_write(h, &res, 0);
+    return put_decoded(h, MP_KIND_ITEMS, &d);
 }
 
 /* PUT /v1/items/{id} with a body that leaves out "id": the path's id is added. */
@@ -709,21 +718,7 @@ enum MHD_Result handle_users(hctx *h) {
         mp_decoded_free(&d);
         return answered;
     }
-    mp_user *users = malloc((d.n ? d.n : 1) * sizeof *users);
-    if (!users) {
-        mp_decoded_free(&d);
-        return http_send_error(h->c, h->r, 500, NULL, NULL, "out of memory");
-    }
-    for (size_t i = 0; i < d.n; i++)
-        users[i] = d.records[i].user;
-    mp_live_write_result res = {0};
-    mp_error err;
-    mp_error_clear(&err);
-    int rc = mp_live_put_users(h->live, users, d.n, &res, &err);
-    free(users);
-    mp_decoded_free(&d);
-    if (rc != MP_OK) return http_send_mp_error(h->c, h->r, &err, NULL);
-    return answer_write(h, &res, 0);
+    return put_decoded(h, MP_KIND_USERS, &d);
 }
 
 enum MHD_Result handle_user_delete(hctx *h) {
