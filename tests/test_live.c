@@ -903,3 +903,60 @@ MP_TEST(live_model_retrieval_vectors_match_scores) {
     mp_train_set_free(&ts);
     mp_dataset_destroy(ds);
 }
+
+/* Features and facts for re-ranking: unit-length model factors, prices from the store and from new item records,
+ * live popularity, and zeros where the source has no vector or another dimension. */
+MP_TEST(live_item_features_and_facts) {
+    shop s;
+    mp_error err;
+    CHECK_OK(shop_build(t, &s, "factors=8,iterations=3", &err), &err);
+    mp_live *l;
+    CHECK_OK(open_live(&l, s.db, s.als, 0, &err), &err);
+    uint32_t dim = 0;
+    CHECK_EQ(mp_live_feature_source(l, MP_LIVE_FEAT_AUTO, &dim), MP_LIVE_FEAT_MODEL);
+    CHECK_EQ(dim, 8);
+    uint32_t tdim = 7;
+    CHECK_EQ(mp_live_feature_source(l, MP_LIVE_FEAT_TEXT, &tdim), MP_LIVE_FEAT_NONE); /* no encoder: no vectors */
+    CHECK_EQ(tdim, 0);
+    mp_live_feat_source fs;
+    CHECK_EQ(mp_live_feat_source_parse("factors", &fs, &err), MP_EINVAL);
+    CHECK_CONTAINS(err.msg, "auto, model, text, none");
+    /* a new item with a price, one of the generated items and an unknown id */
+    mp_item it = {0};
+    it.id = S("new-priced");
+    it.title = S("Priced Thing");
+    it.price = 12.5;
+    it.has_price = 1;
+    it.available = 1;
+    CHECK_OK(mp_live_put_items(l, &it, 1, NULL, &err), &err);
+    mp_live_list pop = {0};
+    CHECK_OK(mp_live_popular(l, NULL, 1, 0, &pop, &err), &err);
+    CHECK_EQ(pop.n, 1);
+    const char *ids[3] = {pop.items[0].item, "new-priced", "no-such-item"};
+    float x[3 * 8];
+    mp_live_item_facts f[3];
+    size_t with = 99;
+    CHECK_OK(mp_live_item_features(l, ids, 3, MP_LIVE_FEAT_AUTO, 8, x, f, &with, &err), &err);
+    CHECK_EQ(with, 1); /* the new item is not in the model (yet), the unknown id is nowhere */
+    double norm = 0;
+    for (int d = 0; d < 8; d++) norm += (double)x[d] * x[d];
+    CHECK_NEAR(norm, 1.0, 1e-5);
+    for (int d = 8; d < 24; d++) CHECK(x[d] == 0.0f);
+    CHECK(f[0].known && f[0].available && isfinite(f[0].price) && f[0].price > 0); /* generated items have prices */
+    CHECK_NEAR(f[0].popularity, pop.items[0].score, 1e-3 * pop.items[0].score);
+    CHECK(f[1].known && f[1].price == 12.5 && f[1].popularity == 0);
+    CHECK(!f[2].known && !f[2].available && isnan(f[2].price));
+    /* out of stock shows; a dimension the source does not have gives zeros */
+    CHECK_OK(mp_live_set_item_available(l, "new-priced", 10, 0, &err), &err);
+    float y[2 * 4];
+    CHECK_OK(mp_live_item_features(l, ids, 2, MP_LIVE_FEAT_MODEL, 4, y, f, &with, &err), &err);
+    CHECK_EQ(with, 0);
+    CHECK(!f[1].available && f[1].known);
+    for (int d = 0; d < 8; d++) CHECK(y[d] == 0.0f);
+    CHECK_EQ(mp_live_item_features(l, ids, 2, MP_LIVE_FEAT_MODEL, 0, y, f, NULL, &err), MP_EINVAL);
+    /* facts only (x NULL) work for any source */
+    CHECK_OK(mp_live_item_features(l, ids, 2, MP_LIVE_FEAT_NONE, 0, NULL, f, NULL, &err), &err);
+    CHECK(f[1].price == 12.5);
+    mp_live_list_free(&pop);
+    mp_live_close(l);
+}

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "magpie/abtest.h"
 #include "serve/banditsrv.h"
@@ -73,7 +74,7 @@ MP_TEST(serve_bandit_propensities_and_feedback) {
     mp_live_list l;
     make_list(&l, 8, 3);
     mp_serve_slate sl;
-    CHECK_OK(mp_serve_bandit_serve(sb, "alice", 5, NULL, &l, 3, 100.0, &sl, &err), &err);
+    CHECK_OK(mp_serve_bandit_serve(sb, "alice", 5, NULL, NULL, &l, 3, 100.0, &sl, &err), &err);
     CHECK_EQ(sl.k, 3);
     CHECK(sl.event_id[0]);
     CHECK(!strcmp(sl.policy, "softmax") && !strcmp(sl.variant, "default"));
@@ -106,7 +107,7 @@ MP_TEST(serve_bandit_propensities_and_feedback) {
     CHECK_CONTAINS(err.msg, "expired");
     /* a bad per-request spec is refused and records nothing */
     mp_serve_slate sl2;
-    CHECK_EQ(mp_serve_bandit_serve(sb, "alice", 5, "ts:bogus=1", &l, 3, 100.0, &sl2, &err), MP_EINVAL);
+    CHECK_EQ(mp_serve_bandit_serve(sb, "alice", 5, "ts:bogus=1", NULL, &l, 3, 100.0, &sl2, &err), MP_EINVAL);
     CHECK_CONTAINS(err.msg, "bogus");
     /* counters */
     jbuf b;
@@ -139,7 +140,7 @@ MP_TEST(serve_bandit_variants_are_stable) {
             mp_live_list l;
             make_list(&l, 6, 2);
             mp_serve_slate sl;
-            CHECK_OK(mp_serve_bandit_serve(sb, user, strlen(user), NULL, &l, 2, 1.0, &sl, &err), &err);
+            CHECK_OK(mp_serve_bandit_serve(sb, user, strlen(user), NULL, NULL, &l, 2, 1.0, &sl, &err), &err);
             CHECK(!strcmp(sl.variant, want == 0 ? "control" : "explore"));
             CHECK(!strcmp(sl.policy, want == 0 ? "greedy" : "uniform"));
             if (want == 0) { /* greedy keeps the model order, propensity 1 */
@@ -184,7 +185,7 @@ MP_TEST(serve_bandit_item_cap_and_serving_log) {
     mp_live_list l;
     make_list(&l, 6, 2);
     mp_serve_slate sl;
-    CHECK_OK(mp_serve_bandit_serve(sb, "bob", 3, NULL, &l, 2, 10.0, &sl, &err), &err);
+    CHECK_OK(mp_serve_bandit_serve(sb, "bob", 3, NULL, NULL, &l, 2, 10.0, &sl, &err), &err);
     CHECK(!strcmp(l.items[0].item, "i0") && !strcmp(l.items[1].item, "i1"));
     char ev1[40];
     snprintf(ev1, sizeof ev1, "%s", sl.event_id);
@@ -192,7 +193,7 @@ MP_TEST(serve_bandit_item_cap_and_serving_log) {
     free(sl.propensity);
     mp_live_list_free(&l);
     make_list(&l, 6, 2);
-    CHECK_OK(mp_serve_bandit_serve(sb, "bob", 3, NULL, &l, 2, 12.0, &sl, &err), &err);
+    CHECK_OK(mp_serve_bandit_serve(sb, "bob", 3, NULL, NULL, &l, 2, 12.0, &sl, &err), &err);
     CHECK(!strcmp(l.items[0].item, "i2") && !strcmp(l.items[1].item, "i3"));
     free(sl.propensity);
     mp_live_list_free(&l);
@@ -205,14 +206,14 @@ MP_TEST(serve_bandit_item_cap_and_serving_log) {
     buy.type = MP_EV_PURCHASE;
     mp_serve_bandit_observe(sb, &buy, 1, 12.5);
     make_list(&l, 6, 2);
-    CHECK_OK(mp_serve_bandit_serve(sb, "bob", 3, NULL, &l, 2, 13.0, &sl, &err), &err);
+    CHECK_OK(mp_serve_bandit_serve(sb, "bob", 3, NULL, NULL, &l, 2, 13.0, &sl, &err), &err);
     CHECK_EQ(sl.k, 1);
     CHECK(!strcmp(l.items[0].item, "i5"));
     free(sl.propensity);
     mp_live_list_free(&l);
     /* another user is not capped */
     make_list(&l, 6, 2);
-    CHECK_OK(mp_serve_bandit_serve(sb, "carol", 5, NULL, &l, 2, 12.0, &sl, &err), &err);
+    CHECK_OK(mp_serve_bandit_serve(sb, "carol", 5, NULL, NULL, &l, 2, 12.0, &sl, &err), &err);
     CHECK(!strcmp(l.items[0].item, "i0"));
     free(sl.propensity);
     mp_live_list_free(&l);
@@ -230,4 +231,169 @@ MP_TEST(serve_bandit_item_cap_and_serving_log) {
     CHECK_CONTAINS(text, want);
     CHECK_CONTAINS(text, "\"reward\":1}");
     free(text);
+}
+
+/* Positive feedback is a click in the shopper's state: the fatigue that pushed an item down is reset. */
+MP_TEST(serve_bandit_feedback_resets_fatigue) {
+    mp_serve_config c;
+    mp_error err;
+    const char *kv[] = {"fatigue_weight", "5", "fatigue_half_life", "1h", NULL};
+    config(&c, kv);
+    mp_serve_bandit *sb;
+    CHECK_OK(mp_serve_bandit_create(&c, 5, &sb, &err), &err);
+    mp_live_list l;
+    mp_serve_slate sl;
+    make_list(&l, 6, 6);
+    CHECK_OK(mp_serve_bandit_serve(sb, "dana", 4, NULL, NULL, &l, 1, 10.0, &sl, &err), &err);
+    CHECK(!strcmp(l.items[0].item, "i0"));
+    char ev[40];
+    snprintf(ev, sizeof ev, "%s", sl.event_id);
+    free(sl.propensity);
+    mp_live_list_free(&l);
+    /* shown and not clicked: score 10 - 5 * ~1 falls below i1 (9) */
+    make_list(&l, 6, 6);
+    CHECK_OK(mp_serve_bandit_serve(sb, "dana", 4, NULL, NULL, &l, 1, 11.0, &sl, &err), &err);
+    CHECK(!strcmp(l.items[0].item, "i1"));
+    free(sl.propensity);
+    mp_live_list_free(&l);
+    /* a click on the first list's i0 resets i0's fatigue (i1 is now the fatigued one) */
+    CHECK_OK(mp_serve_bandit_feedback(sb, ev, "i0", 1.0, 12.0, NULL, &err), &err);
+    make_list(&l, 6, 6);
+    CHECK_OK(mp_serve_bandit_serve(sb, "dana", 4, NULL, NULL, &l, 1, 13.0, &sl, &err), &err);
+    CHECK(!strcmp(l.items[0].item, "i0"));
+    free(sl.propensity);
+    mp_live_list_free(&l);
+    mp_serve_bandit_destroy(sb);
+    mp_serve_config_free(&c);
+}
+
+/* Per-variant conversions: distinct users served, users with positive feedback or a purchase after being served,
+ * the z-test against the first variant, and the per-user CSV that `magpie abtest --csv` reads. */
+MP_TEST(serve_bandit_ab_conversions) {
+    mp_serve_config c;
+    mp_error err;
+    const char *kv[] = {"ab_variants", "a:1:greedy;b:1:greedy", "ab_salt", "conv", NULL};
+    config(&c, kv);
+    mp_serve_bandit *sb;
+    CHECK_OK(mp_serve_bandit_create(&c, 9, &sb, &err), &err);
+    const double w[2] = {1, 1};
+    int users[2] = {0, 0}, conv[2] = {0, 0};
+    uint64_t purchases[2] = {0, 0};
+    for (int u = 0; u < 60; u++) {
+        char user[16];
+        snprintf(user, sizeof user, "u%d", u);
+        int vi = mp_abtest_assign(user, "conv", w, 2);
+        for (int rep = 0; rep < 2; rep++) { /* served twice: counted once */
+            mp_live_list l;
+            make_list(&l, 4, 2);
+            mp_serve_slate sl;
+            CHECK_OK(mp_serve_bandit_serve(sb, user, strlen(user), NULL, NULL, &l, 2, 1.0, &sl, &err), &err);
+            if (rep == 0 && u % 3 == 0) /* a click */
+                CHECK_OK(mp_serve_bandit_feedback(sb, sl.event_id, l.items[0].item, 1.0, 2.0, NULL, &err), &err);
+            if (rep == 0 && u % 3 == 1) /* no click */
+                CHECK_OK(mp_serve_bandit_feedback(sb, sl.event_id, l.items[0].item, 0.0, 2.0, NULL, &err), &err);
+            free(sl.propensity);
+            mp_live_list_free(&l);
+        }
+        users[vi]++;
+        conv[vi] += u % 3 == 0;
+        if (u % 5 == 0) { /* a purchase: converts the user (if not already) */
+            mp_event buy = {0};
+            buy.user.ptr = user;
+            buy.user.len = strlen(user);
+            buy.item.ptr = "i9";
+            buy.item.len = 2;
+            buy.type = MP_EV_PURCHASE;
+            mp_serve_bandit_observe(sb, &buy, 1, 3.0);
+            purchases[vi]++;
+            conv[vi] += u % 3 != 0;
+        }
+    }
+    /* a purchase by a user never served counts nowhere */
+    mp_event other = {0};
+    other.user.ptr = "stranger";
+    other.user.len = 8;
+    other.item.ptr = "i1";
+    other.item.len = 2;
+    other.type = MP_EV_PURCHASE;
+    mp_serve_bandit_observe(sb, &other, 1, 3.0);
+    jbuf b;
+    jb_init(&b);
+    mp_serve_bandit_abtest_json(sb, &b);
+    jb_raw(&b, "", 1);
+    char want[160];
+    snprintf(want, sizeof want, "{\"name\":\"a\",\"policy\":\"greedy\",\"users\":%d,\"converted_users\":%d,", users[0],
+             conv[0]);
+    CHECK_CONTAINS(b.p, want);
+    snprintf(want, sizeof want, "\"purchases\":%llu,\"untracked_users\":0}", (unsigned long long)purchases[1]);
+    CHECK_CONTAINS(b.p, want);
+    CHECK_CONTAINS(b.p, "\"control\":\"a\",\"treatment\":\"b\",\"diff\":");
+    CHECK_CONTAINS(b.p, "\"p_value\":");
+    jb_free(&b);
+    jb_init(&b);
+    mp_serve_bandit_abtest_csv(sb, &b);
+    jb_raw(&b, "", 1);
+    CHECK(!strncmp(b.p, "variant,user,converted,value\n", 29));
+    size_t lines = 0, ones = 0;
+    for (const char *p = b.p; *p; p++)
+        if (*p == '\n') {
+            lines++;
+            ones += p > b.p + 1 && p[-1] != '0' && p[-2] == ',' && p[-3] == '1'; /* converted=1 with purchases */
+        }
+    CHECK_EQ(lines, 61);
+    CHECK_EQ(ones, purchases[0] + purchases[1]);
+    jb_free(&b);
+    mp_serve_bandit_destroy(sb);
+    mp_serve_config_free(&c);
+}
+
+/* With bandit_state, a variant's learned policy is saved at exit and resumed by the next server run; a saved
+ * policy learned with other model settings is not resumed. */
+MP_TEST(serve_bandit_state_survives_restart) {
+    const char *dir = mp_test_tmpdir(t);
+    char state[512];
+    snprintf(state, sizeof state, "%s/state", dir);
+    mp_serve_config c;
+    mp_error err;
+    const char *kv[] = {"bandit", "softmax:tau=1,intercept=1", "bandit_state", state, NULL};
+    config(&c, kv);
+    mp_serve_bandit *sb;
+    CHECK_OK(mp_serve_bandit_create(&c, 1, &sb, &err), &err);
+    CHECK_OK(mp_serve_bandit_attach(sb, NULL, &err), &err);
+    for (int r = 0; r < 3; r++) {
+        mp_live_list l;
+        make_list(&l, 5, 2);
+        mp_serve_slate sl;
+        CHECK_OK(mp_serve_bandit_serve(sb, "eve", 3, NULL, NULL, &l, 2, 1.0 + r, &sl, &err), &err);
+        CHECK_OK(mp_serve_bandit_feedback(sb, sl.event_id, l.items[0].item, 1.0, 1.5 + r, NULL, &err), &err);
+        free(sl.propensity);
+        mp_live_list_free(&l);
+    }
+    mp_serve_bandit_destroy(sb); /* saves */
+    char path[600];
+    snprintf(path, sizeof path, "%s/default.bandit", state);
+    struct stat st;
+    CHECK_EQ(stat(path, &st), 0);
+    CHECK_OK(mp_serve_bandit_create(&c, 2, &sb, &err), &err);
+    CHECK_OK(mp_serve_bandit_attach(sb, NULL, &err), &err);
+    jbuf b;
+    jb_init(&b);
+    mp_serve_bandit_stats_json(sb, &b);
+    jb_raw(&b, "", 1);
+    CHECK_CONTAINS(b.p, "\"updates\":3");
+    jb_free(&b);
+    mp_serve_bandit_destroy(sb);
+    mp_serve_config_free(&c);
+    /* another intercept setting: the saved model does not fit, the policy starts fresh */
+    const char *kv2[] = {"bandit", "softmax:tau=1,intercept=0", "bandit_state", state, NULL};
+    config(&c, kv2);
+    CHECK_OK(mp_serve_bandit_create(&c, 3, &sb, &err), &err);
+    CHECK_OK(mp_serve_bandit_attach(sb, NULL, &err), &err);
+    jb_init(&b);
+    mp_serve_bandit_stats_json(sb, &b);
+    jb_raw(&b, "", 1);
+    CHECK_CONTAINS(b.p, "\"updates\":0");
+    jb_free(&b);
+    mp_serve_bandit_destroy(sb);
+    mp_serve_config_free(&c);
 }

@@ -63,13 +63,24 @@ MP_TEST(serveconfig_defaults) {
     CHECK(c.write_keys && c.write_keys[0] == NULL && c.n_write_keys == 0);
     CHECK(!strcmp(c.encoder, "use-lite"));
     CHECK_EQ(c.embed_items, 1);
-    for (int i = 0; i < 40; i++)
+    for (int i = 0; i < 46; i++)
         CHECK(c.origin[i] && strcmp(c.origin[i], "default") == 0);
-    CHECK(c.origin[40] == NULL);
+    CHECK(c.origin[46] == NULL);
     /* issue 6: exploration, protection and A/B settings */
     CHECK(!strcmp(c.bandit, "greedy") && !strcmp(c.bandit_log, "") && !strcmp(c.ab_variants, ""));
     CHECK_EQ(c.bandit_ttl, 3600000);
+    CHECK(!strcmp(c.bandit_features, "auto") && !strcmp(c.bandit_state, "") && !strcmp(c.price_max, ""));
+    CHECK_EQ(c.bandit_save_every, 300000);
+    CHECK_EQ(c.ab_users, 1000000);
     CHECK_OK(mp_serve_config_validate(&c, &err), &err);
+    mp_serve_config_set(&c, "price_min", "30", "test", &err);
+    mp_serve_config_set(&c, "price_max", "10", "test", &err);
+    CHECK_EQ(mp_serve_config_validate(&c, &err), MP_EINVAL);
+    CHECK_CONTAINS(err.msg, "empty range");
+    mp_serve_config_set(&c, "price_max", "ten", "test", &err);
+    CHECK_EQ(mp_serve_config_validate(&c, &err), MP_EINVAL);
+    CHECK_CONTAINS(err.msg, "price_max");
+    CHECK_EQ(mp_serve_config_set(&c, "bandit_features", "factors", "test", &err), MP_EINVAL);
     mp_serve_config_free(&c);
     mp_serve_config_free(&c); /* idempotent on a freed (zeroed) config */
 }

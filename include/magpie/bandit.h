@@ -199,6 +199,10 @@ MP_EXPORT int mp_bandit_serve(mp_bandit *b, const mp_bandit_opts *override, mp_b
 MP_EXPORT int mp_bandit_feedback(mp_bandit_log *log, mp_bandit *b, const char *event_id, const char *item,
                                  double reward, double now, uint32_t *position, mp_error *err);
 
+/* Copies the user an event held in the log was served to into buf[cap] (truncated, NUL-terminated). MP_ENOTFOUND
+ * when the event is not held (unknown, evicted or flushed). Used after feedback to update that shopper's state. */
+MP_EXPORT int mp_bandit_log_user(mp_bandit_log *log, const char *event_id, char *buf, size_t cap, mp_error *err);
+
 /* Writes the lines of events that expired by `now` (or of all events when all != 0) and drops them. */
 MP_EXPORT int mp_bandit_log_flush(mp_bandit_log *log, double now, int all, mp_error *err);
 /* Events currently held (not yet flushed or evicted). */

@@ -182,6 +182,36 @@ MP_EXPORT struct mp_encoder *mp_live_encoder(mp_live *l);
 /* Item vectors held for semantic search: how many items have one, and the dimension (0: none yet). */
 MP_EXPORT void mp_live_embedding_stats(mp_live *l, uint64_t *n_items_embedded, uint32_t *dim);
 
+/* ---- features for re-ranking (exploration policies and shopper protection in serving) ---- */
+/* Where item feature vectors come from. */
+typedef enum {
+    MP_LIVE_FEAT_NONE = 0, /* no vectors (dimension 0) */
+    MP_LIVE_FEAT_MODEL,    /* the current model's item vectors (its factors: "neural-linear"), L2-normalised */
+    MP_LIVE_FEAT_TEXT,     /* the cached text embeddings of the items (already unit length) */
+    MP_LIVE_FEAT_AUTO      /* MODEL when the current model has item vectors, else TEXT when items are embedded */
+} mp_live_feat_source;
+/* Parses "none" / "model" / "text" / "auto". MP_EINVAL naming the choices. */
+MP_EXPORT int mp_live_feat_source_parse(const char *s, mp_live_feat_source *out, mp_error *err);
+/* The source AUTO resolves to now (NONE, MODEL or TEXT) and its dimension (0 for NONE). A model reload or the
+ * first embedded item may change the answer, so callers that fix a dimension pass it to mp_live_item_features. */
+MP_EXPORT mp_live_feat_source mp_live_feature_source(mp_live *l, mp_live_feat_source want, uint32_t *dim);
+
+/* What re-ranking needs to know of an item. */
+typedef struct mp_live_item_facts {
+    double price;      /* NAN: unknown */
+    double popularity; /* live popularity (decayed event weights as of the latest event, as mp_live_popular), >= 0 */
+    int available;     /* 0: out of stock / not recommendable; also 0 for an unknown id */
+    int known;         /* 1 when the id is in the catalog */
+} mp_live_item_facts;
+
+/* For items[n] (external ids, NUL-terminated): facts[n] and, when x is not NULL, x[n * dim] feature vectors from
+ * `source` (AUTO resolved as above). An item without a vector, an unknown id, or a source whose dimension is not
+ * `dim` (after a reload to another model) gets zeros; *n_with (may be NULL) counts the items that got a vector.
+ * Thread-safe like every read. MP_EINVAL for x != NULL with dim == 0. */
+MP_EXPORT int mp_live_item_features(mp_live *l, const char *const *items, size_t n, mp_live_feat_source source,
+                                    uint32_t dim, float *x, mp_live_item_facts *facts, size_t *n_with,
+                                    mp_error *err);
+
 typedef struct mp_live_event {
     char *item;
     char *type; /* static name ("purchase"); not owned */

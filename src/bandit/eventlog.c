@@ -256,6 +256,20 @@ int mp_bandit_feedback(mp_bandit_log *l, mp_bandit *b, const char *event_id, con
     return rc;
 }
 
+int mp_bandit_log_user(mp_bandit_log *l, const char *event_id, char *buf, size_t cap, mp_error *err) {
+    if (cap) buf[0] = 0;
+    uint32_t nonce = 0;
+    uint64_t seq = event_id && strlen(event_id) < 40 ? parse_id(event_id, &nonce) : 0;
+    pthread_mutex_lock(&l->mu);
+    const event *e = seq && nonce == l->nonce && seq <= l->last_seq ? &l->ring[(seq - 1) % l->cap] : NULL;
+    int found = e && e->seq == seq;
+    if (found && cap) snprintf(buf, cap, "%s", e->user);
+    pthread_mutex_unlock(&l->mu);
+    return found ? MP_OK
+                 : mp_error_set(err, MP_ENOTFOUND, "bandit event log: event `%.40s` is not held",
+                                event_id ? event_id : "");
+}
+
 int mp_bandit_log_flush(mp_bandit_log *l, double now, int all, mp_error *err) {
     pthread_mutex_lock(&l->mu);
     int rc = MP_OK;

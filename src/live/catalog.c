@@ -57,8 +57,10 @@ int live_items_reserve(mp_live *l, uint32_t n) {
     if (grow_zero((void **)&l->title, old, cap, sizeof *l->title) ||
         grow_zero((void **)&l->item_cat, old, cap, sizeof *l->item_cat) ||
         grow_zero((void **)&l->avail, old, cap, sizeof *l->avail) ||
-        grow_zero((void **)&l->pop, old, cap, sizeof *l->pop) || live_text_reserve(l, old, cap))
+        grow_zero((void **)&l->pop, old, cap, sizeof *l->pop) ||
+        grow_zero((void **)&l->price, old, cap, sizeof *l->price) || live_text_reserve(l, old, cap))
         return MP_ENOMEM;
+    for (size_t i = old; i < cap; i++) l->price[i] = NAN;
     for (size_t k = 0; k < l->n_filters; k++)
         if (grow_zero((void **)&l->filters[k]->mask, old, cap, 1)) return MP_ENOMEM;
     l->items_cap = (uint32_t)cap;

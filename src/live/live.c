@@ -576,6 +576,7 @@ static int load_catalog(mp_live *l, mp_error *err) {
             l->title[i] = ds->item_title[i];
             ds->item_title[i] = NULL;
             l->item_cat[i] = ds->item_category[i] < l->n_cats ? ds->item_category[i] : 0;
+            if (ds->item_price) l->price[i] = ds->item_price[i];
             l->avail[i] = (uint8_t)(known && ds->item_available[i]);
         } else {
             l->avail[i] = (uint8_t)known;
@@ -667,6 +668,7 @@ void mp_live_close(mp_live *l) {
     free(l->item_cat);
     free(l->avail);
     free(l->pop);
+    free(l->price);
     live_pop_free(l);
     live_filters_free(l);
     mp_strmap_destroy(l->users);

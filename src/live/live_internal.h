@@ -3,6 +3,7 @@
  *   write.c    events, items, users, availability, forgetting
  *   read.c     recommend, similar, popular, history
  *   catalog.c  category matching, cached category filters, the live popularity counters
+ *   features.c per-item features and facts for re-ranking (exploration, shopper protection)
  *   text.c     the catalog's text: search index, item embeddings (cache, background embedder), search,
  *              new items for content-aware models
  *   search.c   the search ranking (magpie/search.h; no live state)
@@ -161,6 +162,7 @@ struct mp_live {
     char **title;          /* [items_cap] or NULL entries; owned */
     uint32_t *item_cat;    /* [items_cap] category id, 0 = none */
     uint8_t *avail;        /* [items_cap] 1 = may be recommended */
+    double *price;         /* [items_cap] NAN = unknown */
     /* categories */
     mp_strmap *cats;       /* full path -> id; id 0 is "(none)" */
     uint32_t n_cats, cats_cap;

@@ -81,6 +81,7 @@ static int add_new_items(mp_live *l, const mp_strmap *pending) {
         l->item_cat[id] = 0;
         l->avail[id] = 1;
         l->pop[id] = 0;
+        l->price[id] = NAN;
         l->n_available++;
         l->n_items_live++;
         live_filters_item_changed(l, id); /* no category: passes no filter, but keeps the masks exact */
@@ -390,6 +391,7 @@ int mp_live_put_items(mp_live *l, const mp_item *items, size_t n, mp_live_write_
                 live_filters_item_changed(l, id);
             }
             set_avail(l, id, it->available);
+            l->price[id] = it->has_price ? it->price : NAN;
             int trc = live_text_set_item(l, id, it, old_title);
             free(old_title);
             if (trc) {

@@ -12,8 +12,23 @@
  *      recorded in the variant's event log with each item's propensity and the impressions in the shopper table;
  *   4. POST /v1/feedback finds the event in the variant log that issued it, checks it and updates that policy.
  * Items are identified in the shopper state by a 32-bit hash of their external id (categories likewise).
- * Thread-safe: the bandits, logs and shopper table lock themselves; counters are atomic; the serving-log file is
- * written under one mutex. */
+ *
+ * Features and facts: once attached to the live recommender (mp_serve_bandit_attach), every candidate gets its
+ * feature vector x (setting bandit_features: the model's item factors or the items' text embeddings, unit length;
+ * the dimension is fixed at attach, and a reload to a model of another dimension serves x = 0 until restart), its
+ * price (for the price-range rule), its live popularity (novelty boost) and its stock state. Positive feedback
+ * also counts as a click in the shopper's state (it resets that item's fatigue).
+ *
+ * Persistence: with bandit_state set, each variant's learned policy is saved to DIR/<variant>.bandit every
+ * bandit_save_every and at exit, and loaded at attach when its learned-model settings (dim, lambda, intercept,
+ * disjoint, w) still match (else it starts fresh, with a warning on stderr).
+ *
+ * A/B metrics: every variant counts the distinct users it served (up to ab_users, then "untracked"), the users
+ * who converted (positive feedback on a served item, or a purchase event after being served) and their
+ * purchases; GET /v1/abtest reports them with the z-test against the first variant, and ?format=csv gives the
+ * per-user rows (users as 16-hex hashes) that `magpie abtest --csv` reads.
+ * Thread-safe: one rwlock (attach writes; everything else reads), the bandits, logs and shopper table lock
+ * themselves; counters are atomic; the user sets and the serving-log file have their own mutexes. */
 #ifndef MAGPIE_SERVE_BANDITSRV_H
 #define MAGPIE_SERVE_BANDITSRV_H
 
@@ -39,6 +54,16 @@ int mp_serve_bandit_create(const mp_serve_config *cfg, uint64_t seed, mp_serve_b
 /* Writes the pending serving-log lines (reward 0 where no feedback came), closes the log, frees. NULL: no-op. */
 void mp_serve_bandit_destroy(mp_serve_bandit *sb);
 
+/* Binds the layer to the live recommender (borrowed; NULL: no features or facts): resolves the feature source and
+ * dimension, and (re)creates each variant's policy and event log for it, loading saved state. Called once, before
+ * requests are served (mp_server_set_live); problems with saved state are warnings on stderr, not errors.
+ * MP_ENOMEM only. */
+int mp_serve_bandit_attach(mp_serve_bandit *sb, mp_live *live, mp_error *err);
+/* Feature dimension in use (0: none) and the source's name ("model", "text", "none"). */
+uint32_t mp_serve_bandit_dim(const mp_serve_bandit *sb, const char **source);
+/* Saves every variant's policy to bandit_state (no-op without it). MP_EIO naming the file. */
+int mp_serve_bandit_save(mp_serve_bandit *sb, mp_error *err);
+
 /* 1 when the config turns the layer on for every request (see above). */
 int mp_serve_bandit_enabled(const mp_serve_bandit *sb);
 
@@ -55,8 +80,16 @@ typedef struct mp_serve_slate {
  * variant's policy or, when policy_spec is not NULL, that spec parsed over the variant's options (a bad spec:
  * MP_EINVAL naming the key, nothing recorded). Reorders l->items so the served ones come first (l->n unchanged:
  * mp_live_list_free still frees all) and fills *out. now: monotonic seconds. */
+/* Per-request business rules (NAN: the config's price_min / price_max). */
+typedef struct mp_serve_rules {
+    double price_min, price_max;
+} mp_serve_rules;
+/* Parses a price bound ("" -> NAN; else a finite number >= 0). -1 when malformed. */
+int mp_serve_parse_price(const char *s, double *out);
+
 int mp_serve_bandit_serve(mp_serve_bandit *sb, const char *user, size_t user_len, const char *policy_spec,
-                          mp_live_list *l, size_t k, double now, mp_serve_slate *out, mp_error *err);
+                          const mp_serve_rules *rules, mp_live_list *l, size_t k, double now, mp_serve_slate *out,
+                          mp_error *err);
 
 /* Feedback {event_id, item, reward} at now. MP_ENOTFOUND: unknown / evicted / expired event, or an item not in
  * the event (message starting "item `"); MP_EINVAL: non-finite reward, feedback given twice. *variant gets the
@@ -73,5 +106,10 @@ void mp_serve_bandit_observe(mp_serve_bandit *sb, const mp_event *ev, size_t n, 
 void mp_serve_bandit_stats_json(mp_serve_bandit *sb, jbuf *b);
 /* Appends the per-variant Prometheus series (magpie_ab_*) to b. */
 void mp_serve_bandit_metrics(mp_serve_bandit *sb, jbuf *b);
+/* GET /v1/abtest: the per-variant users / conversions / purchases and each variant's comparison with the first
+ * (mp_abtest_compare, bootstrap off) as a JSON object. */
+void mp_serve_bandit_abtest_json(mp_serve_bandit *sb, jbuf *b);
+/* The per-user rows "variant,user,converted,value" (header first; value = purchases) for `magpie abtest --csv`. */
+void mp_serve_bandit_abtest_csv(mp_serve_bandit *sb, jbuf *b);
 
 #endif

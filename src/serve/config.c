@@ -80,10 +80,12 @@ static const int_range int_ranges[] = {
     {"item_cap", 0, 1000000},
     {"category_cap", 0, 1000000},
     {"shopper_users", 1, 100000000},
+    {"ab_users", 1, 10000000},
 };
 
 /* Fixed choices of STR settings that have them (NULL-terminated). */
 static const char *const ann_choices[] = {"auto", "on", "off", NULL};
+static const char *const feature_choices[] = {"auto", "model", "text", "none", NULL};
 
 static void range_of(const char *key, int64_t *lo, int64_t *hi) {
     *lo = INT64_MIN;
@@ -96,7 +98,7 @@ static void range_of(const char *key, int64_t *lo, int64_t *hi) {
 }
 
 static const char *const *choices_of(const char *key) {
-    return strcmp(key, "ann") == 0 ? ann_choices : NULL;
+    return strcmp(key, "ann") == 0 ? ann_choices : strcmp(key, "bandit_features") == 0 ? feature_choices : NULL;
 }
 
 static int index_of_key(const char *key) {

@@ -58,6 +58,11 @@
     X(bandit_ttl, DUR, "bandit_ttl", "1h", "how long a served list accepts feedback (POST /v1/feedback)")             \
     X(bandit_capacity, INT, "bandit_capacity", "100000", "served lists kept for feedback (oldest evicted)")        \
     X(bandit_pool, INT, "bandit_pool", "3", "the policy chooses n items out of n * bandit_pool model candidates")   \
+    X(bandit_features, STR, "bandit_features", "auto",                                                              \
+      "item vectors for linucb/ts: model (factors), text (embeddings), auto (model, else text), none")              \
+    X(bandit_state, STR, "bandit_state", "",                                                                        \
+      "directory where each variant's learned policy is saved (every bandit_save_every and at exit) and reloaded")  \
+    X(bandit_save_every, DUR, "bandit_save_every", "5m", "how often learned policies are saved to bandit_state")    \
     X(fatigue_weight, STR, "fatigue_weight", "0", "score penalty per unclicked recent impression of an item (0: off)") \
     X(fatigue_half_life, DUR, "fatigue_half_life", "1h", "half-life of the fatigue of an impression")               \
     X(item_cap, INT, "item_cap", "0", "most impressions of an item per user in cap_window (0: no cap)")              \
@@ -66,6 +71,9 @@
     X(mmr_lambda, STR, "mmr_lambda", "1", "MMR diversity trade-off in [0,1] (1: relevance only, off)")              \
     X(novelty_weight, STR, "novelty_weight", "0", "score boost weight / log(e + popularity) (0: off)")            \
     X(shopper_users, INT, "shopper_users", "100000", "users whose recent impressions are kept (least recent dropped)") \
+    X(price_min, STR, "price_min", "", "business rule: recommend only items priced at least this (per request: price_min=)") \
+    X(price_max, STR, "price_max", "", "business rule: recommend only items priced at most this (per request: price_max=)") \
+    X(ab_users, INT, "ab_users", "1000000", "users tracked per A/B variant for conversion counts (more: counted as untracked)") \
     X(ab_variants, STR, "ab_variants", "",                                                                          \
       "A/B variants NAME:WEIGHT:POLICY separated by ';' (e.g. control:50:greedy;explore:50:egreedy:epsilon=0.1)")   \
     X(ab_salt, STR, "ab_salt", "magpie", "salt of the A/B assignment hash (a new salt reshuffles users)")
@@ -79,8 +87,9 @@ typedef struct mp_serve_config {
     /* bandit re-ranking, shopper protection and A/B variants (src/serve/banditsrv.h); floats kept as text and
      * checked by mp_serve_config_validate */
     char *bandit, *bandit_log, *fatigue_weight, *mmr_lambda, *novelty_weight, *ab_variants, *ab_salt;
-    int64_t bandit_capacity, bandit_pool, item_cap, category_cap, shopper_users;
-    int64_t bandit_ttl, fatigue_half_life, cap_window; /* milliseconds */
+    char *bandit_features, *bandit_state, *price_min, *price_max;
+    int64_t bandit_capacity, bandit_pool, item_cap, category_cap, shopper_users, ab_users;
+    int64_t bandit_ttl, fatigue_half_life, cap_window, bandit_save_every; /* milliseconds */
     uint64_t max_body;
     int64_t request_timeout, idle_timeout, reload_poll, retrain_every; /* milliseconds */
     int access_log, dashboard, embed_items;

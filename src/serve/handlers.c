@@ -98,9 +98,10 @@ static double mono_seconds(void) {
 /* Recommends for q and answers: through the bandit layer (banditsrv.h) when it is enabled or policy_spec is given
  * (the model's top n * bandit_pool candidates, of which the policy serves n), else the model's list as is. */
 static enum MHD_Result recommend_and_answer(hctx *h, mp_live_query *q, const char *user, size_t user_len,
-                                            const char *policy_spec, int session) {
+                                            const char *policy_spec, const mp_serve_rules *rules, int session) {
     mp_serve_bandit *sb = h->srv->bandit;
-    int use_bandit = sb && (policy_spec || mp_serve_bandit_enabled(sb));
+    int use_bandit = sb && (policy_spec || mp_serve_bandit_enabled(sb) || !isnan(rules->price_min) ||
+                            !isnan(rules->price_max));
     size_t want = q->n;
     if (use_bandit) {
         size_t pool = want * (size_t)h->srv->cfg->bandit_pool;
@@ -121,7 +122,7 @@ static enum MHD_Result recommend_and_answer(hctx *h, mp_live_query *q, const cha
         return rc;
     }
     mp_serve_slate sl;
-    if (mp_serve_bandit_serve(sb, user, user_len, policy_spec, &l, want, mono_seconds(), &sl, &err) != MP_OK) {
+    if (mp_serve_bandit_serve(sb, user, user_len, policy_spec, rules, &l, want, mono_seconds(), &sl, &err) != MP_OK) {
         mp_live_list_free(&l);
         if (err.code == MP_EINVAL) return http_send_error(h->c, h->r, 400, NULL, "policy", "policy: %s", err.msg);
         return http_send_mp_error(h->c, h->r, &err, NULL);
@@ -157,6 +158,18 @@ enum MHD_Result handle_recommend_get(hctx *h) {
     char polbuf[512];
     const char *policy = http_qarg(h->c, "policy", polbuf, sizeof polbuf, &bad);
     if (bad) return http_send_error(h->c, h->r, 400, NULL, "policy", "query parameter `policy` is not valid text");
+    mp_serve_rules rules = {NAN, NAN};
+    static const char *const pnames[2] = {"price_min", "price_max"};
+    for (int i = 0; i < 2; i++) {
+        char pbuf[64];
+        const char *pv = http_qarg(h->c, pnames[i], pbuf, sizeof pbuf, &bad);
+        if (bad || (pv && (!*pv || mp_serve_parse_price(pv, i ? &rules.price_max : &rules.price_min))))
+            return http_send_error(h->c, h->r, 400, NULL, pnames[i], "query parameter `%s` must be a price (a number >= 0)",
+                                   pnames[i]);
+    }
+    if (rules.price_min > rules.price_max)
+        return http_send_error(h->c, h->r, 400, NULL, "price_min", "price_min %g is above price_max %g", rules.price_min,
+                               rules.price_max);
     const char *ids[MAX_EXCLUDE];
     size_t n_ex = ex ? split_ids(exbuf, ids, MAX_EXCLUDE) : 0;
     mp_live_query q = {0};
@@ -171,7 +184,7 @@ enum MHD_Result handle_recommend_get(hctx *h) {
     q.n_exclude = n_ex;
     q.explain = explain;
     q.include_seen = include_seen;
-    return recommend_and_answer(h, &q, h->seg, h->seg_len, policy && *policy ? policy : NULL, 0);
+    return recommend_and_answer(h, &q, h->seg, h->seg_len, policy && *policy ? policy : NULL, &rules, 0);
 }
 
 /* Reads a JSON array of strings (ids) into a new array of NUL-terminated copies stored in `store` (a jbuf used as
@@ -310,6 +323,7 @@ enum MHD_Result handle_recommend_post(hctx *h) {
     long n = 10, offset = 0;
     int explain = 0, status = 0, have_items = 0;
     char why[512] = "", field[32] = "", category[1024] = "", policy[512] = "";
+    mp_serve_rules rules = {NAN, NAN};
     jbuf text; /* q and profile, joined */
     jb_init(&text);
     if (mp_json_peek(&cur) != MP_JSON_OBJECT) {
@@ -376,10 +390,22 @@ enum MHD_Result handle_recommend_post(hctx *h) {
             }
         } else if (!strcmp(field, "q") || !strcmp(field, "profile")) {
             status = parse_text_field(&cur, &scratch, &text, field, why, sizeof why);
+        } else if (!strcmp(field, "price_min") || !strcmp(field, "price_max")) {
+            double v;
+            int is_int;
+            mp_str raw;
+            if (mp_json_peek(&cur) != MP_JSON_NUMBER || mp_json_number(&cur, &raw, &is_int, &v) != MP_OK ||
+                !isfinite(v) || v < 0) {
+                status = 400;
+                snprintf(why, sizeof why, "field `%s` must be a price (a number >= 0)", field);
+            } else {
+                *(field[7] == 'i' ? &rules.price_min : &rules.price_max) = v;
+            }
         } else {
             status = 400;
             snprintf(why, sizeof why,
-                     "unknown field `%s` (known: items, n, offset, category, exclude, explain, q, profile, policy)",
+                     "unknown field `%s` (known: items, n, offset, category, exclude, explain, q, profile, policy, "
+                     "price_min, price_max)",
                      field);
         }
         if (status) goto done;
@@ -407,7 +433,13 @@ enum MHD_Result handle_recommend_post(hctx *h) {
     q.explain = explain;
     q.text = text.len ? text.p : NULL;
     q.text_len = text.len;
-    enum MHD_Result rc = recommend_and_answer(h, &q, NULL, 0, policy[0] ? policy : NULL, 1);
+    if (rules.price_min > rules.price_max) {
+        status = 400;
+        snprintf(field, sizeof field, "price_min");
+        snprintf(why, sizeof why, "price_min %g is above price_max %g", rules.price_min, rules.price_max);
+        goto done;
+    }
+    enum MHD_Result rc = recommend_and_answer(h, &q, NULL, 0, policy[0] ? policy : NULL, &rules, 1);
     idlist_free(&items);
     idlist_free(&exclude);
     jb_free(&text);
@@ -850,6 +882,29 @@ enum MHD_Result handle_dashboard(hctx *h, const char *path) {
     return http_send_text(h->c, h->r, 200, a.content_type, (char *)a.data, a.len, 0);
 }
 
+
+/* GET /v1/abtest: per-variant conversion counts and comparisons (JSON), or with format=csv the per-user rows that
+ * `magpie abtest --csv` reads. */
+enum MHD_Result handle_abtest(hctx *h) {
+    char fbuf[16];
+    int bad = 0;
+    const char *format = http_qarg(h->c, "format", fbuf, sizeof fbuf, &bad);
+    int csv = format && !strcmp(format, "csv");
+    if (bad || (format && !csv && strcmp(format, "json")))
+        return http_send_error(h->c, h->r, 400, NULL, "format", "query parameter `format` must be json or csv");
+    jbuf b;
+    jb_init(&b);
+    if (csv) mp_serve_bandit_abtest_csv(h->srv->bandit, &b);
+    else mp_serve_bandit_abtest_json(h->srv->bandit, &b);
+    if (!jb_ok(&b)) {
+        jb_free(&b);
+        return http_send_error(h->c, h->r, 500, NULL, NULL, "out of memory rendering /v1/abtest");
+    }
+    if (!csv) return http_send_json(h->c, h->r, 200, &b);
+    size_t len;
+    char *text = jb_take(&b, &len);
+    return http_send_text(h->c, h->r, 200, "text/csv; charset=utf-8", text, len, 1);
+}
 
 /* POST /v1/feedback {"event_id": "...", "item": "...", "reward": 1}: a reward for one served item (banditsrv.h). */
 enum MHD_Result handle_feedback(hctx *h) {

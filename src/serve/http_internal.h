@@ -33,6 +33,7 @@
     X(USERS, "POST /v1/users")                                                                                        \
     X(USER_DELETE, "DELETE /v1/users/{id}")                                                                           \
     X(FEEDBACK, "POST /v1/feedback")                                                                                  \
+    X(ABTEST, "GET /v1/abtest")                                                                                       \
     X(RELOAD, "POST /v1/admin/reload")                                                                                \
     X(STATS, "GET /v1/stats")                                                                                         \
     X(MODEL, "GET /v1/model")                                                                                         \
@@ -134,6 +135,7 @@ enum MHD_Result handle_user_delete(hctx *h);
 enum MHD_Result handle_model(hctx *h, int wrap);
 enum MHD_Result handle_reload(hctx *h);
 enum MHD_Result handle_feedback(hctx *h); /* POST /v1/feedback */
+enum MHD_Result handle_abtest(hctx *h);   /* GET /v1/abtest[?format=csv] */
 enum MHD_Result handle_stats(hctx *h);
 enum MHD_Result handle_metrics(hctx *h);
 enum MHD_Result handle_dashboard(hctx *h, const char *path);

@@ -54,6 +54,7 @@ static const route routes[] = {
     {M_POST, "v1/users", EP_USERS, AUTH_WRITE},
     {M_DELETE, "v1/users/*", EP_USER_DELETE, AUTH_WRITE},
     {M_POST, "v1/feedback", EP_FEEDBACK, AUTH_READ},
+    {M_GET, "v1/abtest", EP_ABTEST, AUTH_READ},
     {M_POST, "v1/admin/reload", EP_RELOAD, AUTH_WRITE},
     {M_GET, "v1/stats", EP_STATS, AUTH_READ},
     {M_GET, "v1/model", EP_MODEL, AUTH_READ},
@@ -438,8 +439,9 @@ static enum MHD_Result dispatch(mp_server *srv, struct MHD_Connection *c, req *r
     if (!live) return http_send_error(c, r, 503, "not_ready", NULL, "the server is still loading the store and the model");
 
     /* query parameters: only the documented ones */
-    static const char *const q_rec[] = {"n",       "offset", "category", "exclude", "explain",
-                                       "include_seen", "q", "policy", NULL};
+    static const char *const q_rec[] = {"n", "offset", "category", "exclude", "explain", "include_seen",
+                                       "q", "policy", "price_min", "price_max", NULL};
+    static const char *const q_format[] = {"format", NULL};
     static const char *const q_search[] = {"q", "user", "n", "offset", "category", NULL};
     static const char *const q_n[] = {"n", NULL};
     static const char *const q_pop[] = {"n", "offset", "category", NULL};
@@ -449,6 +451,7 @@ static enum MHD_Result dispatch(mp_server *srv, struct MHD_Connection *c, req *r
     else if (found->endpoint == EP_SIMILAR || found->endpoint == EP_HISTORY) qallowed = q_n;
     else if (found->endpoint == EP_POPULAR) qallowed = q_pop;
     else if (found->endpoint == EP_SEARCH) qallowed = q_search;
+    else if (found->endpoint == EP_ABTEST) qallowed = q_format;
     qcheck qc = {qallowed, NULL};
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_param, &qc);
     if (qc.bad) {
@@ -494,6 +497,7 @@ static enum MHD_Result dispatch(mp_server *srv, struct MHD_Connection *c, req *r
     case EP_USER_DELETE: return handle_user_delete(&h);
     case EP_RELOAD: return handle_reload(&h);
     case EP_FEEDBACK: return handle_feedback(&h);
+    case EP_ABTEST: return handle_abtest(&h);
     case EP_STATS: return handle_stats(&h);
     case EP_MODEL: return handle_model(&h, 0);
     default: return http_send_error(c, r, 404, NULL, NULL, "no such endpoint");
@@ -709,6 +713,10 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
 uint16_t mp_server_port(const mp_server *s) { return s->port; }
 
 void mp_server_set_live(mp_server *s, mp_live *live) {
+    mp_error err;
+    mp_error_clear(&err);
+    if (mp_serve_bandit_attach(s->bandit, live, &err) != MP_OK)
+        fprintf(stderr, "magpie serve: exploration features: %s (serving without them)\n", err.msg);
     atomic_store(&s->live, live);
     mp_server_note_model(s, -1);
 }

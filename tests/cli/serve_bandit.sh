@@ -180,4 +180,85 @@ s = json.loads(urllib.request.urlopen(sys.argv[1] + "/v1/stats").read())
 assert s["bandit"]["protection"] is True and s["bandit"]["shoppers"] == 1, s["bandit"]
 EOF
 stop
+# LinUCB over the model's item factors, a price-range rule, A/B conversion counts and the learned policy kept
+# across a restart (bandit_state)
+"$MAGPIE" train --model als --out shop.model --db shop.db --param factors=8,iterations=4 --quiet
+start --model shop.model --bandit-state state --price-max 60 \
+    --ab-variants "a:1:linucb:alpha=0.5,intercept=1;b:1:egreedy:epsilon=0.2,intercept=1" --ab-salt s2
+python3 - "$url" <<'EOF' || fail "features, price rule, abtest"
+import json, sys, urllib.request, urllib.error
+url = sys.argv[1]
+def get(path):
+    try:
+        with urllib.request.urlopen(url + path, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+def post(path, body):
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+price = {}
+for line in open("shop/items.jsonl"):
+    it = json.loads(line)
+    price[it["id"]] = it.get("price")
+users = []
+for line in open("shop/events.jsonl"):
+    u = json.loads(line)["user"]
+    if u not in users:
+        users.append(u)
+    if len(users) == 30:
+        break
+st, s = get("/v1/stats")
+b = json.loads(s)["bandit"]
+assert b["features"] == "model" and b["dim"] == 8, b
+# the config's price rule, then a request's tighter one, then an empty range refused
+for i, u in enumerate(users):
+    st, r = get("/v1/recommend/%s?n=5" % u)
+    r = json.loads(r)
+    assert st == 200 and r["items"], r
+    assert all(price[it["item"]] is not None and price[it["item"]] <= 60 for it in r["items"]), r["items"]
+    if i % 3 == 0:  # feedback on the first item of every third user: conversions in their variant
+        post("/v1/feedback", {"event_id": r["event_id"], "item": r["items"][0]["item"], "reward": 1})
+st, r = get("/v1/recommend/%s?n=5&price_min=20&price_max=40" % users[0])
+r = json.loads(r)
+assert st == 200 and all(20 <= price[it["item"]] <= 40 for it in r["items"]), r
+r = post("/v1/recommend", {"items": [], "q": "shoes", "price_max": 30, "n": 3})
+assert all(price[it["item"]] <= 30 for it in r["items"]), r
+st, e = get("/v1/recommend/%s?price_min=50&price_max=10" % users[0])
+assert st == 400 and "price_min" in e, (st, e)
+st, e = get("/v1/recommend/%s?price_max=cheap" % users[0])
+assert st == 400 and "price_max" in e, (st, e)
+# a purchase event by a served user who did not click counts for their variant
+req = urllib.request.Request(url + "/v1/events", method="POST", headers={"Content-Type": "application/json"},
+                             data=json.dumps([{"user": users[1], "item": r["items"][0]["item"] if r["items"] else "x",
+                                               "type": "purchase", "ts": 1900000000}]).encode())
+urllib.request.urlopen(req, timeout=10).read()
+st, a = get("/v1/abtest")
+a = json.loads(a)
+v = {x["name"]: x for x in a["variants"]}
+assert v["a"]["users"] + v["b"]["users"] == 30, a
+assert v["a"]["converted_users"] + v["b"]["converted_users"] == 11, a  # 10 clicks + 1 purchase (users[1])
+assert v["a"]["purchases"] + v["b"]["purchases"] == 1, a
+assert a["comparisons"][0]["control"] == "a" and "p_value" in a["comparisons"][0], a
+st, csv = get("/v1/abtest?format=csv")
+assert st == 200 and csv.startswith("variant,user,converted,value\n") and csv.count("\n") == 31, csv[:200]
+open("ab.csv", "w").write(csv)
+st, e = get("/v1/abtest?format=xml")
+assert st == 400, (st, e)
+EOF
+"$MAGPIE" abtest --csv ab.csv --control a --bootstrap 100 >ab.out 2>ab.err || fail "magpie abtest --csv: $(cat ab.err)"
+grep -q "difference" ab.out || fail "abtest output: $(cat ab.out)"
+stop
+[ -s state/a.bandit ] && [ -s state/b.bandit ] || fail "bandit_state files not written: $(ls state)"
+start --model shop.model --bandit-state state --price-max 60 \
+    --ab-variants "a:1:linucb:alpha=0.5,intercept=1;b:1:egreedy:epsilon=0.2,intercept=1" --ab-salt s2
+grep -q 'variant `a` resumes from state/a.bandit' serve.err || fail "state not resumed: $(cat serve.err)"
+python3 - "$url" <<'EOF' || fail "resumed policy"
+import json, sys, urllib.request
+s = json.loads(urllib.request.urlopen(sys.argv[1] + "/v1/stats").read())["bandit"]
+assert sum(v["updates"] for v in s["variants"]) == 10, s
+EOF
+stop
 echo "serve_bandit: ok"
