@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Builds Magpie and runs the whole test suite three times: a normal optimised build, under AddressSanitizer +
 # UndefinedBehaviorSanitizer, and with the plain-C kernels instead of OpenBLAS (BLAS=none), then runs the
-# libFuzzer targets for FUZZ_SECONDS each (default 60). Ends with one line
-# "N passed, N failed" totalling all runs.
+# libFuzzer targets for FUZZ_SECONDS each (default 30 here; tests/fuzz/run.sh alone defaults to 60). Prints each
+# phase's wall time and ends with one line "N passed, N failed" totalling all runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh test || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
+echo "== dependencies: $SECONDS s =="
 
 total_pass=0
 total_fail=0
 run_suite() { # $1 = label, rest = make variables
     local label=$1; shift
-    local log
+    local log t0=$SECONDS
     log=$(mktemp)
     echo "== $label =="
     if ! make -j2 "$@" all >"$log" 2>&1; then
@@ -31,15 +32,17 @@ run_suite() { # $1 = label, rest = make variables
         total_fail=$((total_fail + 1))
     fi
     rm -f "$log"
+    echo "== $label: $((SECONDS - t0)) s =="
 }
 
 run_suite "release build" BUILD=build
 run_suite "ASan + UBSan build" BUILD=build-asan SANITIZER=address,undefined
 run_suite "plain-C kernels build (BLAS=none)" BUILD=build-noblas BLAS=none
-# libFuzzer targets (JSON request decoder, model-file loader) under ASan + UBSan, FUZZ_SECONDS each (default 60).
+# libFuzzer targets (JSON request decoder, model-file loader) under ASan + UBSan, FUZZ_SECONDS each (default 30 here).
 echo "== fuzzing (libFuzzer, ASan + UBSan) =="
+t0=$SECONDS
 fuzz_log=$(mktemp)
-if ./tests/fuzz/run.sh 2>&1 | tee "$fuzz_log" | grep -E '^(ok|FAIL) '; then :; fi
+if FUZZ_SECONDS=${FUZZ_SECONDS:-30} ./tests/fuzz/run.sh 2>&1 | tee "$fuzz_log" | grep -E '^(ok|FAIL) '; then :; fi
 line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$fuzz_log" | tail -1)
 if [ -n "$line" ]; then
     total_pass=$((total_pass + $(echo "$line" | awk '{print $1}')))
@@ -49,6 +52,7 @@ else
     total_fail=$((total_fail + 1))
 fi
 rm -f "$fuzz_log"
-echo "== total (all builds) =="
+echo "== fuzzing: $((SECONDS - t0)) s =="
+echo "== total (all builds): $SECONDS s =="
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
