@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Demo pipeline on a generated shop: gen-demo -> import -> stats -> eval -> train -> recommend -> serve -> text
-# (embeddings, search in English and Chinese, the hybrid cold-start model).
+# (embeddings, search in English and Chinese, the hybrid cold-start model) -> exploration (LinUCB serving,
+# feedback, off-policy evaluation of the serving log, the shopper simulator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAGPIE=${MAGPIE:-./${BUILD:-build}/magpie}
@@ -79,3 +80,30 @@ emb=()
 "$MAGPIE" train --db "$DB" --model hybrid "${emb[@]}" --out "$OUT/hybrid.model" --quiet
 echo "Hybrid model (content + behaviour; new items are scored from their text the moment they arrive):"
 "$MAGPIE" recommend --db "$DB" --model "$OUT/hybrid.model" --users 2 --n 3 --explain
+
+step "9. Exploration: LinUCB over the ALS factors, feedback, off-policy evaluation, and 30 simulated days"
+"$MAGPIE" serve --db "$DB" --model "$OUT/als.model" --port 0 --encoder none --bandit "linucb:alpha=0.5,intercept=1" \
+    --bandit-log "$OUT/serving.jsonl" --fatigue-weight 0.5 2>"$OUT/serve-bandit.log" &
+serve_pid=$!
+trap 'kill "$serve_pid" 2>/dev/null' EXIT
+for _ in $(seq 1 100); do grep -q "ready in" "$OUT/serve-bandit.log" 2>/dev/null && break; sleep 0.1; done
+url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$OUT/serve-bandit.log" | head -1)
+echo "GET /v1/recommend/user-000002?n=3 (each item with its propensity, the list with an event id)"
+resp=$(curl -s "$url/v1/recommend/user-000002?n=3")
+echo "$resp"
+event=$(echo "$resp" | sed -n 's/.*"event_id":"\([^"]*\)".*/\1/p')
+first=$(echo "$resp" | sed -n 's/.*"items":\[{"item":"\([^"]*\)".*/\1/p')
+echo "POST /v1/feedback: user-000002 clicked $first"
+curl -s -H 'Content-Type: application/json' -d "{\"event_id\":\"$event\",\"item\":\"$first\",\"reward\":1}" \
+    "$url/v1/feedback"
+echo
+for u in $(seq -f "user-%06g" 3 60); do curl -s -o /dev/null "$url/v1/recommend/$u?n=5"; done
+kill -TERM "$serve_pid"
+wait "$serve_pid" || true
+trap - EXIT
+echo "The serving log has $(wc -l <"$OUT/serving.jsonl") impressions; what would a uniform policy have earned?"
+"$MAGPIE" ope --log "$OUT/serving.jsonl" --format jsonl --policy uniform --bootstrap 200
+echo
+echo "Long-term: 30 simulated days of shoppers fitted on this shop (2 seeds, a small RL run; bench/simulate.sh is the full one)"
+"$MAGPIE" simulate --db "$DB" --seeds 2 --sim max_users=400 --rl-epochs 15 --quiet \
+    --policy greedy --policy greedy+protect --policy egreedy:epsilon=0.1 --policy rl
