@@ -37,7 +37,10 @@ run_suite() { # $1 = label, rest = make variables
 
 run_suite "release build" BUILD=build
 run_suite "ASan + UBSan build" BUILD=build-asan SANITIZER=address,undefined
-run_suite "plain-C kernels build (BLAS=none)" BUILD=build-noblas BLAS=none
+# The plain-C kernels build runs every unit test and the CLI scripts that train, evaluate or embed (their results
+# depend on the kernels); the server's transport, crash and auth scripts are covered by the two builds above.
+CLI_SCRIPTS="train_recommend eval tune hybrid published_baselines simulate ope textclf embed_import use_parity serve_search serve_realtime" \
+    run_suite "plain-C kernels build (BLAS=none)" BUILD=build-noblas BLAS=none
 # libFuzzer targets (JSON request decoder, model-file loader) under ASan + UBSan, FUZZ_SECONDS each (default 30 here).
 echo "== fuzzing (libFuzzer, ASan + UBSan) =="
 t0=$SECONDS
