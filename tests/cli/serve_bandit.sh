@@ -180,9 +180,41 @@ s = json.loads(urllib.request.urlopen(sys.argv[1] + "/v1/stats").read())
 assert s["bandit"]["protection"] is True and s["bandit"]["shoppers"] == 1, s["bandit"]
 EOF
 stop
+"$MAGPIE" train --model als --out shop.model --db shop.db --param factors=8,iterations=4 --quiet
+
+# novelty uses the live popularity: with a strong boost the served items are less popular than without (before
+# any event is posted: a new event would decay the generated events' popularity)
+novelty_pop() {
+    python3 - "$url" <<'EOF'
+import json, sys, urllib.request
+url = sys.argv[1]
+pop = {it["item"]: it["score"] for it in json.loads(urllib.request.urlopen(url + "/v1/popular?n=150").read())["items"]}
+users = []
+for line in open("shop/events.jsonl"):
+    u = json.loads(line)["user"]
+    if u not in users:
+        users.append(u)
+    if len(users) == 20:
+        break
+total = n = 0
+for u in users:
+    r = json.loads(urllib.request.urlopen(url + "/v1/recommend/%s?n=5&policy=greedy" % u).read())
+    for it in r["items"]:
+        total += pop.get(it["item"], 0.0)
+        n += 1
+print("%.6f" % (total / n))
+EOF
+}
+start --model shop.model
+plain=$(novelty_pop) || fail "novelty baseline"
+stop
+start --model shop.model --novelty-weight 50
+boosted=$(novelty_pop) || fail "novelty boosted"
+stop
+python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if b < 0.8 * a else 1)" "$plain" "$boosted" ||
+    fail "novelty boost did not lower the served items' popularity ($plain -> $boosted)"
 # LinUCB over the model's item factors, a price-range rule, A/B conversion counts and the learned policy kept
 # across a restart (bandit_state)
-"$MAGPIE" train --model als --out shop.model --db shop.db --param factors=8,iterations=4 --quiet
 start --model shop.model --bandit-state state --price-max 60 \
     --ab-variants "a:1:linucb:alpha=0.5,intercept=1;b:1:egreedy:epsilon=0.2,intercept=1" --ab-salt s2
 python3 - "$url" <<'EOF' || fail "features, price rule, abtest"
