@@ -165,25 +165,47 @@ class MagpieClient:
         return self._request("POST", "/v1/admin/reload", {})
 
     # ------------------------------------------------------------------ reads (read key)
-    def recommend(self, user, n=None, offset=None, category=None, exclude=None, explain=False):
+    def recommend(self, user, n=None, offset=None, category=None, exclude=None, explain=False, q=None, policy=None,
+                  price_min=None, price_max=None):
         """GET /v1/recommend/{user}. Returns {"user", "model", "model_version", "fallback", "history", "items":
-        [{"item", "title", "category", "score", "reason" (with explain)}]}; unknown user: MagpieError(404)."""
-        q = _query(n=n, offset=offset, category=category, exclude=exclude, explain=True if explain else None)
-        return self._request("GET", "/v1/recommend/" + _segment(user, "user") + q)
+        [{"item", "title", "category", "score", "reason" (with explain)}]}; unknown user: MagpieError(404).
+        q: interests text; policy: an exploration policy spec for this request ("egreedy:epsilon=0.1"); price_min /
+        price_max: a price range. With exploration the answer also has "event_id", "variant", "policy" and each
+        item's "propensity" (pass event_id and the item to feedback())."""
+        qs = _query(n=n, offset=offset, category=category, exclude=exclude, explain=True if explain else None, q=q,
+                    policy=policy, price_min=price_min, price_max=price_max)
+        return self._request("GET", "/v1/recommend/" + _segment(user, "user") + qs)
 
-    def recommend_session(self, items, n=None, offset=None, category=None, exclude=None, explain=False):
+    def recommend_session(self, items, n=None, offset=None, category=None, exclude=None, explain=False, q=None,
+                          policy=None, price_min=None, price_max=None):
         """POST /v1/recommend: recommendations for an anonymous session (item ids, oldest first). The answer is
         as for recommend() with "user": None and "unknown_items" (ids the catalog does not know)."""
         body = {"items": list(items), "explain": bool(explain)}
-        if n is not None:
-            body["n"] = n
-        if offset is not None:
-            body["offset"] = offset
-        if category is not None:
-            body["category"] = category
+        for k, v in (("n", n), ("offset", offset), ("category", category), ("q", q), ("policy", policy),
+                     ("price_min", price_min), ("price_max", price_max)):
+            if v is not None:
+                body[k] = v
         if exclude:
             body["exclude"] = list(exclude)
         return self._request("POST", "/v1/recommend", body)
+
+    def search(self, q, user=None, n=None, offset=None, category=None):
+        """GET /v1/search: items matching the text q (BM25 + embeddings), re-ranked for user when given. Returns
+        {"q", "items": [{"item", "title", "category", "score", "reason"}], ...}."""
+        return self._request("GET", "/v1/search" + _query(q=q, user=user, n=n, offset=offset, category=category))
+
+    def feedback(self, event_id, item, reward):
+        """POST /v1/feedback: the reward (1 click, 0 none, any number) for an item of a list served with an
+        event_id. Returns {"accepted": True, "event_id", "item", "reward", "variant"}; unknown or expired event:
+        MagpieError(404); an item that was not shown: 422; feedback given twice: 409."""
+        return self._request("POST", "/v1/feedback", {"event_id": event_id, "item": item, "reward": reward})
+
+    def abtest(self, csv=False):
+        """GET /v1/abtest: per-variant users, converted users, purchases and the comparisons with the first
+        variant; csv=True: the per-user rows (a str) that `magpie abtest --csv` reads."""
+        if csv:
+            return self._request("GET", "/v1/abtest?format=csv", text=True)
+        return self._request("GET", "/v1/abtest")
 
     def similar(self, item, n=None):
         """GET /v1/similar/{item}. Returns {"item", "items": [...]}; unknown item: MagpieError(404)."""

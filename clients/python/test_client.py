@@ -234,6 +234,38 @@ class ClientTest(unittest.TestCase):
             self.mp.similar(ID("no-such-sku"), n=3)
         self.assertApiError(ctx, 404, "not_found")
 
+    def test_exploration_feedback_and_abtest(self):
+        r = self.mp.recommend(USER, n=3, policy="egreedy:epsilon=0.5,seed=3")
+        self.assertTrue(r["event_id"])
+        self.assertEqual(r["policy"], "egreedy")
+        self.assertTrue(all(0 < i["propensity"] <= 1 for i in r["items"]))
+        item = r["items"][0]["item"]
+        f = self.mp.feedback(r["event_id"], item, 1)
+        self.assertEqual((f["accepted"], f["item"], f["reward"]), (True, item, 1))
+        with self.assertRaises(MagpieError) as ctx:
+            self.mp.feedback(r["event_id"], item, 1)
+        self.assertApiError(ctx, 409, "conflict")
+        with self.assertRaises(MagpieError) as ctx:
+            self.mp.feedback("00000000-1", item, 1)
+        self.assertApiError(ctx, 404, "not_found")
+        with self.assertRaises(MagpieError) as ctx:
+            self.mp.recommend(USER, policy="egreedy:eps=1")
+        self.assertEqual(ctx.exception.status, 400)
+        self.assertEqual(ctx.exception.field, "policy")
+        # a price range
+        priced = self.mp.recommend(USER, n=5, price_max=1000000)
+        self.assertTrue(priced["event_id"])
+        a = self.mp.abtest()
+        self.assertGreaterEqual(a["variants"][0]["converted_users"], 1)
+        self.assertTrue(self.mp.abtest(csv=True).startswith("variant,user,converted,value\n"))
+
+    def test_search(self):
+        title = self.some_items(1)[0]["title"]
+        word = max(title.split(), key=len)
+        r = self.mp.search(word, n=5)
+        self.assertTrue(r["items"])
+        self.assertTrue(any(word.lower() in (i["title"] or "").lower() for i in r["items"]))
+
     # ---------------------------------------------------------------- catalog and users
     def test_items(self):
         r = self.mp.put_items([{"id": ID("items-1"), "title": "Test Lamp", "category": ["Home", "Lighting"]},
