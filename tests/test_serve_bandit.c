@@ -78,12 +78,13 @@ MP_TEST(serve_bandit_propensities_and_feedback) {
     CHECK_EQ(sl.k, 3);
     CHECK(sl.event_id[0]);
     CHECK(!strcmp(sl.policy, "softmax") && !strcmp(sl.variant, "default"));
-    /* softmax over 8 scores 10..3 with tau 2: the first item's propensity is exp(s/2) / sum exp(s_j/2) */
+    /* softmax with tau 2 over the 8 scores 10..3 min-max normalised to s_j = (7 - j) / 7 in [0, 1]: the first
+     * item's propensity is exp(s/2) / sum exp(s_j/2) */
     double z = 0;
     for (int j = 0; j < 8; j++)
-        z += exp((10.0 - j) / 2);
+        z += exp((7.0 - j) / 7.0 / 2);
     int idx0 = atoi(l.items[0].item + 1);
-    CHECK_NEAR(sl.propensity[0], exp((10.0 - idx0) / 2) / z, 1e-9);
+    CHECK_NEAR(sl.propensity[0], exp((7.0 - idx0) / 7.0 / 2) / z, 1e-6);
     for (size_t i = 0; i < 3; i++)
         CHECK(sl.propensity[i] > 0 && sl.propensity[i] <= 1);
     /* the served items come first, all 8 are still there (distinct) */

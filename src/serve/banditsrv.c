@@ -324,6 +324,7 @@ int mp_serve_bandit_create(const mp_serve_config *cfg, uint64_t seed, mp_serve_b
         v->opts = vs[i].opts;
         /* a spec without seed= gets one from the run's seed, so two runs explore differently */
         if (v->opts.seed == 1) v->opts.seed = seed * 0x9E3779B97F4A7C15ULL + i + 1;
+        v->opts.dim = 1; /* the normalised score; attach adds the item features */
         sb->nv = i + 1;
         rc = mp_bandit_create(&v->opts, &v->b, err);
         if (!rc)
@@ -404,7 +405,7 @@ int mp_serve_bandit_attach(mp_serve_bandit *sb, mp_live *live, mp_error *err) {
     for (size_t i = 0; i < sb->nv && rc == MP_OK; i++) {
         variant *v = &sb->v[i];
         mp_bandit_opts o = v->opts;
-        o.dim = dim;
+        o.dim = dim + 1;
         mp_bandit *nb = NULL;
         if (sb->cfg->bandit_state[0]) {
             char path[4096];
@@ -437,7 +438,7 @@ int mp_serve_bandit_attach(mp_serve_bandit *sb, mp_live *live, mp_error *err) {
         mp_bandit_log *nl = NULL;
         if (!nb) rc = mp_bandit_create(&o, &nb, err);
         if (rc == MP_OK)
-            rc = mp_bandit_log_create((size_t)sb->cfg->bandit_capacity, (double)sb->cfg->bandit_ttl / 1000.0, dim,
+            rc = mp_bandit_log_create((size_t)sb->cfg->bandit_capacity, (double)sb->cfg->bandit_ttl / 1000.0, o.dim,
                                       sb->seed ^ (0x5A5A5A5AULL * (i + 1)), sb->logf ? sink_line : NULL, sb, &nl,
                                       err);
         if (rc != MP_OK) {
@@ -448,7 +449,7 @@ int mp_serve_bandit_attach(mp_serve_bandit *sb, mp_live *live, mp_error *err) {
         mp_bandit_destroy(v->b);
         v->b = nb;
         v->log = nl;
-        v->opts.dim = dim;
+        v->opts.dim = o.dim;
     }
     pthread_rwlock_unlock(&sb->mu);
     return rc;
@@ -496,29 +497,43 @@ static void maybe_save(mp_serve_bandit *sb, double now) {
     if (mp_serve_bandit_save(sb, &serr) != MP_OK) fprintf(stderr, "magpie serve: bandit_state: %s\n", serr.msg);
 }
 
-/* Fills the candidates' features (x[n * dim]) and facts from the live recommender. */
+/* Fills the candidates' x (x[n * (dim + 1)]: the item's features, then its score min-max normalised over the
+ * candidates) and facts from the live recommender. */
 static int fill_facts(mp_serve_bandit *sb, mp_live_list *l, mp_bandit_cand *cands, float *x, mp_error *err) {
-    size_t n = l->n;
+    size_t n = l->n, xdim = (size_t)sb->dim + 1;
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        if (cands[i].score < lo) lo = cands[i].score;
+        if (cands[i].score > hi) hi = cands[i].score;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double s = hi > lo ? (cands[i].score - lo) / (hi - lo) : 1.0;
+        cands[i].score = s; /* the policies see scores on [0, 1] whatever the model's scale */
+        x[i * xdim + sb->dim] = (float)s;
+        cands[i].x = x + i * xdim;
+    }
     if (!sb->live) return MP_OK;
     const char **ids = malloc(n * sizeof *ids);
     mp_live_item_facts *f = malloc(n * sizeof *f);
+    float *feat = sb->dim ? malloc(n * sb->dim * sizeof *feat) : NULL;
     int rc = MP_OK;
-    if (!ids || !f) {
+    if (!ids || !f || (sb->dim && !feat)) {
         rc = mp_error_set(err, MP_ENOMEM, "bandit layer: out of memory for %zu candidates", n);
         goto out;
     }
     for (size_t i = 0; i < n; i++) ids[i] = l->items[i].item;
-    rc = mp_live_item_features(sb->live, ids, n, sb->src, sb->dim, x, f, NULL, err);
+    rc = mp_live_item_features(sb->live, ids, n, sb->src, sb->dim, feat, f, NULL, err);
     if (rc) goto out;
     for (size_t i = 0; i < n; i++) {
         cands[i].price = f[i].price;
         cands[i].popularity = f[i].popularity;
         cands[i].out_of_stock = f[i].known && !f[i].available;
-        if (x) cands[i].x = x + i * sb->dim;
+        if (feat) memcpy(x + i * xdim, feat + i * sb->dim, sb->dim * sizeof *feat);
     }
 out:
     free(ids);
     free(f);
+    free(feat);
     return rc;
 }
 
@@ -552,16 +567,16 @@ int mp_serve_bandit_serve(mp_serve_bandit *sb, const char *user, size_t user_len
         pthread_rwlock_unlock(&sb->mu);
         return MP_OK;
     }
-    uint32_t dim = sb->dim;
+    uint32_t dim = sb->dim; /* item features; x has one more entry, the normalised score */
     mp_bandit_cand *cands = calloc(n, sizeof *cands), *prot = NULL;
     mp_bandit_pick *picks = calloc(k, sizeof *picks);
     size_t *order = calloc(n, sizeof *order); /* candidate index -> index into l->items */
     mp_live_item *tmp = calloc(n, sizeof *tmp);
     unsigned char *used = calloc(n, 1);
     double *props = calloc(k, sizeof *props);
-    float *x = dim ? calloc(n * (size_t)dim, sizeof *x) : NULL;
+    float *x = calloc(n * ((size_t)dim + 1), sizeof *x);
     int rc = MP_OK;
-    if (!cands || !picks || !order || !tmp || !used || !props || (dim && !x)) {
+    if (!cands || !picks || !order || !tmp || !used || !props || !x) {
         rc = mp_error_set(err, MP_ENOMEM, "bandit layer: out of memory for %zu candidates", n);
         goto out;
     }

@@ -13,11 +13,14 @@
  *   4. POST /v1/feedback finds the event in the variant log that issued it, checks it and updates that policy.
  * Items are identified in the shopper state by a 32-bit hash of their external id (categories likewise).
  *
- * Features and facts: once attached to the live recommender (mp_serve_bandit_attach), every candidate gets its
- * feature vector x (setting bandit_features: the model's item factors or the items' text embeddings, unit length;
- * the dimension is fixed at attach, and a reload to a model of another dimension serves x = 0 until restart), its
- * price (for the price-range rule), its live popularity (novelty boost) and its stock state. Positive feedback
- * also counts as a click in the shopper's state (it resets that item's fatigue).
+ * Scores and features: the policies see each candidate's model score min-max normalised over the candidates (so
+ * w and tau mean the same whatever the model's scale) and x = [item features, normalised score]: the learned
+ * ridge model can re-weigh the score on the reward scale. Once attached to the live recommender
+ * (mp_serve_bandit_attach) the item features are setting bandit_features: the model's item factors or the items'
+ * text embeddings, unit length (the dimension is fixed at attach; a reload to a model of another dimension serves
+ * zero features until restart); without them x is the score alone. Every candidate also gets its price (for the
+ * price-range rule), its live popularity (novelty boost) and its stock state. Positive feedback also counts as a
+ * click in the shopper's state (it resets that item's fatigue).
  *
  * Persistence: with bandit_state set, each variant's learned policy is saved to DIR/<variant>.bandit every
  * bandit_save_every and at exit, and loaded at attach when its learned-model settings (dim, lambda, intercept,
