@@ -39,7 +39,9 @@
  * A policy is a slate chooser callback (state, candidates -> K indices) plus an optional feedback callback per shown
  * item. Provided: greedy (top model score), any bandit.h policy (with optional shopper protection: caps, fatigue,
  * novelty, MMR) over the candidates' features, and the RL re-ranker: a softmax (Plackett-Luce) slate policy over
- * the per-item features, logits = theta . f, trained by REINFORCE with a per-day baseline on training seeds.
+ * the per-item features, logits = theta . f, trained by REINFORCE with a per-day baseline on training seeds, either
+ * on-policy (it acts in the training runs itself) or off-policy from the logged slates of a fixed behaviour policy
+ * with the top-K off-policy correction of Chen et al. 2019 (see mp_sim_rl_opts.offpolicy).
  *
  * Ownership and threads: a world owns copies of its arrays and is read-only during runs (share it freely); a
  * policy object (mp_sim_bandit, mp_sim_rl) is used by one run at a time. Every *_create / mp_sim_world_fit gives
@@ -190,7 +192,34 @@ MP_EXPORT void mp_sim_bandit_destroy(mp_sim_bandit *b);
 MP_EXPORT mp_sim_policy mp_sim_bandit_policy(mp_sim_bandit *b);
 
 /* The RL re-ranker: softmax slate policy P(i) ~ exp(theta . f_i) drawn position by position without replacement
- * (Plackett-Luce); at evaluation it samples the same way (explore_eval = 1) or ranks by theta . f. */
+ * (Plackett-Luce); at evaluation it samples the same way (explore_eval = 1) or ranks by theta . f.
+ *
+ * ---- Training ----
+ * Each epoch simulates a batch of shoppers over the days on a training seed and takes one Adam ascent step on
+ *     grad = (1 / B) sum_{shopper, day active} A_t * g_t,      A_t = (G_t - b_t) / sd(G - b)
+ * where G_t = r_t + gamma * G_{t+1} is the discounted return-to-go of the shopper from day t (r_t: the day's RL
+ * objective, see mp_sim_opts), b_t the per-day baseline (mean of G_t over the batch's shoppers active on day t),
+ * sd the batch standard deviation of the advantages, and g_t the score-function term of the day's slate:
+ *
+ * on-policy (offpolicy = 0, the default): the policy pi_theta draws the slate itself and
+ *     g_t = grad_theta log P_PL(slate) = sum_k (f_{a_k} - E_{i ~ softmax over the not-yet-drawn}[f_i]).
+ *
+ * off-policy (offpolicy = 1, Chen et al. 2019, "Top-K Off-Policy Correction for a REINFORCE Recommender System"):
+ * the slates come from a fixed behaviour policy beta (a Plackett-Luce softmax over the standardised model score,
+ * logits f_score / behavior_tau: "greedy + noise"; behavior_tau = 0: uniformly random slates), which logs for each
+ * shown item a its propensity beta(a|s) = exp(f_score,a / tau) / sum_j exp(f_score,j / tau) (the single-draw
+ * softmax over all N candidates of the session; 1 / N when uniform; with per_position: its conditional probability
+ * at its position, see below). pi_theta never acts in training. With the
+ * single-draw softmax pi(a|s) = exp(theta . f_a) / sum_j exp(theta . f_j) over the same candidates,
+ *     g_t = sum_{a in slate} w(a) * lambda_K(a) * grad_theta log pi(a|s),   grad log pi(a|s) = f_a - E_pi[f]
+ *     w(a) = min(pi(a|s) / beta(a|s), is_cap)                  (capped importance ratio; is_cap = 0: no cap)
+ *     lambda_K(a) = K * (1 - pi(a|s))^(K - 1)                   (top-K correction, K = slate size; with
+ *                                                               topk_correction = 0: lambda = 1, plain IS REINFORCE)
+ * lambda_K is d alpha / d pi for alpha(a|s) = 1 - (1 - pi(a|s))^K, the chance that a is in a top-K slate of K
+ * independent draws from pi. As in the paper, the per-step ratio is used (not the product over the trajectory).
+ * The logged data are epochs x batch_users shopper-trajectories of beta; each update uses one logged batch,
+ * regenerated from its training seed rather than stored (beta does not depend on theta, so this is the same log).
+ * See mp_sim_offpolicy_grad for the per-slate term. */
 typedef struct mp_sim_rl_opts {
     uint32_t epochs;        /* REINFORCE updates, default 60 */
     uint32_t batch_users;   /* shoppers per update (0: all), default 300 */
@@ -199,17 +228,50 @@ typedef struct mp_sim_rl_opts {
     uint64_t seed;          /* training seeds are derived from it (keep them apart from evaluation seeds) */
     int explore_eval;       /* 1 (default): evaluate the trained stochastic policy (sample from the softmax, as in
                              * training); 0: rank by theta . f deterministically */
+    double theta0;          /* starting weight of the score feature (theta = (theta0, 0, ..., 0)), default 2 */
+    int offpolicy;          /* 0 (default): on-policy REINFORCE; 1: off-policy from behaviour logs (see above) */
+    double behavior_tau;    /* off-policy behaviour: softmax temperature over the standardised score, default 0.5
+                             * (the starting policy's; 0: uniformly random slates) */
+    double is_cap;          /* off-policy: cap of the importance ratio pi / beta, default 10 (0: no cap) */
+    int topk_correction;    /* off-policy: 1 (default) multiply by lambda_K; 0: plain capped IS */
+    int per_position;       /* off-policy: 0 (default, the paper): pi, beta are single-draw probabilities over all
+                             * N candidates; 1: per position of the Plackett-Luce slate, pi and beta are the
+                             * conditional probabilities of the item drawn at position q among the candidates not
+                             * drawn before it, and E_pi[f] is over those (with beta = pi and no cap or lambda this
+                             * is exactly the on-policy term) */
+    int item_credit;        /* off-policy: 0 (default): every shown item's term is weighted by the day's advantage
+                             * A_t; 1: per item, as in the paper's per-item rewards: item a shown on day t gets
+                             * R_a = own_a + (r_t - sum_slate own) / K + gamma * G_{t+1} (own_a = purchase +
+                             * click_reward * click of a; the rest of the day's reward shared equally), advantage
+                             * (R_a - b_t) / sd with b_t the mean R of day t's shown items over the batch */
 } mp_sim_rl_opts;
 
 MP_EXPORT void mp_sim_rl_opts_default(mp_sim_rl_opts *o);
+/* Parses an off-policy behaviour spec into o: "uniform" (behavior_tau = 0) or "softmax:tau=X" (X > 0). MP_EINVAL
+ * otherwise. */
+MP_EXPORT int mp_sim_rl_parse_behavior(mp_sim_rl_opts *o, const char *spec, mp_error *err);
+
+/* The top-K multiplier lambda_K = K * (1 - pi)^(K - 1) (pi in [0, 1], K >= 1). */
+MP_EXPORT double mp_sim_topk_multiplier(double pi, uint32_t k);
+/* The capped importance weight min(pi / beta, cap) (cap <= 0: uncapped; beta <= 0 gives cap, or +inf uncapped). */
+MP_EXPORT double mp_sim_is_weight(double pi, double beta, double cap);
+/* The off-policy term g of one logged slate (see above): logits theta . f over cands[n], the shown indices
+ * shown[k] with their logged propensities beta[k]; uses o->is_cap, o->topk_correction and o->per_position, K = k.
+ * Writes g[MP_SIM_NFEAT] (the sum over the shown items), when g_items is not NULL each item's term to
+ * g_items[k * MP_SIM_NFEAT], and when pi_out is not NULL pi(a|s) of each shown item to pi_out[k]. */
+MP_EXPORT void mp_sim_offpolicy_grad(const mp_sim_rl_opts *o, const double *theta, const mp_sim_cand *cands, size_t n,
+                                     const uint32_t *shown, const double *beta, size_t k, double *g, double *g_items,
+                                     double *pi_out);
 
 typedef struct mp_sim_rl mp_sim_rl;
-/* Starts from theta = (1, 0, ..., 0): the greedy ranking. */
+/* Starts from theta = (theta0, 0, ..., 0): the greedy ranking with softmax noise. MP_EINVAL for lr <= 0, gamma
+ * outside [0, 1], behavior_tau < 0, is_cap < 0 or non-finite values. */
 MP_EXPORT int mp_sim_rl_create(const mp_sim_rl_opts *o, mp_sim_rl **out, mp_error *err);
 MP_EXPORT void mp_sim_rl_destroy(mp_sim_rl *r);
-/* Trains in the simulator. curve (may be NULL) gets the mean objective per shopper of each epoch's batch
- * (epochs entries). Training shoppers and seeds: batch shoppers are drawn from the world with the training seed of
- * each epoch (seed * 1000003 + epoch + 1). */
+/* Trains in the simulator (on-policy, or from behaviour logs when o->offpolicy). curve (may be NULL) gets the mean
+ * objective per shopper of each epoch's batch (epochs entries; off-policy: the behaviour's objective, since the
+ * logs are the behaviour's). Training shoppers and seeds: batch shoppers are drawn from the world with the
+ * training seed of each epoch (seed * 1000003 + epoch + 1). */
 MP_EXPORT int mp_sim_rl_train(mp_sim_rl *r, const mp_sim_world *w, const mp_sim_opts *o, double *curve,
                               mp_error *err);
 /* theta[MP_SIM_NFEAT] (read-only view). */
