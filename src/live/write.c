@@ -178,8 +178,17 @@ static int after_commit_oom(mp_error *err, const char *what) {
 
 static int check_text(mp_str s) { return s.len == 0 || mp_utf8_valid(s.ptr, s.len, NULL); }
 
-static int check_event(const mp_event *e, size_t i, mp_error *err) {
+/* Live events may be stamped at most this far ahead of the server's clock (clock skew); a later one is a client
+ * bug (milliseconds, a wrong year) and would decay every other item's live popularity to nothing. */
+#define LIVE_MAX_FUTURE_S (24 * 3600)
+
+static int check_event(const mp_event *e, size_t i, int64_t now, mp_error *err) {
     const char *why;
+    if (e->ts > now + LIVE_MAX_FUTURE_S)
+        return mp_error_set(err, MP_EINVAL,
+                            "events[%zu]: field `ts`: %lld is %.1f days after the server's clock (%lld); a live event "
+                            "may be at most 1 day ahead (seconds since 1970, UTC)",
+                            i, (long long)e->ts, (double)(e->ts - now) / 86400.0, (long long)now);
     if ((why = live_id_problem(e->user.ptr, e->user.len)))
         return mp_error_set(err, MP_EINVAL, "events[%zu]: field `user`: %s", i, why);
     if ((why = live_id_problem(e->item.ptr, e->item.len)))
@@ -199,8 +208,9 @@ int mp_live_add_events(mp_live *l, const mp_event *events, size_t n, mp_live_wri
     if (res) *res = r;
     if (n == 0) return MP_OK;
     if (!events) return mp_error_set(err, MP_EINVAL, "live: add_events: events is NULL");
+    int64_t now = live_now_ns() / 1000000000;
     for (size_t i = 0; i < n; i++) {
-        int rc = check_event(&events[i], i, err);
+        int rc = check_event(&events[i], i, now, err);
         if (rc) return rc;
     }
     uint32_t *uid = malloc(n * sizeof *uid), *iid = malloc(n * sizeof *iid);

@@ -26,7 +26,8 @@ sys.dont_write_bytecode = True  # no __pycache__ beside the sources
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mpserve  # noqa: E402
 
-TS_BASE = 1800000000  # posted events have ts >= TS_BASE; the demo store's events are in 2025
+TS_BASE = 1760000000  # posted events have ts >= TS_BASE (2025-10-09, in the past: live events may not be
+# more than a day ahead of the clock); the demo store's events are in January-March 2025
 
 
 def main():

@@ -26,7 +26,7 @@ sys.dont_write_bytecode = True  # no __pycache__ beside the sources
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mpserve  # noqa: E402
 
-TS_BASE = 1900000000
+TS_BASE = 1760000000  # 2025-10-09: after the demo store's events, before the clock (live events may not be in the future)
 WRITE_TYPES = ["view", "click", "cart", "purchase"]
 
 
