@@ -497,10 +497,12 @@ static void maybe_save(mp_serve_bandit *sb, double now) {
     if (mp_serve_bandit_save(sb, &serr) != MP_OK) fprintf(stderr, "magpie serve: bandit_state: %s\n", serr.msg);
 }
 
-/* Fills the candidates' x (x[n * (dim + 1)]: the item's features, then its score min-max normalised over the
- * candidates) and facts from the live recommender. */
-static int fill_facts(mp_serve_bandit *sb, mp_live_list *l, mp_bandit_cand *cands, float *x, mp_error *err) {
-    size_t n = l->n, xdim = (size_t)sb->dim + 1;
+/* Fills the candidates' x (x[n * xdim]: the item's features when xdim == dim + 1, then the score min-max
+ * normalised over the candidates, last) and facts from the live recommender. */
+static int fill_facts(mp_serve_bandit *sb, mp_live_list *l, mp_bandit_cand *cands, float *x, size_t xdim,
+                      mp_error *err) {
+    size_t n = l->n;
+    uint32_t fdim = xdim == (size_t)sb->dim + 1 ? sb->dim : 0; /* a policy not rebuilt at attach: the score only */
     double lo = INFINITY, hi = -INFINITY;
     for (size_t i = 0; i < n; i++) {
         if (cands[i].score < lo) lo = cands[i].score;
@@ -509,26 +511,26 @@ static int fill_facts(mp_serve_bandit *sb, mp_live_list *l, mp_bandit_cand *cand
     for (size_t i = 0; i < n; i++) {
         double s = hi > lo ? (cands[i].score - lo) / (hi - lo) : 1.0;
         cands[i].score = s; /* the policies see scores on [0, 1] whatever the model's scale */
-        x[i * xdim + sb->dim] = (float)s;
+        x[i * xdim + xdim - 1] = (float)s;
         cands[i].x = x + i * xdim;
     }
     if (!sb->live) return MP_OK;
     const char **ids = malloc(n * sizeof *ids);
     mp_live_item_facts *f = malloc(n * sizeof *f);
-    float *feat = sb->dim ? malloc(n * sb->dim * sizeof *feat) : NULL;
+    float *feat = fdim ? malloc(n * fdim * sizeof *feat) : NULL;
     int rc = MP_OK;
-    if (!ids || !f || (sb->dim && !feat)) {
+    if (!ids || !f || (fdim && !feat)) {
         rc = mp_error_set(err, MP_ENOMEM, "bandit layer: out of memory for %zu candidates", n);
         goto out;
     }
     for (size_t i = 0; i < n; i++) ids[i] = l->items[i].item;
-    rc = mp_live_item_features(sb->live, ids, n, sb->src, sb->dim, feat, f, NULL, err);
+    rc = mp_live_item_features(sb->live, ids, n, sb->src, fdim, feat, f, NULL, err);
     if (rc) goto out;
     for (size_t i = 0; i < n; i++) {
         cands[i].price = f[i].price;
         cands[i].popularity = f[i].popularity;
         cands[i].out_of_stock = f[i].known && !f[i].available;
-        if (feat) memcpy(x + i * xdim, feat + i * sb->dim, sb->dim * sizeof *feat);
+        if (feat) memcpy(x + i * xdim, feat + i * fdim, fdim * sizeof *feat);
     }
 out:
     free(ids);
@@ -567,14 +569,15 @@ int mp_serve_bandit_serve(mp_serve_bandit *sb, const char *user, size_t user_len
         pthread_rwlock_unlock(&sb->mu);
         return MP_OK;
     }
-    uint32_t dim = sb->dim; /* item features; x has one more entry, the normalised score */
+    uint32_t dim = sb->dim;         /* item features (for MMR's similarities) */
+    size_t xdim = v->opts.dim >= 1 ? v->opts.dim : 1; /* the policy's x: the features and the normalised score */
     mp_bandit_cand *cands = calloc(n, sizeof *cands), *prot = NULL;
     mp_bandit_pick *picks = calloc(k, sizeof *picks);
     size_t *order = calloc(n, sizeof *order); /* candidate index -> index into l->items */
     mp_live_item *tmp = calloc(n, sizeof *tmp);
     unsigned char *used = calloc(n, 1);
     double *props = calloc(k, sizeof *props);
-    float *x = calloc(n * ((size_t)dim + 1), sizeof *x);
+    float *x = calloc(n * xdim, sizeof *x);
     int rc = MP_OK;
     if (!cands || !picks || !order || !tmp || !used || !props || !x) {
         rc = mp_error_set(err, MP_ENOMEM, "bandit layer: out of memory for %zu candidates", n);
@@ -590,7 +593,8 @@ int mp_serve_bandit_serve(mp_serve_bandit *sb, const char *user, size_t user_len
         cands[i].popularity = 0;
         order[i] = i;
     }
-    if ((rc = fill_facts(sb, l, cands, x, err))) goto out;
+    if ((rc = fill_facts(sb, l, cands, x, xdim, err))) goto out;
+    if (xdim != (size_t)dim + 1) dim = 0; /* no features in x (see fill_facts) */
     const mp_bandit_cand *use = cands;
     size_t m = n;
     if (protect) {
