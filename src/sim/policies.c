@@ -395,6 +395,27 @@ void mp_sim_rl_destroy(mp_sim_rl *r) {
 
 const double *mp_sim_rl_theta(const mp_sim_rl *r) { return r->theta; }
 
+/* One Plackett-Luce draw among the candidates not taken: prob[i] = exp(logit[i] - mx) (0 for taken ones), *z their
+ * sum; returns the index drawn with probability prob / z (the caller marks it taken). */
+static size_t pl_draw(const double *logit, const uint8_t *taken, size_t n, double mx, double *prob, double *z,
+                      mp_rng *rng) {
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        prob[i] = taken[i] ? 0 : exp(logit[i] - mx);
+        sum += prob[i];
+    }
+    double u = mp_rng_uniform(rng) * sum, acc = 0;
+    size_t pick = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (taken[i]) continue;
+        acc += prob[i];
+        pick = i;
+        if (u < acc) break;
+    }
+    *z = sum;
+    return pick;
+}
+
 /* Off-policy training: the behaviour policy draws the slate (Plackett-Luce over f_score / tau, or uniform), logs
  * each shown item's single-draw propensity, and the off-policy term of pi_theta is stored for the update. */
 static int rl_behavior_choose(mp_sim_rl *r, const mp_sim_state *st, const mp_sim_cand *cands, size_t n, size_t k,
@@ -411,19 +432,8 @@ static int rl_behavior_choose(mp_sim_rl *r, const mp_sim_state *st, const mp_sim
     int cond = r->o.per_position;
     memset(r->taken, 0, n);
     for (size_t q = 0; q < k; q++) {
-        double z = 0;
-        for (size_t i = 0; i < n; i++) {
-            r->prob[i] = r->taken[i] ? 0 : exp(r->logit[i] - mx);
-            z += r->prob[i];
-        }
-        double u = mp_rng_uniform(rng) * z, acc = 0;
-        size_t pick = SIZE_MAX;
-        for (size_t i = 0; i < n; i++) {
-            if (r->taken[i]) continue;
-            acc += r->prob[i];
-            pick = i;
-            if (u < acc) break;
-        }
+        double z;
+        size_t pick = pl_draw(r->logit, r->taken, n, mx, r->prob, &z, rng);
         r->taken[pick] = 1;
         out[q] = (uint32_t)pick;
         beta[q] = cond ? r->prob[pick] / z : exp(r->logit[pick] - mx) / z0;
@@ -470,21 +480,10 @@ static int rl_choose(void *ctx, const mp_sim_state *st, const mp_sim_cand *cands
     double g[MP_SIM_NFEAT] = {0};
     memset(r->taken, 0, n);
     for (size_t q = 0; q < k; q++) {
-        double mx = -INFINITY, z = 0;
+        double mx = -INFINITY, z;
         for (size_t i = 0; i < n; i++)
             if (!r->taken[i] && r->logit[i] > mx) mx = r->logit[i];
-        for (size_t i = 0; i < n; i++) {
-            r->prob[i] = r->taken[i] ? 0 : exp(r->logit[i] - mx);
-            z += r->prob[i];
-        }
-        double u = mp_rng_uniform(rng) * z, acc = 0;
-        size_t pick = SIZE_MAX;
-        for (size_t i = 0; i < n; i++) {
-            if (r->taken[i]) continue;
-            acc += r->prob[i];
-            pick = i;
-            if (u < acc) break;
-        }
+        size_t pick = pl_draw(r->logit, r->taken, n, mx, r->prob, &z, rng);
         /* d log P(pick) / d theta = f_pick - E_p[f] */
         for (size_t i = 0; i < n; i++) {
             if (r->taken[i]) continue;
