@@ -718,7 +718,7 @@ void mp_serve_bandit_observe(mp_serve_bandit *sb, const mp_event *ev, size_t n, 
         if (sb->protect_on)
             mp_shopper_table_record(sb->shoppers, user, t == MP_EV_PURCHASE ? MP_SHOP_PURCHASE : MP_SHOP_CLICK,
                                     hash_id(item), UINT32_MAX, now, NULL);
-        if (t == MP_EV_PURCHASE && sb->enabled) { /* a purchase by a user the variant served */
+        if (t == MP_EV_PURCHASE) { /* a purchase by a user the variant served (also through policy=) */
             int vi = mp_abtest_assign(user, sb->cfg->ab_salt, sb->weights, sb->nv);
             variant *v = &sb->v[vi < 0 ? 0 : vi];
             if (uset_note(&v->users, user, U_PURCHASE)) atomic_fetch_add(&v->purchases, 1);
