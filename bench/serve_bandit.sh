@@ -42,6 +42,7 @@ echo "magpie serve: ALS 16 factors over $ITEMS items, $USERS shoppers, $ROUNDS l
 : >driver.jsonl
 : >server.jsonl
 for policy in $POLICIES; do
+    rm -f serve.err # else the wait below could read the previous server's "ready" line and address
     "$MAGPIE" serve --db shop.db --model als.model --port 0 --encoder none --embed-items false --threads 2 \
         --bandit "$policy" --bandit-log serving.jsonl 2>serve.err &
     pid=$!

@@ -26,9 +26,15 @@ if "$MAGPIE" serve --db shop.db --port 0 --ab-variants "control:x:greedy" 2>bad2
 grep -q "ab_variants" bad2.err || fail "bad ab_variants message: $(cat bad2.err)"
 
 start() {
+    # the previous run's log goes first: grep could otherwise see its "ready in" before the new server truncates it
+    rm -f serve.err
     "$MAGPIE" serve --db shop.db --port 0 --encoder none --embed-items false "$@" 2>serve.err &
     pid=$!
-    for _ in $(seq 1 150); do grep -q "ready in" serve.err 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 1 300); do
+        grep -q "ready in" serve.err 2>/dev/null && break
+        kill -0 "$pid" 2>/dev/null || fail "magpie serve exited at start"
+        sleep 0.1
+    done
     grep -q "ready in" serve.err || fail "server not ready"
     url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' serve.err | head -1)
 }
