@@ -99,6 +99,9 @@ static double mono_seconds(void) {
  * (the model's top n * bandit_pool candidates, of which the policy serves n), else the model's list as is. */
 static enum MHD_Result recommend_and_answer(hctx *h, mp_live_query *q, const char *user, size_t user_len,
                                             const char *policy_spec, const mp_serve_rules *rules, int session) {
+    if (rules->price_min > rules->price_max) /* both given (a comparison with NAN is false) */
+        return http_send_error(h->c, h->r, 400, NULL, "price_min", "price_min %g is above price_max %g",
+                               rules->price_min, rules->price_max);
     mp_serve_bandit *sb = h->srv->bandit;
     int use_bandit = sb && (policy_spec || mp_serve_bandit_enabled(sb) || !isnan(rules->price_min) ||
                             !isnan(rules->price_max));
@@ -167,9 +170,6 @@ enum MHD_Result handle_recommend_get(hctx *h) {
             return http_send_error(h->c, h->r, 400, NULL, pnames[i], "query parameter `%s` must be a price (a number >= 0)",
                                    pnames[i]);
     }
-    if (rules.price_min > rules.price_max)
-        return http_send_error(h->c, h->r, 400, NULL, "price_min", "price_min %g is above price_max %g", rules.price_min,
-                               rules.price_max);
     const char *ids[MAX_EXCLUDE];
     size_t n_ex = ex ? split_ids(exbuf, ids, MAX_EXCLUDE) : 0;
     mp_live_query q = {0};
@@ -433,12 +433,6 @@ enum MHD_Result handle_recommend_post(hctx *h) {
     q.explain = explain;
     q.text = text.len ? text.p : NULL;
     q.text_len = text.len;
-    if (rules.price_min > rules.price_max) {
-        status = 400;
-        snprintf(field, sizeof field, "price_min");
-        snprintf(why, sizeof why, "price_min %g is above price_max %g", rules.price_min, rules.price_max);
-        goto done;
-    }
     enum MHD_Result rc = recommend_and_answer(h, &q, NULL, 0, policy[0] ? policy : NULL, &rules, 1);
     idlist_free(&items);
     idlist_free(&exclude);

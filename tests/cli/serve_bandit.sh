@@ -268,6 +268,11 @@ st, e = get("/v1/recommend/%s?price_min=50&price_max=10" % users[0])
 assert st == 400 and "price_min" in e, (st, e)
 st, e = get("/v1/recommend/%s?price_max=cheap" % users[0])
 assert st == 400 and "price_max" in e, (st, e)
+try:
+    post("/v1/recommend", {"items": [], "q": "shoes", "price_min": 50, "price_max": 10})
+    assert False, "an empty POST price range was accepted"
+except urllib.error.HTTPError as ex:
+    assert ex.code == 400 and "price_min" in ex.read().decode(), ex.code
 # a purchase event by a served user who did not click counts for their variant
 req = urllib.request.Request(url + "/v1/events", method="POST", headers={"Content-Type": "application/json"},
                              data=json.dumps([{"user": users[1], "item": r["items"][0]["item"] if r["items"] else "x",
