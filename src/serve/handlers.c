@@ -12,6 +12,7 @@
 #include "serve/assets.h"
 #include "serve/banditsrv.h"
 #include "serve/decode.h"
+#include "serve/handlers.h"
 #include "serve/http_internal.h"
 
 /* ---------------------------------------------------------------------------------------------------------------
@@ -540,11 +541,6 @@ enum MHD_Result handle_history(hctx *h) {
     return http_send_json(h->c, h->r, 200, &b);
 }
 
-int http_is_ndjson(const char *ct) {
-    return ct && (!strncasecmp(ct, "application/x-ndjson", 20) || !strncasecmp(ct, "application/jsonl", 17) ||
-                  !strncasecmp(ct, "application/x-jsonlines", 23));
-}
-
 /* Decodes the body into records of `kind`; on a problem answers (400 / 413 / 422) and returns 0 with *answered. */
 static int decode_body(hctx *h, mp_record_kind kind, mp_decoded *d, enum MHD_Result *answered) {
     const mp_serve_config *cfg = h->srv->cfg;
@@ -806,7 +802,7 @@ enum MHD_Result handle_reload(hctx *h) {
     mp_error err;
     mp_error_clear(&err);
     int rc = mp_live_reload(h->live, NULL, &err);
-    mp_server_note_model(h->srv, rc == MP_OK);
+    mp_metrics_note_model(h->srv->metrics, h->live, rc == MP_OK);
     if (rc != MP_OK)
         return http_send_error(h->c, h->r, 500, "reload_failed", NULL, "reload failed, the previous model keeps serving: %s",
                           err.msg);

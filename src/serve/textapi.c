@@ -11,6 +11,7 @@
 #include "magpie/json.h"
 #include "magpie/text.h"
 #include "magpie/use.h"
+#include "serve/handlers.h"
 #include "serve/http_internal.h"
 
 #define EMB_MAX_INPUTS 2048 /* OpenAI's limit per request */
