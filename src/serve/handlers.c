@@ -784,7 +784,7 @@ static void write_model_info(jbuf *b, const mp_live_model_info *mi) {
     jb_raw(b, "}", 1);
 }
 
-enum MHD_Result handle_model(hctx *h, int wrap) {
+static enum MHD_Result answer_model(hctx *h, int wrap) {
     mp_live_model_info mi;
     mp_error err;
     mp_error_clear(&err);
@@ -806,8 +806,10 @@ enum MHD_Result handle_reload(hctx *h) {
     if (rc != MP_OK)
         return http_send_error(h->c, h->r, 500, "reload_failed", NULL, "reload failed, the previous model keeps serving: %s",
                           err.msg);
-    return handle_model(h, 1);
+    return answer_model(h, 1);
 }
+
+enum MHD_Result handle_model(hctx *h) { return answer_model(h, 0); }
 
 enum MHD_Result handle_stats(hctx *h) {
     mp_live_stats st;
@@ -865,9 +867,30 @@ enum MHD_Result handle_metrics(hctx *h) {
     return http_send_text(h->c, h->r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, 1);
 }
 
-enum MHD_Result handle_dashboard(hctx *h, const char *path) {
+enum MHD_Result handle_healthz(hctx *h) {
+    static const char ok[] = "{\"status\":\"ok\"}\n";
+    return http_send_text(h->c, h->r, 200, "application/json; charset=utf-8", (char *)ok, sizeof ok - 1, 0);
+}
+
+enum MHD_Result handle_readyz(hctx *h) {
+    if (!h->live) return http_send_error(h->c, h->r, 503, "not_ready", NULL, "loading the store and the model");
+    mp_live_model_info mi;
+    mp_error err;
+    mp_error_clear(&err);
+    uint64_t version = 0;
+    if (mp_live_model_info_get(h->live, &mi, &err) == MP_OK) {
+        version = mi.version;
+        mp_live_model_info_free(&mi);
+    }
+    jbuf b;
+    jb_init(&b);
+    jb_printf(&b, "{\"status\":\"ready\",\"model_version\":%llu}", (unsigned long long)version);
+    return http_send_json(h->c, h->r, 200, &b);
+}
+
+enum MHD_Result handle_dashboard(hctx *h) {
     mp_asset a;
-    if (!h->srv->cfg->dashboard || !mp_asset_find(*path ? path : "index.html", &a))
+    if (!h->srv->cfg->dashboard || !mp_asset_find(*h->path ? h->path : "index.html", &a))
         return http_send_error(h->c, h->r, 404, NULL, NULL, "no such page");
     return http_send_text(h->c, h->r, 200, a.content_type, (char *)a.data, a.len, 0);
 }

@@ -44,6 +44,8 @@ struct mp_server {
     pthread_t watchdog;
     int watchdog_started;
     atomic_int stopping;
+    size_t *route_series; /* [mp_n_routes] metrics series of each route (routes.h: route_series) */
+    size_t other_series;  /* the series of requests that match no route */
 };
 
 /* What a handler gets: borrowed for the call. */
@@ -58,43 +60,13 @@ typedef struct hctx {
     const char *path; /* request path without the leading '/' */
 } hctx;
 
+typedef enum MHD_Result (*http_handler)(hctx *h);
 
 
-#define ENDPOINTS(X)                                                                                                  \
-    X(RECOMMEND_GET, "GET /v1/recommend/{user}")                                                                      \
-    X(RECOMMEND_POST, "POST /v1/recommend")                                                                           \
-    X(SIMILAR, "GET /v1/similar/{item}")                                                                              \
-    X(SEARCH, "GET /v1/search")                                                                                       \
-    X(EMBEDDINGS, "POST /v1/embeddings")                                                                              \
-    X(POPULAR, "GET /v1/popular")                                                                                     \
-    X(HISTORY, "GET /v1/users/{id}/history")                                                                          \
-    X(EVENTS, "POST /v1/events")                                                                                      \
-    X(ITEMS, "POST|PUT /v1/items")                                                                                    \
-    X(ITEM_PUT, "PUT /v1/items/{id}")                                                                                 \
-    X(ITEM_DELETE, "DELETE /v1/items/{id}")                                                                           \
-    X(USERS, "POST /v1/users")                                                                                        \
-    X(USER_DELETE, "DELETE /v1/users/{id}")                                                                           \
-    X(FEEDBACK, "POST /v1/feedback")                                                                                  \
-    X(ABTEST, "GET /v1/abtest")                                                                                       \
-    X(RELOAD, "POST /v1/admin/reload")                                                                                \
-    X(STATS, "GET /v1/stats")                                                                                         \
-    X(MODEL, "GET /v1/model")                                                                                         \
-    X(HEALTHZ, "GET /healthz")                                                                                        \
-    X(READYZ, "GET /readyz")                                                                                          \
-    X(METRICS, "GET /metrics")                                                                                        \
-    X(DASHBOARD, "GET /")                                                                                             \
-    X(OTHER, "other")
 
-enum {
-#define EP_ENUM_(e, name) EP_##e,
-    ENDPOINTS(EP_ENUM_)
-#undef EP_ENUM_
-        EP_COUNT
-};
-
-/* ---- endpoints (handlers.c) ---- */
-enum MHD_Result handle_recommend_get(hctx *h);
-enum MHD_Result handle_recommend_post(hctx *h);
+/* ---- endpoints (handlers.c unless noted); each is one row of the route table (routes.c) ---- */
+enum MHD_Result handle_recommend_get(hctx *h);  /* GET /v1/recommend/{user} */
+enum MHD_Result handle_recommend_post(hctx *h); /* POST /v1/recommend (a session, text or a profile) */
 enum MHD_Result handle_similar(hctx *h);
 enum MHD_Result handle_search(hctx *h);     /* textapi.c */
 enum MHD_Result handle_embeddings(hctx *h); /* textapi.c */
@@ -106,12 +78,15 @@ enum MHD_Result handle_item_put(hctx *h);
 enum MHD_Result handle_item_delete(hctx *h);
 enum MHD_Result handle_users(hctx *h);
 enum MHD_Result handle_user_delete(hctx *h);
-enum MHD_Result handle_model(hctx *h, int wrap);
+enum MHD_Result handle_model(hctx *h);
 enum MHD_Result handle_reload(hctx *h);
 enum MHD_Result handle_feedback(hctx *h); /* POST /v1/feedback */
 enum MHD_Result handle_abtest(hctx *h);   /* GET /v1/abtest[?format=csv] */
 enum MHD_Result handle_stats(hctx *h);
+/* These four also answer while the server is loading (h->live NULL). */
+enum MHD_Result handle_healthz(hctx *h);
+enum MHD_Result handle_readyz(hctx *h);
 enum MHD_Result handle_metrics(hctx *h);
-enum MHD_Result handle_dashboard(hctx *h, const char *path);
+enum MHD_Result handle_dashboard(hctx *h); /* the page and its files, by h->path */
 
 #endif

@@ -1,5 +1,6 @@
-/* src/serve/server.c: the transport of `magpie serve` on libmicrohttpd: routing, auth, limits, the error shape,
- * metrics per request, the head-dribble watchdog and the life cycle. The endpoints are in handlers.c. */
+/* src/serve/server.c: the transport of `magpie serve` on libmicrohttpd: routing and auth by the route table
+ * (routes.h), limits, metrics per request, the head-dribble watchdog and the life cycle. The endpoints are in
+ * handlers.c and textapi.c, the response helpers in http.c. */
 #include "serve/server.h"
 
 #include <arpa/inet.h>
@@ -22,51 +23,7 @@
 #include "serve/banditsrv.h"
 #include "serve/handlers.h"
 #include "serve/http_internal.h"
-
-static const char *const endpoint_names[] = {
-#define EP_NAME_(e, name) name,
-    ENDPOINTS(EP_NAME_)
-#undef EP_NAME_
-};
-
-enum { M_GET = 1, M_POST = 2, M_PUT = 4, M_DELETE = 8, M_HEAD = 16 };
-enum { AUTH_NONE, AUTH_READ, AUTH_WRITE };
-
-/* A route: method mask and path pattern of segments ("*" captures one). */
-typedef struct route {
-    int methods;
-    const char *pattern; /* segments after the leading '/', '/'-separated */
-    int endpoint;
-    int auth;
-} route;
-
-static const route routes[] = {
-    {M_GET, "v1/recommend/*", EP_RECOMMEND_GET, AUTH_READ},
-    {M_POST, "v1/recommend", EP_RECOMMEND_POST, AUTH_READ},
-    {M_GET, "v1/similar/*", EP_SIMILAR, AUTH_READ},
-    {M_GET, "v1/search", EP_SEARCH, AUTH_READ},
-    {M_POST, "v1/embeddings", EP_EMBEDDINGS, AUTH_READ},
-    {M_GET, "v1/popular", EP_POPULAR, AUTH_READ},
-    {M_GET, "v1/users/*/history", EP_HISTORY, AUTH_READ},
-    {M_POST, "v1/events", EP_EVENTS, AUTH_WRITE},
-    {M_POST | M_PUT, "v1/items", EP_ITEMS, AUTH_WRITE},
-    {M_PUT, "v1/items/*", EP_ITEM_PUT, AUTH_WRITE},
-    {M_DELETE, "v1/items/*", EP_ITEM_DELETE, AUTH_WRITE},
-    {M_POST, "v1/users", EP_USERS, AUTH_WRITE},
-    {M_DELETE, "v1/users/*", EP_USER_DELETE, AUTH_WRITE},
-    {M_POST, "v1/feedback", EP_FEEDBACK, AUTH_READ},
-    {M_GET, "v1/abtest", EP_ABTEST, AUTH_READ},
-    {M_POST, "v1/admin/reload", EP_RELOAD, AUTH_WRITE},
-    {M_GET, "v1/stats", EP_STATS, AUTH_READ},
-    {M_GET, "v1/model", EP_MODEL, AUTH_READ},
-    {M_GET | M_HEAD, "healthz", EP_HEALTHZ, AUTH_NONE},
-    {M_GET | M_HEAD, "readyz", EP_READYZ, AUTH_NONE},
-    {M_GET, "metrics", EP_METRICS, AUTH_READ},
-    {M_GET | M_HEAD, "", EP_DASHBOARD, AUTH_NONE},
-    {M_GET | M_HEAD, "index.html", EP_DASHBOARD, AUTH_NONE},
-    {M_GET | M_HEAD, "dashboard.js", EP_DASHBOARD, AUTH_NONE},
-    {M_GET | M_HEAD, "dashboard.css", EP_DASHBOARD, AUTH_NONE},
-};
+#include "serve/routes.h"
 
 static int64_t mono_ns(void) {
     struct timespec ts;
@@ -137,36 +94,10 @@ static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const cha
 /* ---------------------------------------------------------------------------------------------------------------
  * Dispatch */
 
-static int method_bit(const char *m) {
-    if (!strcmp(m, "GET")) return M_GET;
-    if (!strcmp(m, "POST")) return M_POST;
-    if (!strcmp(m, "PUT")) return M_PUT;
-    if (!strcmp(m, "DELETE")) return M_DELETE;
-    if (!strcmp(m, "HEAD")) return M_HEAD;
-    return 0;
-}
-
-/* Matches path (without the leading '/') against pattern; on a match with a star segment, cap and cap_len get it. */
-static int match(const char *pattern, const char *path, const char **cap, size_t *cap_len) {
-    const char *p = pattern, *s = path;
-    for (;;) {
-        const char *pe = strchr(p, '/'), *se = strchr(s, '/');
-        size_t pl = pe ? (size_t)(pe - p) : strlen(p), sl = se ? (size_t)(se - s) : strlen(s);
-        if (pl == 1 && *p == '*') {
-            if (sl == 0) return 0;
-            *cap = s;
-            *cap_len = sl;
-        } else if (pl != sl || memcmp(p, s, pl)) {
-            return 0;
-        }
-        if (!pe || !se) return !pe && !se;
-        p = pe + 1;
-        s = se + 1;
-    }
-}
-
+/* The highest route_auth level the request's key grants (ROUTE_AUTH_NONE: no key or an unknown one);
+ * *presented: whether a key came at all. */
 static int auth_level(const mp_serve_config *cfg, struct MHD_Connection *c, int *presented) {
-    if (cfg->n_read_keys == 0 && cfg->n_write_keys == 0) return AUTH_WRITE; /* no keys configured: open */
+    if (cfg->n_read_keys == 0 && cfg->n_write_keys == 0) return ROUTE_AUTH_ADMIN; /* no keys configured: open */
     const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
     const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!key && authz && !strncasecmp(authz, "Bearer ", 7)) {
@@ -175,166 +106,87 @@ static int auth_level(const mp_serve_config *cfg, struct MHD_Connection *c, int 
             key++;
     }
     *presented = key != NULL;
-    if (!key) return AUTH_NONE;
+    if (!key) return ROUTE_AUTH_NONE;
     size_t len = strlen(key);
-    int level = AUTH_NONE;
+    int level = ROUTE_AUTH_NONE;
     /* every configured key is compared (no early exit), each in constant time */
     for (size_t i = 0; i < cfg->n_write_keys; i++)
-        if (mp_serve_key_equal(key, len, cfg->write_keys[i])) level = AUTH_WRITE;
+        if (mp_serve_key_equal(key, len, cfg->write_keys[i])) level = ROUTE_AUTH_ADMIN; /* config.h: write keys administer */
     for (size_t i = 0; i < cfg->n_read_keys; i++)
-        if (mp_serve_key_equal(key, len, cfg->read_keys[i]) && level == AUTH_NONE) level = AUTH_READ;
+        if (mp_serve_key_equal(key, len, cfg->read_keys[i]) && level == ROUTE_AUTH_NONE) level = ROUTE_AUTH_READ;
     return level;
 }
 
+/* Everything a route needs before its handler runs, in the order the errors take precedence: 404 / 405, auth,
+ * the body limits, readiness, the query whitelist, the captured id, the Content-Type. */
 static enum MHD_Result dispatch(mp_server *srv, struct MHD_Connection *c, req *r, const char *url,
                                 const char *method) {
     const mp_serve_config *cfg = srv->cfg;
-    int mbit = method_bit(method);
+    unsigned mbit = route_method_bit(method);
     const char *path = url[0] == '/' ? url + 1 : url;
-    const route *found = NULL;
     const char *cap = NULL;
     size_t cap_len = 0;
-    int allowed = 0;
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        const char *cp = NULL;
-        size_t cl = 0;
-        if (!match(routes[i].pattern, path, &cp, &cl)) continue;
-        allowed |= routes[i].methods;
-        if (routes[i].methods & mbit) {
-            found = &routes[i];
-            cap = cp;
-            cap_len = cl;
-            break;
-        }
-    }
-    if (!found) {
-        r->endpoint = EP_OTHER;
+    unsigned allowed = 0;
+    const route *rt = route_find(mbit, path, &cap, &cap_len, &allowed);
+    if (!rt) {
+        r->endpoint = srv->other_series;
         if (allowed) {
             char allow[64] = "";
-            static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "HEAD"};
-            for (int b = 0; b < 5; b++)
-                if (allowed & (1 << b)) {
+            static const char *const names[ROUTE_N_METHODS] = ROUTE_METHOD_NAMES;
+            for (int b = 0; b < ROUTE_N_METHODS; b++)
+                if (allowed & (1u << b)) {
                     if (allow[0]) strcat(allow, ", ");
                     strcat(allow, names[b]);
                 }
             return http_send_error(c, r, 405, NULL, NULL, "method %s is not allowed on %s (allowed: %s)", method, url,
-                              allow);
+                                   allow);
         }
         return http_send_error(c, r, 404, NULL, NULL, "no such endpoint: %s %s (see docs/api.md)", method, url);
     }
-    r->endpoint = found->endpoint;
-    if (found->auth != AUTH_NONE) {
+    r->endpoint = srv->route_series[rt - mp_routes];
+    if (rt->auth != ROUTE_AUTH_NONE) {
         int presented = 0, level = auth_level(cfg, c, &presented);
-        if (level == AUTH_NONE)
+        if (level == ROUTE_AUTH_NONE)
             return http_send_error(c, r, 401, NULL, NULL, "%s",
-                              presented ? "API key not accepted" : "an API key is required (X-API-Key or Bearer)");
-        if (found->auth == AUTH_WRITE && level != AUTH_WRITE)
+                                   presented ? "API key not accepted" : "an API key is required (X-API-Key or Bearer)");
+        if (level < (int)rt->auth)
             return http_send_error(c, r, 403, NULL, NULL, "this API key may only read; %s %s needs a write key", method,
-                              url);
+                                   url);
     }
     if (r->too_big)
         return http_send_error(c, r, 413, NULL, NULL, "request body is larger than max_body (%llu bytes)",
-                          (unsigned long long)cfg->max_body);
+                               (unsigned long long)cfg->max_body);
     if (r->timed_out)
         return http_send_error(c, r, 408, "timeout", NULL, "request body took longer than request_timeout (%lld ms)",
-                          (long long)cfg->request_timeout);
-    switch (found->endpoint) {
-    case EP_HEALTHZ: {
-        static const char ok[] = "{\"status\":\"ok\"}\n";
-        return http_send_text(c, r, 200, "application/json; charset=utf-8", (char *)ok, sizeof ok - 1, 0);
-    }
-    case EP_DASHBOARD: {
-        hctx h = {srv, NULL, c, r, NULL, 0, NULL, path};
-        return handle_dashboard(&h, path);
-    }
-    default: break;
-    }
-    mp_live *live = atomic_load(&srv->live);
-    if (found->endpoint == EP_READYZ) {
-        if (!live) return http_send_error(c, r, 503, "not_ready", NULL, "loading the store and the model");
-        mp_live_model_info mi;
-        mp_error err;
-        mp_error_clear(&err);
-        uint64_t version = 0;
-        if (mp_live_model_info_get(live, &mi, &err) == MP_OK) {
-            version = mi.version;
-            mp_live_model_info_free(&mi);
-        }
-        jbuf b;
-        jb_init(&b);
-        jb_printf(&b, "{\"status\":\"ready\",\"model_version\":%llu}", (unsigned long long)version);
-        return http_send_json(c, r, 200, &b);
-    }
-    if (found->endpoint == EP_METRICS) {
-        hctx h = {srv, live, c, r, NULL, 0, NULL, path};
-        return handle_metrics(&h);
-    }
-    if (!live) return http_send_error(c, r, 503, "not_ready", NULL, "the server is still loading the store and the model");
+                               (long long)cfg->request_timeout);
+    hctx h = {srv, atomic_load(&srv->live), c, r, NULL, 0, NULL, path};
+    if (!(rt->flags & ROUTE_LIVE)) return rt->handler(&h);
+    if (!h.live)
+        return http_send_error(c, r, 503, "not_ready", NULL, "the server is still loading the store and the model");
 
-    /* query parameters: only the documented ones */
-    static const char *const q_rec[] = {"n", "offset", "category", "exclude", "explain", "include_seen",
-                                       "q", "policy", "price_min", "price_max", NULL};
-    static const char *const q_format[] = {"format", NULL};
-    static const char *const q_search[] = {"q", "user", "n", "offset", "category", NULL};
-    static const char *const q_n[] = {"n", NULL};
-    static const char *const q_pop[] = {"n", "offset", "category", NULL};
-    static const char *const q_none[] = {NULL};
-    const char *const *qallowed = q_none;
-    if (found->endpoint == EP_RECOMMEND_GET) qallowed = q_rec;
-    else if (found->endpoint == EP_SIMILAR || found->endpoint == EP_HISTORY) qallowed = q_n;
-    else if (found->endpoint == EP_POPULAR) qallowed = q_pop;
-    else if (found->endpoint == EP_SEARCH) qallowed = q_search;
-    else if (found->endpoint == EP_ABTEST) qallowed = q_format;
-    qcheck qc = {qallowed, NULL};
+    qcheck qc = {rt->query, NULL};
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_param, &qc);
     if (qc.bad) {
         char name[80];
         snprintf(name, sizeof name, "%.64s", qc.bad);
         return http_send_error(c, r, 400, NULL, name, "unknown query parameter `%s`", name);
     }
-
     char idbuf[MP_MAX_ID_BYTES * 3 + 8];
-    hctx h = {srv, live, c, r, NULL, 0, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE), path};
     if (cap) {
         const char *why = NULL;
         int st = decode_id(cap, cap_len, idbuf, sizeof idbuf, &h.seg_len, &why);
-        if (st) {
-            const char *f = found->endpoint == EP_SIMILAR || found->endpoint == EP_ITEM_PUT ||
-                                    found->endpoint == EP_ITEM_DELETE
-                                ? "item"
-                                : "user";
-            return http_send_error(c, r, st, NULL, f, "%s", why);
-        }
+        if (st) return http_send_error(c, r, st, NULL, rt->seg_field, "%s", why);
         h.seg = idbuf;
     }
-    if ((mbit & (M_POST | M_PUT)) && h.content_type && strncasecmp(h.content_type, "application/json", 16) &&
+    h.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if ((mbit & (ROUTE_POST | ROUTE_PUT)) && h.content_type && strncasecmp(h.content_type, "application/json", 16) &&
         !http_is_ndjson(h.content_type) && strncasecmp(h.content_type, "text/plain", 10) &&
         strncasecmp(h.content_type, "application/x-www-form-urlencoded", 33))
         return http_send_error(c, r, 415, NULL, NULL,
-                          "Content-Type %s is not accepted: send application/json (or application/x-ndjson for "
-                          "events)",
-                          h.content_type);
-    switch (found->endpoint) {
-    case EP_RECOMMEND_GET: return handle_recommend_get(&h);
-    case EP_RECOMMEND_POST: return handle_recommend_post(&h);
-    case EP_SIMILAR: return handle_similar(&h);
-    case EP_SEARCH: return handle_search(&h);
-    case EP_EMBEDDINGS: return handle_embeddings(&h);
-    case EP_POPULAR: return handle_popular(&h);
-    case EP_HISTORY: return handle_history(&h);
-    case EP_EVENTS: return handle_events(&h);
-    case EP_ITEMS: return handle_items(&h);
-    case EP_ITEM_PUT: return handle_item_put(&h);
-    case EP_ITEM_DELETE: return handle_item_delete(&h);
-    case EP_USERS: return handle_users(&h);
-    case EP_USER_DELETE: return handle_user_delete(&h);
-    case EP_RELOAD: return handle_reload(&h);
-    case EP_FEEDBACK: return handle_feedback(&h);
-    case EP_ABTEST: return handle_abtest(&h);
-    case EP_STATS: return handle_stats(&h);
-    case EP_MODEL: return handle_model(&h, 0);
-    default: return http_send_error(c, r, 404, NULL, NULL, "no such endpoint");
-    }
+                               "Content-Type %s is not accepted: send application/json (or application/x-ndjson for "
+                               "events)",
+                               h.content_type);
+    return rt->handler(&h);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -351,12 +203,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
         r->t0 = now_seconds();
-        r->endpoint = EP_OTHER;
+        r->endpoint = srv->other_series;
         *con_cls = r;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > cfg->max_body) {
             /* answered before the body is read; libmicrohttpd then closes the connection */
-            r->endpoint = EP_OTHER;
+            r->endpoint = srv->other_series;
             return http_send_error(c, r, 413, NULL, NULL, "request body is larger than max_body (%llu bytes)",
                               (unsigned long long)cfg->max_body);
         }
@@ -487,8 +339,17 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
     atomic_init(&s->open_connections, 0);
     atomic_init(&s->stopping, 0);
     pthread_mutex_init(&s->conns_mu, NULL);
-    int rc = mp_metrics_create(&s->metrics, endpoint_names, EP_COUNT, err);
+    const char **labels = malloc((mp_n_routes + 1) * sizeof *labels);
+    s->route_series = malloc(mp_n_routes * sizeof *s->route_series);
+    int rc = labels && s->route_series ? MP_OK : mp_error_set(err, MP_ENOMEM, "out of memory");
+    if (rc == MP_OK) {
+        size_t n_series = route_series(labels, s->route_series);
+        s->other_series = n_series - 1;
+        rc = mp_metrics_create(&s->metrics, labels, n_series, err);
+    }
+    free(labels);
     if (rc) {
+        free(s->route_series);
         pthread_mutex_destroy(&s->conns_mu);
         free(s);
         return rc;
@@ -500,6 +361,7 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
                                 &s->bandit, err);
     if (rc) {
         mp_metrics_destroy(s->metrics);
+        free(s->route_series);
         pthread_mutex_destroy(&s->conns_mu);
         free(s);
         return rc;
@@ -511,6 +373,7 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
     if (inet_pton(AF_INET, cfg->listen, &addr.sin_addr) != 1) {
         mp_serve_bandit_destroy(s->bandit);
         mp_metrics_destroy(s->metrics);
+        free(s->route_series);
         free(s);
         return mp_error_set(err, MP_EINVAL, "listen: \"%s\" is not an IPv4 address (e.g. 127.0.0.1 or 0.0.0.0)",
                             cfg->listen);
@@ -532,6 +395,7 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
         int e = errno;
         mp_serve_bandit_destroy(s->bandit);
         mp_metrics_destroy(s->metrics);
+        free(s->route_series);
         free(s);
         return mp_error_set(err, MP_EIO, "cannot listen on %s:%lld: %s", cfg->listen, (long long)cfg->port,
                             e ? strerror(e) : "libmicrohttpd refused to start");
@@ -568,5 +432,6 @@ void mp_server_stop(mp_server *s) {
     pthread_mutex_destroy(&s->conns_mu);
     mp_serve_bandit_destroy(s->bandit);
     mp_metrics_destroy(s->metrics);
+    free(s->route_series);
     free(s);
 }
