@@ -489,13 +489,19 @@ enum MHD_Result handle_history(hctx *h) {
     return http_send_json(h->c, h->r, 200, &b);
 }
 
-/* Decodes the body into records of `kind`; on a problem answers (400 / 413 / 422) and returns 0 with *answered. */
-static int decode_body(hctx *h, mp_record_kind kind, mp_decoded *d, enum MHD_Result *answered) {
+/* Decodes the body into records of `kind` (items with path_id: PUT /v1/items/{id}, whose lone item may leave the
+ * id out); on a problem answers (400 / 413 / 422) and returns 0 with *answered. */
+static int decode_body(hctx *h, mp_record_kind kind, const char *path_id, size_t path_id_len, mp_decoded *d,
+                       enum MHD_Result *answered) {
     const mp_serve_config *cfg = h->srv->cfg;
     mp_error err;
     mp_error_clear(&err);
-    int rc = mp_decode_records(d, kind, h->r->body ? h->r->body : "", h->r->len, http_is_ndjson(h->content_type),
-                               (size_t)cfg->max_batch, 20, (int64_t)time(NULL), &err);
+    const char *body = h->r->body ? h->r->body : "";
+    int ndjson = http_is_ndjson(h->content_type);
+    int rc = path_id ? mp_decode_item_at(d, body, h->r->len, ndjson, (size_t)cfg->max_batch, path_id, path_id_len,
+                                         &err)
+                     : mp_decode_records(d, kind, body, h->r->len, ndjson, (size_t)cfg->max_batch, 20,
+                                         (int64_t)time(NULL), &err);
     if (rc == MP_ERANGE) {
         *answered = http_send_error(h->c, h->r, 413, NULL, NULL, "%s", err.msg);
         return 0;
@@ -557,7 +563,7 @@ static enum MHD_Result answer_write(hctx *h, const mp_live_write_result *res, in
 enum MHD_Result handle_events(hctx *h) {
     mp_decoded d = {0};
     enum MHD_Result answered = MHD_YES;
-    if (!decode_body(h, MP_KIND_EVENTS, &d, &answered)) {
+    if (!decode_body(h, MP_KIND_EVENTS, NULL, 0, &d, &answered)) {
         mp_metrics_add_events(h->srv->metrics, 0, 0, d.n_bad);
         mp_decoded_free(&d);
         return answered;
@@ -607,65 +613,31 @@ static enum MHD_Result put_decoded(hctx *h, mp_record_kind kind, mp_decoded *d) 
 enum MHD_Result handle_items(hctx *h) {
     mp_decoded d = {0};
     enum MHD_Result answered = MHD_YES;
-    if (!decode_body(h, MP_KIND_ITEMS, &d, &answered)) {
+    if (!decode_body(h, MP_KIND_ITEMS, NULL, 0, &d, &answered)) {
         mp_decoded_free(&d);
         return answered;
-    }
-    if (h->seg) { /* PUT /v1/items/{id}: one item, whose id (if given) must be the path's */
-        if (d.n != 1) {
-            mp_decoded_free(&d);
-            return http_send_error(h->c, h->r, 400, NULL, NULL, "PUT /v1/items/{id} takes exactly one item object");
-        }
-        mp_str id = d.records[0].item.id;
-        if (id.len != h->seg_len || memcmp(id.ptr, h->seg, id.len)) {
-            mp_decoded_free(&d);
-            return http_send_error(h->c, h->r, 400, NULL, "id", "the body's `id` differs from the id in the path");
-        }
     }
     return put_decoded(h, MP_KIND_ITEMS, &d);
 }
 
-/* PUT /v1/items/{id} with a body that leaves out "id": the path's id is added. */
+/* PUT /v1/items/{id}: one item, whose id is the path's (the body may leave it out, or must repeat it). */
 enum MHD_Result handle_item_put(hctx *h) {
-    req *r = h->r;
-    mp_json_cur cur;
-    mp_json_init(&cur, r->body ? r->body : "", r->len);
-    int has_id = 0;
-    if (mp_json_peek(&cur) == MP_JSON_OBJECT) {
-        char *scratch_mem = malloc(r->len + 1), *scratch = scratch_mem;
-        if (!scratch_mem) return http_send_error(h->c, r, 500, NULL, NULL, "out of memory");
-        mp_json_object_begin(&cur);
-        for (;;) {
-            mp_str key;
-            int done;
-            if (mp_json_object_next(&cur, &scratch, &key, &done) != MP_OK || done) break;
-            if (key.len == 2 && !memcmp(key.ptr, "id", 2)) has_id = 1;
-            if (mp_json_skip(&cur, NULL) != MP_OK) break;
-        }
-        free(scratch_mem);
-        if (!has_id) { /* rewrite as {"id":"...", <rest>} */
-            const char *open = memchr(r->body, '{', r->len);
-            size_t rest = r->len - (size_t)(open + 1 - r->body);
-            jbuf b;
-            jb_init(&b);
-            jb_cstr(&b, "{\"id\":");
-            jb_str(&b, h->seg, h->seg_len);
-            const char *p = open + 1;
-            size_t k = 0;
-            while (k < rest && (p[k] == ' ' || p[k] == '\n' || p[k] == '\t' || p[k] == '\r'))
-                k++;
-            if (k < rest && p[k] != '}') jb_raw(&b, ",", 1);
-            jb_raw(&b, p, rest);
-            size_t len;
-            char *nb = jb_take(&b, &len);
-            if (!nb) return http_send_error(h->c, r, 500, NULL, NULL, "out of memory");
-            free(r->body);
-            r->body = nb;
-            r->len = len;
-            r->cap = len + 1;
-        }
+    mp_decoded d = {0};
+    enum MHD_Result answered = MHD_YES;
+    if (!decode_body(h, MP_KIND_ITEMS, h->seg, h->seg_len, &d, &answered)) {
+        mp_decoded_free(&d);
+        return answered;
     }
-    return handle_items(h);
+    if (d.n != 1) {
+        mp_decoded_free(&d);
+        return http_send_error(h->c, h->r, 400, NULL, NULL, "PUT /v1/items/{id} takes exactly one item object");
+    }
+    mp_str id = d.records[0].item.id;
+    if (id.len != h->seg_len || memcmp(id.ptr, h->seg, id.len)) {
+        mp_decoded_free(&d);
+        return http_send_error(h->c, h->r, 400, NULL, "id", "the body's `id` differs from the id in the path");
+    }
+    return put_decoded(h, MP_KIND_ITEMS, &d);
 }
 
 enum MHD_Result handle_item_delete(hctx *h) {
@@ -684,7 +656,7 @@ enum MHD_Result handle_item_delete(hctx *h) {
 enum MHD_Result handle_users(hctx *h) {
     mp_decoded d = {0};
     enum MHD_Result answered = MHD_YES;
-    if (!decode_body(h, MP_KIND_USERS, &d, &answered)) {
+    if (!decode_body(h, MP_KIND_USERS, NULL, 0, &d, &answered)) {
         mp_decoded_free(&d);
         return answered;
     }
