@@ -4,7 +4,8 @@
  * Every input is decoded as events, items and users, as a JSON body and as JSON Lines, and checked for the
  * decoder's promises: counts add up, every message names its record ("events[3]: ..."), every kept slice is
  * valid UTF-8, NUL-terminated and owned by the result (the input copy is wiped before the records are read).
- * It is also given to mp_json_validate and mp_json_escape (whose output must always be a valid JSON string). */
+ * Bodies are also decoded as PUT /v1/items/{id} bodies (mp_decode_item_at). It is also given to mp_json_validate
+ * and mp_json_escape (whose output must always be a valid JSON string). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             }
             mp_decoded_free(&d);
         }
+    }
+    /* PUT /v1/items/{id}: a lone item without an id takes the path's; the result keeps the decoder's promises,
+     * and an item given the id owns its copy. */
+    for (int ndjson = 0; ndjson < 2; ndjson++) {
+        memcpy(body, data, size);
+        mp_decoded d;
+        mp_error err;
+        mp_error_clear(&err);
+        int rc = mp_decode_item_at(&d, body, size, ndjson, MAX_RECORDS, "path-id", 7, &err);
+        memset(body, 0xA5, size);
+        if (rc == MP_OK) check_decoded(&d, MP_KIND_ITEMS, 20);
+        else if ((rc != MP_EINVAL && rc != MP_ERANGE && rc != MP_ENOMEM) || err.msg[0] == 0) abort();
+        mp_decoded_free(&d);
     }
     free(body);
     return 0;
