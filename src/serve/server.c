@@ -18,8 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "magpie/json.h"
-#include "serve/decode.h"
+#include "magpie/records.h"
 #include "serve/banditsrv.h"
 #include "serve/handlers.h"
 #include "serve/http_internal.h"
