@@ -65,12 +65,53 @@ typedef struct mp_item_content {
     uint32_t embedding_dim;
 } mp_item_content;
 
-/* One tunable parameter, for --help and validation. */
+/* One parameter of a model, declared once in the model's static table; src/models/params.c derives from it the
+ * defaults, parsing of "name=value", the bounds check, the model-file encoding, the --help listing and the default
+ * search range of `magpie tune`. A model declares a table and writes no parser. */
+typedef enum mp_param_type {
+    MP_PARAM_BOOL,   /* int, 0 or 1; u32 on disk */
+    MP_PARAM_INT,    /* int in [imin, imax]; u32 on disk */
+    MP_PARAM_UINT,   /* uint32_t in [imin, imax]; u32 on disk */
+    MP_PARAM_U64,    /* uint64_t in [imin, imax]; u64 on disk */
+    MP_PARAM_DOUBLE, /* finite double in [lo, hi] (lo excluded when lo_open); f64 on disk */
+    MP_PARAM_CHOICE, /* int, index into choices[n_choices]; u32 on disk */
+} mp_param_type;
+
+/* How `magpie tune` searches a parameter by default. Integer types draw integers. */
+typedef enum mp_param_scale {
+    MP_PARAM_TUNE_NONE, /* not tuned by default: keeps its value */
+    MP_PARAM_TUNE_LINEAR, /* uniform in [tune_lo, tune_hi] */
+    MP_PARAM_TUNE_LOG,    /* log-uniform in [tune_lo, tune_hi] (tune_lo > 0) */
+    MP_PARAM_TUNE_CHOICES /* one of tune_choices ("0|7|30"), or when NULL every choice (CHOICE) or 0|1 (BOOL) */
+} mp_param_scale;
+
 typedef struct mp_param_info {
     const char *name;          /* "half_life_days" */
-    const char *default_value; /* "0" */
+    const char *default_value; /* "0": the default, written once; init sets it like a user's value */
     const char *help;          /* one line */
+    mp_param_type type;
+    size_t offset;             /* offsetof(the model's params struct, field) */
+    uint64_t imin, imax;       /* integer types: inclusive bounds */
+    double lo, hi;             /* DOUBLE: bounds; hi may be INFINITY (any finite value) */
+    int lo_open;               /* DOUBLE: lo itself is refused */
+    int allow_auto;            /* DOUBLE: "auto" is accepted: the value becomes 0 and the int at auto_offset 1 */
+    size_t auto_offset;        /* DOUBLE with allow_auto: offsetof the int flag (saved as u32 after the value) */
+    const char *const *choices; /* CHOICE: names, index = stored value */
+    uint32_t n_choices;
+    const char *alias;         /* another accepted name, or NULL */
+    mp_param_scale tune;
+    double tune_lo, tune_hi;   /* LINEAR / LOG */
+    const char *tune_choices;  /* CHOICES: "a|b|c", or NULL (see mp_param_scale) */
 } mp_param_info;
+
+/* Entries in a {NULL}-terminated descriptor table, for mp_model_ops.n_params. */
+#define MP_PARAM_COUNT(table) (sizeof(table) / sizeof((table)[0]) - 1)
+
+/* The parameter's bounds or choices as text ("an integer in 1..4096", "one of cg, cholesky"); returns buf. */
+MP_EXPORT const char *mp_param_describe(const mp_param_info *p, char *buf, size_t cap);
+/* The default search range in the grammar of magpie/tune.h ("16:256:log:int", "none|tfidf|bm25") into buf;
+ * returns 0 when the parameter is not tuned by default (buf empty), 1 otherwise. */
+MP_EXPORT int mp_param_tune_spec(const mp_param_info *p, char *buf, size_t cap);
 
 /* The operations table each model provides (src/models/<name>.c). `impl` is a zeroed block of impl_size bytes
  * initialised by init. Optional operations may be NULL: the wrapper then answers MP_EUNSUPPORTED. */
@@ -79,9 +120,15 @@ typedef struct mp_model_ops {
     const char *summary;         /* one line for --help */
     uint32_t file_version;       /* version of this model's payload layout */
     size_t impl_size;
-    const mp_param_info *params; /* terminated by {NULL} */
-    void (*init)(void *impl);    /* sets default parameters */
-    int (*set_param)(void *impl, const char *key, const char *value, mp_error *err);
+    const mp_param_info *params; /* [n_params] descriptors, also terminated by {NULL} */
+    size_t n_params;
+    size_t params_offset;        /* where the params struct the descriptors' offsets refer to lies in impl */
+    size_t params_size;          /* its size */
+    /* Cross-field check of a whole parameter set, after every field passed its own bounds (optional): MP_EINVAL
+     * and a message naming the parameters. Called before fit and after load. */
+    int (*check_params)(const void *params, mp_error *err);
+    void (*init)(void *impl);    /* state other than parameters (which the table's defaults set first); optional */
+    int (*set_param)(void *impl, const char *key, const char *value, mp_error *err); /* legacy, unconverted models */
     int (*fit)(void *impl, const mp_train_data *data, const mp_progress *progress, mp_error *err);
     /* scores[i] for every item i < n_items (higher is better); items the model knows nothing about get 0. */
     int (*score_all)(const void *impl, const mp_user_ctx *ctx, float *scores, mp_error *err);
@@ -129,6 +176,8 @@ MP_EXPORT void mp_model_destroy(mp_model *m); /* NULL is a no-op */
 MP_EXPORT const mp_model_ops *mp_model_ops_of(const mp_model *m);
 /* Sets one parameter from text; unknown keys and bad values give MP_EINVAL naming the key and the reason. */
 MP_EXPORT int mp_model_set_param(mp_model *m, const char *key, const char *value, mp_error *err);
+/* The whole parameter set within bounds and consistent (what fit checks first); MP_EINVAL naming the parameter. */
+MP_EXPORT int mp_model_check_params(const mp_model *m, mp_error *err);
 /* Parses "k=v,k=v". */
 MP_EXPORT int mp_model_set_params(mp_model *m, const char *spec, mp_error *err);
 MP_EXPORT int mp_model_fit(mp_model *m, const mp_train_data *data, const mp_progress *progress, mp_error *err);

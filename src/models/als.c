@@ -79,18 +79,18 @@ typedef struct als {
 } als;
 
 static const mp_param_info als_params[] = {
-    {"factors", "256", "latent factors per user and item"},
-    {"iterations", "15", "alternating sweeps (users, then items)"},
-    {"regularization", "75", "L2 penalty on the factors (>= 0)"},
-    {"alpha", "5", "confidence slope: c = 1 + alpha * weighted value"},
-    {"solver", "cg", "cg (conjugate gradient, fast) or cholesky (exact per row)"},
-    {"cg_steps", "3", "conjugate-gradient steps per row and sweep"},
-    {"seed", "1", "random seed of the initial factors"},
-    {"threads", "0", "threads (0: all cores)"},
-    {"init_scale", "0.01", "standard deviation of the initial factors"},
-    {"patience", "3", "with validation data: stop after this many sweeps without a better NDCG@10"},
-    {"reg_exponent", "0", "scale a row's regularization by (its non-zeros)^reg_exponent (0: the same for all rows)"},
-    {NULL, NULL, NULL},
+    {.name = "factors", .default_value = "256", .help = "latent factors per user and item"},
+    {.name = "iterations", .default_value = "15", .help = "alternating sweeps (users, then items)"},
+    {.name = "regularization", .default_value = "75", .help = "L2 penalty on the factors (>= 0)"},
+    {.name = "alpha", .default_value = "5", .help = "confidence slope: c = 1 + alpha * weighted value"},
+    {.name = "solver", .default_value = "cg", .help = "cg (conjugate gradient, fast) or cholesky (exact per row)"},
+    {.name = "cg_steps", .default_value = "3", .help = "conjugate-gradient steps per row and sweep"},
+    {.name = "seed", .default_value = "1", .help = "random seed of the initial factors"},
+    {.name = "threads", .default_value = "0", .help = "threads (0: all cores)"},
+    {.name = "init_scale", .default_value = "0.01", .help = "standard deviation of the initial factors"},
+    {.name = "patience", .default_value = "3", .help = "with validation data: stop after this many sweeps without a better NDCG@10"},
+    {.name = "reg_exponent", .default_value = "0", .help = "scale a row's regularization by (its non-zeros)^reg_exponent (0: the same for all rows)"},
+    {NULL},
 };
 
 static void als_init(void *impl) {

@@ -111,25 +111,25 @@ typedef struct bpr {
 } bpr;
 
 static const mp_param_info bpr_params_info[] = {
-    {"factors", "64", "latent dimensions k (1..4096)"},
-    {"epochs", "30", "maximum training epochs (>= 1)"},
-    {"learning_rate", "0.05", "SGD step size (> 0)"},
-    {"regularization", "0.002", "L2 penalty on user and item factors (>= 0)"},
-    {"bias_regularization", "0.002", "L2 penalty on item biases (>= 0)"},
-    {"item_bias", "1", "1: learn an item bias; 0: dot product only"},
-    {"seed", "1", "random seed (initialisation and sampling)"},
-    {"threads", "0", "Hogwild threads (0: as many as the caller allows); only threads=1 is bitwise reproducible"},
-    {"sampling", "uniform", "negative sampling: uniform, pop (popularity-proportional) or adaptive"},
-    {"candidates", "8", "adaptive sampling: negatives drawn per sample, the highest-scored is used (1..64)"},
-    {"loss", "bpr", "bpr (pairwise log-sigmoid) or warp (rank-weighted hinge)"},
-    {"max_trials", "100", "warp: negatives tried per positive before giving up"},
-    {"samples_per_epoch", "0", "positive samples per epoch (0: one per training pair)"},
-    {"init_scale", "0.1", "initial factors are N(0, init_scale^2 / factors)"},
-    {"patience", "3", "early stopping: validation checks without improvement before stopping (0: never stop)"},
-    {"eval_every", "0", "epochs between validation NDCG@10 checks (0: epochs / 10, so about ten checks)"},
-    {"fold_in_steps", "20", "SGD passes over a user's items when folding in new events or an unseen user"},
-    {"verify_negatives", "1", "1: redraw a negative the user already has; 0: accept it (faster)"},
-    {NULL, NULL, NULL},
+    {.name = "factors", .default_value = "64", .help = "latent dimensions k (1..4096)"},
+    {.name = "epochs", .default_value = "30", .help = "maximum training epochs (>= 1)"},
+    {.name = "learning_rate", .default_value = "0.05", .help = "SGD step size (> 0)"},
+    {.name = "regularization", .default_value = "0.002", .help = "L2 penalty on user and item factors (>= 0)"},
+    {.name = "bias_regularization", .default_value = "0.002", .help = "L2 penalty on item biases (>= 0)"},
+    {.name = "item_bias", .default_value = "1", .help = "1: learn an item bias; 0: dot product only"},
+    {.name = "seed", .default_value = "1", .help = "random seed (initialisation and sampling)"},
+    {.name = "threads", .default_value = "0", .help = "Hogwild threads (0: as many as the caller allows); only threads=1 is bitwise reproducible"},
+    {.name = "sampling", .default_value = "uniform", .help = "negative sampling: uniform, pop (popularity-proportional) or adaptive"},
+    {.name = "candidates", .default_value = "8", .help = "adaptive sampling: negatives drawn per sample, the highest-scored is used (1..64)"},
+    {.name = "loss", .default_value = "bpr", .help = "bpr (pairwise log-sigmoid) or warp (rank-weighted hinge)"},
+    {.name = "max_trials", .default_value = "100", .help = "warp: negatives tried per positive before giving up"},
+    {.name = "samples_per_epoch", .default_value = "0", .help = "positive samples per epoch (0: one per training pair)"},
+    {.name = "init_scale", .default_value = "0.1", .help = "initial factors are N(0, init_scale^2 / factors)"},
+    {.name = "patience", .default_value = "3", .help = "early stopping: validation checks without improvement before stopping (0: never stop)"},
+    {.name = "eval_every", .default_value = "0", .help = "epochs between validation NDCG@10 checks (0: epochs / 10, so about ten checks)"},
+    {.name = "fold_in_steps", .default_value = "20", .help = "SGD passes over a user's items when folding in new events or an unseen user"},
+    {.name = "verify_negatives", .default_value = "1", .help = "1: redraw a negative the user already has; 0: accept it (faster)"},
+    {NULL},
 };
 
 static void bpr_init(void *impl) {
@@ -591,7 +591,7 @@ static int bpr_fit(void *impl, const mp_train_data *data, const mp_progress *pro
     uint32_t *row = malloc(nnz * sizeof *row);
     mp_rng *rngs = malloc((size_t)nt * sizeof *rngs);
     float *warp_weight = malloc(((size_t)p->max_trials + 1) * sizeof *warp_weight);
-    snapshot best = {NULL, NULL, NULL};
+    snapshot best = {NULL};
     if (mp_item_titles_copy(data->item_titles, data->n_items, &b->titles) != MP_OK) b->titles = NULL;
     b->n_trained = malloc(((size_t)data->n_users + 1) * sizeof *b->n_trained);
     if (!row || !rngs || !warp_weight || (data->item_titles && !b->titles) || !b->n_trained) {

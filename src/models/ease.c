@@ -44,15 +44,15 @@ typedef struct ease {
 } ease;
 
 static const mp_param_info ease_params[] = {
-    {"lambda", "300", "L2 regularisation added to the Gram diagonal (> 0)"},
-    {"dropout", "0", "EDLAE emphasis in [0, 0.95): adds dropout/(1-dropout) * item count to the diagonal"},
-    {"input", "binary", "user-item values: binary, weighted (sum of event-type weights) or rating (rating value)"},
-    {"precision", "float", "arithmetic of the Gram and its inverse: double or float (half the memory)"},
-    {"solver", "auto", "auto (LAPACK when built with BLAS) or plain (the plain-C Cholesky inverse)"},
-    {"max_memory_gb", "16", "refuse to fit when the n_items^2 matrix would need more than this many GiB"},
-    {"recency", "auto", "history half-life in items: the r-th most recent item weighs 0.5^(r / recency); 0: all "
+    {.name = "lambda", .default_value = "300", .help = "L2 regularisation added to the Gram diagonal (> 0)"},
+    {.name = "dropout", .default_value = "0", .help = "EDLAE emphasis in [0, 0.95): adds dropout/(1-dropout) * item count to the diagonal"},
+    {.name = "input", .default_value = "binary", .help = "user-item values: binary, weighted (sum of event-type weights) or rating (rating value)"},
+    {.name = "precision", .default_value = "float", .help = "arithmetic of the Gram and its inverse: double or float (half the memory)"},
+    {.name = "solver", .default_value = "auto", .help = "auto (LAPACK when built with BLAS) or plain (the plain-C Cholesky inverse)"},
+    {.name = "max_memory_gb", .default_value = "16", .help = "refuse to fit when the n_items^2 matrix would need more than this many GiB"},
+    {.name = "recency", .default_value = "auto", .help = "history half-life in items: the r-th most recent item weighs 0.5^(r / recency); 0: all "
                         "equal; auto: chosen from 0, 1, 2, 4, 8 on validation events when there are any, else 0"},
-    {NULL, NULL, NULL},
+    {NULL},
 };
 
 static void ease_init(void *impl) {

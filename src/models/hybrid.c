@@ -154,42 +154,42 @@ typedef struct hybrid {
 } hybrid;
 
 static const mp_param_info hyb_params_info[] = {
-    {"factors", "64", "latent dimensions k (1..1024)"},
-    {"epochs", "20", "maximum training epochs (>= 1)"},
-    {"learning_rate", "0.2", "SGD step size (> 0)"},
-    {"regularization", "0.001", "L2 penalty on user, item-id and feature vectors (>= 0)"},
-    {"loss", "warp", "warp (rank-weighted hinge) or bpr (pairwise log-sigmoid)"},
-    {"max_trials", "50", "warp: negatives tried per positive"},
-    {"seed", "1", "random seed"},
-    {"threads", "0", "Hogwild threads (0: as many as the caller allows); threads=1 is reproducible"},
-    {"id_dropout", "1",
+    {.name = "factors", .default_value = "64", .help = "latent dimensions k (1..1024)"},
+    {.name = "epochs", .default_value = "20", .help = "maximum training epochs (>= 1)"},
+    {.name = "learning_rate", .default_value = "0.2", .help = "SGD step size (> 0)"},
+    {.name = "regularization", .default_value = "0.001", .help = "L2 penalty on user, item-id and feature vectors (>= 0)"},
+    {.name = "loss", .default_value = "warp", .help = "warp (rank-weighted hinge) or bpr (pairwise log-sigmoid)"},
+    {.name = "max_trials", .default_value = "50", .help = "warp: negatives tried per positive"},
+    {.name = "seed", .default_value = "1", .help = "random seed"},
+    {.name = "threads", .default_value = "0", .help = "Hogwild threads (0: as many as the caller allows); threads=1 is reproducible"},
+    {.name = "id_dropout", .default_value = "1", .help =
      "probability of hiding an item's id vector in a training triple (0..1): trains the content "
      "features to rank items alone, as cold items are"},
-    {"subwords", "0", "1: character 3..5-grams of title words as extra features"},
-    {"desc_tokens", "64", "description tokens used per item (0: ignore descriptions)"},
-    {"price_buckets", "8", "log-price quantile buckets as a feature (0: no price feature)"},
-    {"init_scale", "0.1", "user and item-id vectors start N(0, init_scale^2 / factors)"},
-    {"history_norm", "0.25", "a user's vector is the sum of its history items' vectors / count^history_norm (0..1)"},
-    {"text_weight", "3", "weight of a request's text (query, profile) in a fold-in, relative to one history item"},
-    {"feature_init", "1", "feature embeddings start N(0, feature_init^2 / factors), equal on the user and item side"},
-    {"sequence", "1",
+    {.name = "subwords", .default_value = "0", .help = "1: character 3..5-grams of title words as extra features"},
+    {.name = "desc_tokens", .default_value = "64", .help = "description tokens used per item (0: ignore descriptions)"},
+    {.name = "price_buckets", .default_value = "8", .help = "log-price quantile buckets as a feature (0: no price feature)"},
+    {.name = "init_scale", .default_value = "0.1", .help = "user and item-id vectors start N(0, init_scale^2 / factors)"},
+    {.name = "history_norm", .default_value = "0.25", .help = "a user's vector is the sum of its history items' vectors / count^history_norm (0..1)"},
+    {.name = "text_weight", .default_value = "3", .help = "weight of a request's text (query, profile) in a fold-in, relative to one history item"},
+    {.name = "feature_init", .default_value = "1", .help = "feature embeddings start N(0, feature_init^2 / factors), equal on the user and item side"},
+    {.name = "sequence", .default_value = "1", .help =
      "1: learn to predict each event from the events before it (order matters); 0: from the user's "
      "other items"},
-    {"recency", "0.8", "weight recency^j of the j-th most recent history item in a user's vector (0..1; 1: equal)"},
-    {"lexical", "30",
+    {.name = "recency", .default_value = "0.8", .help = "weight recency^j of the j-th most recent history item in a user's vector (0..1; 1: equal)"},
+    {.name = "lexical", .default_value = "30", .help =
      "weight of exact feature overlap (idf cosine) with the history and request text; 0: pure factor "
      "model with retrieval vectors"},
-    {"neighbours", "0",
+    {.name = "neighbours", .default_value = "0", .help =
      "an item without events takes the similarity-weighted mean vector of this many warm items "
      "with the most similar content (0: its own content features only)"},
-    {"transitions", "8",
+    {.name = "transitions", .default_value = "8", .help =
      "weight of the content of what users took next after their history items (successor "
      "profiles; 0: off); adds to the lexical channel"},
-    {"idf", "1", "1: weigh an item's features by their inverse document frequency (rare words count more)"},
-    {"adapter_reg", "1", "ridge penalty of the text-embedding adapter (> 0)"},
-    {"patience", "3", "early stopping: validation checks without improvement before stopping (0: never)"},
-    {"eval_every", "0", "epochs between validation NDCG@10 checks (0: epochs / 10)"},
-    {NULL, NULL, NULL},
+    {.name = "idf", .default_value = "1", .help = "1: weigh an item's features by their inverse document frequency (rare words count more)"},
+    {.name = "adapter_reg", .default_value = "1", .help = "ridge penalty of the text-embedding adapter (> 0)"},
+    {.name = "patience", .default_value = "3", .help = "early stopping: validation checks without improvement before stopping (0: never)"},
+    {.name = "eval_every", .default_value = "0", .help = "epochs between validation NDCG@10 checks (0: epochs / 10)"},
+    {NULL},
 };
 
 static void hyb_init(void *impl) {

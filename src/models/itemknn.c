@@ -53,16 +53,16 @@ typedef struct knn {
 } knn;
 
 static const mp_param_info knn_params[] = {
-    {"k", "100", "neighbours kept per item (1..100000)"},
-    {"shrink", "10", "shrinkage added to the similarity denominator (>= 0): damps pairs seen by few users"},
-    {"weighting", "none", "re-weighting of user-item entries before comparing items: none (cosine), tfidf, bm25"},
-    {"bm25_k1", "1.2", "BM25 saturation (> 0)"},
-    {"bm25_b", "0.75", "BM25 item-length normalisation (0..1)"},
-    {"alpha", "0.5", "asymmetric cosine: sim(i->j) divides by |i|^(2 alpha) |j|^(2 - 2 alpha); 0.5 = cosine"},
-    {"input", "binary", "user-item values: binary, weighted (sum of event-type weights) or rating (rating value)"},
-    {"recency", "auto", "history half-life in items: the r-th most recent item weighs 0.5^(r / recency); 0: all "
+    {.name = "k", .default_value = "100", .help = "neighbours kept per item (1..100000)"},
+    {.name = "shrink", .default_value = "10", .help = "shrinkage added to the similarity denominator (>= 0): damps pairs seen by few users"},
+    {.name = "weighting", .default_value = "none", .help = "re-weighting of user-item entries before comparing items: none (cosine), tfidf, bm25"},
+    {.name = "bm25_k1", .default_value = "1.2", .help = "BM25 saturation (> 0)"},
+    {.name = "bm25_b", .default_value = "0.75", .help = "BM25 item-length normalisation (0..1)"},
+    {.name = "alpha", .default_value = "0.5", .help = "asymmetric cosine: sim(i->j) divides by |i|^(2 alpha) |j|^(2 - 2 alpha); 0.5 = cosine"},
+    {.name = "input", .default_value = "binary", .help = "user-item values: binary, weighted (sum of event-type weights) or rating (rating value)"},
+    {.name = "recency", .default_value = "auto", .help = "history half-life in items: the r-th most recent item weighs 0.5^(r / recency); 0: all "
                         "equal; auto: chosen from 0, 1, 2, 4, 8 on validation events when there are any, else 0"},
-    {NULL, NULL, NULL},
+    {NULL},
 };
 
 static void knn_init(void *impl) {

@@ -63,19 +63,19 @@ typedef struct mf {
 } mf;
 
 static const mp_param_info mf_params_info[] = {
-    {"factors", "128", "latent dimensions k (1..1024)"},
-    {"epochs", "100", "maximum passes (sgd) or alternations (als), >= 1"},
-    {"solver", "sgd", "sgd (Funk/Koren stochastic gradient) or als (alternating least squares)"},
-    {"learning_rate", "0.005", "sgd step size (> 0)"},
-    {"lr_decay", "0.99", "sgd: learning rate multiplier per epoch (0 < d <= 1)"},
-    {"regularization", "0.1", "L2 penalty on factors per rating (als: times the user's / item's rating count)"},
-    {"bias_regularization", "0.02", "L2 penalty on user and item biases per rating"},
-    {"init_scale", "0.05", "initial factors are N(0, init_scale^2)"},
-    {"seed", "1", "random seed (initialisation and rating order)"},
-    {"threads", "0", "threads (0: as many as the caller allows for als, 1 for sgd, which is then reproducible)"},
-    {"patience", "3", "early stopping: epochs without a better validation RMSE before stopping (0: never)"},
-    {"fold_in_steps", "20", "update: SGD passes over a user's new ratings"},
-    {NULL, NULL, NULL},
+    {.name = "factors", .default_value = "128", .help = "latent dimensions k (1..1024)"},
+    {.name = "epochs", .default_value = "100", .help = "maximum passes (sgd) or alternations (als), >= 1"},
+    {.name = "solver", .default_value = "sgd", .help = "sgd (Funk/Koren stochastic gradient) or als (alternating least squares)"},
+    {.name = "learning_rate", .default_value = "0.005", .help = "sgd step size (> 0)"},
+    {.name = "lr_decay", .default_value = "0.99", .help = "sgd: learning rate multiplier per epoch (0 < d <= 1)"},
+    {.name = "regularization", .default_value = "0.1", .help = "L2 penalty on factors per rating (als: times the user's / item's rating count)"},
+    {.name = "bias_regularization", .default_value = "0.02", .help = "L2 penalty on user and item biases per rating"},
+    {.name = "init_scale", .default_value = "0.05", .help = "initial factors are N(0, init_scale^2)"},
+    {.name = "seed", .default_value = "1", .help = "random seed (initialisation and rating order)"},
+    {.name = "threads", .default_value = "0", .help = "threads (0: as many as the caller allows for als, 1 for sgd, which is then reproducible)"},
+    {.name = "patience", .default_value = "3", .help = "early stopping: epochs without a better validation RMSE before stopping (0: never)"},
+    {.name = "fold_in_steps", .default_value = "20", .help = "update: SGD passes over a user's new ratings"},
+    {NULL},
 };
 
 static void mf_init(void *impl) {

@@ -55,17 +55,17 @@ typedef struct seqknn {
 } seqknn;
 
 static const mp_param_info sk_params[] = {
-    {"window", "10", "positions either side of an item whose items count as co-occurring (1..64)"},
-    {"forward", "1", "weight of a transition i -> j where j came after i (>= 0)"},
-    {"backward", "0.75", "weight of the reverse direction, j came before i (>= 0)"},
-    {"decay", "0.5", "a pair at distance d counts d^-decay (>= 0; 0: every distance counts the same)"},
-    {"alpha", "0.5", "sim(i->j) divides by n_i^alpha n_j^beta + shrink (n = occurrences): alpha in [0, 2]"},
-    {"beta", "0.25", "popularity damping of the recommended item j, in [0, 2] (0: popular items are not damped)"},
-    {"shrink", "5", "added to the similarity denominator (>= 0): damps pairs of rare items"},
-    {"recency", "2", "history half-life in items: the r-th most recent item weighs 0.5^(r / recency); 0: all equal"},
-    {"popularity", "0.03", "adds popularity * n_j / max n to every score (>= 0): a tie-breaker for items that co-occur with "
+    {.name = "window", .default_value = "10", .help = "positions either side of an item whose items count as co-occurring (1..64)"},
+    {.name = "forward", .default_value = "1", .help = "weight of a transition i -> j where j came after i (>= 0)"},
+    {.name = "backward", .default_value = "0.75", .help = "weight of the reverse direction, j came before i (>= 0)"},
+    {.name = "decay", .default_value = "0.5", .help = "a pair at distance d counts d^-decay (>= 0; 0: every distance counts the same)"},
+    {.name = "alpha", .default_value = "0.5", .help = "sim(i->j) divides by n_i^alpha n_j^beta + shrink (n = occurrences): alpha in [0, 2]"},
+    {.name = "beta", .default_value = "0.25", .help = "popularity damping of the recommended item j, in [0, 2] (0: popular items are not damped)"},
+    {.name = "shrink", .default_value = "5", .help = "added to the similarity denominator (>= 0): damps pairs of rare items"},
+    {.name = "recency", .default_value = "2", .help = "history half-life in items: the r-th most recent item weighs 0.5^(r / recency); 0: all equal"},
+    {.name = "popularity", .default_value = "0.03", .help = "adds popularity * n_j / max n to every score (>= 0): a tie-breaker for items that co-occur with "
                         "nothing in the history"},
-    {NULL, NULL, NULL},
+    {NULL},
 };
 
 static void sk_init(void *impl) {
