@@ -144,10 +144,10 @@ static int field_ok(const mp_param_info *p, const void *params) {
     case MP_PARAM_U64: return *(const uint64_t *)f >= p->imin && *(const uint64_t *)f <= p->imax;
     case MP_PARAM_DOUBLE: {
         double v = *(const double *)f;
+        /* with "auto" the value is what the model chose at fit: still within the bounds */
         if (p->allow_auto) {
             int a = *(const int *)((const char *)params + p->auto_offset);
             if (a != 0 && a != 1) return 0;
-            if (a) return v == 0;
         }
         return real_in_bounds(p, v);
     }
