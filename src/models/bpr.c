@@ -165,58 +165,6 @@ static void bpr_release(void *impl) {
     b->best_valid = NAN;
 }
 
-/* ---- parameter parsing (shared with mf.c through bpr_internal.h) ---- */
-
-int mp_bprmf_parse_u64(const char *value, uint64_t lo, uint64_t hi, uint64_t *out, mp_error *err) {
-    char *end;
-    const char *s = value;
-    while (*s == ' ') s++;
-    if (*s == '-' || *s == '+' || !(*s >= '0' && *s <= '9'))
-        return mp_error_set(err, MP_EINVAL, "expected an integer in %llu..%llu, got \"%s\"", (unsigned long long)lo,
-                            (unsigned long long)hi, value);
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end || errno || v < lo || v > hi)
-        return mp_error_set(err, MP_EINVAL, "expected an integer in %llu..%llu, got \"%s\"", (unsigned long long)lo,
-                            (unsigned long long)hi, value);
-    *out = v;
-    return MP_OK;
-}
-
-int mp_bprmf_parse_u32(const char *value, uint32_t lo, uint32_t hi, uint32_t *out, mp_error *err) {
-    uint64_t v;
-    int rc = mp_bprmf_parse_u64(value, lo, hi, &v, err);
-    if (rc == MP_OK) *out = (uint32_t)v;
-    return rc;
-}
-
-int mp_bprmf_parse_f64(const char *value, double lo, int lo_open, double hi, double *out, mp_error *err) {
-    char *end;
-    double v = strtod(value, &end);
-    if (end == value || *end || !isfinite(v) || v < lo || (lo_open && v == lo) || v > hi)
-        return mp_error_set(err, MP_EINVAL, "expected a finite number %s %g%s, got \"%s\"", lo_open ? ">" : ">=", lo,
-                            isinf(hi) ? "" : " and not above the maximum", value);
-    *out = v;
-    return MP_OK;
-}
-
-int mp_bprmf_parse_choice(const char *value, const char *const *names, uint32_t n, uint32_t *out, mp_error *err) {
-    for (uint32_t i = 0; i < n; i++)
-        if (!strcmp(value, names[i])) {
-            *out = i;
-            return MP_OK;
-        }
-    char list[256];
-    size_t len = 0;
-    list[0] = 0;
-    for (uint32_t i = 0; i < n && len < sizeof list; i++) {
-        int w = snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
-        if (w < 0) break;
-        len += (size_t)w;
-    }
-    return mp_error_set(err, MP_EINVAL, "expected one of %s, got \"%s\"", list, value);
-}
-
 int mp_bprmf_threads(uint32_t param, const mp_train_data *data) {
     int nt = param ? (int)param : (data && data->n_threads > 0 ? data->n_threads : omp_get_max_threads());
     return nt < 1 ? 1 : nt;
