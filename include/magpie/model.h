@@ -128,7 +128,6 @@ typedef struct mp_model_ops {
      * and a message naming the parameters. Called before fit and after load. */
     int (*check_params)(const void *params, mp_error *err);
     void (*init)(void *impl);    /* state other than parameters (which the table's defaults set first); optional */
-    int (*set_param)(void *impl, const char *key, const char *value, mp_error *err); /* legacy, unconverted models */
     int (*fit)(void *impl, const mp_train_data *data, const mp_progress *progress, mp_error *err);
     /* scores[i] for every item i < n_items (higher is better); items the model knows nothing about get 0. */
     int (*score_all)(const void *impl, const mp_user_ctx *ctx, float *scores, mp_error *err);

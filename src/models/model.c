@@ -58,17 +58,6 @@ static void known_models(char *buf, size_t cap) {
 
 static void *params_of(const mp_model_ops *ops, void *impl) { return (char *)impl + ops->params_offset; }
 
-/* Descriptor count: n_params, or the {NULL} terminator for a model that has not declared it. */
-static size_t param_count(const mp_model_ops *ops) {
-    if (ops->n_params || !ops->params) return ops->n_params;
-    size_t n = 0;
-    while (ops->params[n].name) n++;
-    return n;
-}
-
-/* 1 when the model's parameters are all described by its table (no hand-written set_param). */
-static int generic_params(const mp_model_ops *ops) { return ops->params && !ops->set_param; }
-
 static int model_new(mp_model **out, const mp_model_ops *ops, mp_error *err) {
     mp_model *m = calloc(1, sizeof *m);
     void *impl = calloc(1, ops->impl_size ? ops->impl_size : 1);
@@ -79,7 +68,7 @@ static int model_new(mp_model **out, const mp_model_ops *ops, mp_error *err) {
     }
     m->ops = ops;
     m->impl = impl;
-    if (generic_params(ops)) {
+    if (ops->params) {
         int rc = mp_params_defaults(ops->params, ops->n_params, params_of(ops, impl), err);
         if (rc) {
             mp_error_prefix(err, "model %s", ops->name);
@@ -95,7 +84,7 @@ static int model_new(mp_model **out, const mp_model_ops *ops, mp_error *err) {
 
 /* The whole parameter set: every field within its bounds, then the model's cross-field check. */
 static int check_params(const mp_model_ops *ops, const void *impl, mp_error *err) {
-    if (!generic_params(ops)) return MP_OK;
+    if (!ops->params) return MP_OK;
     const void *params = (const char *)impl + ops->params_offset;
     int rc = mp_params_check(ops->params, ops->n_params, params, err);
     if (rc == MP_OK && ops->check_params) rc = ops->check_params(params, err);
@@ -127,13 +116,12 @@ const mp_model_ops *mp_model_ops_of(const mp_model *m) { return m->ops; }
 
 int mp_model_set_param(mp_model *m, const char *key, const char *value, mp_error *err) {
     const mp_model_ops *ops = m->ops;
-    size_t n = param_count(ops);
-    const mp_param_info *p = mp_params_find(ops->params, n, key);
-    if (!p || (!generic_params(ops) && !ops->set_param)) {
+    const mp_param_info *p = mp_params_find(ops->params, ops->n_params, key);
+    if (!p) {
         char list[512];
         size_t len = 0;
         list[0] = 0;
-        for (size_t i = 0; i < n && len < sizeof list; i++) {
+        for (size_t i = 0; i < ops->n_params && len < sizeof list; i++) {
             int k = snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "", ops->params[i].name);
             if (k < 0) break;
             len += (size_t)k;
@@ -143,8 +131,7 @@ int mp_model_set_param(mp_model *m, const char *key, const char *value, mp_error
     }
     if (!value || !*value)
         return mp_error_set(err, MP_EINVAL, "model %s: parameter %s: empty value", ops->name, p->name);
-    int rc = generic_params(ops) ? mp_param_set(p, params_of(ops, m->impl), value, err)
-                                 : ops->set_param(m->impl, key, value, err);
+    int rc = mp_param_set(p, params_of(ops, m->impl), value, err);
     if (rc) mp_error_prefix(err, "model %s: parameter %s", ops->name, p->name);
     return rc;
 }
