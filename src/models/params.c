@@ -241,8 +241,8 @@ int mp_params_get(const mp_param_info *table, size_t n, void *params, mp_mf_read
     return MP_OK;
 }
 
-/* A number as the tune grammar reads it back exactly. */
-static void put_number(char *buf, size_t cap, double v) { snprintf(buf, cap, "%.17g", v); }
+/* A number as written in a table: 15 significant digits give back the literal (0.2, not 0.20000000000000001). */
+static void put_number(char *buf, size_t cap, double v) { snprintf(buf, cap, "%.15g", v); }
 
 int mp_param_tune_spec(const mp_param_info *p, char *buf, size_t cap) {
     if (cap == 0) return 0;
