@@ -80,7 +80,7 @@ typedef enum mp_param_type {
 
 /* How `magpie tune` searches a parameter by default. Integer types draw integers. */
 typedef enum mp_param_scale {
-    MP_PARAM_TUNE_NONE, /* not tuned by default: keeps its value */
+    MP_PARAM_TUNE_NONE,   /* not tuned by default: keeps its value */
     MP_PARAM_TUNE_LINEAR, /* uniform in [tune_lo, tune_hi] */
     MP_PARAM_TUNE_LOG,    /* log-uniform in [tune_lo, tune_hi] (tune_lo > 0) */
     MP_PARAM_TUNE_CHOICES /* one of tune_choices ("0|7|30"), or when NULL every choice (CHOICE) or 0|1 (BOOL) */
@@ -108,7 +108,7 @@ typedef struct mp_param_info {
 /* Entries in a {NULL}-terminated descriptor table, for mp_model_ops.n_params. */
 #define MP_PARAM_COUNT(table) (sizeof(table) / sizeof((table)[0]) - 1)
 
-/* The parameter's bounds or choices as text ("an integer in 1..4096", "one of cg, cholesky"); returns buf. */
+/* The parameter's bounds or choices as text ("an integer in 1..4096", "one of cg or cholesky"); returns buf. */
 MP_EXPORT const char *mp_param_describe(const mp_param_info *p, char *buf, size_t cap);
 /* The default search range in the grammar of magpie/tune.h ("16:256:log:int", "none|tfidf|bm25") into buf;
  * returns 0 when the parameter is not tuned by default (buf empty), 1 otherwise. */
