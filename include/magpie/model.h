@@ -168,8 +168,4 @@ MP_EXPORT int mp_model_load(mp_model **out, const char *path, mp_error *err);
 /* The same from a complete model file image in memory (fuzzing, tests); `name` is used in messages. */
 MP_EXPORT int mp_model_load_mem(mp_model **out, const void *data, size_t len, const char *name, mp_error *err);
 
-/* Top-k of scores[0..n) where allow (may be NULL) is non-zero: highest first, ties by lower index.
- * Returns the number written (<= k). Shared by models and the evaluator. */
-MP_EXPORT size_t mp_topk(const float *scores, size_t n, const uint8_t *allow, size_t k, uint32_t *out_idx);
-
 #endif

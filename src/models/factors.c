@@ -12,6 +12,7 @@
 
 #include "magpie/linalg.h"
 #include "magpie/model.h"
+#include "magpie/topk.h"
 
 #define FACTORS_MAX_K 65536u           /* larger k in a file is taken as corruption */
 #define TOPN_SCORE_FLOATS (8u << 20)   /* scores buffer of one block: 32 MiB */
@@ -109,6 +110,7 @@ int mp_factors_topn(const mp_factors *f, const uint32_t *users, size_t n_users_q
         /* BLAS is called outside the parallel region: the pthread OpenBLAS runs its own threads. */
         if (k > 0) mp_sgemm_nt(nb, ni, k, 1.0f, ublock, k, f->item, k, 0.0f, scores, ni);
         else memset(scores, 0, nb * ni * sizeof *scores);
+        int rank_rc = MP_OK;
 #pragma omp parallel for schedule(dynamic, 4) num_threads(nt)
         for (size_t b = 0; b < nb; b++) {
             float *row = scores + b * ni;
@@ -119,13 +121,23 @@ int mp_factors_topn(const mp_factors *f, const uint32_t *users, size_t n_users_q
                 for (uint64_t p = exclude->ptr[u]; p < exclude->ptr[u + 1]; p++)
                     if (exclude->idx[p] < ni) row[exclude->idx[p]] = NAN; /* NaN never ranks in mp_topk */
             uint32_t *oi = out_items + (q0 + b) * n;
-            size_t got = mp_topk(row, ni, NULL, n, oi);
+            size_t got;
+            int trc = mp_topk(row, ni, NULL, n, oi, &got);
+            if (trc != MP_OK) {
+#pragma omp atomic write
+                rank_rc = trc;
+            }
             for (size_t j = 0; j < got; j++)
                 if (out_scores) out_scores[(q0 + b) * n + j] = row[oi[j]];
             for (size_t j = got; j < n; j++) {
                 oi[j] = UINT32_MAX;
                 if (out_scores) out_scores[(q0 + b) * n + j] = -INFINITY;
             }
+        }
+        if (rank_rc != MP_OK) {
+            free(scores);
+            free(ublock);
+            return mp_error_set(err, rank_rc, "top-n: cannot rank %zu items: %s", ni, mp_strerror(rank_rc));
         }
     }
     free(scores);
@@ -152,7 +164,11 @@ int mp_factors_similar(const mp_factors *f, uint32_t item, size_t n, uint32_t *o
         scores[i] = norm > 0 ? scores[i] / norm : NAN; /* an all-zero vector has no direction */
     }
     scores[item] = NAN;
-    *n_out = mp_topk(scores, f->n_items, NULL, n, out_items);
+    int rc = mp_topk(scores, f->n_items, NULL, n, out_items, n_out);
+    if (rc) {
+        free(scores);
+        return mp_error_set(err, rc, "similar: cannot rank %u items: %s", f->n_items, mp_strerror(rc));
+    }
     if (out_scores)
         for (size_t j = 0; j < *n_out; j++) out_scores[j] = scores[out_items[j]];
     free(scores);

@@ -72,6 +72,7 @@
 #include "magpie/rng.h"
 #include "magpie/strmap.h"
 #include "magpie/text.h"
+#include "magpie/topk.h"
 #include "magpie/trainset.h"
 #include "models/bpr_internal.h"
 
@@ -1713,7 +1714,14 @@ static int hyb_similar(const void *impl, uint32_t item, size_t n, uint32_t *out_
         allow[i] = i != item && nr > 0 && nq > 0;
         s[i] = allow[i] ? dotf(q, r, k) / (nq * nr) : 0;
     }
-    size_t m = mp_topk(s, h->n_items, allow, n, top);
+    size_t m;
+    rc = mp_topk(s, h->n_items, allow, n, top, &m);
+    if (rc) {
+        free(s);
+        free(allow);
+        free(top);
+        return mp_error_set(err, rc, "hybrid: cannot rank %u items: %s", h->n_items, mp_strerror(rc));
+    }
     for (size_t x = 0; x < m; x++) {
         out_items[x] = top[x];
         out_scores[x] = s[top[x]];
