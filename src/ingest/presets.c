@@ -1,4 +1,4 @@
-/* src/io/presets.c: importers for the public datasets in ../shared/data (see each SOURCE.md).
+/* src/ingest/presets.c: importers for the public datasets in ../shared/data (see each SOURCE.md).
  *
  * Each preset reads the dataset's own files, turns rows into mp_event / mp_item / mp_user records and feeds them
  * to one importer batch (magpie/ingest.h). Items and users go first so their internal ids follow file order.
@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "io/io_internal.h"
 #include "magpie/ingest.h"
 #include "magpie/json.h"
 #include "magpie/strmap.h"
