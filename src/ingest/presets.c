@@ -3,7 +3,8 @@
  * Each preset reads the dataset's own files, turns rows into mp_event / mp_item / mp_user records and feeds them
  * to one importer batch (magpie/ingest.h). Items and users go first so their internal ids follow file order.
  * Bad rows are passed to mp_importer_reject with "file:line: reason"; missing files are fatal errors naming the
- * path. */
+ * path. Every line-oriented file goes through read_rows (open, skip blank lines and headers, check UTF-8, split,
+ * close); a preset only writes the callback that turns one row's fields into a record. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -199,6 +200,150 @@ static int reject_bad_utf8(pctx *p, const lines *l, int *rc) {
     return 1;
 }
 
+/* ISO-8859-1 text s transcoded to UTF-8 into buf (which must hold 2 * len + 1 bytes). MovieLens 100K files are
+ * Latin-1 (a few titles have accented letters). */
+static mp_str latin1_to_utf8(mp_str s, char *buf) {
+    size_t n = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (c < 0x80) {
+            buf[n++] = (char)c;
+        } else {
+            buf[n++] = (char)(0xC0 | (c >> 6));
+            buf[n++] = (char)(0x80 | (c & 0x3F));
+        }
+    }
+    buf[n] = 0;
+    mp_str out = {buf, n};
+    return out;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * The one row loop every line-oriented preset file goes through: open, read lines, skip blank ones (and an optional
+ * header), check or transcode UTF-8, split into fields, hand the row to the preset's callback, close. */
+
+#define ROW_MAX_FIELDS 128
+
+typedef enum {
+    ROW_UTF8_ANY,    /* the callback checks (JSON lines: the parser reports the bad byte) */
+    ROW_UTF8_REJECT, /* a line that is not valid UTF-8 is rejected before it is split */
+    ROW_UTF8_LATIN1, /* a line that is not valid UTF-8 is read as ISO-8859-1 and transcoded */
+} row_utf8;
+
+typedef enum {
+    ROW_HEADER_NONE,
+    ROW_HEADER_FIRST_LINE,     /* line 1, even when blank, goes to on_header; no line at all: MP_EEMPTY */
+    ROW_HEADER_FIRST_NONEMPTY, /* the first non-blank line goes to on_header (before the UTF-8 check); MP_EEMPTY
+                                  when the file has none */
+} row_header;
+
+typedef struct row_format {
+    char delim;                  /* field separator; 0: the whole line is field 0 */
+    int quoted;                  /* RFC 4180 quoting (mp_csv_split); a malformed line is rejected */
+    size_t max_fields;           /* fields kept (<= ROW_MAX_FIELDS); the count may be larger */
+    row_utf8 utf8;
+    row_header header;
+    const char *skip_line1_with; /* line 1 is skipped when it contains this text (RecBole's "x:token" header) */
+    int scratch;                 /* the callback needs line.len + 16 bytes of scratch (JSON string decoding) */
+} row_format;
+
+/* One row as the callback sees it; everything is valid until the callback returns. */
+typedef struct row {
+    const lines *l;  /* file, line number and the raw line, for reject() */
+    const mp_str *f; /* fields [min(n, max_fields)] */
+    size_t n;        /* number of fields in the line */
+    char *scratch;   /* with fmt.scratch: room for line.len + 16 bytes; else NULL */
+} row;
+
+/* Both return MP_OK to go on, anything else to stop reading (that code is returned unless it is positive). */
+typedef int (*row_fn)(pctx *p, const row *r, void *user);
+typedef int (*header_fn)(pctx *p, const lines *l, void *user);
+
+/* Grows *buf to at least `need` bytes (to twice that when it has to grow). 0, or -1 when out of memory. */
+static int scratch_reserve(char **buf, size_t *cap, size_t need) {
+    if (need <= *cap) return 0;
+    char *b = realloc(*buf, need * 2);
+    if (!b) return -1;
+    *buf = b;
+    *cap = need * 2;
+    return 0;
+}
+
+static int read_rows(pctx *p, const char *path, const row_format *fmt, header_fn on_header, row_fn on_row,
+                     void *user) {
+    lines l;
+    int rc = lines_open(&l, path, p->err);
+    if (rc != MP_OK) return rc;
+    mp_str f[ROW_MAX_FIELDS];
+    size_t max = fmt->max_fields < ROW_MAX_FIELDS ? fmt->max_fields : ROW_MAX_FIELDS;
+    char *conv = NULL, *scratch = NULL;
+    size_t conv_cap = 0, scratch_cap = 0;
+    int have_header = fmt->header == ROW_HEADER_NONE;
+    if (fmt->header == ROW_HEADER_FIRST_LINE) {
+        if ((rc = lines_next(&l, p->err)) != 1) {
+            lines_close(&l);
+            return rc < 0 ? rc : mp_error_set(p->err, MP_EEMPTY, "%s: file is empty", path);
+        }
+        have_header = 1;
+        if ((rc = on_header(p, &l, user)) != MP_OK) {
+            lines_close(&l);
+            return rc;
+        }
+    }
+    while ((rc = lines_next(&l, p->err)) == 1) {
+        if (l.line.len == 0 ||
+            (fmt->skip_line1_with && l.lineno == 1 &&
+             memmem(l.line.ptr, l.line.len, fmt->skip_line1_with, strlen(fmt->skip_line1_with))))
+            continue;
+        if (!have_header) {
+            have_header = 1;
+            if ((rc = on_header(p, &l, user)) != MP_OK) break;
+            continue;
+        }
+        if (fmt->utf8 == ROW_UTF8_REJECT && reject_bad_utf8(p, &l, &rc)) {
+            if (rc) break;
+            continue;
+        }
+        mp_str line = l.line; /* what is split; reject() keeps showing the raw line */
+        if (fmt->utf8 == ROW_UTF8_LATIN1 && !mp_utf8_valid(line.ptr, line.len, NULL)) {
+            if (2 * line.len + 1 > conv_cap) {
+                free(conv);
+                conv_cap = 2 * line.len + 1;
+                if (!(conv = malloc(conv_cap))) {
+                    rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
+                    break;
+                }
+            }
+            line = latin1_to_utf8(line, conv);
+        }
+        if ((fmt->quoted || fmt->scratch) &&
+            scratch_reserve(&scratch, &scratch_cap, line.len + 16) != 0) {
+            rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
+            break;
+        }
+        row r = {.l = &l, .f = f, .n = 1, .scratch = fmt->scratch ? scratch : NULL};
+        if (fmt->quoted) {
+            char *unq = scratch;
+            const char *why = NULL;
+            size_t badf = 0;
+            if (mp_csv_split(line.ptr, line.len, fmt->delim, 1, f, max, &r.n, &unq, &why, &badf) != MP_OK) {
+                if ((rc = reject(p, &l, "%s (column %zu)", why, badf + 1)) != MP_OK) break;
+                continue;
+            }
+        } else if (fmt->delim) {
+            r.n = split(line, fmt->delim, f, max);
+        } else {
+            f[0] = line;
+        }
+        if ((rc = on_row(p, &r, user)) != MP_OK) break;
+    }
+    free(conv);
+    free(scratch);
+    lines_close(&l);
+    if (rc == 0 && !have_header) return mp_error_set(p->err, MP_EEMPTY, "%s: file is empty", path);
+    return rc < 0 ? rc : MP_OK;
+}
+
 static int is_dir(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
@@ -335,163 +480,101 @@ static const char *const k_ml_genres[19] = {"unknown",   "Action",   "Adventure"
                                             "Film-Noir", "Horror",   "Musical",     "Mystery",   "Romance",
                                             "Sci-Fi",    "Thriller", "War",         "Western"};
 
-/* MovieLens 100K files are ISO-8859-1 (a few titles have accented letters): a line that is not valid UTF-8 is
- * transcoded from Latin-1 into buf (which must hold 2 * len + 1 bytes). */
-static mp_str latin1_to_utf8(mp_str s, char *buf) {
-    size_t n = 0;
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        if (c < 0x80) {
-            buf[n++] = (char)c;
-        } else {
-            buf[n++] = (char)(0xC0 | (c >> 6));
-            buf[n++] = (char)(0x80 | (c & 0x3F));
-        }
+static int ml_item_row(pctx *p, const row *r, void *user) {
+    const mp_str *f = r->f;
+    int rc;
+    if (r->n != 24)
+        return reject(p, r->l,
+                      "expected 24 '|'-separated fields (id|title|date|video date|url|19 genre flags), found %zu",
+                      r->n);
+    const char *why = id_problem(f[0]);
+    if (why) return reject(p, r->l, "field `movie_id`: id %s", why);
+    mp_item it = {0};
+    it.id = f[0];
+    it.title = f[1];
+    it.available = 1;
+    p->sb.len = 0;
+    sb_key(&p->sb, "release_date");
+    sb_json_str(&p->sb, f[2].ptr, f[2].len);
+    if (f[4].len) {
+        sb_key(&p->sb, "imdb_url");
+        sb_json_str(&p->sb, f[4].ptr, f[4].len);
     }
-    buf[n] = 0;
-    mp_str out = {buf, n};
-    return out;
+    sb_key(&p->sb, "genres");
+    sb_cstr(&p->sb, "[");
+    int ng = 0;
+    for (int g = 0; g < 19; g++) {
+        if (!str_is(f[5 + g], "1")) continue;
+        if (!it.category.len) {
+            it.category.ptr = k_ml_genres[g];
+            it.category.len = strlen(k_ml_genres[g]);
+        }
+        if (ng++) sb_cstr(&p->sb, ",");
+        sb_json_str(&p->sb, k_ml_genres[g], strlen(k_ml_genres[g]));
+    }
+    sb_cstr(&p->sb, "]");
+    it.attrs = sb_close_obj(&p->sb);
+    if ((rc = mp_importer_add_item(p->im, &it, p->err)) != MP_OK) return rc;
+    tick(p);
+    return MP_OK;
+}
+
+static int ml_user_row(pctx *p, const row *r, void *user) {
+    const mp_str *f = r->f;
+    int64_t age;
+    const char *why = r->n == 5 ? id_problem(f[0]) : NULL;
+    if (r->n != 5)
+        return reject(p, r->l, "expected 5 '|'-separated fields (id|age|gender|occupation|zip), found %zu", r->n);
+    if (why) return reject(p, r->l, "field `user_id`: id %s", why);
+    if (!parse_i64(f[1], &age)) return reject(p, r->l, "field `age`: expected an integer");
+    p->sb.len = 0;
+    sb_key(&p->sb, "age");
+    sb_add(&p->sb, f[1].ptr, f[1].len);
+    sb_key(&p->sb, "gender");
+    sb_json_str(&p->sb, f[2].ptr, f[2].len);
+    sb_key(&p->sb, "occupation");
+    sb_json_str(&p->sb, f[3].ptr, f[3].len);
+    sb_key(&p->sb, "zip");
+    sb_json_str(&p->sb, f[4].ptr, f[4].len);
+    mp_user u = {.id = f[0], .attrs = sb_close_obj(&p->sb)};
+    int rc = mp_importer_add_user(p->im, &u, p->err);
+    tick(p);
+    return rc;
+}
+
+static int ml_rating_row(pctx *p, const row *r, void *user) {
+    const mp_str *f = r->f;
+    mp_event e = {0};
+    e.type = MP_EV_RATING;
+    e.has_value = 1;
+    if (r->n != 4)
+        return reject(p, r->l, "expected 4 tab-separated fields (user, item, rating, timestamp), found %zu", r->n);
+    if (id_problem(f[0])) return reject(p, r->l, "field `user_id`: id %s", id_problem(f[0]));
+    if (id_problem(f[1])) return reject(p, r->l, "field `item_id`: id %s", id_problem(f[1]));
+    if (mp_parse_double(f[2].ptr, f[2].len, &e.value) != MP_OK)
+        return reject(p, r->l, "field `rating`: expected a number");
+    if (!parse_i64(f[3], &e.ts) || e.ts < MP_TS_MIN || e.ts > MP_TS_MAX)
+        return reject(p, r->l, "field `timestamp`: expected epoch seconds");
+    e.user = f[0];
+    e.item = f[1];
+    int rc = mp_importer_add_event(p->im, &e, p->err);
+    tick(p);
+    return rc;
 }
 
 static int ml_items(pctx *p, const char *path) {
-    lines l;
-    int rc = lines_open(&l, path, p->err);
-    if (rc != MP_OK) return rc;
-    mp_str f[32];
-    char *conv = NULL;
-    size_t conv_cap = 0;
-    while ((rc = lines_next(&l, p->err)) == 1) {
-        if (l.line.len == 0) continue;
-        mp_str line = l.line;
-        if (!mp_utf8_valid(line.ptr, line.len, NULL)) {
-            if (2 * line.len + 1 > conv_cap) {
-                free(conv);
-                conv_cap = 2 * line.len + 1;
-                if (!(conv = malloc(conv_cap))) {
-                    rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
-                    break;
-                }
-            }
-            line = latin1_to_utf8(line, conv);
-        }
-        size_t n = split(line, '|', f, 32);
-        if (n != 24) {
-            if ((rc = reject(p, &l,
-                             "expected 24 '|'-separated fields (id|title|date|video date|url|19 genre flags), "
-                             "found %zu",
-                             n)) != MP_OK)
-                break;
-            continue;
-        }
-        const char *why = id_problem(f[0]);
-        if (why) {
-            if ((rc = reject(p, &l, "field `movie_id`: id %s", why)) != MP_OK) break;
-            continue;
-        }
-        mp_item it = {0};
-        it.id = f[0];
-        it.title = f[1];
-        it.available = 1;
-        p->sb.len = 0;
-        sb_key(&p->sb, "release_date");
-        sb_json_str(&p->sb, f[2].ptr, f[2].len);
-        if (f[4].len) {
-            sb_key(&p->sb, "imdb_url");
-            sb_json_str(&p->sb, f[4].ptr, f[4].len);
-        }
-        sb_key(&p->sb, "genres");
-        sb_cstr(&p->sb, "[");
-        int ng = 0;
-        for (int g = 0; g < 19; g++) {
-            if (!str_is(f[5 + g], "1")) continue;
-            if (!it.category.len) {
-                it.category.ptr = k_ml_genres[g];
-                it.category.len = strlen(k_ml_genres[g]);
-            }
-            if (ng++) sb_cstr(&p->sb, ",");
-            sb_json_str(&p->sb, k_ml_genres[g], strlen(k_ml_genres[g]));
-        }
-        sb_cstr(&p->sb, "]");
-        it.attrs = sb_close_obj(&p->sb);
-        if ((rc = mp_importer_add_item(p->im, &it, p->err)) != MP_OK) break;
-        tick(p);
-    }
-    free(conv);
-    lines_close(&l);
-    return rc < 0 ? rc : MP_OK;
+    static const row_format fmt = {.delim = '|', .max_fields = 32, .utf8 = ROW_UTF8_LATIN1};
+    return read_rows(p, path, &fmt, NULL, ml_item_row, NULL);
 }
 
 static int ml_users(pctx *p, const char *path) {
-    lines l;
-    int rc = lines_open(&l, path, p->err);
-    if (rc != MP_OK) return rc;
-    mp_str f[8];
-    while ((rc = lines_next(&l, p->err)) == 1) {
-        if (l.line.len == 0) continue;
-        if (reject_bad_utf8(p, &l, &rc)) {
-            if (rc) break;
-            continue;
-        }
-        size_t n = split(l.line, '|', f, 8);
-        int64_t age;
-        const char *why = n == 5 ? id_problem(f[0]) : NULL;
-        if (n != 5)
-            rc = reject(p, &l, "expected 5 '|'-separated fields (id|age|gender|occupation|zip), found %zu", n);
-        else if (why)
-            rc = reject(p, &l, "field `user_id`: id %s", why);
-        else if (!parse_i64(f[1], &age))
-            rc = reject(p, &l, "field `age`: expected an integer");
-        else {
-            p->sb.len = 0;
-            sb_key(&p->sb, "age");
-            sb_add(&p->sb, f[1].ptr, f[1].len);
-            sb_key(&p->sb, "gender");
-            sb_json_str(&p->sb, f[2].ptr, f[2].len);
-            sb_key(&p->sb, "occupation");
-            sb_json_str(&p->sb, f[3].ptr, f[3].len);
-            sb_key(&p->sb, "zip");
-            sb_json_str(&p->sb, f[4].ptr, f[4].len);
-            mp_user u = {.id = f[0], .attrs = sb_close_obj(&p->sb)};
-            rc = mp_importer_add_user(p->im, &u, p->err);
-            tick(p);
-        }
-        if (rc != MP_OK) break;
-    }
-    lines_close(&l);
-    return rc < 0 ? rc : MP_OK;
+    static const row_format fmt = {.delim = '|', .max_fields = 8, .utf8 = ROW_UTF8_REJECT};
+    return read_rows(p, path, &fmt, NULL, ml_user_row, NULL);
 }
 
 static int ml_ratings(pctx *p, const char *path) {
-    lines l;
-    int rc = lines_open(&l, path, p->err);
-    if (rc != MP_OK) return rc;
-    mp_str f[6];
-    while ((rc = lines_next(&l, p->err)) == 1) {
-        if (l.line.len == 0) continue;
-        size_t n = split(l.line, '\t', f, 6);
-        mp_event e = {0};
-        e.type = MP_EV_RATING;
-        e.has_value = 1;
-        if (n != 4)
-            rc = reject(p, &l, "expected 4 tab-separated fields (user, item, rating, timestamp), found %zu", n);
-        else if (id_problem(f[0]))
-            rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
-        else if (id_problem(f[1]))
-            rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[1]));
-        else if (mp_parse_double(f[2].ptr, f[2].len, &e.value) != MP_OK)
-            rc = reject(p, &l, "field `rating`: expected a number");
-        else if (!parse_i64(f[3], &e.ts) || e.ts < MP_TS_MIN || e.ts > MP_TS_MAX)
-            rc = reject(p, &l, "field `timestamp`: expected epoch seconds");
-        else {
-            e.user = f[0];
-            e.item = f[1];
-            rc = mp_importer_add_event(p->im, &e, p->err);
-            tick(p);
-        }
-        if (rc != MP_OK) break;
-    }
-    lines_close(&l);
-    return rc < 0 ? rc : MP_OK;
+    static const row_format fmt = {.delim = '\t', .max_fields = 6};
+    return read_rows(p, path, &fmt, NULL, ml_rating_row, NULL);
 }
 
 static int preset_movielens(pctx *p, const char *path) {
@@ -610,7 +693,7 @@ static int s3_items(pctx *p, const char *path) {
 }
 
 /* Space-separated "user item item ..." lines; ts = 1, 2, 3, ... per user so the order is kept. */
-static int sequences(pctx *p, lines *l, mp_str user, mp_str list, int64_t first_ts, int64_t *next_ts) {
+static int sequences(pctx *p, const lines *l, mp_str user, mp_str list, int64_t first_ts, int64_t *next_ts) {
     int rc = MP_OK;
     size_t i = 0;
     int64_t ts = first_ts;
@@ -635,6 +718,17 @@ static int sequences(pctx *p, lines *l, mp_str user, mp_str list, int64_t first_
     return rc;
 }
 
+static int s3_sequence_row(pctx *p, const row *r, void *user) {
+    mp_str line = r->f[0];
+    const char *sp = memchr(line.ptr, ' ', line.len);
+    mp_str uid = {line.ptr, sp ? (size_t)(sp - line.ptr) : line.len};
+    int64_t next;
+    if (!sp) return reject(p, r->l, "expected \"user item item ...\", found only one field");
+    if (id_problem(uid)) return reject(p, r->l, "user id %s", id_problem(uid));
+    mp_str list = {sp + 1, line.len - uid.len - 1};
+    return sequences(p, r->l, uid, list, 1, &next);
+}
+
 static int preset_s3rec(pctx *p, const char *path) {
     char txt[1100], attrs[1100];
     int rc;
@@ -647,157 +741,106 @@ static int preset_s3rec(pctx *p, const char *path) {
     size_t tl = strlen(txt);
     snprintf(attrs, sizeof attrs, "%.*s_item2attributes.json", (int)(ends_with(txt, ".txt") ? tl - 4 : tl), txt);
     if (file_exists(attrs) && (rc = s3_items(p, attrs)) != MP_OK) return rc;
-    lines l;
-    if ((rc = lines_open(&l, txt, p->err)) != MP_OK) return rc;
-    while ((rc = lines_next(&l, p->err)) == 1) {
-        if (l.line.len == 0) continue;
-        if (reject_bad_utf8(p, &l, &rc)) {
-            if (rc) break;
-            continue;
-        }
-        const char *sp = memchr(l.line.ptr, ' ', l.line.len);
-        mp_str user = {l.line.ptr, sp ? (size_t)(sp - l.line.ptr) : l.line.len};
-        int64_t next;
-        if (!sp)
-            rc = reject(p, &l, "expected \"user item item ...\", found only one field");
-        else if (id_problem(user))
-            rc = reject(p, &l, "user id %s", id_problem(user));
-        else {
-            mp_str list = {sp + 1, l.line.len - user.len - 1};
-            rc = sequences(p, &l, user, list, 1, &next);
-        }
-        if (rc != MP_OK) break;
-    }
-    lines_close(&l);
-    return rc < 0 ? rc : MP_OK;
+    static const row_format fmt = {.utf8 = ROW_UTF8_REJECT}; /* "user item item ...": split by s3_sequence_row */
+    return read_rows(p, txt, &fmt, NULL, s3_sequence_row, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
  * tianchi: ecomm_item_feature.txt, ecomm_user_feature.txt, ecomm_edge_train.txt */
 
-static int tc_items(pctx *p, const char *path) {
-    lines l;
-    int rc = lines_open(&l, path, p->err);
-    if (rc != MP_OK) return rc;
-    mp_str f[8];
+static int tc_item_row(pctx *p, const row *r, void *user) {
+    const mp_str *f = r->f;
     char cat[160];
-    while ((rc = lines_next(&l, p->err)) == 1) {
-        if (l.line.len == 0) continue;
-        if (reject_bad_utf8(p, &l, &rc)) {
-            if (rc) break;
-            continue;
+    mp_item it = {0};
+    it.available = 1;
+    if (r->n != 5)
+        return reject(p, r->l, "expected 5 tab-separated fields (item, cate_1, cate, brand, price), found %zu", r->n);
+    if (id_problem(f[0])) return reject(p, r->l, "field `item_id`: id %s", id_problem(f[0]));
+    if (f[4].len && (mp_parse_double(f[4].ptr, f[4].len, &it.price) != MP_OK || it.price < 0))
+        return reject(p, r->l, "field `price`: expected a number >= 0");
+    it.id = f[0];
+    it.has_price = f[4].len > 0;
+    snprintf(cat, sizeof cat, "%.*s > %.*s", (int)(f[1].len > 64 ? 64 : f[1].len), f[1].ptr,
+             (int)(f[2].len > 64 ? 64 : f[2].len), f[2].ptr);
+    it.category.ptr = cat;
+    it.category.len = strlen(cat);
+    if (!str_is(f[3], "0")) it.brand = f[3]; /* brand 0 means unknown */
+    int rc = mp_importer_add_item(p->im, &it, p->err);
+    tick(p);
+    return rc;
+}
+
+static int tc_user_row(pctx *p, const row *r, void *user) {
+    static const char *const names[6] = {"gender", "age_level", "education", "career_type", "income", "stage"};
+    const mp_str *f = r->f;
+    if (r->n != 7)
+        return reject(p, r->l,
+                      "expected 7 tab-separated fields (user, gender, age, education, career, "
+                      "income, stages), found %zu",
+                      r->n);
+    if (id_problem(f[0])) return reject(p, r->l, "field `user_id`: id %s", id_problem(f[0]));
+    p->sb.len = 0;
+    for (int k = 0; k < 6; k++) {
+        mp_str v = f[1 + k];
+        if (v.len == 0 || str_is(v, "-1")) continue; /* -1 = missing */
+        sb_key(&p->sb, names[k]);
+        if (k == 5) { /* comma-separated stage list */
+            mp_str parts[16];
+            size_t np = split(v, ',', parts, 16);
+            sb_cstr(&p->sb, "[");
+            for (size_t j = 0; j < np && j < 16; j++) {
+                if (j) sb_cstr(&p->sb, ",");
+                sb_json_num_or_str(&p->sb, parts[j]);
+            }
+            sb_cstr(&p->sb, "]");
+        } else {
+            sb_json_num_or_str(&p->sb, v);
         }
-        size_t n = split(l.line, '\t', f, 8);
-        mp_item it = {0};
-        it.available = 1;
-        if (n != 5)
-            rc = reject(p, &l, "expected 5 tab-separated fields (item, cate_1, cate, brand, price), found %zu", n);
-        else if (id_problem(f[0]))
-            rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[0]));
-        else if (f[4].len && (mp_parse_double(f[4].ptr, f[4].len, &it.price) != MP_OK || it.price < 0))
-            rc = reject(p, &l, "field `price`: expected a number >= 0");
-        else {
-            it.id = f[0];
-            it.has_price = f[4].len > 0;
-            snprintf(cat, sizeof cat, "%.*s > %.*s", (int)(f[1].len > 64 ? 64 : f[1].len), f[1].ptr,
-                     (int)(f[2].len > 64 ? 64 : f[2].len), f[2].ptr);
-            it.category.ptr = cat;
-            it.category.len = strlen(cat);
-            if (!str_is(f[3], "0")) it.brand = f[3]; /* brand 0 means unknown */
-            rc = mp_importer_add_item(p->im, &it, p->err);
-            tick(p);
-        }
-        if (rc != MP_OK) break;
     }
-    lines_close(&l);
-    return rc < 0 ? rc : MP_OK;
+    mp_user u = {.id = f[0], .attrs = sb_close_obj(&p->sb)};
+    int rc = mp_importer_add_user(p->im, &u, p->err);
+    tick(p);
+    return rc;
+}
+
+static int tc_event_row(pctx *p, const row *r, void *user) {
+    static const mp_event_type map[5] = {MP_EV_VIEW, MP_EV_CLICK, MP_EV_FAV, MP_EV_CART, MP_EV_PURCHASE};
+    const mp_str *f = r->f;
+    mp_event e = {0};
+    int64_t b = 0;
+    char date[16];
+    if (r->n != 4)
+        return reject(p, r->l, "expected 4 tab-separated fields (user, item, behaviour, date), found %zu", r->n);
+    if (id_problem(f[0])) return reject(p, r->l, "field `user_id`: id %s", id_problem(f[0]));
+    if (id_problem(f[1])) return reject(p, r->l, "field `item_id`: id %s", id_problem(f[1]));
+    if (!parse_i64(f[2], &b) || b < 1 || b > 4)
+        return reject(p, r->l, "field `behavior`: expected 1 (click), 2 (fav), 3 (cart) or 4 (buy), got \"%.*s\"",
+                      (int)(f[2].len > 32 ? 32 : f[2].len), f[2].ptr);
+    if (f[3].len != 8 || (snprintf(date, sizeof date, "%.4s-%.2s-%.2s", f[3].ptr, f[3].ptr + 4, f[3].ptr + 6),
+                          mp_parse_rfc3339(date, 10, &e.ts) != MP_OK))
+        return reject(p, r->l, "field `date`: expected YYYYMMDD, got \"%.*s\"", (int)(f[3].len > 32 ? 32 : f[3].len),
+                      f[3].ptr);
+    e.user = f[0];
+    e.item = f[1];
+    e.type = map[b];
+    int rc = mp_importer_add_event(p->im, &e, p->err);
+    tick(p);
+    return rc;
+}
+
+static int tc_items(pctx *p, const char *path) {
+    static const row_format fmt = {.delim = '\t', .max_fields = 8, .utf8 = ROW_UTF8_REJECT};
+    return read_rows(p, path, &fmt, NULL, tc_item_row, NULL);
 }
 
 static int tc_users(pctx *p, const char *path) {
-    static const char *const names[6] = {"gender", "age_level", "education", "career_type", "income", "stage"};
-    lines l;
-    int rc = lines_open(&l, path, p->err);
-    if (rc != MP_OK) return rc;
-    mp_str f[8];
-    while ((rc = lines_next(&l, p->err)) == 1) {
-        if (l.line.len == 0) continue;
-        if (reject_bad_utf8(p, &l, &rc)) {
-            if (rc) break;
-            continue;
-        }
-        size_t n = split(l.line, '\t', f, 8);
-        if (n != 7)
-            rc = reject(p, &l,
-                        "expected 7 tab-separated fields (user, gender, age, education, career, "
-                        "income, stages), found %zu",
-                        n);
-        else if (id_problem(f[0]))
-            rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
-        else {
-            p->sb.len = 0;
-            for (int k = 0; k < 6; k++) {
-                mp_str v = f[1 + k];
-                if (v.len == 0 || str_is(v, "-1")) continue; /* -1 = missing */
-                sb_key(&p->sb, names[k]);
-                if (k == 5) { /* comma-separated stage list */
-                    mp_str parts[16];
-                    size_t np = split(v, ',', parts, 16);
-                    sb_cstr(&p->sb, "[");
-                    for (size_t j = 0; j < np && j < 16; j++) {
-                        if (j) sb_cstr(&p->sb, ",");
-                        sb_json_num_or_str(&p->sb, parts[j]);
-                    }
-                    sb_cstr(&p->sb, "]");
-                } else {
-                    sb_json_num_or_str(&p->sb, v);
-                }
-            }
-            mp_user u = {.id = f[0], .attrs = sb_close_obj(&p->sb)};
-            rc = mp_importer_add_user(p->im, &u, p->err);
-            tick(p);
-        }
-        if (rc != MP_OK) break;
-    }
-    lines_close(&l);
-    return rc < 0 ? rc : MP_OK;
+    static const row_format fmt = {.delim = '\t', .max_fields = 8, .utf8 = ROW_UTF8_REJECT};
+    return read_rows(p, path, &fmt, NULL, tc_user_row, NULL);
 }
 
 static int tc_events(pctx *p, const char *path) {
-    static const mp_event_type map[5] = {MP_EV_VIEW, MP_EV_CLICK, MP_EV_FAV, MP_EV_CART, MP_EV_PURCHASE};
-    lines l;
-    int rc = lines_open(&l, path, p->err);
-    if (rc != MP_OK) return rc;
-    mp_str f[6];
-    while ((rc = lines_next(&l, p->err)) == 1) {
-        if (l.line.len == 0) continue;
-        size_t n = split(l.line, '\t', f, 6);
-        mp_event e = {0};
-        int64_t b = 0;
-        char date[16];
-        if (n != 4)
-            rc = reject(p, &l, "expected 4 tab-separated fields (user, item, behaviour, date), found %zu", n);
-        else if (id_problem(f[0]))
-            rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
-        else if (id_problem(f[1]))
-            rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[1]));
-        else if (!parse_i64(f[2], &b) || b < 1 || b > 4)
-            rc = reject(p, &l, "field `behavior`: expected 1 (click), 2 (fav), 3 (cart) or 4 (buy), got \"%.*s\"",
-                        (int)(f[2].len > 32 ? 32 : f[2].len), f[2].ptr);
-        else if (f[3].len != 8 || (snprintf(date, sizeof date, "%.4s-%.2s-%.2s", f[3].ptr, f[3].ptr + 4, f[3].ptr + 6),
-                                   mp_parse_rfc3339(date, 10, &e.ts) != MP_OK))
-            rc = reject(p, &l, "field `date`: expected YYYYMMDD, got \"%.*s\"", (int)(f[3].len > 32 ? 32 : f[3].len),
-                        f[3].ptr);
-        else {
-            e.user = f[0];
-            e.item = f[1];
-            e.type = map[b];
-            rc = mp_importer_add_event(p->im, &e, p->err);
-            tick(p);
-        }
-        if (rc != MP_OK) break;
-    }
-    lines_close(&l);
-    return rc < 0 ? rc : MP_OK;
+    static const row_format fmt = {.delim = '\t', .max_fields = 6};
+    return read_rows(p, path, &fmt, NULL, tc_event_row, NULL);
 }
 
 static int preset_tianchi(pctx *p, const char *path) {
@@ -830,157 +873,151 @@ static int col_index(const mp_str *h, size_t n, const char *name) {
 
 #define OBD_MAX_COLS 128
 
-static int obd_items(pctx *p, const char *path) {
-    lines l;
-    int rc = lines_open(&l, path, p->err);
-    if (rc != MP_OK) return rc;
-    mp_str h[OBD_MAX_COLS], f[OBD_MAX_COLS];
-    char **names = NULL;
-    size_t nh = 0;
-    int id_col = -1;
-    if ((rc = lines_next(&l, p->err)) != 1) {
-        lines_close(&l);
-        return rc < 0 ? rc : mp_error_set(p->err, MP_EEMPTY, "%s: file is empty", path);
-    }
-    nh = split(l.line, ',', h, OBD_MAX_COLS);
-    if (nh > OBD_MAX_COLS || (id_col = col_index(h, nh, "item_id")) < 0) {
-        lines_close(&l);
-        return mp_error_set(p->err, MP_ECORRUPT, "%s:1: header has no `item_id` column", path);
-    }
-    rc = MP_OK;
-    names = calloc(nh, sizeof *names);
-    for (size_t i = 0; names && i < nh; i++)
-        names[i] = strndup(h[i].ptr, h[i].len);
-    for (size_t i = 0; names && i < nh; i++)
-        if (!names[i]) rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
-    if (!names) rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
-    while (rc == MP_OK && (rc = lines_next(&l, p->err)) == 1) {
-        if (l.line.len == 0) continue;
-        if (reject_bad_utf8(p, &l, &rc)) {
-            if (rc) break;
-            continue;
-        }
-        size_t n = split(l.line, ',', f, OBD_MAX_COLS);
-        if (n != nh)
-            rc = reject(p, &l, "expected %zu columns as in the header, found %zu", nh, n);
-        else if (id_problem(f[id_col]))
-            rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[id_col]));
-        else {
-            p->sb.len = 0;
-            for (size_t i = 0; i < nh; i++) {
-                if ((int)i == id_col || names[i][0] == 0) continue; /* the unnamed pandas index */
-                sb_key(&p->sb, names[i]);
-                sb_json_num_or_str(&p->sb, f[i]);
-            }
-            mp_item it = {0};
-            it.id = f[id_col];
-            it.attrs = sb_close_obj(&p->sb);
-            it.available = 1;
-            rc = mp_importer_add_item(p->im, &it, p->err);
-            tick(p);
-        }
-        if (rc != MP_OK) break;
-    }
-    if (names)
-        for (size_t i = 0; i < nh; i++)
-            free(names[i]);
-    free(names);
-    lines_close(&l);
-    return rc < 0 ? rc : MP_OK;
+/* The header of item_context.csv: column names (the item_id column found, the others kept as attribute keys). */
+typedef struct obd_items_state {
+    char **names; /* [nh] column names (owned) */
+    size_t nh;
+    int id_col;
+} obd_items_state;
+
+static int obd_items_header(pctx *p, const lines *l, void *user) {
+    obd_items_state *st = user;
+    mp_str h[OBD_MAX_COLS];
+    st->nh = split(l->line, ',', h, OBD_MAX_COLS);
+    if (st->nh > OBD_MAX_COLS || (st->id_col = col_index(h, st->nh, "item_id")) < 0)
+        return mp_error_set(p->err, MP_ECORRUPT, "%s:1: header has no `item_id` column", l->path);
+    int rc = MP_OK;
+    st->names = calloc(st->nh, sizeof *st->names);
+    for (size_t i = 0; st->names && i < st->nh; i++)
+        st->names[i] = strndup(h[i].ptr, h[i].len);
+    for (size_t i = 0; st->names && i < st->nh; i++)
+        if (!st->names[i]) rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
+    if (!st->names) rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
+    return rc;
 }
 
-static int obd_events(pctx *p, const char *path) {
-    lines l;
-    int rc = lines_open(&l, path, p->err);
-    if (rc != MP_OK) return rc;
-    mp_str h[OBD_MAX_COLS], f[OBD_MAX_COLS];
-    if ((rc = lines_next(&l, p->err)) != 1) {
-        lines_close(&l);
-        return rc < 0 ? rc : mp_error_set(p->err, MP_EEMPTY, "%s: file is empty", path);
+static int obd_item_row(pctx *p, const row *r, void *user) {
+    const obd_items_state *st = user;
+    const mp_str *f = r->f;
+    if (r->n != st->nh) return reject(p, r->l, "expected %zu columns as in the header, found %zu", st->nh, r->n);
+    if (id_problem(f[st->id_col])) return reject(p, r->l, "field `item_id`: id %s", id_problem(f[st->id_col]));
+    p->sb.len = 0;
+    for (size_t i = 0; i < st->nh; i++) {
+        if ((int)i == st->id_col || st->names[i][0] == 0) continue; /* the unnamed pandas index */
+        sb_key(&p->sb, st->names[i]);
+        sb_json_num_or_str(&p->sb, f[i]);
     }
-    size_t nh = split(l.line, ',', h, OBD_MAX_COLS);
-    static const char *const need[] = {"timestamp",      "item_id",        "click",         "user_feature_0",
-                                       "user_feature_1", "user_feature_2", "user_feature_3"};
-    int col[7];
+    mp_item it = {0};
+    it.id = f[st->id_col];
+    it.attrs = sb_close_obj(&p->sb);
+    it.available = 1;
+    int rc = mp_importer_add_item(p->im, &it, p->err);
+    tick(p);
+    return rc;
+}
+
+static int obd_items(pctx *p, const char *path) {
+    static const row_format fmt = {.delim = ',',
+                                   .max_fields = OBD_MAX_COLS,
+                                   .utf8 = ROW_UTF8_REJECT,
+                                   .header = ROW_HEADER_FIRST_LINE};
+    obd_items_state st = {.id_col = -1};
+    int rc = read_rows(p, path, &fmt, obd_items_header, obd_item_row, &st);
+    if (st.names)
+        for (size_t i = 0; i < st.nh; i++)
+            free(st.names[i]);
+    free(st.names);
+    return rc;
+}
+
+static const char *const k_obd_need[] = {"timestamp",      "item_id",        "click",         "user_feature_0",
+                                         "user_feature_1", "user_feature_2", "user_feature_3"};
+
+/* A campaign file: the columns found in its header and the users already added. */
+typedef struct obd_events_state {
+    size_t nh;
+    int col[7]; /* of k_obd_need */
+    int pos_col;
+    mp_strmap *seen_users; /* owned */
+} obd_events_state;
+
+static int obd_events_header(pctx *p, const lines *l, void *user) {
+    obd_events_state *st = user;
+    mp_str h[OBD_MAX_COLS];
+    st->nh = split(l->line, ',', h, OBD_MAX_COLS);
     for (int i = 0; i < 7; i++) {
-        col[i] = nh <= OBD_MAX_COLS ? col_index(h, nh, need[i]) : -1;
-        if (col[i] < 0) {
-            lines_close(&l);
+        st->col[i] = st->nh <= OBD_MAX_COLS ? col_index(h, st->nh, k_obd_need[i]) : -1;
+        if (st->col[i] < 0)
             return mp_error_set(p->err, MP_ECORRUPT,
                                 "%s:1: header has no `%s` column (is this an Open Bandit "
                                 "Dataset campaign file?)",
-                                path, need[i]);
-        }
+                                l->path, k_obd_need[i]);
     }
-    int pos_col = col_index(h, nh < OBD_MAX_COLS ? nh : OBD_MAX_COLS, "position");
-    mp_strmap *seen_users = NULL;
-    if (mp_strmap_create(&seen_users, 1024) != MP_OK) {
-        lines_close(&l);
-        return mp_error_set(p->err, MP_ENOMEM, "out of memory");
-    }
+    st->pos_col = col_index(h, st->nh < OBD_MAX_COLS ? st->nh : OBD_MAX_COLS, "position");
+    if (mp_strmap_create(&st->seen_users, 1024) != MP_OK) return mp_error_set(p->err, MP_ENOMEM, "out of memory");
+    return MP_OK;
+}
+
+static int obd_event_row(pctx *p, const row *r, void *user) {
+    obd_events_state *st = user;
+    const mp_str *f = r->f;
+    const int *col = st->col;
     char uid[4 * MP_MAX_ID_BYTES + 8], sess[32];
-    while ((rc = lines_next(&l, p->err)) == 1) {
-        if (l.line.len == 0) continue;
-        if (reject_bad_utf8(p, &l, &rc)) {
-            if (rc) break;
-            continue;
-        }
-        size_t n = split(l.line, ',', f, OBD_MAX_COLS);
-        mp_event e = {0};
-        if (n != nh) {
-            rc = reject(p, &l, "expected %zu columns as in the header, found %zu", nh, n);
-        } else if (mp_parse_rfc3339(f[col[0]].ptr, f[col[0]].len, &e.ts) != MP_OK) {
-            rc = reject(p, &l, "field `timestamp`: expected a time like 2019-11-24 00:03:13.442536+00:00, got \"%.*s\"",
-                        (int)(f[col[0]].len > 48 ? 48 : f[col[0]].len), f[col[0]].ptr);
-        } else if (id_problem(f[col[1]])) {
-            rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[col[1]]));
-        } else if (!str_is(f[col[2]], "0") && !str_is(f[col[2]], "1")) {
-            rc = reject(p, &l, "field `click`: expected 0 or 1");
-        } else {
-            size_t ul = 0;
-            for (int k = 0; k < 4; k++) {
-                mp_str v = f[col[3 + k]];
-                if (v.len > MP_MAX_ID_BYTES) v.len = MP_MAX_ID_BYTES;
-                if (k) uid[ul++] = '-';
-                memcpy(uid + ul, v.ptr, v.len);
-                ul += v.len;
-            }
-            e.user.ptr = uid;
-            e.user.len = ul > MP_MAX_ID_BYTES ? MP_MAX_ID_BYTES : ul;
-            e.item = f[col[1]];
-            if (pos_col >= 0 && f[pos_col].len < 16) {
-                snprintf(sess, sizeof sess, "slot-%.*s", (int)f[pos_col].len, f[pos_col].ptr);
-                e.session.ptr = sess;
-                e.session.len = strlen(sess);
-            }
-            int inserted = 0;
-            uint32_t sid;
-            if (mp_strmap_intern(seen_users, e.user.ptr, e.user.len, &sid, &inserted) != MP_OK) {
-                rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
-                break;
-            }
-            if (inserted) {
-                p->sb.len = 0;
-                for (int k = 0; k < 4; k++) {
-                    sb_key(&p->sb, need[3 + k]);
-                    sb_json_str(&p->sb, f[col[3 + k]].ptr, f[col[3 + k]].len);
-                }
-                mp_user u = {.id = e.user, .attrs = sb_close_obj(&p->sb)};
-                if ((rc = mp_importer_add_user(p->im, &u, p->err)) != MP_OK) break;
-            }
-            e.type = MP_EV_VIEW;
-            rc = mp_importer_add_event(p->im, &e, p->err);
-            if (rc == MP_OK && str_is(f[col[2]], "1")) {
-                e.type = MP_EV_CLICK;
-                rc = mp_importer_add_event(p->im, &e, p->err);
-            }
-            tick(p);
-        }
-        if (rc != MP_OK) break;
+    mp_event e = {0};
+    if (r->n != st->nh) return reject(p, r->l, "expected %zu columns as in the header, found %zu", st->nh, r->n);
+    if (mp_parse_rfc3339(f[col[0]].ptr, f[col[0]].len, &e.ts) != MP_OK)
+        return reject(p, r->l, "field `timestamp`: expected a time like 2019-11-24 00:03:13.442536+00:00, got \"%.*s\"",
+                      (int)(f[col[0]].len > 48 ? 48 : f[col[0]].len), f[col[0]].ptr);
+    if (id_problem(f[col[1]])) return reject(p, r->l, "field `item_id`: id %s", id_problem(f[col[1]]));
+    if (!str_is(f[col[2]], "0") && !str_is(f[col[2]], "1")) return reject(p, r->l, "field `click`: expected 0 or 1");
+    size_t ul = 0;
+    for (int k = 0; k < 4; k++) {
+        mp_str v = f[col[3 + k]];
+        if (v.len > MP_MAX_ID_BYTES) v.len = MP_MAX_ID_BYTES;
+        if (k) uid[ul++] = '-';
+        memcpy(uid + ul, v.ptr, v.len);
+        ul += v.len;
     }
-    mp_strmap_destroy(seen_users);
-    lines_close(&l);
-    return rc < 0 ? rc : MP_OK;
+    e.user.ptr = uid;
+    e.user.len = ul > MP_MAX_ID_BYTES ? MP_MAX_ID_BYTES : ul;
+    e.item = f[col[1]];
+    if (st->pos_col >= 0 && f[st->pos_col].len < 16) {
+        snprintf(sess, sizeof sess, "slot-%.*s", (int)f[st->pos_col].len, f[st->pos_col].ptr);
+        e.session.ptr = sess;
+        e.session.len = strlen(sess);
+    }
+    int inserted = 0, rc;
+    uint32_t sid;
+    if (mp_strmap_intern(st->seen_users, e.user.ptr, e.user.len, &sid, &inserted) != MP_OK)
+        return mp_error_set(p->err, MP_ENOMEM, "out of memory");
+    if (inserted) {
+        p->sb.len = 0;
+        for (int k = 0; k < 4; k++) {
+            sb_key(&p->sb, k_obd_need[3 + k]);
+            sb_json_str(&p->sb, f[col[3 + k]].ptr, f[col[3 + k]].len);
+        }
+        mp_user u = {.id = e.user, .attrs = sb_close_obj(&p->sb)};
+        if ((rc = mp_importer_add_user(p->im, &u, p->err)) != MP_OK) return rc;
+    }
+    e.type = MP_EV_VIEW;
+    rc = mp_importer_add_event(p->im, &e, p->err);
+    if (rc == MP_OK && str_is(f[col[2]], "1")) {
+        e.type = MP_EV_CLICK;
+        rc = mp_importer_add_event(p->im, &e, p->err);
+    }
+    tick(p);
+    return rc;
+}
+
+static int obd_events(pctx *p, const char *path) {
+    static const row_format fmt = {.delim = ',',
+                                   .max_fields = OBD_MAX_COLS,
+                                   .utf8 = ROW_UTF8_REJECT,
+                                   .header = ROW_HEADER_FIRST_LINE};
+    obd_events_state st = {.pos_col = -1};
+    int rc = read_rows(p, path, &fmt, obd_events_header, obd_event_row, &st);
+    mp_strmap_destroy(st.seen_users);
+    return rc;
 }
 
 static int preset_obd(pctx *p, const char *path) {
@@ -1009,67 +1046,46 @@ static int preset_obd(pctx *p, const char *path) {
 /* ---------------------------------------------------------------------------------------------------------------
  * amazon-games: <name>.item titles and <name>.test.inter sequences */
 
+static int ag_item_row(pctx *p, const row *r, void *user) {
+    const mp_str *f = r->f;
+    if (r->n != 2) return reject(p, r->l, "expected 2 tab-separated fields (item_id, title), found %zu", r->n);
+    if (id_problem(f[0])) return reject(p, r->l, "field `item_id`: id %s", id_problem(f[0]));
+    mp_item it = {0};
+    it.id = f[0];
+    it.title = f[1];
+    it.available = 1;
+    int rc = mp_importer_add_item(p->im, &it, p->err);
+    tick(p);
+    return rc;
+}
+
+static int ag_event_row(pctx *p, const row *r, void *user) {
+    const mp_str *f = r->f;
+    int64_t next = 1;
+    int rc;
+    if (r->n != 3)
+        return reject(p, r->l, "expected 3 tab-separated fields (user_id, item_id_list, item_id), found %zu", r->n);
+    if (id_problem(f[0])) return reject(p, r->l, "field `user_id`: id %s", id_problem(f[0]));
+    if (id_problem(f[2])) return reject(p, r->l, "field `item_id`: id %s", id_problem(f[2]));
+    if ((rc = sequences(p, r->l, f[0], f[1], 1, &next)) != MP_OK) return rc;
+    mp_event e = {0};
+    e.user = f[0];
+    e.item = f[2];
+    e.type = MP_EV_PURCHASE;
+    e.ts = next;
+    return mp_importer_add_event(p->im, &e, p->err);
+}
+
+/* RecBole atomic files: tab-separated, line 1 names the columns ("item_id:token\ttitle:token_seq"). */
+static const row_format k_recbole_fmt = {
+    .delim = '\t', .max_fields = 4, .utf8 = ROW_UTF8_REJECT, .skip_line1_with = ":token"};
+
 static int ag_items(pctx *p, const char *path) {
-    lines l;
-    int rc = lines_open(&l, path, p->err);
-    if (rc != MP_OK) return rc;
-    mp_str f[4];
-    while ((rc = lines_next(&l, p->err)) == 1) {
-        if (l.line.len == 0 || (l.lineno == 1 && memmem(l.line.ptr, l.line.len, ":token", 6))) continue;
-        if (reject_bad_utf8(p, &l, &rc)) {
-            if (rc) break;
-            continue;
-        }
-        size_t n = split(l.line, '\t', f, 4);
-        if (n != 2)
-            rc = reject(p, &l, "expected 2 tab-separated fields (item_id, title), found %zu", n);
-        else if (id_problem(f[0]))
-            rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[0]));
-        else {
-            mp_item it = {0};
-            it.id = f[0];
-            it.title = f[1];
-            it.available = 1;
-            rc = mp_importer_add_item(p->im, &it, p->err);
-            tick(p);
-        }
-        if (rc != MP_OK) break;
-    }
-    lines_close(&l);
-    return rc < 0 ? rc : MP_OK;
+    return read_rows(p, path, &k_recbole_fmt, NULL, ag_item_row, NULL);
 }
 
 static int ag_events(pctx *p, const char *path) {
-    lines l;
-    int rc = lines_open(&l, path, p->err);
-    if (rc != MP_OK) return rc;
-    mp_str f[4];
-    while ((rc = lines_next(&l, p->err)) == 1) {
-        if (l.line.len == 0 || (l.lineno == 1 && memmem(l.line.ptr, l.line.len, ":token", 6))) continue;
-        if (reject_bad_utf8(p, &l, &rc)) {
-            if (rc) break;
-            continue;
-        }
-        size_t n = split(l.line, '\t', f, 4);
-        int64_t next = 1;
-        if (n != 3)
-            rc = reject(p, &l, "expected 3 tab-separated fields (user_id, item_id_list, item_id), found %zu", n);
-        else if (id_problem(f[0]))
-            rc = reject(p, &l, "field `user_id`: id %s", id_problem(f[0]));
-        else if (id_problem(f[2]))
-            rc = reject(p, &l, "field `item_id`: id %s", id_problem(f[2]));
-        else if ((rc = sequences(p, &l, f[0], f[1], 1, &next)) == MP_OK) {
-            mp_event e = {0};
-            e.user = f[0];
-            e.item = f[2];
-            e.type = MP_EV_PURCHASE;
-            e.ts = next;
-            rc = mp_importer_add_event(p->im, &e, p->err);
-        }
-        if (rc != MP_OK) break;
-    }
-    lines_close(&l);
-    return rc < 0 ? rc : MP_OK;
+    return read_rows(p, path, &k_recbole_fmt, NULL, ag_event_row, NULL);
 }
 
 static int preset_amazon_games(pctx *p, const char *path) {
@@ -1096,101 +1112,73 @@ static int preset_amazon_games(pctx *p, const char *path) {
  * reviews-zh: cat,label,review CSV parts */
 
 typedef struct zh_state {
-    uint64_t row;       /* reviews so far, over all parts: user "zh-<row>", ts = row */
-    mp_strmap *cats;    /* categories already added as items */
-    char *scratch;      /* CSV unquoting */
-    size_t scratch_cap; /* its size */
+    uint64_t row;    /* reviews so far, over all parts: user "zh-<row>", ts = row */
+    mp_strmap *cats; /* categories already added as items */
 } zh_state;
 
-static int zh_file(pctx *p, zh_state *z, const char *path) {
-    lines l;
-    int rc = lines_open(&l, path, p->err);
-    if (rc != MP_OK) return rc;
-    mp_str f[4];
-    int header = 0;
-    char uid[32];
-    while ((rc = lines_next(&l, p->err)) == 1) {
-        if (l.line.len == 0) continue;
-        if (!header) {
-            mp_str s = l.line;
-            if (s.len >= 3 && memcmp(s.ptr, "\xEF\xBB\xBF", 3) == 0) {
-                s.ptr += 3;
-                s.len -= 3;
-            }
-            if (!str_is(s, "cat,label,review")) {
-                lines_close(&l);
-                return mp_error_set(p->err, MP_ECORRUPT, "%s:%llu: expected the header \"cat,label,review\"", path,
-                                    (unsigned long long)l.lineno);
-            }
-            header = 1;
-            continue;
-        }
-        if (reject_bad_utf8(p, &l, &rc)) {
-            if (rc) break;
-            continue;
-        }
-        if (l.line.len + 16 > z->scratch_cap) {
-            size_t cap = (l.line.len + 16) * 2;
-            char *s = realloc(z->scratch, cap);
-            if (!s) {
-                rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
-                break;
-            }
-            z->scratch = s;
-            z->scratch_cap = cap;
-        }
-        char *scratch = z->scratch;
-        size_t n = 0, badf = 0;
-        const char *why = NULL;
-        double label = 0;
-        if (mp_csv_split(l.line.ptr, l.line.len, ',', 1, f, 4, &n, &scratch, &why, &badf) != MP_OK)
-            rc = reject(p, &l, "%s (column %zu)", why, badf + 1);
-        else if (n != 3)
-            rc = reject(p, &l, "expected 3 columns (cat, label, review), found %zu", n);
-        else if (id_problem(f[0]))
-            rc = reject(p, &l, "field `cat`: %s", id_problem(f[0]));
-        else if (mp_parse_double(f[1].ptr, f[1].len, &label) != MP_OK)
-            rc = reject(p, &l, "field `label`: expected 0 or 1, got \"%.*s\"", (int)(f[1].len > 16 ? 16 : f[1].len),
-                        f[1].ptr);
-        else {
-            uint32_t id;
-            int inserted = 0;
-            if (mp_strmap_intern(z->cats, f[0].ptr, f[0].len, &id, &inserted) != MP_OK) {
-                rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
-                break;
-            }
-            if (inserted) {
-                mp_item it = {0};
-                it.id = f[0];
-                it.title = f[0];
-                it.category = f[0];
-                it.available = 1;
-                if ((rc = mp_importer_add_item(p->im, &it, p->err)) != MP_OK) break;
-            }
-            mp_str text = f[2];
-            if (text.len >= 3 && memcmp(text.ptr, "\xEF\xBB\xBF", 3) == 0) { /* stray BOM inside the field */
-                text.ptr += 3;
-                text.len -= 3;
-            }
-            z->row++;
-            snprintf(uid, sizeof uid, "zh-%llu", (unsigned long long)z->row);
-            mp_event e = {0};
-            e.user.ptr = uid;
-            e.user.len = strlen(uid);
-            e.item = f[0];
-            e.type = MP_EV_REVIEW;
-            e.ts = (int64_t)z->row;
-            e.value = label;
-            e.has_value = 1;
-            e.text = text;
-            rc = mp_importer_add_event(p->im, &e, p->err);
-            tick(p);
-        }
-        if (rc != MP_OK) break;
+static int zh_header(pctx *p, const lines *l, void *user) {
+    mp_str s = l->line;
+    if (s.len >= 3 && memcmp(s.ptr, "\xEF\xBB\xBF", 3) == 0) {
+        s.ptr += 3;
+        s.len -= 3;
     }
-    lines_close(&l);
-    if (rc == 0 && !header) return mp_error_set(p->err, MP_EEMPTY, "%s: file is empty", path);
-    return rc < 0 ? rc : MP_OK;
+    if (!str_is(s, "cat,label,review"))
+        return mp_error_set(p->err, MP_ECORRUPT, "%s:%llu: expected the header \"cat,label,review\"", l->path,
+                            (unsigned long long)l->lineno);
+    return MP_OK;
+}
+
+static int zh_row(pctx *p, const row *r, void *user) {
+    zh_state *z = user;
+    const mp_str *f = r->f;
+    char uid[32];
+    double label = 0;
+    int rc;
+    if (r->n != 3) return reject(p, r->l, "expected 3 columns (cat, label, review), found %zu", r->n);
+    if (id_problem(f[0])) return reject(p, r->l, "field `cat`: %s", id_problem(f[0]));
+    if (mp_parse_double(f[1].ptr, f[1].len, &label) != MP_OK)
+        return reject(p, r->l, "field `label`: expected 0 or 1, got \"%.*s\"", (int)(f[1].len > 16 ? 16 : f[1].len),
+                      f[1].ptr);
+    uint32_t id;
+    int inserted = 0;
+    if (mp_strmap_intern(z->cats, f[0].ptr, f[0].len, &id, &inserted) != MP_OK)
+        return mp_error_set(p->err, MP_ENOMEM, "out of memory");
+    if (inserted) {
+        mp_item it = {0};
+        it.id = f[0];
+        it.title = f[0];
+        it.category = f[0];
+        it.available = 1;
+        if ((rc = mp_importer_add_item(p->im, &it, p->err)) != MP_OK) return rc;
+    }
+    mp_str text = f[2];
+    if (text.len >= 3 && memcmp(text.ptr, "\xEF\xBB\xBF", 3) == 0) { /* stray BOM inside the field */
+        text.ptr += 3;
+        text.len -= 3;
+    }
+    z->row++;
+    snprintf(uid, sizeof uid, "zh-%llu", (unsigned long long)z->row);
+    mp_event e = {0};
+    e.user.ptr = uid;
+    e.user.len = strlen(uid);
+    e.item = f[0];
+    e.type = MP_EV_REVIEW;
+    e.ts = (int64_t)z->row;
+    e.value = label;
+    e.has_value = 1;
+    e.text = text;
+    rc = mp_importer_add_event(p->im, &e, p->err);
+    tick(p);
+    return rc;
+}
+
+static int zh_file(pctx *p, zh_state *z, const char *path) {
+    static const row_format fmt = {.delim = ',',
+                                   .quoted = 1,
+                                   .max_fields = 4,
+                                   .utf8 = ROW_UTF8_REJECT,
+                                   .header = ROW_HEADER_FIRST_NONEMPTY};
+    return read_rows(p, path, &fmt, zh_header, zh_row, z);
 }
 
 static int preset_reviews_zh(pctx *p, const char *path) {
@@ -1212,12 +1200,84 @@ static int preset_reviews_zh(pctx *p, const char *path) {
         rc = zh_file(p, &z, path);
     }
     mp_strmap_destroy(z.cats);
-    free(z.scratch);
     return rc;
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
  * reviews-en: Amazon review JSON lines */
+
+/* One Amazon review JSON object per line. */
+static int en_row(pctx *p, const row *r, void *user) {
+    char *scratch = r->scratch;
+    mp_json_cur c;
+    mp_str line = r->f[0];
+    mp_json_init(&c, line.ptr, line.len);
+    mp_event e = {0};
+    e.type = MP_EV_REVIEW;
+    int have_user = 0, have_item = 0, have_ts = 0;
+    const char *problem = NULL;
+    char pbuf[160];
+    if (mp_json_object_begin(&c) != MP_OK) problem = "malformed JSON: expected an object";
+    while (!problem) {
+        mp_str key;
+        int done;
+        if (mp_json_object_next(&c, &scratch, &key, &done) != MP_OK) {
+            snprintf(pbuf, sizeof pbuf, "malformed JSON: %s (byte %zu)", c.why,
+                     (size_t)(c.err_at - line.ptr) + 1);
+            problem = pbuf;
+            break;
+        }
+        if (done) break;
+        mp_json_type t = mp_json_peek(&c);
+        const char *field = NULL;
+        int ok = 1;
+        if (str_is(key, "reviewerID") || str_is(key, "asin")) {
+            field = str_is(key, "asin") ? "asin" : "reviewerID";
+            mp_str *dst = field[0] == 'a' ? &e.item : &e.user;
+            ok = t == MP_JSON_STRING && mp_json_string(&c, &scratch, dst) == MP_OK;
+            if (ok) *(field[0] == 'a' ? &have_item : &have_user) = 1;
+        } else if (str_is(key, "overall")) {
+            field = "overall";
+            ok = t == MP_JSON_NUMBER && mp_json_number(&c, NULL, NULL, &e.value) == MP_OK;
+            e.has_value = ok;
+        } else if (str_is(key, "unixReviewTime")) {
+            field = "unixReviewTime";
+            mp_str raw;
+            int is_int = 0;
+            ok = t == MP_JSON_NUMBER && mp_json_number(&c, &raw, &is_int, NULL) == MP_OK && is_int &&
+                 parse_i64(raw, &e.ts) && e.ts >= MP_TS_MIN && e.ts <= MP_TS_MAX;
+            have_ts = ok;
+        } else if (str_is(key, "reviewText")) {
+            field = "reviewText";
+            if (t == MP_JSON_NULL)
+                ok = mp_json_null(&c) == MP_OK;
+            else
+                ok = t == MP_JSON_STRING && mp_json_string(&c, &scratch, &e.text) == MP_OK;
+        } else if (mp_json_skip(&c, NULL) != MP_OK) {
+            snprintf(pbuf, sizeof pbuf, "malformed JSON in field `%.*s`: %s", (int)(key.len > 40 ? 40 : key.len),
+                     key.ptr, c.why);
+            problem = pbuf;
+        }
+        if (!ok) {
+            snprintf(pbuf, sizeof pbuf, "field `%s`: %s", field,
+                     t == MP_JSON_NULL ? "is null (required)"
+                     : c.why           ? c.why
+                                       : "has the wrong type");
+            problem = pbuf;
+        }
+    }
+    if (!problem && !mp_json_at_end(&c)) problem = "unexpected content after the JSON object";
+    if (!problem && !have_user) problem = "field `reviewerID`: missing (required)";
+    if (!problem && !have_item) problem = "field `asin`: missing (required)";
+    if (!problem && !e.has_value) problem = "field `overall`: missing (required)";
+    if (!problem && !have_ts) problem = "field `unixReviewTime`: missing (required)";
+    if (!problem && id_problem(e.user)) problem = "field `reviewerID`: empty or longer than 256 bytes";
+    if (!problem && id_problem(e.item)) problem = "field `asin`: empty or longer than 256 bytes";
+    if (problem) return reject(p, r->l, "%s", problem);
+    int rc = mp_importer_add_event(p->im, &e, p->err);
+    tick(p);
+    return rc;
+}
 
 static int preset_reviews_en(pctx *p, const char *path) {
     char file[1100];
@@ -1228,96 +1288,8 @@ static int preset_reviews_en(pctx *p, const char *path) {
     } else {
         snprintf(file, sizeof file, "%s", path);
     }
-    lines l;
-    if ((rc = lines_open(&l, file, p->err)) != MP_OK) return rc;
-    char *scratch_mem = NULL;
-    size_t scratch_cap = 0;
-    while ((rc = lines_next(&l, p->err)) == 1) {
-        if (l.line.len == 0) continue;
-        if (l.line.len + 16 > scratch_cap) {
-            scratch_cap = (l.line.len + 16) * 2;
-            char *s = realloc(scratch_mem, scratch_cap);
-            if (!s) {
-                rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
-                break;
-            }
-            scratch_mem = s;
-        }
-        char *scratch = scratch_mem;
-        mp_json_cur c;
-        mp_json_init(&c, l.line.ptr, l.line.len);
-        mp_event e = {0};
-        e.type = MP_EV_REVIEW;
-        int have_user = 0, have_item = 0, have_ts = 0;
-        const char *problem = NULL;
-        char pbuf[160];
-        if (mp_json_object_begin(&c) != MP_OK) problem = "malformed JSON: expected an object";
-        while (!problem) {
-            mp_str key;
-            int done;
-            if (mp_json_object_next(&c, &scratch, &key, &done) != MP_OK) {
-                snprintf(pbuf, sizeof pbuf, "malformed JSON: %s (byte %zu)", c.why,
-                         (size_t)(c.err_at - l.line.ptr) + 1);
-                problem = pbuf;
-                break;
-            }
-            if (done) break;
-            mp_json_type t = mp_json_peek(&c);
-            const char *field = NULL;
-            int ok = 1;
-            if (str_is(key, "reviewerID") || str_is(key, "asin")) {
-                field = str_is(key, "asin") ? "asin" : "reviewerID";
-                mp_str *dst = field[0] == 'a' ? &e.item : &e.user;
-                ok = t == MP_JSON_STRING && mp_json_string(&c, &scratch, dst) == MP_OK;
-                if (ok) *(field[0] == 'a' ? &have_item : &have_user) = 1;
-            } else if (str_is(key, "overall")) {
-                field = "overall";
-                ok = t == MP_JSON_NUMBER && mp_json_number(&c, NULL, NULL, &e.value) == MP_OK;
-                e.has_value = ok;
-            } else if (str_is(key, "unixReviewTime")) {
-                field = "unixReviewTime";
-                mp_str raw;
-                int is_int = 0;
-                ok = t == MP_JSON_NUMBER && mp_json_number(&c, &raw, &is_int, NULL) == MP_OK && is_int &&
-                     parse_i64(raw, &e.ts) && e.ts >= MP_TS_MIN && e.ts <= MP_TS_MAX;
-                have_ts = ok;
-            } else if (str_is(key, "reviewText")) {
-                field = "reviewText";
-                if (t == MP_JSON_NULL)
-                    ok = mp_json_null(&c) == MP_OK;
-                else
-                    ok = t == MP_JSON_STRING && mp_json_string(&c, &scratch, &e.text) == MP_OK;
-            } else if (mp_json_skip(&c, NULL) != MP_OK) {
-                snprintf(pbuf, sizeof pbuf, "malformed JSON in field `%.*s`: %s", (int)(key.len > 40 ? 40 : key.len),
-                         key.ptr, c.why);
-                problem = pbuf;
-            }
-            if (!ok) {
-                snprintf(pbuf, sizeof pbuf, "field `%s`: %s", field,
-                         t == MP_JSON_NULL ? "is null (required)"
-                         : c.why           ? c.why
-                                           : "has the wrong type");
-                problem = pbuf;
-            }
-        }
-        if (!problem && !mp_json_at_end(&c)) problem = "unexpected content after the JSON object";
-        if (!problem && !have_user) problem = "field `reviewerID`: missing (required)";
-        if (!problem && !have_item) problem = "field `asin`: missing (required)";
-        if (!problem && !e.has_value) problem = "field `overall`: missing (required)";
-        if (!problem && !have_ts) problem = "field `unixReviewTime`: missing (required)";
-        if (!problem && id_problem(e.user)) problem = "field `reviewerID`: empty or longer than 256 bytes";
-        if (!problem && id_problem(e.item)) problem = "field `asin`: empty or longer than 256 bytes";
-        if (problem)
-            rc = reject(p, &l, "%s", problem);
-        else {
-            rc = mp_importer_add_event(p->im, &e, p->err);
-            tick(p);
-        }
-        if (rc != MP_OK) break;
-    }
-    free(scratch_mem);
-    lines_close(&l);
-    return rc < 0 ? rc : MP_OK;
+    static const row_format fmt = {.scratch = 1}; /* the JSON parser checks UTF-8 and reports the byte */
+    return read_rows(p, file, &fmt, NULL, en_row, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
