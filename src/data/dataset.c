@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "magpie/buf.h"
 #include "magpie/dataset.h"
 #include "magpie/strmap.h"
 
@@ -215,16 +216,10 @@ static int load_event_cb(void *vctx, const mp_event_row *e) {
         c->rc = MP_ECORRUPT;
         return 1;
     }
-    if (ds->n_events == c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 4096;
-        mp_interaction *p = realloc(ds->events, nc * sizeof *p);
-        if (!p) {
-            snprintf(c->msg, sizeof c->msg, "out of memory after %zu events", ds->n_events);
-            c->rc = MP_ENOMEM;
-            return 1;
-        }
-        ds->events = p;
-        c->cap = nc;
+    if (mp_grow((void **)&ds->events, &c->cap, ds->n_events + 1, sizeof *ds->events) != MP_OK) {
+        snprintf(c->msg, sizeof c->msg, "out of memory after %zu events", ds->n_events);
+        c->rc = MP_ENOMEM;
+        return 1;
     }
     mp_interaction *x = &ds->events[ds->n_events++];
     memset(x, 0, sizeof *x);

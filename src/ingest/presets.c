@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "magpie/buf.h"
 #include "magpie/ingest.h"
 #include "magpie/json.h"
 #include "magpie/strmap.h"
@@ -101,61 +102,22 @@ static int parse_i64(mp_str s, int64_t *out) {
     return 1;
 }
 
-/* Growable text buffer for attrs JSON. */
-typedef struct sbuf {
-    char *p;    /* NUL-terminated text (owned) */
-    size_t len; /* bytes used */
-    size_t cap; /* bytes allocated */
-    int oom;    /* an allocation failed */
-} sbuf;
-
-static void sb_reserve(sbuf *b, size_t more) {
-    if (b->oom || b->len + more + 1 <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = 1;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-}
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    sb_reserve(b, n);
-    if (b->oom) return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-static void sb_cstr(sbuf *b, const char *s) {
-    sb_add(b, s, strlen(s));
-}
-static void sb_json_str(sbuf *b, const char *s, size_t n) {
-    size_t need = mp_json_escape(NULL, 0, s, n);
-    sb_reserve(b, need);
-    if (b->oom) return;
-    mp_json_escape(b->p + b->len, need + 1, s, n);
-    b->len += need;
-}
 /* A JSON value for a field that is usually numeric: the number as is, else a string. */
-static void sb_json_num_or_str(sbuf *b, mp_str v) {
+static void sb_json_num_or_str(mp_buf *b, mp_str v) {
     double d;
     if (v.len && mp_parse_double(v.ptr, v.len, &d) == MP_OK && v.ptr[0] != '+')
-        sb_add(b, v.ptr, v.len);
+        mp_buf_add(b, v.ptr, v.len);
     else
-        sb_json_str(b, v.ptr, v.len);
+        mp_json_put_str(b, v.ptr, v.len);
 }
 /* Appends ,"key":  (or {"key": for the first). */
-static void sb_key(sbuf *b, const char *key) {
-    sb_cstr(b, b->len ? "," : "{");
-    sb_json_str(b, key, strlen(key));
-    sb_cstr(b, ":");
+static void sb_key(mp_buf *b, const char *key) {
+    mp_buf_adds(b, b->len ? "," : "{");
+    mp_json_put_key(b, key);
 }
-static mp_str sb_close_obj(sbuf *b) {
-    if (b->len) sb_cstr(b, "}");
-    mp_str s = {b->p ? b->p : "", b->oom ? 0 : b->len};
+static mp_str sb_close_obj(mp_buf *b) {
+    if (b->len) mp_buf_adds(b, "}");
+    mp_str s = {b->p ? b->p : "", b->failed ? 0 : b->len};
     return s;
 }
 
@@ -166,7 +128,7 @@ typedef struct pctx {
     mp_importer *im;         /* the batch */
     const mp_progress *prog; /* may be NULL */
     uint64_t rows;           /* rows handled, for progress */
-    sbuf sb;                 /* attrs builder */
+    mp_buf sb;               /* attrs builder (sticky error: checked once at the end) */
     mp_error *err;           /* where fatal errors go */
 } pctx;
 
@@ -259,14 +221,9 @@ typedef struct row {
 typedef int (*row_fn)(pctx *p, const row *r, void *user);
 typedef int (*header_fn)(pctx *p, const lines *l, void *user);
 
-/* Grows *buf to at least `need` bytes (to twice that when it has to grow). 0, or -1 when out of memory. */
+/* Grows *buf to at least `need` bytes. 0, or -1 when out of memory. */
 static int scratch_reserve(char **buf, size_t *cap, size_t need) {
-    if (need <= *cap) return 0;
-    char *b = realloc(*buf, need * 2);
-    if (!b) return -1;
-    *buf = b;
-    *cap = need * 2;
-    return 0;
+    return mp_grow((void **)buf, cap, need, 1) == MP_OK ? 0 : -1;
 }
 
 static int read_rows(pctx *p, const char *path, const row_format *fmt, header_fn on_header, row_fn on_row,
@@ -391,14 +348,9 @@ static int list_dir(const char *dir, const char *suffix, const char *except, cha
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.' || !ends_with(e->d_name, suffix)) continue;
         if (except && strcmp(e->d_name, except) == 0) continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            char **a = realloc(*out, cap * sizeof *a);
-            if (!a) {
-                rc = mp_error_set(err, MP_ENOMEM, "out of memory");
-                break;
-            }
-            *out = a;
+        if (mp_grow((void **)out, &cap, *n + 1, sizeof **out) != MP_OK) {
+            rc = mp_error_set(err, MP_ENOMEM, "out of memory");
+            break;
         }
         if (!((*out)[*n] = strdup(e->d_name))) {
             rc = mp_error_set(err, MP_ENOMEM, "out of memory");
@@ -443,32 +395,17 @@ static int read_whole(const char *path, char **buf, size_t *len, mp_error *err) 
     FILE *f = fopen(path, "rb");
     if (!f)
         return mp_error_set(err, errno == ENOENT ? MP_ENOTFOUND : MP_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        if (n == cap) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = nb;
-            cap *= 2;
-        }
-        size_t got = fread(b + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
+    mp_buf b;
+    mp_buf_init(&b);
+    int rc = mp_buf_add_file(&b, f);
     fclose(f);
-    if (!b) return mp_error_set(err, MP_ENOMEM, "out of memory reading %s", path);
-    if (bad) {
-        free(b);
-        return mp_error_set(err, MP_EIO, "%s: read failed", path);
+    if (rc != MP_OK) {
+        mp_buf_free(&b);
+        return rc == MP_ENOMEM ? mp_error_set(err, MP_ENOMEM, "out of memory reading %s", path)
+                               : mp_error_set(err, MP_EIO, "%s: read failed", path);
     }
-    *buf = b;
-    *len = n;
+    *buf = mp_buf_take(&b, len);
+    if (!*buf) return mp_error_set(err, MP_ENOMEM, "out of memory reading %s", path);
     return MP_OK;
 }
 
@@ -493,15 +430,15 @@ static int ml_item_row(pctx *p, const row *r, void *user) {
     it.id = f[0];
     it.title = f[1];
     it.available = 1;
-    p->sb.len = 0;
+    mp_buf_clear(&p->sb);
     sb_key(&p->sb, "release_date");
-    sb_json_str(&p->sb, f[2].ptr, f[2].len);
+    mp_json_put_str(&p->sb, f[2].ptr, f[2].len);
     if (f[4].len) {
         sb_key(&p->sb, "imdb_url");
-        sb_json_str(&p->sb, f[4].ptr, f[4].len);
+        mp_json_put_str(&p->sb, f[4].ptr, f[4].len);
     }
     sb_key(&p->sb, "genres");
-    sb_cstr(&p->sb, "[");
+    mp_buf_adds(&p->sb, "[");
     int ng = 0;
     for (int g = 0; g < 19; g++) {
         if (!str_is(f[5 + g], "1")) continue;
@@ -509,10 +446,10 @@ static int ml_item_row(pctx *p, const row *r, void *user) {
             it.category.ptr = k_ml_genres[g];
             it.category.len = strlen(k_ml_genres[g]);
         }
-        if (ng++) sb_cstr(&p->sb, ",");
-        sb_json_str(&p->sb, k_ml_genres[g], strlen(k_ml_genres[g]));
+        if (ng++) mp_buf_adds(&p->sb, ",");
+        mp_json_put_str(&p->sb, k_ml_genres[g], strlen(k_ml_genres[g]));
     }
-    sb_cstr(&p->sb, "]");
+    mp_buf_adds(&p->sb, "]");
     it.attrs = sb_close_obj(&p->sb);
     if ((rc = mp_importer_add_item(p->im, &it, p->err)) != MP_OK) return rc;
     tick(p);
@@ -527,15 +464,15 @@ static int ml_user_row(pctx *p, const row *r, void *user) {
         return reject(p, r->l, "expected 5 '|'-separated fields (id|age|gender|occupation|zip), found %zu", r->n);
     if (why) return reject(p, r->l, "field `user_id`: id %s", why);
     if (!parse_i64(f[1], &age)) return reject(p, r->l, "field `age`: expected an integer");
-    p->sb.len = 0;
+    mp_buf_clear(&p->sb);
     sb_key(&p->sb, "age");
-    sb_add(&p->sb, f[1].ptr, f[1].len);
+    mp_buf_add(&p->sb, f[1].ptr, f[1].len);
     sb_key(&p->sb, "gender");
-    sb_json_str(&p->sb, f[2].ptr, f[2].len);
+    mp_json_put_str(&p->sb, f[2].ptr, f[2].len);
     sb_key(&p->sb, "occupation");
-    sb_json_str(&p->sb, f[3].ptr, f[3].len);
+    mp_json_put_str(&p->sb, f[3].ptr, f[3].len);
     sb_key(&p->sb, "zip");
-    sb_json_str(&p->sb, f[4].ptr, f[4].len);
+    mp_json_put_str(&p->sb, f[4].ptr, f[4].len);
     mp_user u = {.id = f[0], .attrs = sb_close_obj(&p->sb)};
     int rc = mp_importer_add_user(p->im, &u, p->err);
     tick(p);
@@ -640,14 +577,9 @@ static int s3_items(pctx *p, const char *path) {
                               (int)(key.len > 64 ? 64 : key.len), key.ptr);
             break;
         }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 1024;
-            s3_item *a = realloc(items, cap * sizeof *a);
-            if (!a) {
-                rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
-                break;
-            }
-            items = a;
+        if (mp_grow((void **)&items, &cap, n + 1, sizeof *items) != MP_OK) {
+            rc = mp_error_set(p->err, MP_ENOMEM, "out of memory");
+            break;
         }
         int64_t num;
         items[n].key = key;
@@ -674,9 +606,9 @@ static int s3_items(pctx *p, const char *path) {
         if (mp_json_array_next(&a, &done) == MP_OK && !done && mp_json_peek(&a) == MP_JSON_NUMBER &&
             mp_json_number(&a, &first, NULL, NULL) == MP_OK)
             snprintf(cat, sizeof cat, "attr-%.*s", (int)(first.len > 64 ? 64 : first.len), first.ptr);
-        p->sb.len = 0;
+        mp_buf_clear(&p->sb);
         sb_key(&p->sb, "attributes");
-        sb_add(&p->sb, items[i].attrs.ptr, items[i].attrs.len);
+        mp_buf_add(&p->sb, items[i].attrs.ptr, items[i].attrs.len);
         mp_item it = {0};
         it.id = items[i].key;
         it.category.ptr = cat;
@@ -779,7 +711,7 @@ static int tc_user_row(pctx *p, const row *r, void *user) {
                       "income, stages), found %zu",
                       r->n);
     if (id_problem(f[0])) return reject(p, r->l, "field `user_id`: id %s", id_problem(f[0]));
-    p->sb.len = 0;
+    mp_buf_clear(&p->sb);
     for (int k = 0; k < 6; k++) {
         mp_str v = f[1 + k];
         if (v.len == 0 || str_is(v, "-1")) continue; /* -1 = missing */
@@ -787,12 +719,12 @@ static int tc_user_row(pctx *p, const row *r, void *user) {
         if (k == 5) { /* comma-separated stage list */
             mp_str parts[16];
             size_t np = split(v, ',', parts, 16);
-            sb_cstr(&p->sb, "[");
+            mp_buf_adds(&p->sb, "[");
             for (size_t j = 0; j < np && j < 16; j++) {
-                if (j) sb_cstr(&p->sb, ",");
+                if (j) mp_buf_adds(&p->sb, ",");
                 sb_json_num_or_str(&p->sb, parts[j]);
             }
-            sb_cstr(&p->sb, "]");
+            mp_buf_adds(&p->sb, "]");
         } else {
             sb_json_num_or_str(&p->sb, v);
         }
@@ -901,7 +833,7 @@ static int obd_item_row(pctx *p, const row *r, void *user) {
     const mp_str *f = r->f;
     if (r->n != st->nh) return reject(p, r->l, "expected %zu columns as in the header, found %zu", st->nh, r->n);
     if (id_problem(f[st->id_col])) return reject(p, r->l, "field `item_id`: id %s", id_problem(f[st->id_col]));
-    p->sb.len = 0;
+    mp_buf_clear(&p->sb);
     for (size_t i = 0; i < st->nh; i++) {
         if ((int)i == st->id_col || st->names[i][0] == 0) continue; /* the unnamed pandas index */
         sb_key(&p->sb, st->names[i]);
@@ -991,10 +923,10 @@ static int obd_event_row(pctx *p, const row *r, void *user) {
     if (mp_strmap_intern(st->seen_users, e.user.ptr, e.user.len, &sid, &inserted) != MP_OK)
         return mp_error_set(p->err, MP_ENOMEM, "out of memory");
     if (inserted) {
-        p->sb.len = 0;
+        mp_buf_clear(&p->sb);
         for (int k = 0; k < 4; k++) {
             sb_key(&p->sb, k_obd_need[3 + k]);
-            sb_json_str(&p->sb, f[col[3 + k]].ptr, f[col[3 + k]].len);
+            mp_json_put_str(&p->sb, f[col[3 + k]].ptr, f[col[3 + k]].len);
         }
         mp_user u = {.id = e.user, .attrs = sb_close_obj(&p->sb)};
         if ((rc = mp_importer_add_user(p->im, &u, p->err)) != MP_OK) return rc;
@@ -1340,8 +1272,8 @@ int mp_import_preset(mp_store *s, const char *preset, const char *path, const mp
     int rc = mp_importer_begin(&p.im, s, &o, err);
     if (rc != MP_OK) return rc;
     rc = fn(&p, path);
-    if (rc == MP_OK && p.sb.oom) rc = mp_error_set(err, MP_ENOMEM, "out of memory");
-    free(p.sb.p);
+    if (rc == MP_OK && !mp_buf_ok(&p.sb)) rc = mp_error_set(err, MP_ENOMEM, "out of memory");
+    mp_buf_free(&p.sb);
     if (rc != MP_OK) {
         mp_importer_abort(p.im);
         return rc;

@@ -67,6 +67,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "magpie/buf.h"
 #include "magpie/linalg.h"
 #include "magpie/model.h"
 #include "magpie/rng.h"
@@ -322,19 +323,9 @@ static void feat_list_free(feat_list *l) {
     memset(l, 0, sizeof *l);
 }
 
-/* Makes room for one more entry after n in the parallel arrays (*idx, *w) of capacity *cap (doubling, first_cap
- * the first time). */
-static int pairs_make_room(uint32_t **idx, float **w, size_t n, size_t *cap, size_t first_cap) {
-    if (n < *cap) return MP_OK;
-    size_t nc = *cap ? *cap * 2 : first_cap;
-    uint32_t *a = realloc(*idx, nc * sizeof *a);
-    if (!a) return MP_ENOMEM;
-    *idx = a;
-    float *b = realloc(*w, nc * sizeof *b);
-    if (!b) return MP_ENOMEM;
-    *w = b;
-    *cap = nc;
-    return MP_OK;
+/* Makes room for one more entry after n in the parallel arrays (*idx, *w) of capacity *cap. */
+static int pairs_make_room(uint32_t **idx, float **w, size_t n, size_t *cap) {
+    return mp_grow2((void **)idx, sizeof **idx, (void **)w, sizeof **w, cap, n + 1);
 }
 
 static int feat_list_push(feat_list *l, uint32_t idx, float w) {
@@ -343,7 +334,7 @@ static int feat_list_push(feat_list *l, uint32_t idx, float w) {
             l->w[i] += w;
             return MP_OK;
         }
-    if (pairs_make_room(&l->idx, &l->w, l->n, &l->cap, 32) != MP_OK) return MP_ENOMEM;
+    if (pairs_make_room(&l->idx, &l->w, l->n, &l->cap) != MP_OK) return MP_ENOMEM;
     l->idx[l->n] = idx;
     l->w[l->n] = w;
     l->n++;
@@ -556,7 +547,7 @@ static int lex_item_set(lex_item *li, const uint32_t *idx, const float *w, size_
 
 static int lex_post_add(lex_post *p, uint32_t item, float w) {
     size_t cap = p->cap; /* postings keep 32-bit counts to stay small */
-    if (pairs_make_room(&p->item, &p->w, p->n, &cap, 4) != MP_OK) return MP_ENOMEM;
+    if (pairs_make_room(&p->item, &p->w, p->n, &cap) != MP_OK) return MP_ENOMEM;
     p->cap = (uint32_t)cap;
     p->item[p->n] = item;
     p->w[p->n] = w;
