@@ -101,4 +101,9 @@ MP_EXPORT void mp_json_put_f64(mp_buf *b, double v);
 /* true / false */
 MP_EXPORT void mp_json_put_bool(mp_buf *b, int v);
 
+/* Writes s[0..n) as a string literal (mp_json_escape) to f; NULL s writes null. Short strings are escaped on the
+ * stack, longer ones in a temporary allocation. Returns MP_OK, MP_ENOMEM (nothing written) or MP_EIO (a write
+ * failed). Safe from any thread on different streams. */
+MP_EXPORT int mp_json_write_str(FILE *f, const char *s, size_t n);
+
 #endif

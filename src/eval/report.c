@@ -6,6 +6,7 @@
 
 #include "magpie/buf.h"
 #include "magpie/eval.h"
+#include "magpie/json.h"
 
 static int sb_finish(mp_buf *b, char **out) {
     *out = mp_buf_take(b, NULL);
@@ -75,16 +76,7 @@ int mp_eval_result_table(const mp_eval_result *r, const char *title, char **out)
     return sb_finish(&b, out);
 }
 
-static void sb_json_str(mp_buf *b, const char *s) {
-    mp_buf_printf(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\') mp_buf_printf(b, "\\%c", *p);
-        else if (*p == '\n') mp_buf_printf(b, "\\n");
-        else if (*p < 0x20) mp_buf_printf(b, "\\u%04x", *p);
-        else mp_buf_printf(b, "%c", *p);
-    }
-    mp_buf_printf(b, "\"");
-}
+static void sb_json_str(mp_buf *b, const char *s) { mp_json_put_cstr(b, s ? s : ""); }
 
 static void sb_json_num(mp_buf *b, double v) {
     if (isnan(v) || isinf(v)) mp_buf_printf(b, "null");

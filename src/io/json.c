@@ -598,3 +598,17 @@ void mp_json_put_f64(mp_buf *b, double v) {
 }
 
 void mp_json_put_bool(mp_buf *b, int v) { mp_buf_adds(b, v ? "true" : "false"); }
+
+int mp_json_write_str(FILE *f, const char *s, size_t n) {
+    if (!s) return fputs("null", f) < 0 ? MP_EIO : MP_OK;
+    char stack[1024];
+    size_t need = mp_json_escape(stack, sizeof stack, s, n);
+    char *p = stack;
+    if (need >= sizeof stack) {
+        if (!(p = malloc(need + 1))) return MP_ENOMEM;
+        mp_json_escape(p, need + 1, s, n);
+    }
+    int rc = fwrite(p, 1, need, f) == need ? MP_OK : MP_EIO;
+    if (p != stack) free(p);
+    return rc;
+}
