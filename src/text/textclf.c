@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "magpie/linalg.h"
 #include "magpie/modelfile.h"
 #include "magpie/rng.h"
 #include "magpie/strmap.h"
@@ -114,9 +115,7 @@ static void sgd_step(mp_textclf *m, const uint32_t *rows, size_t nr, uint32_t la
     float mx = -INFINITY;
     for (size_t k = 0; k < L; k++) {
         const float *w = m->out + k * (size_t)dim;
-        float s = 0;
-        for (int j = 0; j < dim; j++)
-            s += w[j] * hid[j];
+        float s = mp_dot_seq(w, hid, (size_t)dim);
         prob[k] = s;
         if (s > mx) mx = s;
     }
@@ -412,10 +411,7 @@ static int class_scores(const mp_textclf *m, const char *s, size_t len, float *s
             hid[j] /= (float)cnt;
     for (size_t k = 0; k < L; k++) {
         const float *w = m->out + k * dim;
-        float v = 0;
-        for (size_t j = 0; j < dim; j++)
-            v += w[j] * hid[j];
-        sc[k] = v;
+        sc[k] = mp_dot_seq(w, hid, dim);
     }
     free(hid);
     return MP_OK;
