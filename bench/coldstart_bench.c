@@ -10,7 +10,7 @@
  *
  * Each prints one markdown section (protocol, sizes, timings, table) on stdout; progress goes to stderr.
  * Everything comes from the library: models by name (model.h), training input (dataset.h, trainset.h), metrics
- * (eval.h: mp_topk, mp_metric_*), TF-IDF / BM25 (textindex.h), skip-gram (skipgram.h), USE-Lite (use.h).
+ * (topk.h: mp_topk; eval.h: mp_metric_*), TF-IDF / BM25 (textindex.h), skip-gram (skipgram.h), USE-Lite (use.h).
  * The protocols are described in bench/coldstart.sh and in the printed sections. */
 #include <errno.h>
 #include <math.h>
@@ -28,6 +28,7 @@
 #include "magpie/rng.h"
 #include "magpie/skipgram.h"
 #include "magpie/textindex.h"
+#include "magpie/topk.h"
 #include "magpie/trainset.h"
 #include "magpie/use.h"
 
@@ -453,8 +454,17 @@ static metrics eval_full(const scorer *s, const ecase *cs, size_t n, uint32_t n_
             }
             for (uint32_t i = 0; i < cs[c].nh; i++) allow[cs[c].hist[i]] = 0;
             uint32_t top[20];
-            size_t got = mp_topk(sc, n_items, allow, 20, top);
+            size_t got;
+            int trc = mp_topk(sc, n_items, allow, 20, top, &got);
             for (uint32_t i = 0; i < cs[c].nh; i++) allow[cs[c].hist[i]] = 1;
+            if (trc != MP_OK) {
+#pragma omp critical
+                {
+                    failed = 1;
+                    mp_error_set(&err0, trc, "ranking %u items: %s", n_items, mp_strerror(trc));
+                }
+                continue;
+            }
             for (int k = 0; k < 4; k++) {
                 nd[c * 4 + k] = mp_metric_ndcg(top, got, &cs[c].target, 1, KS[k]);
                 hr[c * 4 + k] = mp_metric_hr(top, got, &cs[c].target, 1, KS[k]);
@@ -509,7 +519,11 @@ static metrics eval_cands(const ecase *cs, size_t n, const float *sc) {
     metrics m = {.n = (double)n};
     for (size_t c = 0; c < n; c++) {
         uint32_t pos[20], ranked[20];
-        size_t got = mp_topk(sc + c * 20, 20, NULL, 20, pos);
+        size_t got;
+        if (mp_topk(sc + c * 20, 20, NULL, 20, pos, &got) != MP_OK) { /* k <= 128 never allocates */
+            fprintf(stderr, "coldstart_bench: ranking 20 candidates failed\n");
+            exit(1);
+        }
         for (size_t j = 0; j < got; j++) ranked[j] = cs[c].cand[pos[j]];
         for (int k = 0; k < 4; k++) {
             m.ndcg[k] += mp_metric_ndcg(ranked, got, &cs[c].target, 1, KS[k]);

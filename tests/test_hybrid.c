@@ -438,7 +438,9 @@ MP_TEST(hybrid_review_sentiment_grades_events) {
         CHECK_OK(mp_store_add_event(s, &rows[i], NULL, &err), &err);
 
     mp_dataset *ds = NULL;
-    mp_dataset_opts opts = {.review_model = clf};
+    mp_textclf_grader grader;
+    CHECK_OK(mp_textclf_grader_init(&grader, clf, NULL, &err), &err);
+    mp_dataset_opts opts = {.review_grader = mp_textclf_review_grade, .review_grader_state = &grader};
     CHECK_OK(mp_dataset_load_opts(&ds, s, &opts, NULL, &err), &err);
     CHECK_EQ(ds->n_events, 3);
     CHECK(!strcmp(ds->item_brand[0], "Acme"));
@@ -463,8 +465,7 @@ MP_TEST(hybrid_review_sentiment_grades_events) {
     mp_dataset_destroy(ds);
 
     /* a classifier without the positive label is refused with its labels named */
-    opts.positive_label = "good";
-    CHECK(mp_dataset_load_opts(&ds, s, &opts, NULL, &err) == MP_EINVAL);
+    CHECK(mp_textclf_grader_init(&grader, clf, "good", &err) == MP_EINVAL);
     CHECK_CONTAINS(err.msg, "\"negative\"");
     mp_store_close(s);
     mp_textclf_free(clf);

@@ -4,6 +4,7 @@
 
 #include "magpie/eval.h"
 #include "magpie/model.h"
+#include "magpie/topk.h"
 #include "test.h"
 
 MP_TEST(metrics_list_hand_computed) {
@@ -53,12 +54,15 @@ MP_TEST(metrics_no_hits_and_empty) {
 MP_TEST(metrics_topk_ties_lower_id_first) {
     const float scores[] = {0.5f, 0.9f, 0.9f, 0.1f, 0.9f};
     uint32_t out[3];
-    CHECK_EQ(mp_topk(scores, 5, NULL, 3, out), 3);
+    size_t got;
+    CHECK_EQ(mp_topk(scores, 5, NULL, 3, out, &got), MP_OK);
+    CHECK_EQ(got, 3);
     CHECK_EQ(out[0], 1);
     CHECK_EQ(out[1], 2);
     CHECK_EQ(out[2], 4);
     const uint8_t allow[] = {1, 0, 1, 1, 1};
-    CHECK_EQ(mp_topk(scores, 5, allow, 3, out), 3);
+    CHECK_EQ(mp_topk(scores, 5, allow, 3, out, &got), MP_OK);
+    CHECK_EQ(got, 3);
     CHECK_EQ(out[0], 2);
     CHECK_EQ(out[1], 4);
     CHECK_EQ(out[2], 0);

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "magpie/model.h"
+#include "magpie/topk.h"
 #include "magpie/modelfile.h"
 #include "magpie/rng.h"
 #include "test.h"
@@ -29,23 +30,30 @@ static size_t naive_topk(const float *s, size_t n, const uint8_t *allow, size_t 
 MP_TEST(model_topk_basic_ties_and_bounds) {
     float s[6] = {0.5f, 2.0f, 1.0f, 2.0f, -1.0f, 1.0f};
     uint32_t out[10];
-    CHECK_EQ(mp_topk(s, 6, NULL, 3, out), 3);
+    size_t got;
+    CHECK_EQ(mp_topk(s, 6, NULL, 3, out, &got), MP_OK);
+    CHECK_EQ(got, 3);
     CHECK_EQ(out[0], 1); /* tie 2.0 between 1 and 3: lower index first */
     CHECK_EQ(out[1], 3);
     CHECK_EQ(out[2], 2); /* tie 1.0 between 2 and 5 */
     /* k > n returns everything, fully ordered. */
-    CHECK_EQ(mp_topk(s, 6, NULL, 10, out), 6);
+    CHECK_EQ(mp_topk(s, 6, NULL, 10, out, &got), MP_OK);
+    CHECK_EQ(got, 6);
     uint32_t want[6] = {1, 3, 2, 5, 0, 4};
     for (int i = 0; i < 6; i++) CHECK_EQ(out[i], want[i]);
-    CHECK_EQ(mp_topk(s, 6, NULL, 0, out), 0);
-    CHECK_EQ(mp_topk(s, 0, NULL, 5, out), 0);
+    CHECK_EQ(mp_topk(s, 6, NULL, 0, out, &got), MP_OK);
+    CHECK_EQ(got, 0);
+    CHECK_EQ(mp_topk(s, 0, NULL, 5, out, &got), MP_OK);
+    CHECK_EQ(got, 0);
     /* All equal: indexes in order. */
     float z[5] = {0, 0, 0, 0, 0};
-    CHECK_EQ(mp_topk(z, 5, NULL, 3, out), 3);
+    CHECK_EQ(mp_topk(z, 5, NULL, 3, out, &got), MP_OK);
+    CHECK_EQ(got, 3);
     CHECK(out[0] == 0 && out[1] == 1 && out[2] == 2);
     /* Infinities rank; NaN never does. */
     float inf[4] = {-INFINITY, NAN, INFINITY, 0};
-    CHECK_EQ(mp_topk(inf, 4, NULL, 4, out), 3);
+    CHECK_EQ(mp_topk(inf, 4, NULL, 4, out, &got), MP_OK);
+    CHECK_EQ(got, 3);
     CHECK(out[0] == 2 && out[1] == 3 && out[2] == 0);
 }
 
@@ -53,18 +61,21 @@ MP_TEST(model_topk_allow_mask_and_nan) {
     float s[8] = {NAN, 5, 4, NAN, 3, 2, 1, 0};
     uint8_t allow[8] = {1, 0, 1, 1, 1, 0, 1, 1};
     uint32_t out[8];
-    size_t n = mp_topk(s, 8, allow, 8, out);
+    size_t n, got;
+    CHECK_EQ(mp_topk(s, 8, allow, 8, out, &n), MP_OK);
     CHECK_EQ(n, 4); /* 2, 4, 6, 7 */
     CHECK(out[0] == 2 && out[1] == 4 && out[2] == 6 && out[3] == 7);
-    n = mp_topk(s, 8, allow, 2, out);
+    CHECK_EQ(mp_topk(s, 8, allow, 2, out, &n), MP_OK);
     CHECK_EQ(n, 2);
     CHECK(out[0] == 2 && out[1] == 4);
     /* NaN first while filling must not block better items later. */
     float s2[4] = {NAN, NAN, 1, 2};
-    CHECK_EQ(mp_topk(s2, 4, NULL, 1, out), 1);
+    CHECK_EQ(mp_topk(s2, 4, NULL, 1, out, &got), MP_OK);
+    CHECK_EQ(got, 1);
     CHECK_EQ(out[0], 3);
     float all_nan[3] = {NAN, NAN, NAN};
-    CHECK_EQ(mp_topk(all_nan, 3, NULL, 2, out), 0);
+    CHECK_EQ(mp_topk(all_nan, 3, NULL, 2, out, &got), MP_OK);
+    CHECK_EQ(got, 0);
 }
 
 MP_TEST(model_topk_matches_reference_on_random_input) {
@@ -85,7 +96,8 @@ MP_TEST(model_topk_matches_reference_on_random_input) {
         }
         for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++) {
             const uint8_t *mask = round % 3 ? allow : NULL;
-            size_t na = mp_topk(s, n, mask, ks[j], a);
+            size_t na;
+            CHECK_EQ(mp_topk(s, n, mask, ks[j], a, &na), MP_OK);
             size_t nb = naive_topk(s, n, mask, ks[j], b);
             CHECK_EQ(na, nb);
             for (size_t i = 0; i < na; i++) CHECK_MSG(a[i] == b[i], "round %d k %zu pos %zu", round, ks[j], i);

@@ -53,19 +53,23 @@ typedef struct mp_dataset {
  * n_users / n_items are one past the largest id seen in any scan. Reports progress as stage "load".
  * *out is owned by the caller (mp_dataset_destroy); every array in it is owned by the dataset. */
 MP_EXPORT int mp_dataset_load(mp_dataset **out, mp_store *s, const mp_progress *progress, mp_error *err);
+/* Grades the text of one review: MP_OK with *grade in [-1, 1] (e.g. 2 p(positive) - 1 from a sentiment classifier),
+ * or any other code to leave that event its plain weight (text the grader cannot read). `state` is the
+ * review_grader_state of the options. Called on the loading thread only, once per review or rating event with text,
+ * while mp_dataset_load_opts runs; text[0..len) is valid for the call only. textclf.h provides one over a
+ * classifier (mp_textclf_review_grader). */
+typedef int (*mp_review_grader)(void *state, const char *text, size_t len, double *grade);
+
 /* Options of mp_dataset_load_opts. Zeroed = mp_dataset_load. */
-struct mp_textclf;
 typedef struct mp_dataset_opts {
-    /* Review sentiment as graded feedback: with a classifier, every review event, and every rating event with text,
-     * gets grade 2 p(positive) - 1 (see mp_interaction.grade), so its weight is type weight x (2 p - 1) and a
-     * negative review becomes negative feedback. p is the classifier's probability of positive_label when that is
-     * its top class, else (1 - top probability) / (labels - 1). Events without text keep their weight. Borrowed. */
-    const struct mp_textclf *review_model;
-    const char *positive_label; /* NULL: "positive", else "__label__positive", whichever the classifier has */
+    /* Review sentiment as graded feedback: with a grader, every review event, and every rating event with text,
+     * gets grade mp_interaction_grade(g) of the grader's g (see mp_interaction.grade), so its weight is type weight
+     * x g and a negative review becomes negative feedback. Events without text keep their weight. */
+    mp_review_grader review_grader; /* NULL: no grading */
+    void *review_grader_state;      /* passed to review_grader; borrowed for the call */
 } mp_dataset_opts;
 
-/* mp_dataset_load with options (opts may be NULL). A review_model without the positive label: MP_EINVAL naming the
- * labels it has. */
+/* mp_dataset_load with options (opts may be NULL). */
 MP_EXPORT int mp_dataset_load_opts(mp_dataset **out, mp_store *s, const mp_dataset_opts *opts,
                                    const mp_progress *progress, mp_error *err);
 /* Builds a dataset directly from arrays (for tests and presets without a store). Copies the events (any order:

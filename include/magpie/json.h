@@ -15,7 +15,9 @@
 #define MAGPIE_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include "magpie/buf.h"
 #include "magpie/error.h"
 #include "magpie/records.h"
 
@@ -94,5 +96,27 @@ MP_EXPORT int mp_parse_double(const char *s, size_t len, double *out);
  * Control characters and '"' '\\' are escaped; invalid UTF-8 bytes become U+FFFD. Returns the length the full
  * literal needs (excluding the NUL), so a caller can size its buffer by calling with cap 0 first. */
 MP_EXPORT size_t mp_json_escape(char *dst, size_t cap, const char *s, size_t len);
+
+
+/* JSON writing into an mp_buf (buf.h): appends with the buffer's sticky error, so a writer checks mp_buf_ok or
+ * mp_buf_take once at the end. No other state: safe on different buffers from different threads. */
+/* s[0..n) as a string literal, escaped as mp_json_escape; NULL s writes null. */
+MP_EXPORT void mp_json_put_str(mp_buf *b, const char *s, size_t n);
+/* mp_json_put_str of a NUL-terminated string (NULL writes null). */
+MP_EXPORT void mp_json_put_cstr(mp_buf *b, const char *s);
+/* "key": */
+MP_EXPORT void mp_json_put_key(mp_buf *b, const char *key);
+MP_EXPORT void mp_json_put_u64(mp_buf *b, uint64_t v);
+MP_EXPORT void mp_json_put_i64(mp_buf *b, int64_t v);
+/* A finite number in the shortest form that reads back as the same float / double; non-finite writes null. */
+MP_EXPORT void mp_json_put_f32(mp_buf *b, float v);
+MP_EXPORT void mp_json_put_f64(mp_buf *b, double v);
+/* true / false */
+MP_EXPORT void mp_json_put_bool(mp_buf *b, int v);
+
+/* Writes s[0..n) as a string literal (mp_json_escape) to f; NULL s writes null. Short strings are escaped on the
+ * stack, longer ones in a temporary allocation. Returns MP_OK, MP_ENOMEM (nothing written) or MP_EIO (a write
+ * failed). Safe from any thread on different streams. */
+MP_EXPORT int mp_json_write_str(FILE *f, const char *s, size_t n);
 
 #endif

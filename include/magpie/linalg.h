@@ -8,7 +8,20 @@
 
 #include "magpie/error.h"
 
+/* Small vector kernels. Each has one fixed summation order, so a result never depends on the thread or the run;
+ * different kernels round differently. Pure functions: safe from any thread; no allocation, no errors.
+ *   mp_dot        a . b with eight interleaved partial sums (plain C the compiler vectorises); the default.
+ *   mp_dot_seq    a . b as one running sum in index order (the reference); mp_l2sq_seq |a - b|^2 likewise.
+ *   mp_dot_simd   a . b with AVX2 + FMA (4 x 8 lanes, then 8, then a scalar tail); mp_l2sq_simd likewise.
+ *                 Call them only where mp_vec_simd_available() is 1 (the CPU has AVX2 and FMA); on builds for
+ *                 other architectures they are mp_dot_seq / mp_l2sq_seq. Any alignment, any n (0 gives 0). */
 MP_EXPORT float mp_dot(const float *a, const float *b, size_t n);
+MP_EXPORT float mp_dot_seq(const float *a, const float *b, size_t n);
+MP_EXPORT float mp_l2sq_seq(const float *a, const float *b, size_t n);
+MP_EXPORT float mp_dot_simd(const float *a, const float *b, size_t n);
+MP_EXPORT float mp_l2sq_simd(const float *a, const float *b, size_t n);
+/* 1 if this CPU runs mp_dot_simd / mp_l2sq_simd (x86-64 with AVX2 and FMA, checked at run time). */
+MP_EXPORT int mp_vec_simd_available(void);
 /* y += alpha * x */
 MP_EXPORT void mp_axpy(float alpha, const float *x, float *y, size_t n);
 

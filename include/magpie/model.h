@@ -14,48 +14,9 @@
 #include "magpie/dataset.h"
 #include "magpie/modelfile.h"
 #include "magpie/progress.h"
+#include "magpie/trainset.h"
 
-#define MP_NO_USER UINT32_MAX
-
-/* What a model is trained on. All arrays are borrowed for the duration of fit. */
-typedef struct mp_train_data {
-    uint32_t n_users, n_items;
-    const mp_interaction *events;     /* [n_events] training events sorted by (user, ts) */
-    size_t n_events;
-    const mp_csr *ui;                 /* user x item weighted matrix of the training events */
-    const mp_csr *iu;                 /* its transpose */
-    const mp_weighting *weighting;    /* how `ui` was weighted (models may reweight events themselves) */
-    const uint32_t *item_category;    /* [n_items] or NULL */
-    const char *const *category_names; /* [n_categories] or NULL */
-    uint32_t n_categories;
-    const char *const *item_titles;   /* [n_items] or NULL (entries may be NULL) */
-    /* Content of the items, for content-aware (hybrid, cold-start) models; all optional (NULL). */
-    const char *const *item_descriptions; /* [n_items], entries may be NULL */
-    const char *const *item_brands;       /* [n_items], entries may be NULL */
-    const double *item_prices;            /* [n_items], NaN = unknown */
-    const float *item_embeddings;         /* [n_items * embedding_dim] text embeddings (a row of zeros = none) */
-    uint32_t embedding_dim;
-    const char *embedding_source;         /* encoder name the embeddings came from ("use-lite", ...) or NULL */
-    int64_t now;                      /* reference time (latest training ts) */
-    const mp_interaction *valid;      /* [n_valid] optional validation events (sorted by user) for early stopping */
-    size_t n_valid;
-    int n_threads;                    /* threads a model may use (0: all cores) */
-} mp_train_data;
-
-/* Who is asking. `user` may be MP_NO_USER (an anonymous session); history is what is known about them now
- * (training events plus anything newer), sorted by ts. Borrowed for the call. */
-typedef struct mp_user_ctx {
-    uint32_t user;
-    const mp_interaction *history;
-    size_t n_history;
-    /* Optional text about the user when there is little or no history: a search query or profile attributes
-     * ("running shoes", "女 30岁 跑步"), and its embedding by the model's embedding source. Content-aware models
-     * use them; others ignore them. NULL / 0 when absent. */
-    const char *text;
-    size_t text_len;
-    const float *text_embedding;
-    uint32_t text_embedding_dim;
-} mp_user_ctx;
+/* mp_train_data, mp_user_ctx and MP_NO_USER are in trainset.h (the data layer builds them). */
 
 /* The content of one item, for adding or changing an item after training (a new item is recommendable at once by
  * content-aware models). Strings are NUL-terminated or NULL; borrowed for the call. */
@@ -247,9 +208,5 @@ MP_EXPORT int mp_model_save(const mp_model *m, const char *path, mp_error *err);
 MP_EXPORT int mp_model_load(mp_model **out, const char *path, mp_error *err);
 /* The same from a complete model file image in memory (fuzzing, tests); `name` is used in messages. */
 MP_EXPORT int mp_model_load_mem(mp_model **out, const void *data, size_t len, const char *name, mp_error *err);
-
-/* Top-k of scores[0..n) where allow (may be NULL) is non-zero: highest first, ties by lower index.
- * Returns the number written (<= k). Shared by models and the evaluator. */
-MP_EXPORT size_t mp_topk(const float *scores, size_t n, const uint8_t *allow, size_t k, uint32_t *out_idx);
 
 #endif

@@ -156,7 +156,7 @@ MP_EXPORT int mp_record_parse_json(mp_reader *p, const char *s, size_t len, uint
  * Errors: MP_EINVAL, MP_ERANGE (as said; there is no mp_error, the code is all). */
 MP_EXPORT int mp_record_parser_default_ts(mp_reader *p, int64_t ts);
 
-/* Helpers shared with presets and the server. */
+/* Helpers shared with presets (src/ingest) and the server. Pure functions: safe from any thread. */
 /* Returns 1 if s[0..len) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). *bad_at gets the offset of the
  * first bad byte (may be NULL). */
 MP_EXPORT int mp_utf8_valid(const char *s, size_t len, size_t *bad_at);
@@ -164,5 +164,21 @@ MP_EXPORT int mp_utf8_valid(const char *s, size_t len, size_t *bad_at);
  * seconds (fraction truncated toward negative infinity).
  * Errors: MP_EINVAL (not an RFC 3339 time, or a field out of range such as month 13 or Feb 30). */
 MP_EXPORT int mp_parse_rfc3339(const char *s, size_t len, int64_t *out);
+
+/* Splits one CSV/TSV record s[0..len) into at most max_fields fields. With `quoted` (CSV), RFC 4180 quoting is
+ * understood: quoted fields may hold the delimiter, newlines and "" for a quote; their decoded text is written at
+ * *scratch (room for len bytes is enough) and *scratch advanced. Without it (TSV), fields are split on delim
+ * only. *n_fields gets the number of fields in the record (which may exceed max_fields; only the first max_fields
+ * are stored). Returns MP_OK, or MP_EINVAL with *why set and *bad_field the 0-based field index. */
+MP_EXPORT int mp_csv_split(const char *s, size_t len, char delim, int quoted, mp_str *fields, size_t max_fields,
+                           size_t *n_fields, char **scratch, const char **why, size_t *bad_field);
+
+/* Parses an epoch timestamp (integer or decimal seconds) or RFC 3339 text into *out. MP_OK, MP_EINVAL for text
+ * that is neither, MP_ERANGE outside years 1..9999. */
+MP_EXPORT int mp_parse_ts_text(const char *s, size_t len, int64_t *out);
+
+/* Smallest / largest accepted timestamps: 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z. */
+#define MP_TS_MIN (-62135596800LL)
+#define MP_TS_MAX (253402300799LL)
 
 #endif

@@ -87,6 +87,25 @@ MP_EXPORT int mp_textclf_save(const mp_textclf *m, const char *path, mp_error *e
  * MP_ENOMEM. */
 MP_EXPORT int mp_textclf_load(const char *path, mp_textclf **out, mp_error *err);
 
+/* Review sentiment as graded feedback (mp_dataset_opts.review_grader in dataset.h): a classifier and the index of
+ * its positive label. Caller-owned; borrows the classifier, which must outlive it. */
+typedef struct mp_textclf_grader {
+    const mp_textclf *clf; /* borrowed */
+    size_t positive;       /* index of the positive label */
+    size_t n_labels;
+} mp_textclf_grader;
+
+/* Fills *g for classifier m, whose positive label is positive_label (NULL: "positive", else "__label__positive",
+ * whichever m has). No allocation. Possible errors: MP_EINVAL (m has no such label, or fewer than two labels; the
+ * message names the labels it has). */
+MP_EXPORT int mp_textclf_grader_init(mp_textclf_grader *g, const mp_textclf *m, const char *positive_label,
+                                     mp_error *err);
+/* An mp_review_grader over `state` (a const mp_textclf_grader *): *grade = 2 p - 1, where p is the classifier's
+ * probability of the positive label when that is its top class, else (1 - top probability) / (labels - 1).
+ * Read-only: may run on several threads at once, like mp_textclf_predict. Possible errors: those of
+ * mp_textclf_predict (MP_EINVAL for text that is not valid UTF-8); *grade is then left alone. */
+MP_EXPORT int mp_textclf_review_grade(void *state, const char *text, size_t len, double *grade);
+
 #ifdef __cplusplus
 }
 #endif

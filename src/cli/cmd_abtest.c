@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "magpie/abtest.h"
+#include "magpie/buf.h"
 #include "magpie/strmap.h"
 
 static void usage(FILE *f) {
@@ -145,14 +146,9 @@ static int analyse_csv(const char *path, const char *control, const mp_abtest_op
             cli_fail("abtest", "%s:%zu: user \"%s\" appears twice (one line per user)", path, ln, fld[1]);
             goto done;
         }
-        if (vid >= cap) {
-            cap = cap ? cap * 2 : 8;
-            variant_stats *nvs = realloc(vs, cap * sizeof *vs);
-            if (!nvs) {
-                cli_fail("abtest", "out of memory");
-                goto done;
-            }
-            vs = nvs;
+        if (mp_grow((void **)&vs, &cap, (size_t)vid + 1, sizeof *vs) != MP_OK) {
+            cli_fail("abtest", "out of memory");
+            goto done;
         }
         if (vid >= nv) {
             memset(&vs[vid], 0, sizeof vs[vid]);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "magpie/buf.h"
 #include "magpie/encoder.h"
 #include "magpie/json.h"
 
@@ -56,24 +57,16 @@ static void print_vector(const char *text, size_t len, const float *v, uint32_t 
 static int read_lines(const char *path, char **buf, const char ***texts, size_t **lens, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
-    size_t cap = 0, len = 0;
-    char *b = NULL, chunk[65536];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + got + 1 > cap) {
-            cap = (len + got + 1) * 2;
-            char *nb = realloc(b, cap);
-            if (!nb) {
-                free(b);
-                fclose(f);
-                return -1;
-            }
-            b = nb;
-        }
-        memcpy(b + len, chunk, got);
-        len += got;
-    }
+    mp_buf mb;
+    mp_buf_init(&mb);
+    int rc = mp_buf_add_file(&mb, f);
     fclose(f);
+    size_t len = 0;
+    char *b = rc == MP_OK ? mp_buf_take(&mb, &len) : NULL;
+    if (!b) {
+        mp_buf_free(&mb);
+        return -1;
+    }
     size_t count = 0;
     for (size_t i = 0; i < len; i++)
         count += b[i] == '\n';

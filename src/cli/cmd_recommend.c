@@ -33,25 +33,7 @@ static void usage(FILE *f) {
 }
 
 static void print_json_str(FILE *f, const char *s) {
-    if (!s) {
-        fputs("null", f);
-        return;
-    }
-    char stack[1024];
-    size_t len = strlen(s);
-    size_t need = mp_json_escape(stack, sizeof stack, s, len);
-    if (need < sizeof stack) {
-        fputs(stack, f);
-        return;
-    }
-    char *heap = malloc(need + 1);
-    if (!heap) {
-        fputs("\"\"", f);
-        return;
-    }
-    mp_json_escape(heap, need + 1, s, len);
-    fputs(heap, f);
-    free(heap);
+    if (mp_json_write_str(f, s, s ? strlen(s) : 0) == MP_ENOMEM) fputs("\"\"", f);
 }
 
 typedef struct rec_ctx {

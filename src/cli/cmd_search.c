@@ -33,20 +33,7 @@ static void usage(FILE *f) {
 }
 
 static void json_str(FILE *f, const char *s) {
-    if (!s) {
-        fputs("null", f);
-        return;
-    }
-    char probe[1];
-    size_t len = strlen(s), need = mp_json_escape(probe, 0, s, len);
-    char *buf = malloc(need + 1);
-    if (!buf) {
-        fputs("\"\"", f);
-        return;
-    }
-    mp_json_escape(buf, need + 1, s, len);
-    fputs(buf, f);
-    free(buf);
+    if (mp_json_write_str(f, s, s ? strlen(s) : 0) == MP_ENOMEM) fputs("\"\"", f);
 }
 
 int cmd_search(int argc, char **argv) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "magpie/buf.h"
 #include "magpie/text.h"
 #include "magpie/textclf.h"
 
@@ -92,33 +93,15 @@ static void usage_test(FILE *f) {
 static int read_all(const char *cmd, const char *path, char **data, size_t *len) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     if (!f) return cli_fail(cmd, "cannot open %s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n + 1 >= cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-    }
-    const int bad = ferror(f);
+    mp_buf b;
+    mp_buf_init(&b);
+    int rc = mp_buf_add_file(&b, f);
     if (f != stdin) fclose(f);
-    if (!buf) return cli_fail(cmd, "out of memory reading %s", path);
-    if (bad) {
-        free(buf);
-        return cli_fail(cmd, "cannot read %s", path);
+    if (rc == MP_OK && !(*data = mp_buf_take(&b, len))) rc = MP_ENOMEM;
+    if (rc != MP_OK) {
+        mp_buf_free(&b);
+        return rc == MP_ENOMEM ? cli_fail(cmd, "out of memory reading %s", path) : cli_fail(cmd, "cannot read %s", path);
     }
-    buf[n] = '\0';
-    *data = buf;
-    *len = n;
     return 0;
 }
 

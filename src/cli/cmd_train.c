@@ -307,8 +307,13 @@ int cmd_train(int argc, char **argv) {
         mp_error_prefix(&err, "--review-model %s", review_path);
     if (rc == MP_OK) rc = mp_store_open(&s, db, MP_STORE_READONLY, &err);
     if (rc == MP_OK) {
-        mp_dataset_opts dopts = {.review_model = review_model, .positive_label = review_label};
-        rc = mp_dataset_load_opts(&ds, s, &dopts, &prog.iface, &err);
+        mp_textclf_grader grader;
+        mp_dataset_opts dopts = {0};
+        if (review_model && (rc = mp_textclf_grader_init(&grader, review_model, review_label, &err)) == MP_OK) {
+            dopts.review_grader = mp_textclf_review_grade;
+            dopts.review_grader_state = &grader;
+        }
+        if (rc == MP_OK) rc = mp_dataset_load_opts(&ds, s, &dopts, &prog.iface, &err);
     }
     if (rc == MP_OK && emb_source) rc = load_item_embeddings(s, emb_source, ds->n_items, &emb, &err);
     mp_store_close(s);

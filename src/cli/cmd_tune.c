@@ -88,15 +88,7 @@ static void on_trial(void *ctx, const mp_tune_trial *tr, size_t index, size_t be
 
 /* Writes s as a JSON string literal. */
 static void put_json_string(FILE *f, const char *s) {
-    size_t need = mp_json_escape(NULL, 0, s, strlen(s));
-    char *buf = malloc(need + 1);
-    if (!buf) {
-        fputs("\"\"", f);
-        return;
-    }
-    mp_json_escape(buf, need + 1, s, strlen(s));
-    fputs(buf, f);
-    free(buf);
+    if (mp_json_write_str(f, s, strlen(s)) == MP_ENOMEM) fputs("\"\"", f);
 }
 
 static void put_json_number(FILE *f, double v) {

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "magpie/buf.h"
 #include "magpie/dataset.h"
-#include "magpie/textclf.h"
 #include "magpie/strmap.h"
 
 /* ---------------------------------------------------------------------------------------------------------- */
@@ -203,9 +203,8 @@ typedef struct load_ctx {
     mp_strmap *cats;             /* category path -> index (0 = "(none)") */
     int rc;
     const mp_progress *progress;
-    const mp_textclf *review_model; /* or NULL */
-    size_t positive_label;          /* class index of the positive label */
-    size_t n_labels;
+    mp_review_grader grader; /* or NULL */
+    void *grader_state;
     char msg[256];
 } load_ctx;
 
@@ -217,16 +216,10 @@ static int load_event_cb(void *vctx, const mp_event_row *e) {
         c->rc = MP_ECORRUPT;
         return 1;
     }
-    if (ds->n_events == c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 4096;
-        mp_interaction *p = realloc(ds->events, nc * sizeof *p);
-        if (!p) {
-            snprintf(c->msg, sizeof c->msg, "out of memory after %zu events", ds->n_events);
-            c->rc = MP_ENOMEM;
-            return 1;
-        }
-        ds->events = p;
-        c->cap = nc;
+    if (mp_grow((void **)&ds->events, &c->cap, ds->n_events + 1, sizeof *ds->events) != MP_OK) {
+        snprintf(c->msg, sizeof c->msg, "out of memory after %zu events", ds->n_events);
+        c->rc = MP_ENOMEM;
+        return 1;
     }
     mp_interaction *x = &ds->events[ds->n_events++];
     memset(x, 0, sizeof *x);
@@ -236,14 +229,10 @@ static int load_event_cb(void *vctx, const mp_event_row *e) {
     x->type = e->type;
     x->has_value = e->has_value ? 1 : 0;
     x->value = e->has_value ? (float)e->value : 0.0f;
-    if (c->review_model && e->text.len && (e->type == MP_EV_REVIEW || e->type == MP_EV_RATING)) {
-        size_t label;
-        float prob;
-        mp_error perr;
-        if (mp_textclf_predict(c->review_model, e->text.ptr, e->text.len, &label, &prob, &perr) == MP_OK) {
-            double p = label == c->positive_label ? prob : (1.0 - prob) / (double)(c->n_labels - 1);
-            x->grade = mp_interaction_grade(2.0 * p - 1.0);
-        } /* text the classifier cannot read (invalid UTF-8) keeps the plain weight */
+    if (c->grader && e->text.len && (e->type == MP_EV_REVIEW || e->type == MP_EV_RATING)) {
+        double g;
+        if (c->grader(c->grader_state, e->text.ptr, e->text.len, &g) == MP_OK) x->grade = mp_interaction_grade(g);
+        /* text the grader cannot read (invalid UTF-8) keeps the plain weight */
     }
     if (e->user >= c->max_user) c->max_user = e->user + 1;
     if (e->item >= c->max_item) c->max_item = e->item + 1;
@@ -357,34 +346,9 @@ int mp_dataset_load_opts(mp_dataset **out, mp_store *s, const mp_dataset_opts *o
     *out = NULL;
     load_ctx c;
     memset(&c, 0, sizeof c);
-    if (opts && opts->review_model) {
-        const mp_textclf *m = opts->review_model;
-        size_t nl = mp_textclf_n_labels(m), found = nl;
-        const char *want[2] = {opts->positive_label, NULL};
-        if (!want[0]) {
-            want[0] = "positive";
-            want[1] = "__label__positive";
-        }
-        for (int w = 0; w < 2 && found == nl; w++)
-            for (size_t i = 0; want[w] && i < nl && found == nl; i++)
-                if (!strcmp(mp_textclf_label(m, i), want[w])) found = i;
-        if (found == nl || nl < 2) {
-            char list[256];
-            size_t len = 0;
-            list[0] = 0;
-            for (size_t i = 0; i < nl && len + 1 < sizeof list; i++) {
-                int n = snprintf(list + len, sizeof list - len, "%s\"%s\"", i ? ", " : "", mp_textclf_label(m, i));
-                if (n < 0) break;
-                len += (size_t)n < sizeof list - len ? (size_t)n : sizeof list - len - 1;
-            }
-            return mp_error_set(err, MP_EINVAL,
-                                "review sentiment: the classifier has no label \"%s\" (its labels: %s); name the "
-                                "positive one with --review-positive-label",
-                                want[0], list);
-        }
-        c.review_model = m;
-        c.positive_label = found;
-        c.n_labels = nl;
+    if (opts && opts->review_grader) {
+        c.grader = opts->review_grader;
+        c.grader_state = opts->review_grader_state;
     }
     mp_dataset *ds = calloc(1, sizeof *ds);
     if (!ds) return mp_error_set(err, MP_ENOMEM, "dataset: out of memory");

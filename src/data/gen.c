@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "magpie/json.h"
 #include "magpie/rng.h"
 
 #define GEN_DIM 8               /* latent factor size */
@@ -234,24 +235,23 @@ static void ob_u64_pad(outbuf *o, uint64_t v, int width) {
     while (n) o->buf[o->len++] = tmp[--n];
 }
 
-/* A JSON string literal (UTF-8 passes through; quotes, backslashes and controls are escaped). */
+/* A JSON string literal (mp_json_escape), written straight into the output buffer. */
 static void ob_json_str(outbuf *o, const char *s) {
-    ob_ch(o, '"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            ob_ch(o, '\\');
-            ob_ch(o, (char)c);
-        } else if (c < 0x20) {
-            static const char hex[] = "0123456789abcdef";
-            ob_str(o, "\\u00");
-            ob_ch(o, hex[c >> 4]);
-            ob_ch(o, hex[c & 15]);
-        } else {
-            ob_ch(o, (char)c);
+    size_t len = strlen(s), need = mp_json_escape(NULL, 0, s, len);
+    if (need + 1 > GEN_OUTBUF / 2) { /* never with our strings */
+        char *t = malloc(need + 1);
+        if (!t) {
+            o->failed = ENOMEM;
+            return;
         }
+        mp_json_escape(t, need + 1, s, len);
+        ob_mem(o, t, need);
+        free(t);
+        return;
     }
-    ob_ch(o, '"');
+    ob_reserve(o, need + 1);
+    mp_json_escape(o->buf + o->len, need + 1, s, len);
+    o->len += need;
 }
 
 /* A CSV field: quoted (with doubled quotes) when it holds a comma, quote or line break. */

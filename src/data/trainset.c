@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "magpie/topk.h"
 #include "magpie/trainset.h"
 
 void mp_train_set_free(mp_train_set *ts) {
@@ -104,15 +105,19 @@ static size_t collect_targets(const mp_train_data *d, const valid_user *vu, vali
 }
 
 /* NDCG@k (as mp_metric_ndcg in eval.h, computed here so the data module stands alone) of `scores` [n_items]
- * against the n_rel targets collected by collect_targets. */
-static double rank_ndcg(const mp_train_data *d, const float *scores, size_t n_rel, size_t k, valid_scratch *s) {
-    size_t n_ranked = mp_topk(scores, d->n_items, s->allow, k, s->ranked);
+ * against the n_rel targets collected by collect_targets, into *out. MP_OK or mp_topk's code. */
+static int rank_ndcg(const mp_train_data *d, const float *scores, size_t n_rel, size_t k, valid_scratch *s,
+                     double *out) {
+    size_t n_ranked;
+    int rc = mp_topk(scores, d->n_items, s->allow, k, s->ranked, &n_ranked);
+    if (rc != MP_OK) return rc;
     for (size_t j = 0; j < n_rel; j++) s->allow[s->rel[j]] = 3; /* membership in O(1) */
     double dcg = 0, ideal = 0;
     for (size_t r = 0; r < n_ranked; r++)
         if (s->allow[s->ranked[r]] == 3) dcg += 1.0 / log2((double)r + 2.0);
     for (size_t r = 0; r < n_rel && r < k; r++) ideal += 1.0 / log2((double)r + 2.0);
-    return dcg / ideal;
+    *out = dcg / ideal;
+    return MP_OK;
 }
 
 /* NDCG@k of one user, scored alone. -1 when the user has no rankable target (every validation item is already in
@@ -124,7 +129,10 @@ static double valid_user_ndcg(const mp_train_data *d, const valid_user *vu, mp_s
     mp_user_ctx ctx = {.user = d->valid[vu->vb].user, .history = d->events + vu->hb, .n_history = vu->he - vu->hb};
     *rc = fn(impl, &ctx, s->scores, err);
     if (*rc != MP_OK) return 0;
-    return rank_ndcg(d, s->scores, n_rel, k, s);
+    double ndcg = 0;
+    if ((*rc = rank_ndcg(d, s->scores, n_rel, k, s, &ndcg)) != MP_OK)
+        mp_error_set(err, *rc, "cannot rank %u items: %s", d->n_items, mp_strerror(*rc));
+    return ndcg;
 }
 
 /* The users of data->valid with their spans; *users and *ndcg malloc'ed ([n]). */
@@ -286,7 +294,7 @@ int mp_train_data_valid_ndcg_block(const mp_train_data *data, mp_score_block_fn 
             mp_error_prefix(err, "validation NDCG");
             break;
         }
-        int alloc_failed = 0;
+        int alloc_failed = 0, rank_rc = MP_OK;
 #pragma omp parallel num_threads(n_threads)
         {
             valid_scratch s;
@@ -299,11 +307,18 @@ int mp_train_data_valid_ndcg_block(const mp_train_data *data, mp_score_block_fn 
             for (size_t j = 0; j < nb; j++) {
                 if (!ok) continue;
                 size_t n_rel = collect_targets(data, &users[b + j], &s);
-                ndcg[b + j] = n_rel ? rank_ndcg(data, scores + j * ni, n_rel, k, &s) : -1;
+                ndcg[b + j] = -1;
+                int urc = n_rel ? rank_ndcg(data, scores + j * ni, n_rel, k, &s, &ndcg[b + j]) : MP_OK;
+                if (urc != MP_OK) {
+#pragma omp atomic write
+                    rank_rc = urc;
+                }
             }
             valid_scratch_free(&s);
         }
         if (alloc_failed) rc = mp_error_set(err, MP_ENOMEM, "validation NDCG: out of memory");
+        else if (rank_rc != MP_OK)
+            rc = mp_error_set(err, rank_rc, "validation NDCG: cannot rank %zu items: %s", ni, mp_strerror(rank_rc));
     }
     if (rc == MP_OK) rc = mean_ndcg(ndcg, nu, out, err);
     free(scores);

@@ -9,6 +9,7 @@
 #include "eval/eval_internal.h"
 #include "magpie/eval.h"
 #include "magpie/rng.h"
+#include "magpie/topk.h"
 
 #define EVAL_BLOCK 1024
 
@@ -215,7 +216,10 @@ static int eval_user(eval_worker *w, uint32_t u, user_result *r, uint32_t *list)
             if (hist[i].item < n_items) scores[hist[i].item] = 0.0f;
     }
 
-    size_t n_list = mp_topk(scores, n_items, allow, sh->kmax, list);
+    size_t n_list;
+    rc = mp_topk(scores, n_items, allow, sh->kmax, list, &n_list);
+    if (rc != MP_OK)
+        return mp_error_set(&w->err, rc, "ranking user %u: cannot rank %u items: %s", u, n_items, mp_strerror(rc));
     r->n_list = (uint32_t)n_list;
     for (size_t i = 0; i < n_list; i++) w->hit[i] = w->rstamp[list[i]] == stamp;
     for (size_t k = 0; k < o->n_ks; k++) {

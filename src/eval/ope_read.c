@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "magpie/buf.h"
 #include "magpie/json.h"
 #include "magpie/ope.h"
 
@@ -21,29 +22,16 @@ int mp_ope_format_parse(const char *name) {
 static int slurp(const char *path, char **out, size_t *len, mp_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return mp_error_set(err, MP_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    for (;;) {
-        if (!buf) {
-            fclose(f);
-            return mp_error_set(err, MP_ENOMEM, "%s: out of memory", path);
-        }
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        cap *= 2;
-        char *nb = realloc(buf, cap + 1);
-        if (!nb) free(buf);
-        buf = nb;
-    }
-    int bad = ferror(f);
+    mp_buf b;
+    mp_buf_init(&b);
+    int rc = mp_buf_add_file(&b, f);
     fclose(f);
-    if (bad) {
-        free(buf);
-        return mp_error_set(err, MP_EIO, "%s: read error", path);
+    if (rc == MP_OK && !(*out = mp_buf_take(&b, len))) rc = MP_ENOMEM;
+    if (rc != MP_OK) {
+        mp_buf_free(&b);
+        return rc == MP_ENOMEM ? mp_error_set(err, MP_ENOMEM, "%s: out of memory", path)
+                               : mp_error_set(err, MP_EIO, "%s: read error", path);
     }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
     return MP_OK;
 }
 

@@ -2,7 +2,6 @@
  * the validation part of a split. See magpie/tune.h for the protocol. */
 #include <ctype.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "magpie/buf.h"
 #include "magpie/rng.h"
 #include "magpie/trainset.h"
 #include "magpie/tune.h"
@@ -324,56 +324,23 @@ int mp_tune_space_default(mp_tune_space *out, const mp_model_ops *ops, mp_error 
     return rc;
 }
 
-/* Appends printf output to a growing buffer; returns -1 on out of memory. */
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-} sbuf;
-
-static int sb_printf(sbuf *b, const char *fmt, ...) MP_PRINTF(2, 3);
-static int sb_printf(sbuf *b, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = b->cap - b->len;
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? room : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) return -1;
-        if (b->s && (size_t)n < room) {
-            b->len += (size_t)n;
-            return 0;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 128;
-        while (cap < b->len + (size_t)n + 1) cap *= 2;
-        char *ns = realloc(b->s, cap);
-        if (!ns) return -1;
-        b->s = ns;
-        b->cap = cap;
-    }
-}
-
 int mp_tune_space_format(const mp_tune_space *s, char **out) {
-    sbuf b = {0};
-    int bad = sb_printf(&b, "%s", "");
-    for (size_t i = 0; i < s->n_params && !bad; i++) {
+    mp_buf b;
+    mp_buf_init(&b);
+    for (size_t i = 0; i < s->n_params; i++) {
         const mp_tune_param *p = &s->params[i];
-        bad |= sb_printf(&b, "%s%s=", i ? "," : "", p->name);
+        mp_buf_printf(&b, "%s%s=", i ? "," : "", p->name);
         if (p->kind == MP_TUNE_CHOICE) {
-            for (size_t j = 0; j < p->n_choices && !bad; j++) bad |= sb_printf(&b, "%s%s", j ? "|" : "", p->choices[j]);
+            for (size_t j = 0; j < p->n_choices; j++) mp_buf_printf(&b, "%s%s", j ? "|" : "", p->choices[j]);
         } else {
             char lo[64], hi[64];
             format_value(p, p->lo, lo, sizeof lo);
             format_value(p, p->hi, hi, sizeof hi);
-            bad |= sb_printf(&b, "%s:%s%s%s", lo, hi, p->log ? ":log" : "", p->kind == MP_TUNE_INT ? ":int" : ":real");
+            mp_buf_printf(&b, "%s:%s%s%s", lo, hi, p->log ? ":log" : "", p->kind == MP_TUNE_INT ? ":int" : ":real");
         }
     }
-    if (bad) {
-        free(b.s);
-        *out = NULL;
-        return MP_ENOMEM;
-    }
-    *out = b.s;
-    return MP_OK;
+    *out = mp_buf_take(&b, NULL);
+    return *out ? MP_OK : MP_ENOMEM;
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
@@ -524,20 +491,20 @@ static double default_point(const mp_model_ops *ops, const mp_tune_param *p) {
 }
 
 /* Writes "a=1,b=0.01" for the point into b (reset first). */
-static int point_text(const mp_tune_space *s, const double *pt, sbuf *b) {
-    b->len = 0;
-    int bad = sb_printf(b, "%s", "");
-    for (size_t i = 0; i < s->n_params && !bad; i++) {
+static int point_text(const mp_tune_space *s, const double *pt, mp_buf *b) {
+    mp_buf_clear(b);
+    mp_buf_reserve(b, 0); /* "" for an empty space */
+    for (size_t i = 0; i < s->n_params; i++) {
         const mp_tune_param *p = &s->params[i];
         if (p->kind == MP_TUNE_CHOICE) {
-            bad |= sb_printf(b, "%s%s=%s", i ? "," : "", p->name, p->choices[(size_t)pt[i]]);
+            mp_buf_printf(b, "%s%s=%s", i ? "," : "", p->name, p->choices[(size_t)pt[i]]);
         } else {
             char v[64];
             format_value(p, to_value(p, pt[i]), v, sizeof v);
-            bad |= sb_printf(b, "%s%s=%s", i ? "," : "", p->name, v);
+            mp_buf_printf(b, "%s%s=%s", i ? "," : "", p->name, v);
         }
     }
-    return bad ? MP_ENOMEM : MP_OK;
+    return mp_buf_ok(b) ? MP_OK : MP_ENOMEM;
 }
 
 /* Draws a point: uniformly at random, or (best != NULL) near `best` within `radius` of each range (choices keep
@@ -706,7 +673,8 @@ int mp_tune_run(const mp_dataset *ds, const mp_split *sp, const mp_weighting *w,
     out->trials = calloc(nt, sizeof *out->trials);
     double *points = calloc(nt * (np ? np : 1), sizeof *points);
     double *pt = calloc(np ? np : 1, sizeof *pt);
-    sbuf text = {0};
+    mp_buf text;
+    mp_buf_init(&text);
     if (!out->trials || !points || !pt) {
         rc = mp_error_set(err, MP_ENOMEM, "tune: out of memory for %zu trials", nt);
         goto done;
@@ -746,12 +714,12 @@ int mp_tune_run(const mp_dataset *ds, const mp_split *sp, const mp_weighting *w,
             }
             fresh = 1;
             for (size_t j = 0; j < t && fresh; j++)
-                if (!strcmp(out->trials[j].params, text.s)) fresh = 0;
+                if (!strcmp(out->trials[j].params, text.p)) fresh = 0;
         }
         if (!fresh) break; /* the space is exhausted (a small finite space) */
         mp_tune_trial *tr = &out->trials[t];
         memcpy(points + t * np, pt, np * sizeof *pt);
-        tr->params = strdup(text.s);
+        tr->params = strdup(text.p);
         if (!tr->params) {
             rc = mp_error_set(err, MP_ENOMEM, "tune: out of memory");
             goto done;
@@ -785,21 +753,19 @@ int mp_tune_run(const mp_dataset *ds, const mp_split *sp, const mp_weighting *w,
         goto done;
     }
     {
-        sbuf bp = {0};
-        int bad = sb_printf(&bp, "%s", "");
-        if (o->base_params && *o->base_params) bad |= sb_printf(&bp, "%s", o->base_params);
+        mp_buf bp;
+        mp_buf_init(&bp);
+        if (o->base_params && *o->base_params) mp_buf_adds(&bp, o->base_params);
         if (*out->trials[out->best].params)
-            bad |= sb_printf(&bp, "%s%s", bp.len ? "," : "", out->trials[out->best].params);
-        if (bad) {
-            free(bp.s);
+            mp_buf_printf(&bp, "%s%s", bp.len ? "," : "", out->trials[out->best].params);
+        if (!(out->best_params = mp_buf_take(&bp, NULL))) {
             rc = mp_error_set(err, MP_ENOMEM, "tune: out of memory");
             goto done;
         }
-        out->best_params = bp.s;
     }
     if (o->refit) rc = refit_and_test(o, &ts, sp, ds, out, err);
 done:
-    free(text.s);
+    mp_buf_free(&text);
     free(points);
     free(pt);
     mp_train_set_free(&ts);

@@ -105,50 +105,21 @@ const char *mp_embed_client_url(const mp_embed_client *c) {
 
 /* ---- the request ---- */
 
-typedef struct buf {
-    char *p;
-    size_t len, cap;
+/* The answer being received: a sticky-error buffer and whether it passed MAX_RESPONSE_BYTES. */
+typedef struct response {
+    mp_buf b;
     int too_big;
-} buf;
-
-/* Makes room for `extra` more bytes and a NUL. */
-static int buf_reserve(buf *b, size_t extra) {
-    if (b->len + extra + 1 <= b->cap) return MP_OK;
-    size_t nc = b->cap ? b->cap : 4096;
-    while (nc < b->len + extra + 1)
-        nc *= 2;
-    char *np = realloc(b->p, nc);
-    if (!np) return MP_ENOMEM;
-    b->p = np;
-    b->cap = nc;
-    return MP_OK;
-}
-
-static int buf_put(buf *b, const char *s, size_t n) {
-    if (buf_reserve(b, n) != MP_OK) return MP_ENOMEM;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-    return MP_OK;
-}
-
-/* Appends s[0..n) as a JSON string literal. */
-static int buf_put_json_str(buf *b, const char *s, size_t n) {
-    size_t need = mp_json_escape(NULL, 0, s, n);
-    if (buf_reserve(b, need) != MP_OK) return MP_ENOMEM;
-    mp_json_escape(b->p + b->len, b->cap - b->len, s, n);
-    b->len += need;
-    return MP_OK;
-}
+} response;
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx) {
-    buf *b = ctx;
+    response *r = ctx;
     size_t n = size * nmemb;
-    if (b->len + n > MAX_RESPONSE_BYTES) {
-        b->too_big = 1;
+    if (r->b.len + n > MAX_RESPONSE_BYTES) {
+        r->too_big = 1;
         return 0; /* makes curl fail the transfer */
     }
-    return buf_put(b, data, n) == MP_OK ? n : 0;
+    mp_buf_add(&r->b, data, n);
+    return mp_buf_ok(&r->b) ? n : 0;
 }
 
 /* ---- parsing answers ---- */
@@ -389,19 +360,22 @@ static void sleep_ms(long ms) {
 /* POSTs texts[0..n) and fills rows (malloc'ed n * *dim). */
 static int embed_batch(mp_embed_client *cl, const char *const *texts, const size_t *lens, size_t n, uint32_t want_dim,
                        float **rows, uint32_t *dim, mp_error *err) {
-    buf req = {0}, resp = {0};
-    int rc = buf_put(&req, "{\"model\":", 9);
-    if (rc == MP_OK) rc = buf_put_json_str(&req, cl->model, strlen(cl->model));
-    if (rc == MP_OK) rc = buf_put(&req, ",\"input\":[", 10);
-    for (size_t i = 0; rc == MP_OK && i < n; i++) {
-        if (i) rc = buf_put(&req, ",", 1);
-        if (rc == MP_OK) rc = buf_put_json_str(&req, texts[i], lens ? lens[i] : strlen(texts[i]));
+    mp_buf req;
+    mp_buf_init(&req);
+    response resp = {0};
+    mp_buf_add(&req, "{\"model\":", 9);
+    mp_json_put_str(&req, cl->model, strlen(cl->model));
+    mp_buf_add(&req, ",\"input\":[", 10);
+    for (size_t i = 0; i < n; i++) {
+        if (i) mp_buf_add(&req, ",", 1);
+        mp_json_put_str(&req, texts[i], lens ? lens[i] : strlen(texts[i]));
     }
-    if (rc == MP_OK) rc = buf_put(&req, "]}", 2);
-    if (rc != MP_OK) {
-        free(req.p);
+    mp_buf_add(&req, "]}", 2);
+    if (!mp_buf_ok(&req)) {
+        mp_buf_free(&req);
         return mp_error_set(err, MP_ENOMEM, "out of memory building an embeddings request");
     }
+    int rc = MP_OK;
     CURL *h = curl_easy_init();
     struct curl_slist *hdr = NULL;
     hdr = curl_slist_append(hdr, "Content-Type: application/json");
@@ -428,7 +402,7 @@ static int embed_batch(mp_embed_client *cl, const char *const *texts, const size
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, ""); /* whatever compression curl supports */
     long status = 0;
     for (int attempt = 1;; attempt++) {
-        resp.len = 0;
+        mp_buf_clear(&resp.b);
         resp.too_big = 0;
         curl_err[0] = 0;
         CURLcode cc = curl_easy_perform(h);
@@ -450,8 +424,8 @@ static int embed_batch(mp_embed_client *cl, const char *const *texts, const size
     }
     if (status < 200 || status >= 300) {
         char msg[400];
-        error_message(resp.p ? resp.p : "", resp.len, msg, sizeof msg);
-        if (!msg[0]) excerpt(resp.p ? resp.p : "", resp.len, msg, sizeof msg);
+        error_message(resp.b.p ? resp.b.p : "", resp.b.len, msg, sizeof msg);
+        if (!msg[0]) excerpt(resp.b.p ? resp.b.p : "", resp.b.len, msg, sizeof msg);
         int code = status == 404                                                    ? MP_ENOTFOUND
                    : (status == 400 || status == 401 || status == 403 || status == 422) ? MP_EINVAL
                                                                                       : MP_EIO;
@@ -463,7 +437,7 @@ static int embed_batch(mp_embed_client *cl, const char *const *texts, const size
         goto out;
     }
     parse_ctx p = {.url = cl->url, .n = n, .dim = want_dim};
-    rc = parse_answer(&p, resp.p ? resp.p : "", resp.len, err);
+    rc = parse_answer(&p, resp.b.p ? resp.b.p : "", resp.b.len, err);
     if (rc == MP_OK) {
         *rows = p.rows;
         *dim = p.dim;
@@ -473,8 +447,8 @@ static int embed_batch(mp_embed_client *cl, const char *const *texts, const size
 out:
     curl_slist_free_all(hdr);
     if (h) curl_easy_cleanup(h);
-    free(req.p);
-    free(resp.p);
+    mp_buf_free(&req);
+    mp_buf_free(&resp.b);
     return rc;
 }
 

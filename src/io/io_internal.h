@@ -34,20 +34,6 @@ static inline int mp_utf8_seq_len(const unsigned char *s, const unsigned char *e
  * escaping quotes, control characters and invalid UTF-8 as \xNN. Always NUL-terminates. */
 void mp_io_snippet(char *out, size_t cap, const char *s, size_t len, int quote);
 
-/* Splits one CSV/TSV record s[0..len) into at most max_fields fields. With `quoted` (CSV), RFC 4180 quoting is
- * understood: quoted fields may hold the delimiter, newlines and "" for a quote; their decoded text is written at
- * *scratch (room for len bytes is enough) and *scratch advanced. Without it (TSV), fields are split on delim
- * only. *n_fields gets the number of fields in the record (which may exceed max_fields; only the first max_fields
- * are stored). Returns MP_OK, or MP_EINVAL with *why set and *bad_field the 0-based field index. */
-int mp_csv_split(const char *s, size_t len, char delim, int quoted, mp_str *fields, size_t max_fields, size_t *n_fields,
-                 char **scratch, const char **why, size_t *bad_field);
-
-/* Parses an epoch timestamp (integer or decimal seconds) or RFC 3339 text into *out. MP_OK, MP_EINVAL for text
- * that is neither, MP_ERANGE outside years 1..9999. */
-int mp_parse_ts_text(const char *s, size_t len, int64_t *out);
-
-/* Smallest / largest accepted timestamps: 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z. */
-#define MP_TS_MIN (-62135596800LL)
-#define MP_TS_MAX (253402300799LL)
+/* mp_csv_split, mp_parse_ts_text and MP_TS_MIN / MP_TS_MAX are public (records.h): the presets use them. */
 
 #endif

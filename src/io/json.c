@@ -2,6 +2,7 @@
 #include "magpie/json.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -545,4 +546,69 @@ size_t mp_json_escape(char *dst, size_t cap, const char *s, size_t len) {
 #undef PUT
     if (cap > 0) dst[n < cap ? n : cap - 1] = 0;
     return n;
+}
+
+/* ---- writing into an mp_buf ---- */
+
+void mp_json_put_str(mp_buf *b, const char *s, size_t n) {
+    if (!s) {
+        mp_buf_add(b, "null", 4);
+        return;
+    }
+    size_t need = mp_json_escape(NULL, 0, s, n);
+    if (!mp_buf_reserve(b, need)) return;
+    mp_json_escape(b->p + b->len, need + 1, s, n);
+    b->len += need;
+}
+
+void mp_json_put_cstr(mp_buf *b, const char *s) { mp_json_put_str(b, s, s ? strlen(s) : 0); }
+
+void mp_json_put_key(mp_buf *b, const char *key) {
+    mp_json_put_cstr(b, key);
+    mp_buf_add(b, ":", 1);
+}
+
+void mp_json_put_u64(mp_buf *b, uint64_t v) { mp_buf_printf(b, "%llu", (unsigned long long)v); }
+void mp_json_put_i64(mp_buf *b, int64_t v) { mp_buf_printf(b, "%lld", (long long)v); }
+
+void mp_json_put_f32(mp_buf *b, float v) {
+    if (!isfinite(v)) {
+        mp_buf_add(b, "null", 4);
+        return;
+    }
+    char s[32];
+    for (int prec = 6; prec <= 9; prec++) { /* shortest that round-trips */
+        snprintf(s, sizeof s, "%.*g", prec, (double)v);
+        if (strtof(s, NULL) == v) break;
+    }
+    mp_buf_adds(b, s);
+}
+
+void mp_json_put_f64(mp_buf *b, double v) {
+    if (!isfinite(v)) {
+        mp_buf_add(b, "null", 4);
+        return;
+    }
+    char s[40];
+    for (int prec = 10; prec <= 17; prec++) {
+        snprintf(s, sizeof s, "%.*g", prec, v);
+        if (strtod(s, NULL) == v) break;
+    }
+    mp_buf_adds(b, s);
+}
+
+void mp_json_put_bool(mp_buf *b, int v) { mp_buf_adds(b, v ? "true" : "false"); }
+
+int mp_json_write_str(FILE *f, const char *s, size_t n) {
+    if (!s) return fputs("null", f) < 0 ? MP_EIO : MP_OK;
+    char stack[1024];
+    size_t need = mp_json_escape(stack, sizeof stack, s, n);
+    char *p = stack;
+    if (need >= sizeof stack) {
+        if (!(p = malloc(need + 1))) return MP_ENOMEM;
+        mp_json_escape(p, need + 1, s, n);
+    }
+    int rc = fwrite(p, 1, need, f) == need ? MP_OK : MP_EIO;
+    if (p != stack) free(p);
+    return rc;
 }

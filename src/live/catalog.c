@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "live/live_internal.h"
+#include "magpie/topk.h"
 
 int mp_live_category_matches(const char *path, const char *filter) {
     if (!path || !filter || !*filter) return 0;
@@ -438,7 +439,8 @@ long live_pop_top(mp_live *l, live_scratch *sc, const live_filter *f, uint32_t c
     size_t k_all = skip + want;
     if (live_grow((void **)&sc->top, &sc->top_cap, k_all + 1, sizeof *sc->top)) return MP_ENOMEM;
     for (uint32_t i = 0; i < l->n_items; i++) sc->scores[i] = pop_accept(l, &q, i) ? (float)(l->pop[i] * shown) : NAN;
-    size_t n_top = mp_topk(sc->scores, l->n_items, NULL, k_all, sc->top);
+    size_t n_top;
+    if (mp_topk(sc->scores, l->n_items, NULL, k_all, sc->top, &n_top) != MP_OK) return MP_ENOMEM;
     got = 0;
     for (size_t k = skip; k < n_top; k++) {
         out[got] = sc->top[k];

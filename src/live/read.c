@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "live/live_internal.h"
+#include "magpie/topk.h"
 
 #define REASON_MAX 512
 
@@ -235,7 +236,9 @@ static int model_rank(mp_live *l, live_holder *h, live_scratch *sc, const mp_use
     if ((rc = mp_model_score_all(m, ctx, sc->scores, err))) return rc;
     for (size_t j = 0; j < n_excl; j++) /* NaN never ranks */
         if (excl[j] < nm) sc->scores[excl[j]] = NAN;
-    size_t got = mp_topk(sc->scores, nm, allow, want, sc->ids);
+    size_t got;
+    if ((rc = mp_topk(sc->scores, nm, allow, want, sc->ids, &got)))
+        return mp_error_set(err, rc, "live: cannot rank %u items: %s", nm, mp_strerror(rc));
     for (size_t j = 0; j < got; j++) sc->cand[j] = sc->scores[sc->ids[j]];
     if (!h->has_vectors) { /* neighbourhood and popularity scores: zero means "no evidence" */
         size_t pos = 0;

@@ -21,6 +21,7 @@
 
 #include "cf_input.h"
 #include "magpie/model.h"
+#include "magpie/topk.h"
 #include "models/params.h"
 
 #define EASE_FILE_VERSION 1
@@ -393,7 +394,12 @@ static int ease_similar(const void *impl, uint32_t item, size_t n, uint32_t *out
     const float *b = m->b + (size_t)item * m->n_items;
     for (uint32_t i = 0; i < m->n_items; i++) row[i] = b[i] > 0 ? b[i] : NAN;
     row[item] = NAN;
-    size_t got = mp_topk(row, m->n_items, NULL, n, out_items);
+    size_t got;
+    int rc = mp_topk(row, m->n_items, NULL, n, out_items, &got);
+    if (rc) {
+        free(row);
+        return mp_error_set(err, rc, "ease: cannot rank %u items: %s", m->n_items, mp_strerror(rc));
+    }
     if (out_scores)
         for (size_t t = 0; t < got; t++) out_scores[t] = row[out_items[t]];
     *n_out = got;

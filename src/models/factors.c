@@ -12,6 +12,7 @@
 
 #include "magpie/linalg.h"
 #include "magpie/model.h"
+#include "magpie/topk.h"
 
 #define FACTORS_MAX_K 65536u           /* larger k in a file is taken as corruption */
 #define TOPN_SCORE_FLOATS (8u << 20)   /* scores buffer of one block: 32 MiB */
@@ -109,6 +110,7 @@ int mp_factors_topn(const mp_factors *f, const uint32_t *users, size_t n_users_q
         /* BLAS is called outside the parallel region: the pthread OpenBLAS runs its own threads. */
         if (k > 0) mp_sgemm_nt(nb, ni, k, 1.0f, ublock, k, f->item, k, 0.0f, scores, ni);
         else memset(scores, 0, nb * ni * sizeof *scores);
+        int rank_rc = MP_OK;
 #pragma omp parallel for schedule(dynamic, 4) num_threads(nt)
         for (size_t b = 0; b < nb; b++) {
             float *row = scores + b * ni;
@@ -119,13 +121,23 @@ int mp_factors_topn(const mp_factors *f, const uint32_t *users, size_t n_users_q
                 for (uint64_t p = exclude->ptr[u]; p < exclude->ptr[u + 1]; p++)
                     if (exclude->idx[p] < ni) row[exclude->idx[p]] = NAN; /* NaN never ranks in mp_topk */
             uint32_t *oi = out_items + (q0 + b) * n;
-            size_t got = mp_topk(row, ni, NULL, n, oi);
+            size_t got;
+            int trc = mp_topk(row, ni, NULL, n, oi, &got);
+            if (trc != MP_OK) {
+#pragma omp atomic write
+                rank_rc = trc;
+            }
             for (size_t j = 0; j < got; j++)
                 if (out_scores) out_scores[(q0 + b) * n + j] = row[oi[j]];
             for (size_t j = got; j < n; j++) {
                 oi[j] = UINT32_MAX;
                 if (out_scores) out_scores[(q0 + b) * n + j] = -INFINITY;
             }
+        }
+        if (rank_rc != MP_OK) {
+            free(scores);
+            free(ublock);
+            return mp_error_set(err, rank_rc, "top-n: cannot rank %zu items: %s", ni, mp_strerror(rank_rc));
         }
     }
     free(scores);
@@ -152,7 +164,11 @@ int mp_factors_similar(const mp_factors *f, uint32_t item, size_t n, uint32_t *o
         scores[i] = norm > 0 ? scores[i] / norm : NAN; /* an all-zero vector has no direction */
     }
     scores[item] = NAN;
-    *n_out = mp_topk(scores, f->n_items, NULL, n, out_items);
+    int rc = mp_topk(scores, f->n_items, NULL, n, out_items, n_out);
+    if (rc) {
+        free(scores);
+        return mp_error_set(err, rc, "similar: cannot rank %u items: %s", f->n_items, mp_strerror(rc));
+    }
     if (out_scores)
         for (size_t j = 0; j < *n_out; j++) out_scores[j] = scores[out_items[j]];
     free(scores);
@@ -214,24 +230,6 @@ fail:
 #define IALS_SIMD 1
 #define SIMD_FN __attribute__((target("avx2,fma")))
 
-SIMD_FN static inline float hsum8(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
-
-SIMD_FN static inline float dot8(const float *a, const float *b, size_t k) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 16 <= k; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    if (i < k) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    return hsum8(_mm256_add_ps(s0, s1));
-}
 
 SIMD_FN static inline void axpy8(float s, const float *x, float *y, size_t k) {
     __m256 b = _mm256_set1_ps(s);
@@ -291,7 +289,7 @@ SIMD_FN static void sparse8(const mp_ials_problem *p, const uint32_t *idx, const
         size_t nb = nnz - j0 < IALS_BATCH ? nnz - j0 : IALS_BATCH;
         for (size_t j = 0; j < nb; j++) {
             if (j0 + j + IALS_PREFETCH_AHEAD < nnz) prefetch_row(p->Y + (size_t)idx[j0 + j + IALS_PREFETCH_AHEAD] * k, k);
-            float cm1 = p->alpha * val[j0 + j], d = dot8(p->Y + (size_t)idx[j0 + j] * k, v, k);
+            float cm1 = p->alpha * val[j0 + j], d = mp_dot_simd(p->Y + (size_t)idx[j0 + j] * k, v, k);
             coef[j] = x_mode ? 1.0f + cm1 - cm1 * d : cm1 * d;
         }
         rows_axpy8(p->Y, idx + j0, coef, nb, out, out, k);
@@ -308,18 +306,18 @@ SIMD_FN static void ials_cg_simd(const mp_ials_problem *p, const uint32_t *idx, 
     for (size_t a = 0; a < k; a++) r[a] = -Ad[a];
     sparse8(p, idx, val, nnz, x, r, 1);
     memcpy(d, r, k * sizeof *d);
-    float rs = dot8(r, r, k);
+    float rs = mp_dot_simd(r, r, k);
     for (unsigned s = 0; s < steps; s++) {
         if (!(rs > 1e-20f)) break;
         for (size_t a = 0; a < k; a++) Ad[a] = p->reg * d[a];
         rows_axpy8(p->YtY, NULL, d, k, Ad, Ad, k); /* YtY symmetric: YtY d = sum_a d[a] YtY[a] */
         sparse8(p, idx, val, nnz, d, Ad, 0);
-        float dAd = dot8(d, Ad, k);
+        float dAd = mp_dot_simd(d, Ad, k);
         if (!(dAd > 0)) break;
         float step = rs / dAd;
         axpy8(step, d, x, k);
         axpy8(-step, Ad, r, k);
-        float rs_new = dot8(r, r, k);
+        float rs_new = mp_dot_simd(r, r, k);
         __m256 beta = _mm256_set1_ps(rs_new / rs);
         for (size_t a = 0; a < k; a += 8)
             _mm256_storeu_ps(d + a, _mm256_fmadd_ps(beta, _mm256_loadu_ps(d + a), _mm256_loadu_ps(r + a)));

@@ -67,11 +67,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "magpie/buf.h"
 #include "magpie/linalg.h"
 #include "magpie/model.h"
 #include "magpie/rng.h"
 #include "magpie/strmap.h"
 #include "magpie/text.h"
+#include "magpie/topk.h"
 #include "magpie/trainset.h"
 #include "models/bpr_internal.h"
 #include "models/params.h"
@@ -256,19 +258,9 @@ static void feat_list_free(feat_list *l) {
     memset(l, 0, sizeof *l);
 }
 
-/* Makes room for one more entry after n in the parallel arrays (*idx, *w) of capacity *cap (doubling, first_cap
- * the first time). */
-static int pairs_make_room(uint32_t **idx, float **w, size_t n, size_t *cap, size_t first_cap) {
-    if (n < *cap) return MP_OK;
-    size_t nc = *cap ? *cap * 2 : first_cap;
-    uint32_t *a = realloc(*idx, nc * sizeof *a);
-    if (!a) return MP_ENOMEM;
-    *idx = a;
-    float *b = realloc(*w, nc * sizeof *b);
-    if (!b) return MP_ENOMEM;
-    *w = b;
-    *cap = nc;
-    return MP_OK;
+/* Makes room for one more entry after n in the parallel arrays (*idx, *w) of capacity *cap. */
+static int pairs_make_room(uint32_t **idx, float **w, size_t n, size_t *cap) {
+    return mp_grow2((void **)idx, sizeof **idx, (void **)w, sizeof **w, cap, n + 1);
 }
 
 static int feat_list_push(feat_list *l, uint32_t idx, float w) {
@@ -277,7 +269,7 @@ static int feat_list_push(feat_list *l, uint32_t idx, float w) {
             l->w[i] += w;
             return MP_OK;
         }
-    if (pairs_make_room(&l->idx, &l->w, l->n, &l->cap, 32) != MP_OK) return MP_ENOMEM;
+    if (pairs_make_room(&l->idx, &l->w, l->n, &l->cap) != MP_OK) return MP_ENOMEM;
     l->idx[l->n] = idx;
     l->w[l->n] = w;
     l->n++;
@@ -490,7 +482,7 @@ static int lex_item_set(lex_item *li, const uint32_t *idx, const float *w, size_
 
 static int lex_post_add(lex_post *p, uint32_t item, float w) {
     size_t cap = p->cap; /* postings keep 32-bit counts to stay small */
-    if (pairs_make_room(&p->item, &p->w, p->n, &cap, 4) != MP_OK) return MP_ENOMEM;
+    if (pairs_make_room(&p->item, &p->w, p->n, &cap) != MP_OK) return MP_ENOMEM;
     p->cap = (uint32_t)cap;
     p->item[p->n] = item;
     p->w[p->n] = w;
@@ -1646,7 +1638,14 @@ static int hyb_similar(const void *impl, uint32_t item, size_t n, uint32_t *out_
         allow[i] = i != item && nr > 0 && nq > 0;
         s[i] = allow[i] ? dotf(q, r, k) / (nq * nr) : 0;
     }
-    size_t m = mp_topk(s, h->n_items, allow, n, top);
+    size_t m;
+    rc = mp_topk(s, h->n_items, allow, n, top, &m);
+    if (rc) {
+        free(s);
+        free(allow);
+        free(top);
+        return mp_error_set(err, rc, "hybrid: cannot rank %u items: %s", h->n_items, mp_strerror(rc));
+    }
     for (size_t x = 0; x < m; x++) {
         out_items[x] = top[x];
         out_scores[x] = s[top[x]];

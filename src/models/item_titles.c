@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "magpie/buf.h"
+
 int mp_item_titles_copy(const char *const *titles, uint32_t n, char ***out) {
     *out = NULL;
     if (!titles || n == 0) return MP_OK;
@@ -30,10 +32,9 @@ void mp_item_titles_free(char **titles, uint32_t n) {
 
 int mp_item_titles_grow(char ***titles, uint32_t old_n, uint32_t new_n) {
     if (!*titles || new_n <= old_n) return MP_OK;
-    char **t = realloc(*titles, (size_t)new_n * sizeof *t);
-    if (!t) return MP_ENOMEM;
-    memset(t + old_n, 0, (size_t)(new_n - old_n) * sizeof *t);
-    *titles = t;
+    size_t cap = old_n; /* the array has exactly old_n slots */
+    if (mp_grow((void **)titles, &cap, new_n, sizeof **titles) != MP_OK) return MP_ENOMEM;
+    memset(*titles + old_n, 0, (size_t)(new_n - old_n) * sizeof **titles);
     return MP_OK;
 }
 

@@ -24,6 +24,7 @@
 
 #include "cf_input.h"
 #include "magpie/model.h"
+#include "magpie/topk.h"
 #include "models/params.h"
 
 #define KNN_FILE_VERSION 1
@@ -359,7 +360,12 @@ static int knn_similar(const void *impl, uint32_t item, size_t n, uint32_t *out_
     uint32_t *pos = malloc(len * sizeof *pos);
     if (!pos) return mp_error_set(err, MP_ENOMEM, "itemknn: out of memory");
     /* Rows are sorted by item id, so mp_topk's tie rule (lower index) is the lower item id. */
-    size_t got = mp_topk(m->sim + m->ptr[item], len, NULL, n, pos);
+    size_t got;
+    int rc = mp_topk(m->sim + m->ptr[item], len, NULL, n, pos, &got);
+    if (rc) {
+        free(pos);
+        return mp_error_set(err, rc, "itemknn: cannot rank %zu neighbours: %s", len, mp_strerror(rc));
+    }
     for (size_t t = 0; t < got; t++) {
         out_items[t] = m->nbr[m->ptr[item] + pos[t]];
         if (out_scores) out_scores[t] = m->sim[m->ptr[item] + pos[t]];

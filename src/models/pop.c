@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "magpie/model.h"
+#include "magpie/topk.h"
 #include "models/params.h"
 
 #define POP_FILE_VERSION 1
@@ -278,7 +279,11 @@ static int pop_similar(const void *impl, uint32_t item, size_t n, uint32_t *out_
     for (uint32_t i = 0; i < p->n_items; i++)
         scores[i] = (cat == 0 || p->item_cat[i] == cat) ? (float)p->score[i] : NAN;
     scores[item] = NAN;
-    *n_out = mp_topk(scores, p->n_items, NULL, n, out_items);
+    int rc = mp_topk(scores, p->n_items, NULL, n, out_items, n_out);
+    if (rc) {
+        free(scores);
+        return mp_error_set(err, rc, "pop: cannot rank %u items: %s", p->n_items, mp_strerror(rc));
+    }
     if (out_scores)
         for (size_t k = 0; k < *n_out; k++) out_scores[k] = scores[out_items[k]];
     free(scores);

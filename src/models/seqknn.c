@@ -28,6 +28,7 @@
 
 #include "cf_input.h"
 #include "magpie/model.h"
+#include "magpie/topk.h"
 #include "models/params.h"
 
 #define SK_FILE_VERSION 1
@@ -464,7 +465,13 @@ static int sk_similar(const void *impl, uint32_t item, size_t n, uint32_t *out_i
         return mp_error_set(err, MP_ENOMEM, "seqknn: out of memory");
     }
     for (uint32_t t = 0; t < r->n; t++) s[t] = sk_sim(m, item, r->nbr[t]);
-    size_t got = mp_topk(s, r->n, NULL, n, pos), w = 0;
+    size_t got, w = 0;
+    int rc = mp_topk(s, r->n, NULL, n, pos, &got);
+    if (rc) {
+        free(s);
+        free(pos);
+        return mp_error_set(err, rc, "seqknn: cannot rank %u neighbours: %s", r->n, mp_strerror(rc));
+    }
     for (size_t t = 0; t < got; t++) {
         if (!(s[pos[t]] > 0)) break;
         out_items[w] = r->nbr[pos[t]];

@@ -5,6 +5,7 @@
 
 #include "magpie/linalg.h"
 #include "magpie/model.h"
+#include "magpie/topk.h"
 #include "magpie/trainset.h"
 #include "sim/sim_internal.h"
 
@@ -394,7 +395,10 @@ static int shopper_init(shopper *s, const mp_sim_world *w, const mp_sim_opts *o,
     if (!s->pool || !s->lcat || !s->taste || !s->imp_true || !s->imp_feat || !s->clk_feat || !s->last_shown ||
         !s->purchased || !s->cat_true || !s->cat_feat || !s->sat_true || !s->sat_feat)
         return mp_error_set(err, MP_ENOMEM, "simulator: out of memory for shopper %u", user);
-    s->m = (uint32_t)mp_topk(scores, w->n_items, NULL, want, s->pool);
+    size_t n_pool;
+    int rc = mp_topk(scores, w->n_items, NULL, want, s->pool, &n_pool);
+    if (rc) return mp_error_set(err, rc, "simulator: cannot rank the pool of shopper %u: %s", user, mp_strerror(rc));
+    s->m = (uint32_t)n_pool;
     for (uint32_t j = 0; j < s->m; j++) {
         s->last_shown[j] = -1e9;
         uint32_t c = w->item_category[s->pool[j]], l;

@@ -56,10 +56,6 @@ int mp_store_load_ids(mp_store *s, mp_record_kind kind, mp_strmap **out, mp_erro
     return s->ops->load_ids(s, kind, out, err);
 }
 
-int mp_store_is_tombstone(const char *ext, size_t len) {
-    return ext && len > 0 && (unsigned char)ext[0] == 0xFF;
-}
-
 int mp_store_put_user(mp_store *s, uint32_t id, const mp_user *u, mp_error *err) {
     if (mp_store_is_tombstone(u->id.ptr, u->id.len))
         return mp_error_set(err, MP_EINVAL, "store: user id %u: an external id must be valid UTF-8", id);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "magpie/linalg.h"
 #include "magpie/rng.h"
 #include "magpie/skipgram.h"
 #include "magpie/strmap.h"
@@ -194,9 +195,7 @@ static void *train_worker(void *arg) {
                             label = 0.0f;
                         }
                         float *ov = w->out + (size_t)o * dim;
-                        float dot = 0;
-                        for (size_t j = 0; j < dim; j++)
-                            dot += ov[j] * hid[j];
+                        float dot = mp_dot_seq(ov, hid, dim);
                         const float g = lr * (label - sigmoidf(dot));
                         for (size_t j = 0; j < dim; j++) {
                             grad[j] += g * ov[j];

@@ -1,9 +1,11 @@
 /* src/text/textclf.c: fastText-class supervised classifier (hashed features, mean embedding, softmax, Hogwild). */
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "magpie/linalg.h"
 #include "magpie/modelfile.h"
 #include "magpie/rng.h"
 #include "magpie/strmap.h"
@@ -113,9 +115,7 @@ static void sgd_step(mp_textclf *m, const uint32_t *rows, size_t nr, uint32_t la
     float mx = -INFINITY;
     for (size_t k = 0; k < L; k++) {
         const float *w = m->out + k * (size_t)dim;
-        float s = 0;
-        for (int j = 0; j < dim; j++)
-            s += w[j] * hid[j];
+        float s = mp_dot_seq(w, hid, (size_t)dim);
         prob[k] = s;
         if (s > mx) mx = s;
     }
@@ -411,10 +411,7 @@ static int class_scores(const mp_textclf *m, const char *s, size_t len, float *s
             hid[j] /= (float)cnt;
     for (size_t k = 0; k < L; k++) {
         const float *w = m->out + k * dim;
-        float v = 0;
-        for (size_t j = 0; j < dim; j++)
-            v += w[j] * hid[j];
-        sc[k] = v;
+        sc[k] = mp_dot_seq(w, hid, dim);
     }
     free(hid);
     return MP_OK;
@@ -621,4 +618,47 @@ fail:
     mp_textclf_free(m);
     mp_mf_reader_close(r);
     return rc;
+}
+
+int mp_textclf_grader_init(mp_textclf_grader *g, const mp_textclf *m, const char *positive_label, mp_error *err) {
+    memset(g, 0, sizeof *g);
+    size_t nl = mp_textclf_n_labels(m), found = nl;
+    const char *want[2] = {positive_label, NULL};
+    if (!want[0]) {
+        want[0] = "positive";
+        want[1] = "__label__positive";
+    }
+    for (int w = 0; w < 2 && found == nl; w++)
+        for (size_t i = 0; want[w] && i < nl && found == nl; i++)
+            if (!strcmp(mp_textclf_label(m, i), want[w])) found = i;
+    if (found == nl || nl < 2) {
+        char list[256];
+        size_t len = 0;
+        list[0] = 0;
+        for (size_t i = 0; i < nl && len + 1 < sizeof list; i++) {
+            int n = snprintf(list + len, sizeof list - len, "%s\"%s\"", i ? ", " : "", mp_textclf_label(m, i));
+            if (n < 0) break;
+            len += (size_t)n < sizeof list - len ? (size_t)n : sizeof list - len - 1;
+        }
+        return mp_error_set(err, MP_EINVAL,
+                            "review sentiment: the classifier has no label \"%s\" (its labels: %s); name the "
+                            "positive one with --review-positive-label",
+                            want[0], list);
+    }
+    g->clf = m;
+    g->positive = found;
+    g->n_labels = nl;
+    return MP_OK;
+}
+
+int mp_textclf_review_grade(void *state, const char *text, size_t len, double *grade) {
+    const mp_textclf_grader *g = state;
+    size_t label;
+    float prob;
+    mp_error perr;
+    int rc = mp_textclf_predict(g->clf, text, len, &label, &prob, &perr);
+    if (rc != MP_OK) return rc;
+    double p = label == g->positive ? prob : (1.0 - prob) / (double)(g->n_labels - 1);
+    *grade = 2.0 * p - 1.0;
+    return MP_OK;
 }

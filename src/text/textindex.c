@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "magpie/model.h"
 #include "magpie/textindex.h"
+#include "magpie/topk.h"
 #include "text/text_internal.h"
 
 #define TI_SECTION_VERSION 1u
@@ -423,7 +423,12 @@ int mp_textindex_bm25_topk(const mp_textindex *ix, const char *q, size_t len, si
     if (!scores) return mp_error_set(err, MP_ENOMEM, "textindex: out of memory for %u scores", ix->n_docs);
     int rc = mp_textindex_bm25_all(ix, q, len, scores, err);
     if (rc == MP_OK) {
-        size_t got = mp_topk(scores, ix->n_docs, allow, k, out_docs);
+        size_t got;
+        rc = mp_topk(scores, ix->n_docs, allow, k, out_docs, &got);
+        if (rc) {
+            free(scores);
+            return mp_error_set(err, rc, "textindex: cannot rank %u documents: %s", ix->n_docs, mp_strerror(rc));
+        }
         while (got > 0 && !(scores[out_docs[got - 1]] > 0))
             got--;
         if (out_scores)

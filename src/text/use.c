@@ -32,6 +32,7 @@
 #include <omp.h>
 #endif
 
+#include "magpie/linalg.h"
 #include "magpie/text.h"
 #include "text/use_internal.h"
 
@@ -175,10 +176,7 @@ static void attention(size_t S, const size_t *off, const size_t *len, size_t d, 
             float mx = -INFINITY;
             for (size_t j = 0; j < L; j++) {
                 const float *kj = base + j * stride + d + h * dh;
-                float sdot = 0;
-                for (size_t c = 0; c < dh; c++)
-                    sdot += q[c] * kj[c];
-                p[j] = sdot * q_scale;
+                p[j] = mp_dot_seq(q, kj, dh) * q_scale;
                 if (p[j] > mx) mx = p[j];
             }
             double sum = 0;

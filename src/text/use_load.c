@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "magpie/buf.h"
 #include "magpie/json.h"
 #include "magpie/text.h"
 #include "text/use_internal.h"
@@ -25,31 +26,16 @@ static int read_whole(const char *path, char **buf, size_t *len, mp_error *err) 
         return mp_error_set(err, e == ENOENT ? MP_ENOTFOUND : MP_EIO, "%s: cannot open: %s; reinstall with: %s", path,
                             strerror(e), MP_USE_INSTALL_HINT);
     }
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        size_t got = fread(b + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        cap *= 2;
-        char *nb = realloc(b, cap + 1);
-        if (!nb) {
-            free(b);
-            b = NULL;
-        } else {
-            b = nb;
-        }
-    }
-    int bad = ferror(f);
+    mp_buf b;
+    mp_buf_init(&b);
+    int rc = mp_buf_add_file(&b, f);
     fclose(f);
-    if (!b) return mp_error_set(err, MP_ENOMEM, "%s: out of memory reading the file", path);
-    if (bad) {
-        free(b);
-        return mp_error_set(err, MP_EIO, "%s: read error", path);
+    if (rc == MP_OK && !(*buf = mp_buf_take(&b, len))) rc = MP_ENOMEM;
+    if (rc != MP_OK) {
+        mp_buf_free(&b);
+        return rc == MP_ENOMEM ? mp_error_set(err, MP_ENOMEM, "%s: out of memory reading the file", path)
+                               : mp_error_set(err, MP_EIO, "%s: read error", path);
     }
-    b[n] = 0;
-    *buf = b;
-    *len = n;
     return MP_OK;
 }
 

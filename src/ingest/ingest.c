@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "magpie/ingest.h"
+#include "magpie/json.h"
 
 #define CHUNK_EVENTS (1u << 20)              /* default events buffered before a sorted flush */
 #define CHUNK_TEXT_BYTES ((size_t)128 << 20) /* or this much review text / session ids */
@@ -543,58 +544,10 @@ int mp_importer_add_user(mp_importer *im, const mp_user *u, mp_error *err) {
 
 /* ---- rejects ---- */
 
-/* Writes s[0..len) as a JSON string body: quotes, backslashes and control characters escaped, invalid UTF-8
- * bytes replaced by U+FFFD (the rejects file must itself be valid JSON; file and line point at the original). */
+/* Writes s[0..len) as a JSON string literal (mp_json_escape: invalid UTF-8 bytes become U+FFFD, so the rejects file
+ * is itself valid JSON; file and line point at the original). */
 static void json_write_str(FILE *f, const char *s, size_t len) {
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    fputc('"', f);
-    while (p < end) {
-        unsigned c = *p;
-        if (c == '"' || c == '\\') {
-            fputc('\\', f);
-            fputc((int)c, f);
-            p++;
-        } else if (c < 0x20) {
-            switch (c) {
-            case '\n':
-                fputs("\\n", f);
-                break;
-            case '\r':
-                fputs("\\r", f);
-                break;
-            case '\t':
-                fputs("\\t", f);
-                break;
-            default:
-                fprintf(f, "\\u%04x", c);
-            }
-            p++;
-        } else if (c < 0x80) {
-            fputc((int)c, f);
-            p++;
-        } else {
-            int n = 0;
-            if (c >= 0xC2 && c < 0xE0)
-                n = 2;
-            else if (c >= 0xE0 && c < 0xF0)
-                n = 3;
-            else if (c >= 0xF0 && c < 0xF5)
-                n = 4;
-            int ok = n > 0 && end - p >= n;
-            for (int i = 1; ok && i < n; i++)
-                ok = (p[i] & 0xC0) == 0x80;
-            if (ok && n == 3) ok = !(c == 0xE0 && p[1] < 0xA0) && !(c == 0xED && p[1] >= 0xA0);
-            if (ok && n == 4) ok = !(c == 0xF0 && p[1] < 0x90) && !(c == 0xF4 && p[1] >= 0x90);
-            if (ok) {
-                fwrite(p, 1, (size_t)n, f);
-                p += n;
-            } else {
-                fputs("\xEF\xBF\xBD", f);
-                p++;
-            }
-        }
-    }
-    fputc('"', f);
+    if (mp_json_write_str(f, s, len) == MP_ENOMEM) fputs("\"\"", f);
 }
 
 int mp_importer_reject(mp_importer *im, const char *file, uint64_t line, const char *message, mp_str raw,
