@@ -201,6 +201,8 @@ MP_TEST(textindex_invalid_utf8_names_document) {
     CHECK_OK(mp_textindex_build(docs, NULL, 2, NULL, &ix, &err), &err);
     CHECK_EQ(mp_textindex_set(ix, 1, "x\xc3", 2, &err), MP_EINVAL);
     CHECK_CONTAINS(err.msg, "document 1");
+    /* Without an mp_error the code still comes back (adding context to the message must not turn it into MP_OK). */
+    CHECK_EQ(mp_textindex_set(ix, 1, "x\xc3", 2, NULL), MP_EINVAL);
     float s[2];
     CHECK_OK(Q(ix, "also", s, &err), &err); /* document 1 kept its text */
     CHECK(s[1] > 0);

@@ -61,8 +61,10 @@ MP_EXPORT void mp_error_clear(mp_error *err);
 /* Sets code and printf-formatted message; returns `code` so callers can `return mp_error_set(...)`.
  * `err` may be NULL (the code is still returned). */
 MP_EXPORT int mp_error_set(mp_error *err, int code, const char *fmt, ...) MP_PRINTF(3, 4);
-/* Prepends "prefix: " to the current message (for adding file or context); returns err->code (or MP_OK). */
-MP_EXPORT int mp_error_prefix(mp_error *err, const char *fmt, ...) MP_PRINTF(2, 3);
+/* Prepends "prefix: " to the current message (for adding file or context); no-op on NULL. It returns nothing on
+ * purpose: `return mp_error_prefix(err, ...)` once returned MP_OK for a caller that passed no mp_error, turning a
+ * failure into success; keep the callee's code and return that. */
+MP_EXPORT void mp_error_prefix(mp_error *err, const char *fmt, ...) MP_PRINTF(2, 3);
 
 #ifdef __cplusplus
 }

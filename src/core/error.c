@@ -42,8 +42,8 @@ int mp_error_set(mp_error *err, int code, const char *fmt, ...) {
     return code;
 }
 
-int mp_error_prefix(mp_error *err, const char *fmt, ...) {
-    if (!err) return MP_OK;
+void mp_error_prefix(mp_error *err, const char *fmt, ...) {
+    if (!err) return;
     char prefix[MP_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
@@ -52,5 +52,4 @@ int mp_error_prefix(mp_error *err, const char *fmt, ...) {
     char old[MP_ERROR_MSG_MAX];
     memcpy(old, err->msg, sizeof old);
     snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
-    return err->code;
 }

@@ -28,12 +28,14 @@ int mp_train_set_build(mp_train_set *ts, const mp_dataset *ds, const mp_interact
     int rc = mp_csr_build(&ts->ui, events, n, ds->n_users, ds->n_items, &ts->weighting, err);
     if (rc != MP_OK) {
         mp_train_set_free(ts);
-        return mp_error_prefix(err, "building the training matrix");
+        mp_error_prefix(err, "building the training matrix");
+        return rc;
     }
     rc = mp_csr_transpose(&ts->iu, &ts->ui, err);
     if (rc != MP_OK) {
         mp_train_set_free(ts);
-        return mp_error_prefix(err, "building the training matrix");
+        mp_error_prefix(err, "building the training matrix");
+        return rc;
     }
     mp_train_data *d = &ts->data;
     d->n_users = ds->n_users;

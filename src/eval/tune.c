@@ -220,7 +220,8 @@ static int parse_entry(mp_tune_param *p, const mp_model_ops *ops, mp_model *scra
                 free(c);
                 if (dup || lenient) continue;
                 if (err) *err = cerr;
-                rc = mp_error_prefix(err, "space entry \"%s\": choice", entry);
+                mp_error_prefix(err, "space entry \"%s\": choice", entry);
+                rc = crc;
                 goto out;
             }
             p->choices[p->n_choices++] = c;
@@ -615,7 +616,10 @@ static int refit_and_test(const mp_tune_opts *o, const mp_train_set *ts, const m
     data.n_valid = sp->n_valid;
     data.n_threads = o->n_threads;
     rc = mp_model_fit(out->model, &data, o->progress, err);
-    if (rc != MP_OK) return mp_error_prefix(err, "refitting the best parameters");
+    if (rc != MP_OK) {
+        mp_error_prefix(err, "refitting the best parameters");
+        return rc;
+    }
     if (sp->n_test == 0) return MP_OK;
     mp_interaction *history = NULL;
     size_t n_history = 0;
@@ -664,7 +668,10 @@ int mp_tune_run(const mp_dataset *ds, const mp_split *sp, const mp_weighting *w,
     mp_model *probe = NULL;
     int rc = make_model(o, NULL, &probe, err);
     mp_model_destroy(probe);
-    if (rc != MP_OK) return mp_error_prefix(err, "tune: fixed parameters");
+    if (rc != MP_OK) {
+        mp_error_prefix(err, "tune: fixed parameters");
+        return rc;
+    }
 
     const mp_tune_space *s = o->space;
     size_t np = s->n_params, nt = o->n_trials;
@@ -747,7 +754,7 @@ int mp_tune_run(const mp_dataset *ds, const mp_split *sp, const mp_weighting *w,
     }
     if (out->best == SIZE_MAX) {
         if (err) *err = first_fail;
-        rc = mp_error_prefix(err, "tune: every trial failed; the first");
+        mp_error_prefix(err, "tune: every trial failed; the first");
         if (err) err->code = MP_EEMPTY;
         rc = MP_EEMPTY;
         goto done;

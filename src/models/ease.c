@@ -277,10 +277,14 @@ static int ease_fit(void *impl, const mp_train_data *data, const mp_progress *pr
     cf_type_weights(data, m->type_weight);
     mp_csr x = {0}, xt = {0};
     int rc = cf_build_x(&x, data, m->input, m->type_weight, err);
-    if (rc) return mp_error_prefix(err, "ease");
+    if (rc) {
+        mp_error_prefix(err, "ease");
+        return rc;
+    }
     if ((rc = mp_csr_transpose(&xt, &x, err))) {
         mp_csr_free(&x);
-        return mp_error_prefix(err, "ease");
+        mp_error_prefix(err, "ease");
+        return rc;
     }
     size_t nn = (size_t)n * n, es = m->use_double ? sizeof(double) : sizeof(float);
     void *a = malloc(nn * es);
@@ -336,7 +340,8 @@ static int ease_fit(void *impl, const mp_train_data *data, const mp_progress *pr
     m->n_items = n;
     if (m->recency_auto && (rc = cf_pick_recency(data, ease_score_all, m, &m->recency, err))) {
         ease_release(m);
-        return mp_error_prefix(err, "ease: choosing recency");
+        mp_error_prefix(err, "ease: choosing recency");
+        return rc;
     }
     mp_progress_report(progress, "fit", n, n);
     return MP_OK;

@@ -167,7 +167,10 @@ static int knn_fit(void *impl, const mp_train_data *data, const mp_progress *pro
     cf_type_weights(data, m->type_weight);
     mp_csr x = {0}, w = {0}, wu = {0};
     int rc = cf_build_x(&x, data, m->input, m->type_weight, err);
-    if (rc) return mp_error_prefix(err, "itemknn");
+    if (rc) {
+        mp_error_prefix(err, "itemknn");
+        return rc;
+    }
     if ((rc = mp_csr_transpose(&w, &x, err)) == MP_OK) {
         knn_reweight(m, &w, &x);
         rc = mp_csr_transpose(&wu, &w, err);
@@ -175,7 +178,8 @@ static int knn_fit(void *impl, const mp_train_data *data, const mp_progress *pro
     mp_csr_free(&x);
     if (rc) {
         mp_csr_free(&w);
-        return mp_error_prefix(err, "itemknn");
+        mp_error_prefix(err, "itemknn");
+        return rc;
     }
 
     uint32_t n = data->n_items;

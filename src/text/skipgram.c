@@ -472,7 +472,10 @@ int mp_skipgram_word_vector(const mp_skipgram *m, const char *w, size_t len, flo
     memset(out, 0, dim * sizeof *out);
     mp_text_tokens *tk = NULL;
     int rc = mp_text_features(w ? w : "", w ? len : 0, &m->fo, &tk, err);
-    if (rc) return mp_error_prefix(err, "skipgram word vector");
+    if (rc) {
+        mp_error_prefix(err, "skipgram word vector");
+        return rc;
+    }
     for (size_t i = 0; i < tk->n; i++)
         if (is_unigram(tk->toks[i].kind)) {
             *have = unit_vector(m, tk, i, out) > 0;
@@ -488,7 +491,10 @@ int mp_skipgram_text_vector(const mp_skipgram *m, const char *s, size_t len, flo
     memset(out, 0, dim * sizeof *out);
     mp_text_tokens *tk = NULL;
     int rc = mp_text_features(s ? s : "", s ? len : 0, &m->fo, &tk, err);
-    if (rc) return mp_error_prefix(err, "skipgram text vector");
+    if (rc) {
+        mp_error_prefix(err, "skipgram text vector");
+        return rc;
+    }
     float *v = malloc(dim * sizeof *v);
     if (!v) {
         mp_text_tokens_free(tk);

@@ -255,7 +255,10 @@ int mp_textindex_set(mp_textindex *ix, uint32_t doc, const char *text, size_t le
     dterm *nt = NULL;
     uint32_t nn = 0, ntok = 0;
     int rc = to_terms(ix, text, text ? len : 0, 1, &nt, &nn, &ntok, err);
-    if (rc) return mp_error_prefix(err, "textindex: document %u", doc);
+    if (rc) {
+        mp_error_prefix(err, "textindex: document %u", doc);
+        return rc;
+    }
     rc = ensure_docs(ix, (size_t)doc + 1, err);
     if (rc) {
         free(nt);

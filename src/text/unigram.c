@@ -52,7 +52,11 @@ static int parse_line(mp_unigram *u, const char *line, size_t n, const char *nam
     size_t plen = (size_t)(tab - line), slen = n - plen - 1;
     if (plen == 0) return mp_error_set(err, MP_EINVAL, "%s:%zu: empty piece", name, lineno);
     size_t bad;
-    if (mp_utf8_validate(line, plen, &bad, err) != MP_OK) return mp_error_prefix(err, "%s:%zu", name, lineno);
+    int rc = mp_utf8_validate(line, plen, &bad, err);
+    if (rc != MP_OK) {
+        mp_error_prefix(err, "%s:%zu", name, lineno);
+        return rc;
+    }
     char num[64];
     if (slen == 0 || slen >= sizeof num)
         return mp_error_set(err, MP_EINVAL, "%s:%zu: score: expected a number, got \"%.*s\"", name, lineno,
@@ -76,7 +80,7 @@ static int parse_line(mp_unigram *u, const char *line, size_t n, const char *nam
         if (!ns || !nu) return mp_error_set(err, MP_ENOMEM, "%s:%zu: out of memory", name, lineno);
         *cap = ncap;
     }
-    int rc = mp_strmap_put(u->vocab, line, plen, (uint32_t)u->size);
+    rc = mp_strmap_put(u->vocab, line, plen, (uint32_t)u->size);
     if (rc != MP_OK) return mp_error_set(err, rc, "%s:%zu: cannot add piece: %s", name, lineno, mp_strerror(rc));
     u->scores[u->size] = score;
     u->usable[u->size] = !is_control_piece(line, plen);

@@ -301,8 +301,11 @@ int mp_use_embed(const mp_use *m, const char *const *texts, const size_t *lens, 
         if (!texts[i] && (!lens || lens[i])) return mp_error_set(err, MP_EINVAL, "mp_use_embed: text %zu is NULL", i);
         size_t l = lens ? lens[i] : strlen(texts[i]);
         size_t bad;
-        if (mp_utf8_validate(texts[i] ? texts[i] : "", l, &bad, err) != MP_OK)
-            return mp_error_prefix(err, "mp_use_embed: text %zu", i);
+        int rc = mp_utf8_validate(texts[i] ? texts[i] : "", l, &bad, err);
+        if (rc != MP_OK) {
+            mp_error_prefix(err, "mp_use_embed: text %zu", i);
+            return rc;
+        }
     }
     uint32_t **ids = calloc(n, sizeof *ids);
     size_t *ntok = calloc(n, sizeof *ntok);

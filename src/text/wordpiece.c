@@ -66,8 +66,8 @@ int mp_wordpiece_load_mem(const char *data, size_t len, const char *name, const 
                               lineno);
             break;
         }
-        if (mp_utf8_validate(line, n, &bad, err) != MP_OK) {
-            rc = mp_error_prefix(err, "%s:%zu", name, lineno);
+        if ((rc = mp_utf8_validate(line, n, &bad, err)) != MP_OK) {
+            mp_error_prefix(err, "%s:%zu", name, lineno);
             break;
         }
         if (mp_strmap_get(wp->vocab, line, n) != MP_STRMAP_NONE) {
