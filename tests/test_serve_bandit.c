@@ -97,14 +97,14 @@ MP_TEST(serve_bandit_propensities_and_feedback) {
     CHECK_OK(mp_serve_bandit_feedback(sb, sl.event_id, served1, 1.0, 101.0, &v, &err), &err);
     CHECK(v && !strcmp(v, "default"));
     /* twice, an item not shown, a bad reward, an unknown id, an expired id */
-    CHECK_EQ(mp_serve_bandit_feedback(sb, sl.event_id, served1, 1.0, 101.0, NULL, &err), MP_EINVAL);
+    CHECK_EQ(mp_serve_bandit_feedback(sb, sl.event_id, served1, 1.0, 101.0, NULL, &err), MP_ECONFLICT);
     CHECK_CONTAINS(err.msg, "already has feedback");
-    CHECK_EQ(mp_serve_bandit_feedback(sb, sl.event_id, l.items[7].item, 1.0, 101.0, NULL, &err), MP_ENOTFOUND);
+    CHECK_EQ(mp_serve_bandit_feedback(sb, sl.event_id, l.items[7].item, 1.0, 101.0, NULL, &err), MP_ENOTMEMBER);
     CHECK_CONTAINS(err.msg, "was not in event");
     CHECK_EQ(mp_serve_bandit_feedback(sb, sl.event_id, l.items[0].item, NAN, 101.0, NULL, &err), MP_EINVAL);
     CHECK_EQ(mp_serve_bandit_feedback(sb, "0badc0de-1", served1, 1.0, 101.0, NULL, &err), MP_ENOTFOUND);
     CHECK_CONTAINS(err.msg, "unknown event id");
-    CHECK_EQ(mp_serve_bandit_feedback(sb, sl.event_id, l.items[2].item, 0.0, 200.0, NULL, &err), MP_ENOTFOUND);
+    CHECK_EQ(mp_serve_bandit_feedback(sb, sl.event_id, l.items[2].item, 0.0, 200.0, NULL, &err), MP_EEXPIRED);
     CHECK_CONTAINS(err.msg, "expired");
     /* a bad per-request spec is refused and records nothing */
     mp_serve_slate sl2;

@@ -672,7 +672,7 @@ int mp_serve_bandit_feedback(mp_serve_bandit *sb, const char *event_id, const ch
         variant *v = &sb->v[i];
         mp_error_clear(err);
         rc = mp_bandit_feedback(v->log, v->b, event_id, item, reward, now, NULL, err);
-        if (rc == MP_ENOTFOUND && strstr(err->msg, "unknown event id")) continue;
+        if (rc == MP_ENOTFOUND) continue; /* not this variant's event id */
         if (rc == MP_EIO) {
             fprintf(stderr, "magpie serve: bandit_log: %s\n", err->msg);
             rc = MP_OK;
@@ -695,7 +695,7 @@ int mp_serve_bandit_feedback(mp_serve_bandit *sb, const char *event_id, const ch
         break;
     }
     pthread_rwlock_unlock(&sb->mu);
-    if (rc != MP_ENOTFOUND || !strstr(err->msg, "unknown event id")) return rc;
+    if (rc != MP_ENOTFOUND) return rc;
     mp_error_clear(err);
     return mp_error_set(err, MP_ENOTFOUND,
                         "feedback: unknown event id `%.64s` (not served by this server run; ids come from "

@@ -94,9 +94,9 @@ int mp_serve_bandit_serve(mp_serve_bandit *sb, const char *user, size_t user_len
                           const mp_serve_rules *rules, mp_live_list *l, size_t k, double now, mp_serve_slate *out,
                           mp_error *err);
 
-/* Feedback {event_id, item, reward} at now. MP_ENOTFOUND: unknown / evicted / expired event, or an item not in
- * the event (message starting "item `"); MP_EINVAL: non-finite reward, feedback given twice. *variant gets the
- * variant name on success. */
+/* Feedback {event_id, item, reward} at now. Possible errors: MP_ENOTFOUND (an event id no variant issued),
+ * MP_EEXPIRED (evicted or expired), MP_ENOTMEMBER (the item was not in the event), MP_ECONFLICT (feedback given
+ * twice), MP_EINVAL (non-finite reward). *variant gets the variant name on success. */
 int mp_serve_bandit_feedback(mp_serve_bandit *sb, const char *event_id, const char *item, double reward, double now,
                              const char **variant, mp_error *err);
 

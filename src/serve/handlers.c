@@ -977,11 +977,10 @@ enum MHD_Result handle_feedback(hctx *h) {
     mp_error_clear(&err);
     const char *variant = NULL;
     if (mp_serve_bandit_feedback(h->srv->bandit, event_id, item, reward, mono_seconds(), &variant, &err) != MP_OK) {
-        if (err.code == MP_ENOTFOUND && strstr(err.msg, "was not in event"))
-            return http_send_error(h->c, r, 422, NULL, "item", "%s", err.msg);
-        if (err.code == MP_ENOTFOUND) return http_send_error(h->c, r, 404, NULL, "event_id", "%s", err.msg);
-        if (err.code == MP_EINVAL && strstr(err.msg, "already has feedback"))
-            return http_send_error(h->c, r, 409, "conflict", "item", "%s", err.msg);
+        if (err.code == MP_ENOTMEMBER) return http_send_error(h->c, r, 422, NULL, "item", "%s", err.msg);
+        if (err.code == MP_ENOTFOUND || err.code == MP_EEXPIRED)
+            return http_send_error(h->c, r, 404, NULL, "event_id", "%s", err.msg);
+        if (err.code == MP_ECONFLICT) return http_send_error(h->c, r, 409, "conflict", "item", "%s", err.msg);
         if (err.code == MP_EINVAL) return http_send_error(h->c, r, 422, NULL, "reward", "%s", err.msg);
         return http_send_mp_error(h->c, r, &err, NULL);
     }
