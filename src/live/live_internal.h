@@ -1,5 +1,8 @@
 /* src/live/live_internal.h: the state of a live recommender (include/magpie/live.h) shared by its files:
- *   live.c     open / close, the model holder (load, index, reload, swap), info and stats, scratch pools
+ *   live.c     open / close, loading model holders (load, index, reload with catch-up, swap), info and stats,
+ *              scratch pools
+ *   holder.c   a holder's life: creation, reference count (acquire / release, the last one frees), HNSW scratches
+ *   util.c     leaf helpers touching no live state: the clock, array growth, id checks
  *   write.c    events, items, users, availability, forgetting
  *   read.c     recommend, similar, popular, history
  *   catalog.c  category matching, cached category filters, the live popularity counters
@@ -7,7 +10,9 @@
  *   text.c     the catalog's text: search index, item embeddings (cache, background embedder), search,
  *              new items for content-aware models
  *   search.c   the search ranking (magpie/search.h; no live state)
- * Not a public header.
+ * No two object files reference each other's symbols, directly or through a loop: calls go down the order
+ *   read.c, write.c -> live.c -> catalog.c -> text.c -> search.c, features.c, holder.c -> util.c
+ * (a file may skip levels; none calls back up). Not a public header.
  *
  * Locks (always taken in this order; none is held while waiting for an earlier one):
  *   reload_mu  serialises reloads (held for a whole reload, including the load and the index build).
@@ -225,18 +230,29 @@ struct mp_live {
     live_scratch *pool;
 };
 
-/* ---- live.c ---- */
+/* ---- util.c ---- */
+/* Wall clock, nanoseconds. */
 int64_t live_now_ns(void);
-live_scratch *live_scratch_get(mp_live *l);
-void live_scratch_put(mp_live *l, live_scratch *sc);
 /* Grows a scratch array to hold n elements of size elem (contents kept). MP_OK or MP_ENOMEM. */
 int live_grow(void **p, size_t *cap, size_t n, size_t elem);
+/* Validates an external id (non-empty, at most MP_MAX_ID_BYTES, valid UTF-8). NULL if fine, else the reason. */
+const char *live_id_problem(const char *id, size_t len);
+
+/* ---- holder.c ---- */
+/* An empty holder with one reference (the caller's), or NULL (out of memory). */
+live_holder *live_holder_new(void);
+/* Frees h and everything it owns (no reference may remain). NULL: no-op. */
+void live_holder_free(live_holder *h);
+/* The current holder with one more reference (model_mu). */
 live_holder *live_holder_acquire(mp_live *l);
+/* Drops a reference; the last one frees the holder. NULL: no-op. */
 void live_holder_release(mp_live *l, live_holder *h);
 mp_hnsw_scratch *live_hnsw_scratch_get(live_holder *h, mp_error *err);
 void live_hnsw_scratch_put(live_holder *h, mp_hnsw_scratch *s);
-/* Validates an external id (non-empty, at most MP_MAX_ID_BYTES, valid UTF-8). NULL if fine, else the reason. */
-const char *live_id_problem(const char *id, size_t len);
+
+/* ---- live.c ---- */
+live_scratch *live_scratch_get(mp_live *l);
+void live_scratch_put(mp_live *l, live_scratch *sc);
 
 /* ---- catalog.c (callers hold cat: read side for lookups, write side for changes) ---- */
 /* Grows every per-item array (titles, categories, availability, popularity, filter masks) to hold n items. */
