@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "magpie/abtest.h"
+#include "magpie/explore.h"
 #include "serve/banditsrv.h"
 #include "test.h"
 

@@ -1,5 +1,6 @@
 /* magpie/abtest.h: A/B test analysis: conversion-rate comparison with confidence intervals (two-proportion z-test
- * and bootstrap), sample sizes, A/A simulation, and deterministic variant assignment by hashed user id.
+ * and bootstrap), sample sizes and A/A simulation: pure statistics. Deterministic variant assignment by hashed user
+ * id (mp_abtest_assign) is the live module's, beside the A/B state it serves: magpie/explore.h.
  *
  * Conventions: variant A is the control, B the treatment; diff = pB - pA, lift = diff / pA.
  *   z-test: pooled p = (xA + xB) / (nA + nB), z = diff / sqrt(p (1 - p) (1/nA + 1/nB)), two-sided
@@ -67,12 +68,6 @@ MP_EXPORT int mp_abtest_sample_size(double baseline, double mde, double alpha, d
  * *false_positive_rate = share of experiments whose z-test p-value < alpha. Deterministic for seed. */
 MP_EXPORT int mp_abtest_aa_simulate(double rate, uint64_t n_per_arm, uint32_t n_sims, double alpha, uint64_t seed,
                                     double *false_positive_rate, mp_error *err);
-
-/* Deterministic assignment: hashes "salt" NUL "user_id" (64-bit, stable across runs and machines) to u in [0, 1)
- * and returns the first variant v with u < (w_0 + ... + w_v) / sum(w), so a user keeps the variant as long as salt
- * and weights stay; a new salt reshuffles everyone. weights: [n_variants], non-negative, positive sum.
- * Returns the variant index, or -1 for bad weights. */
-MP_EXPORT int mp_abtest_assign(const char *user_id, const char *salt, const double *weights, size_t n_variants);
 
 #ifdef __cplusplus
 }

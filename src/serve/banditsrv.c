@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "magpie/abtest.h"
+#include "magpie/explore.h"
 #include "magpie/bandit.h"
 #include "magpie/strmap.h"
 
