@@ -206,7 +206,8 @@ MP_TEST(explore_over_live_without_http) {
     rq.price_max = NAN;
     rq.policy = "egreedy:eps=1";
     CHECK_EQ(mp_live_recommend(live, &q, &l, NULL, &err), MP_EINVAL);
-    CHECK_CONTAINS(err.msg, "field `policy`");
+    CHECK_CONTAINS(err.msg, "policy: ");
+    CHECK(sl.bad_field && !strcmp(sl.bad_field, "policy"));
     mp_explore_slate_free(&sl);
     mp_live_list_free(&l);
 

@@ -131,6 +131,8 @@ typedef struct mp_explore_slate {
     char event_id[40];         /* the id feedback refers to; "" when k == 0 (nothing recorded) */
     const char *variant;       /* variant name (valid until mp_explore_destroy) */
     const char *policy;        /* policy kind used ("egreedy", ...; static) */
+    const char *bad_field;     /* after an error caused by the request: the mp_explore_request field at fault
+                                  ("policy"; static), so a front end can name its own input; else NULL */
 } mp_explore_slate;
 /* Frees what the slate owns (the struct is the caller's); a zeroed or NULL slate is a no-op. */
 MP_EXPORT void mp_explore_slate_free(mp_explore_slate *s);
@@ -140,8 +142,8 @@ MP_EXPORT void mp_explore_slate_free(mp_explore_slate *s);
  * and the price rule. Reorders l->items so the served ones come first (l->n unchanged: mp_live_list_free still
  * frees all) and fills *out (out->active = 1; free it with mp_explore_slate_free, also after an error). Items are
  * looked up in the attached live recommender for features, price, popularity and stock. Possible errors:
- * MP_EINVAL "field `policy`: ..." (a bad r->policy; nothing recorded), MP_ENOMEM, and the live recommender's
- * errors from mp_live_item_features. */
+ * MP_EINVAL "policy: ..." (a bad r->policy: out->bad_field = "policy", nothing recorded), MP_ENOMEM, and the live
+ * recommender's errors from mp_live_item_features. */
 MP_EXPORT int mp_explore_serve(mp_explore *x, const char *user, size_t user_len, const mp_explore_request *r,
                                mp_live_list *l, size_t k, mp_explore_slate *out, mp_error *err);
 

@@ -161,7 +161,8 @@ typedef struct mp_live_query {
  * is the model's and q->slate->active = 0. Call only after the live recommender was attached to the explore state
  * (mp_explore_attach) if its features should be used.
  * Possible errors: MP_EINVAL (n == 0, a text that is not UTF-8 "field `q`: ...", a bad explore_req->policy
- * "field `policy`: ..."), MP_ENOTFOUND (an unknown user, see above), MP_ENOMEM, MP_ESTORE. */
+ * "policy: ...", with q->slate->bad_field = "policy"), MP_ENOTFOUND (an unknown user, see above), MP_ENOMEM,
+ * MP_ESTORE. */
 MP_EXPORT int mp_live_recommend(mp_live *l, const mp_live_query *q, mp_live_list *out, size_t *n_unknown_session,
                                 mp_error *err);
 /* Items similar to `item`, available ones only, never the item itself: for an indexed model, candidates by inner

@@ -463,7 +463,8 @@ int mp_explore_serve(mp_explore *x, const char *user, size_t user_len, const mp_
     mp_bandit_opts ov = v->opts;
     if (r && r->policy && mp_bandit_parse(r->policy, &ov, err) != MP_OK) {
         pthread_rwlock_unlock(&x->mu);
-        mp_error_prefix(err, "field `policy`");
+        mp_error_prefix(err, "policy");
+        out->bad_field = "policy";
         return MP_EINVAL;
     }
     out->policy = mp_bandit_kind_name(ov.kind);
