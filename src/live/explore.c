@@ -43,6 +43,7 @@ struct mp_explore {
     _Atomic int64_t next_save_ms;
 };
 
+static int save_locked(mp_explore *x, mp_error *err);
 static void warn(const mp_explore *x, const char *fmt, ...) MP_PRINTF(2, 3);
 static void warn(const mp_explore *x, const char *fmt, ...) {
     if (!x->o.warn) return;
@@ -223,7 +224,7 @@ void mp_explore_destroy(mp_explore *x) {
     if (!x) return;
     mp_error err;
     mp_error_clear(&err);
-    if (x->nv && mp_explore_save(x, &err) != MP_OK) warn(x, "explore: saving learned policies: %s", err.msg);
+    if (x->nv && save_locked(x, &err) != MP_OK) warn(x, "explore: saving learned policies: %s", err.msg);
     for (size_t i = 0; i < x->nv; i++) {
         mp_bandit_log_destroy(x->v[i].log);
         mp_bandit_destroy(x->v[i].b);
@@ -247,8 +248,9 @@ static void state_path(const mp_explore *x, const variant *v, char *buf, size_t 
     snprintf(buf, cap, "%s/%s.bandit", x->state_dir, v->name);
 }
 
-int mp_explore_save(mp_explore *x, mp_error *err) {
-    if (!x || !x->state_dir[0]) return MP_OK;
+/* mp_explore_save with x->mu's read side held (or at destroy, alone). */
+static int save_locked(mp_explore *x, mp_error *err) {
+    if (!x->state_dir[0]) return MP_OK;
     int rc = MP_OK;
     pthread_mutex_lock(&x->save_mu);
     for (size_t i = 0; i < x->nv && rc == MP_OK; i++) {
@@ -262,6 +264,14 @@ int mp_explore_save(mp_explore *x, mp_error *err) {
         if (rc == MP_OK) v->saved_updates = u;
     }
     pthread_mutex_unlock(&x->save_mu);
+    return rc;
+}
+
+int mp_explore_save(mp_explore *x, mp_error *err) {
+    if (!x) return MP_OK;
+    pthread_rwlock_rdlock(&x->mu); /* attach does not replace a policy while it is written */
+    int rc = save_locked(x, err);
+    pthread_rwlock_unlock(&x->mu);
     return rc;
 }
 
@@ -393,7 +403,7 @@ static void maybe_save(mp_explore *x, double now) {
     if (now_ms < next || !atomic_compare_exchange_strong(&x->next_save_ms, &next, now_ms + every_ms)) return;
     mp_error serr;
     mp_error_clear(&serr);
-    if (mp_explore_save(x, &serr) != MP_OK) warn(x, "explore: saving learned policies: %s", serr.msg);
+    if (save_locked(x, &serr) != MP_OK) warn(x, "explore: saving learned policies: %s", serr.msg);
 }
 
 /* ---- serving ---------------------------------------------------------------------------------------------------- */
