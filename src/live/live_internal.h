@@ -15,9 +15,9 @@
  *              policies on disk
  *   abtest.c   the A/B part of an mp_explore: hashed assignment, variant specs, per-variant user sets
  * No two object files reference each other's symbols, directly or through a loop: calls go down the order
- *   read.c -> explore.c -> abtest.c, features.c;  read.c, write.c -> live.c -> catalog.c -> text.c -> search.c,
-   features.c, holder.c -> util.c
- * (a file may skip levels; none calls back up). Not a public header.
+ *   read.c -> explore.c -> abtest.c, features.c -> holder.c -> util.c
+ *   read.c, write.c -> live.c -> catalog.c -> text.c -> search.c, holder.c -> util.c
+ * (a file may skip levels; none calls back up: checked with nm over the objects of src/live). Not a public header.
  *
  * Locks (always taken in this order; none is held while waiting for an earlier one):
  *   reload_mu  serialises reloads (held for a whole reload, including the load and the index build).
@@ -39,7 +39,7 @@
  * one of those is held (mp_live_recommend calls mp_explore_serve after releasing cat; explore calls into the live
  * instance only through mp_live_item_features / mp_live_feature_source):
  *   x->mu      rwlock: write side for attach (which replaces variants' policies and logs), read side for every
- *              other call for its whole length (serve, feedback, observe, stats, save through them).
+ *              other call for its whole length (serve, feedback, observe, stats, users_each, dim, save).
  *   x->save_mu one save to state_dir at a time (taken under x->mu's read side, or alone at destroy).
  *   then the bandit module's own leaf mutexes (a policy's, an event log's, the shopper table's); an event log
  *   calls its sink under its mutex, and the sink takes
