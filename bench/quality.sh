@@ -9,20 +9,23 @@
 #   3. Explicit ratings: 5-fold cross-validation on u.data (events dealt into folds by a seeded permutation, as
 #      Surprise's KFold), RMSE and MAE of mf and of pop's damped item mean, beside Surprise's SVD and SVD++.
 #
-# Models not in the registry (`magpie eval --help`) are skipped. On MovieLens every model is fitted on the training
-# part only. On Beauty each model gets two rows: fitted on the training part with the validation part for early
-# stopping, and refitted on training + validation (the validation item is history at test time in that protocol).
+# Every model gets up to three settings, each its own row: its defaults (what a user who passes no parameter gets),
+# the bench's setting below (when it has one), and what `magpie tune` finds on the validation part of that dataset's
+# split (TUNE_TRIALS trials, seed 1; the test part is never looked at while tuning). Models not in the registry
+# (`magpie eval --help`) are skipped. On MovieLens every model is fitted on the training part only. On Beauty each
+# setting gets a row per fit: on the training part with the validation part for early stopping, and refitted on
+# training + validation (the validation item is history at test time in that protocol).
 #
 # Usage: bench/quality.sh                  (BUILD=dir picks the build, default build)
-#   MODELS="pop ease"   models to run (default: all of pop itemknn als bpr ease mf that are registered)
+#   MODELS="pop ease"   models to run (default: all of pop itemknn als bpr ease seqknn hybrid mf that are registered)
+#   SETTINGS="defaults bench tuned"   which rows per model (bench rows only where PARAMS_<model> is set)
 #   SECTIONS="ml beauty ratings"   which tables
 #   SEEDS="1 2 3 4 5"   seeds of the MovieLens split;  THREADS=2
-#   BEAUTY_FITS="train train+valid"  Beauty rows per model: fitted on train (validation for early stopping) and/or
+#   BEAUTY_FITS="train train+valid"  Beauty rows per setting: fitted on train (validation for early stopping) and/or
 #                       refitted on train+valid (`magpie eval --fit-on`)
-#   PARAMS_<model>="k=v,..."         override a model's parameters below (all datasets)
-#   RATING_PARAMS_<model>="k=v,..."  parameters of the explicit-ratings table
-#   TUNE_TRIALS=N       first run `magpie tune` (N trials, seed 1, validation NDCG@10 / RMSE) per model and
-#                       dataset and use what it finds instead of the table (slower: N fits per model and dataset)
+#   PARAMS_<model>="k=v,..."         the bench's setting of a model (all datasets)
+#   RATING_PARAMS_<model>="k=v,..."  the bench's setting in the explicit-ratings table
+#   TUNE_TRIALS=N       trials of `magpie tune` per model and dataset for the tuned rows (default 20; 0: no tuned rows)
 #   FRESH=1             re-import the datasets
 # Needs ../shared/data (or MAGPIE_SHARED_DATA). Work files and raw outputs go to bench/out/quality/.
 set -uo pipefail
@@ -47,7 +50,8 @@ SEEDS=${SEEDS:-1 2 3 4 5}
 THREADS=${THREADS:-2}
 SECTIONS=${SECTIONS:-ml beauty ratings}
 BEAUTY_FITS=${BEAUTY_FITS:-train train+valid}
-TUNE_TRIALS=${TUNE_TRIALS:-0}
+TUNE_TRIALS=${TUNE_TRIALS:-20}
+SETTINGS=${SETTINGS:-defaults bench tuned}
 mkdir -p "$OUT"
 [ -x "$MAGPIE" ] || { echo "quality: $MAGPIE not built (run make)" >&2; exit 1; }
 [ -d "$DATA/ml-100k" ] && [ -d "$DATA/amazon-s3rec" ] || { echo "quality: datasets not found under $DATA" >&2; exit 1; }
@@ -55,7 +59,7 @@ mkdir -p "$OUT"
 registered=$("$MAGPIE" eval --help | awk '/^models:/ {m = 1; next} m && /^  [a-z]/ {print $1} m && /^$/ {m = 0}')
 is_registered() { grep -qx "$1" <<< "$registered"; }
 models=()
-for m in ${MODELS:-pop itemknn als bpr ease mf}; do
+for m in ${MODELS:-pop itemknn als bpr ease seqknn hybrid mf}; do
     if is_registered "$m"; then models+=("$m"); else echo "quality: skipping $m (not in the registry)" >&2; fi
 done
 
@@ -77,20 +81,37 @@ BEAUTY="$OUT/beauty.db"
 import_once "$ML" movielens "$DATA/ml-100k"
 import_once "$BEAUTY" s3rec "$DATA/amazon-s3rec"
 
-# With TUNE_TRIALS > 0: the parameters `magpie tune` finds on the validation part of `db` (else the table's).
-tuned_params() { # tuned_params model db label fixed-params tune-args...
-    local m=$1 db=$2 label=$3 fixed=$4
-    shift 4
-    if [ "$TUNE_TRIALS" -le 0 ]; then printf '%s' "$fixed"; return; fi
+# What `magpie tune` finds on the validation part of `db`, from the model's defaults (empty when tuning fails).
+tuned_params() { # tuned_params model db label tune-args...
+    local m=$1 db=$2 label=$3
+    shift 3
     local f="$OUT/tune-$label-$m"
-    if "$MAGPIE" tune --db "$db" --model "$m" ${fixed:+--param "$fixed"} --trials "$TUNE_TRIALS" --seed 1 \
-        --threads "$THREADS" --quiet "$@" > "$f.md" 2> "$f.err"; then
+    if "$MAGPIE" tune --db "$db" --model "$m" --trials "$TUNE_TRIALS" --seed 1 --threads "$THREADS" --quiet "$@" \
+        > "$f.md" 2> "$f.err"; then
         sed -n 's/^best params: //p' "$f.md"
     else
         echo "quality: tuning $m on $label failed: $(why "$f.err")" >&2
-        printf '%s' "$fixed"
+        return 1
     fi
 }
+# The settings of a model on one dataset, a line each: "label<TAB>params" (params empty for the defaults).
+settings_of() { # settings_of model bench-params db label tune-args...
+    local m=$1 bench=$2 db=$3 label=$4
+    shift 4
+    local s t
+    for s in $SETTINGS; do
+        case $s in
+        defaults) printf 'defaults\t\n' ;;
+        bench) [ -n "$bench" ] && printf 'bench\t%s\n' "$bench" ;;
+        tuned) if [ "$TUNE_TRIALS" -gt 0 ] && t=$(tuned_params "$m" "$db" "$label" "$@"); then
+                   printf 'tuned\t%s\n' "$t"
+               fi ;;
+        esac
+    done
+    return 0
+}
+# "defaults" for a defaults row, else "setting: params".
+setting_label() { if [ -z "$2" ]; then printf 'defaults'; else printf '%s: %s' "$1" "$2"; fi; }
 
 # Mean ± sample standard deviation of each column of whitespace-separated numbers on stdin, "%.4f ± %.4f" each,
 # joined by " | ".
@@ -115,13 +136,13 @@ if [[ " $SECTIONS " == *" ml "* ]]; then
     echo "| BiVAE (best published row, Recommenders benchmark) | | 0.1461 | 0.4751 | 0.4118 | 0.2191 | | |"
     echo "| Cornac BPR (Recommenders benchmark) | | | 0.4420 | | | | |"
     for m in "${models[@]}"; do
+      while IFS=$'\t' read -r setting p; do
         t0=$(now)
-        p=$(tuned_params "$m" "$ML" ml "$(params_of "$m")" --protocol ratio --ratio 0.75)
-        rows="$OUT/ml-$m.rows"
+        rows="$OUT/ml-$m-$setting.rows"
         : > "$rows"
         failed=""
         for seed in $SEEDS; do
-            f="$OUT/ml-$m-seed$seed"
+            f="$OUT/ml-$m-$setting-seed$seed"
             if "$MAGPIE" eval --db "$ML" --model "$m" ${p:+--param "$p"} --protocol ratio --ratio 0.75 --seed "$seed" \
                 --k 10 --threads "$THREADS" --quiet > "$f.md" 2> "$f.err"; then
                 overall_rows < "$f.md" | awk '$1 == 10 {print $6, $5, $3, $4}' >> "$rows" # MAP NDCG P R
@@ -131,12 +152,13 @@ if [[ " $SECTIONS " == *" ml "* ]]; then
             fi
         done
         if [ -n "$failed" ] || [ ! -s "$rows" ]; then
-            echo "| Magpie $m | ${p:-defaults} | failed: ${failed:-no output} | | | | | $(elapsed "$t0") |"
+            echo "| Magpie $m | $(setting_label "$setting" "$p") | failed: ${failed:-no output} | | | | | $(elapsed "$t0") |"
             continue
         fi
         beats=$(awk '{m += $1; n += $2; pr += $3; r += $4; c++}
             END {print (m / c > 0.1461 && n / c > 0.4751 && pr / c > 0.4118 && r / c > 0.2191) ? "**yes**" : "no"}' "$rows")
-        echo "| Magpie $m | ${p:-defaults} | $(mean_std < "$rows") | $beats | $(elapsed "$t0") |"
+        echo "| Magpie $m | $(setting_label "$setting" "$p") | $(mean_std < "$rows") | $beats | $(elapsed "$t0") |"
+      done < <(settings_of "$m" "$(params_of "$m")" "$ML" ml --protocol ratio --ratio 0.75)
     done
     echo
 fi
@@ -151,23 +173,25 @@ if [[ " $SECTIONS " == *" beauty "* ]]; then
     echo "| SASRec (published, S3-Rec paper) | | 0.0387 | 0.0249 | 0.0605 | 0.0318 | 0.0902 | 0.0394 | | |"
     echo "| S3-Rec (published) | | 0.0387 | 0.0244 | 0.0647 | 0.0327 | 0.0994 | 0.0414 | | |"
     for m in "${models[@]}"; do
-      p=$(tuned_params "$m" "$BEAUTY" beauty "$(params_of "$m")" --protocol loo --history zero)
-      for fit in $BEAUTY_FITS; do
-        t0=$(now)
-        f="$OUT/beauty-$m-$fit"
-        if "$MAGPIE" eval --db "$BEAUTY" --model "$m" ${p:+--param "$p"} --protocol loo --history zero --k 5,10,20 \
-            --fit-on "$fit" --threads "$THREADS" --quiet > "$f.md" 2> "$f.err"; then
-            overall_rows < "$f.md" | awk -v label="Magpie $m (fit on $fit)" -v p="${p:-defaults}" -v t="$(elapsed "$t0")" '
-                {hr[NR] = $2; nd[NR] = $5}
-                END {all = hr[1] > 0.0387 && nd[1] > 0.0249 && hr[2] > 0.0647 && nd[2] > 0.0327 && hr[3] > 0.0994 &&
-                           nd[3] > 0.0414
-                     b = nd[2] > 0.0327 ? (all ? "**yes** (all six)" : "**yes**") : "no"
-                     printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label, p, hr[1], nd[1], hr[2], nd[2],
-                            hr[3], nd[3], b, t}'
-        else
-            echo "| Magpie $m (fit on $fit) | ${p:-defaults} | failed: $(why "$f.err") | | | | | | | $(elapsed "$t0") |"
-        fi
-      done
+      while IFS=$'\t' read -r setting p; do
+        for fit in $BEAUTY_FITS; do
+          t0=$(now)
+          f="$OUT/beauty-$m-$setting-$fit"
+          if "$MAGPIE" eval --db "$BEAUTY" --model "$m" ${p:+--param "$p"} --protocol loo --history zero --k 5,10,20 \
+              --fit-on "$fit" --threads "$THREADS" --quiet > "$f.md" 2> "$f.err"; then
+              overall_rows < "$f.md" | awk -v label="Magpie $m (fit on $fit)" -v p="$(setting_label "$setting" "$p")" \
+                  -v t="$(elapsed "$t0")" '
+                  {hr[NR] = $2; nd[NR] = $5}
+                  END {all = hr[1] > 0.0387 && nd[1] > 0.0249 && hr[2] > 0.0647 && nd[2] > 0.0327 && hr[3] > 0.0994 &&
+                             nd[3] > 0.0414
+                       b = nd[2] > 0.0327 ? (all ? "**yes** (all six)" : "**yes**") : "no"
+                       printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label, p, hr[1], nd[1], hr[2], nd[2],
+                              hr[3], nd[3], b, t}'
+          else
+              echo "| Magpie $m (fit on $fit) | $(setting_label "$setting" "$p") | failed: $(why "$f.err") | | | | | | | $(elapsed "$t0") |"
+          fi
+        done
+      done < <(settings_of "$m" "$(params_of "$m")" "$BEAUTY" beauty --protocol loo --history zero)
     done
     echo
     echo "fit on train: the model sees the training part and gets the validation part for early stopping / selection;"
@@ -187,13 +211,13 @@ if [[ " $SECTIONS " == *" ratings "* ]]; then
     for m in mf pop; do
         is_registered "$m" || continue
         [[ " ${models[*]} " == *" $m "* ]] || continue
+      while IFS=$'\t' read -r setting p; do
         t0=$(now)
-        p=$(tuned_params "$m" "$ML" ratings "$(rating_params_of "$m")" --protocol kfold --folds 5 --fold 0 --metric rmse)
-        rows="$OUT/ratings-$m.rows"
+        rows="$OUT/ratings-$m-$setting.rows"
         : > "$rows"
         failed=""
         for fold in 0 1 2 3 4; do
-            f="$OUT/ratings-$m-fold$fold"
+            f="$OUT/ratings-$m-$setting-fold$fold"
             if "$MAGPIE" eval --db "$ML" --model "$m" ${p:+--param "$p"} --protocol kfold --folds 5 --fold "$fold" \
                 --seed 1 --k 10 --threads "$THREADS" --quiet > "$f.md" 2> "$f.err"; then
                 overall_rating < "$f.md" >> "$rows"
@@ -205,10 +229,11 @@ if [[ " $SECTIONS " == *" ratings "* ]]; then
         label="Magpie $m"
         [ "$m" = pop ] && label="Magpie pop (damped item mean)"
         if [ -n "$failed" ] || [ ! -s "$rows" ] || grep -q 'n/a' "$rows"; then
-            echo "| $label | ${p:-defaults} | failed: ${failed:-no rating predictions} | | $(elapsed "$t0") |"
+            echo "| $label | $(setting_label "$setting" "$p") | failed: ${failed:-no rating predictions} | | $(elapsed "$t0") |"
         else
-            echo "| $label | ${p:-defaults} | $(mean_std < "$rows") | $(elapsed "$t0") |"
+            echo "| $label | $(setting_label "$setting" "$p") | $(mean_std < "$rows") | $(elapsed "$t0") |"
         fi
+      done < <(settings_of "$m" "$(rating_params_of "$m")" "$ML" ratings --protocol kfold --folds 5 --fold 0 --metric rmse)
     done
     echo
 fi

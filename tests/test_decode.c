@@ -517,3 +517,53 @@ MP_TEST(decode_keeps_each_records_embedding) {
     CHECK_NEAR(d.records[1].user.embedding[0], 1.0, 0);
     mp_decoded_free(&d);
 }
+
+/* PUT /v1/items/{id}: the lone item takes the path's id when it has none, keeps its own otherwise, and the body
+ * is not touched. */
+MP_TEST(decode_item_at_gives_the_path_id) {
+    mp_decoded d;
+    mp_error err;
+    char body[] = "{ \"title\": \"Racer\", \"price\": 120, \"attrs\": {\"id\": \"not-the-id\"} }";
+    char before[sizeof body];
+    memcpy(before, body, sizeof body);
+    CHECK_OK(mp_decode_item_at(&d, body, strlen(body), 0, 0, "sku-new", 7, &err), &err);
+    CHECK(memcmp(body, before, sizeof body) == 0);
+    CHECK_EQ(d.n, 1);
+    CHECK(str_eq(d.records[0].item.id, "sku-new"));
+    CHECK(d.records[0].item.id.ptr[7] == 0);
+    CHECK(str_eq(d.records[0].item.title, "Racer"));
+    CHECK(d.records[0].item.has_price && d.records[0].item.price == 120);
+    mp_decoded_free(&d);
+
+    /* an empty object, one JSON Lines record, an escaped "id" key (the body's own, kept) */
+    CHECK_OK(mp_decode_item_at(&d, " {} ", 4, 0, 0, "a", 1, &err), &err);
+    CHECK(d.n == 1 && str_eq(d.records[0].item.id, "a"));
+    mp_decoded_free(&d);
+    CHECK_OK(mp_decode_item_at(&d, "{\"title\":\"x\"}\n", 14, 1, 0, "b", 1, &err), &err);
+    CHECK(d.n == 1 && str_eq(d.records[0].item.id, "b"));
+    mp_decoded_free(&d);
+    const char *esc = "{\"\\u0069d\":\"own\"}";
+    CHECK_OK(mp_decode_item_at(&d, esc, strlen(esc), 0, 0, "path", 4, &err), &err);
+    CHECK(d.n == 1 && str_eq(d.records[0].item.id, "own"));
+    mp_decoded_free(&d);
+
+    /* other fields keep the record parser's validation, named at index 0 */
+    const char *bad = "{\"title\":5}";
+    CHECK_OK(mp_decode_item_at(&d, bad, strlen(bad), 0, 0, "c", 1, &err), &err);
+    CHECK(d.n == 0 && d.n_bad == 1 && d.n_errors == 1);
+    CHECK(!strncmp(d.errors[0].message, "items[0]: field `title`", 23) && !strcmp(d.errors[0].field, "title"));
+    mp_decoded_free(&d);
+
+    /* only a lone record: array elements still need their id */
+    const char *arr = "[{\"title\":\"x\"}]";
+    CHECK_OK(mp_decode_item_at(&d, arr, strlen(arr), 0, 0, "c", 1, &err), &err);
+    CHECK(d.n == 0 && d.n_bad == 1 && !strcmp(d.errors[0].field, "id"));
+    mp_decoded_free(&d);
+
+    /* malformed bodies are refused as a whole, at their own byte positions */
+    CHECK_EQ(mp_decode_item_at(&d, "{", 1, 0, 0, "c", 1, &err), MP_EINVAL);
+    CHECK(strstr(err.msg, "(byte 2)") != NULL);
+    mp_decoded_free(&d);
+    CHECK_EQ(mp_decode_item_at(&d, "{}", 2, 0, 0, "", 0, &err), MP_EINVAL);
+    mp_decoded_free(&d);
+}

@@ -13,7 +13,8 @@
  *   sample size per arm (Fleiss, no continuity correction), p1 = baseline, p2 = baseline + mde:
  *           n = (z_{1-alpha/2} sqrt(2 pbar (1 - pbar)) + z_{power} sqrt(p1 (1-p1) + p2 (1-p2)))^2 / (p2 - p1)^2,
  *           pbar = (p1 + p2) / 2, rounded up.
- * The library allocates nothing that outlives a call; all structs are caller-owned. */
+ * The library allocates nothing that outlives a call; all structs are caller-owned.
+ * Thread safety: every call is pure (randomness from the seed given), so any call may run on any thread at once. */
 #ifndef MAGPIE_ABTEST_H
 #define MAGPIE_ABTEST_H
 
@@ -54,18 +55,21 @@ typedef struct mp_abtest_opts {
 
 MP_EXPORT void mp_abtest_opts_default(mp_abtest_opts *o);
 
-/* Compares two arms. MP_EINVAL when an arm is empty or conv > n. */
+/* Compares two arms. MP_EINVAL when an arm is empty or conv > n.
+ * Errors: MP_EINVAL (an arm with no users or conv > n, alpha outside (0, 1)), MP_ENOMEM (bootstrap buffers). */
 MP_EXPORT int mp_abtest_compare(const mp_abtest_arm *a, const mp_abtest_arm *b, const mp_abtest_opts *opts,
                                 mp_abtest_result *out, mp_error *err);
 
 /* Users per arm to detect an absolute change `mde` from `baseline` with a two-sided test at `alpha` and the
  * given power. MP_EINVAL unless 0 < baseline < 1, 0 < baseline + mde < 1, mde != 0, 0 < alpha < 1,
- * 0 < power < 1. */
+ * 0 < power < 1.
+ * Errors: MP_EINVAL (as said). A tiny mde whose n does not fit a uint64_t is not reported (see abtest.c). */
 MP_EXPORT int mp_abtest_sample_size(double baseline, double mde, double alpha, double power, uint64_t *n_per_arm,
                                     mp_error *err);
 
 /* A/A simulation: `n_sims` experiments with `n_per_arm` users in each arm, all converting with probability `rate`;
- * *false_positive_rate = share of experiments whose z-test p-value < alpha. Deterministic for seed. */
+ * *false_positive_rate = share of experiments whose z-test p-value < alpha. Deterministic for seed.
+ * Errors: MP_EINVAL (rate or alpha outside (0, 1), n_per_arm or n_sims 0). */
 MP_EXPORT int mp_abtest_aa_simulate(double rate, uint64_t n_per_arm, uint32_t n_sims, double alpha, uint64_t seed,
                                     double *false_positive_rate, mp_error *err);
 

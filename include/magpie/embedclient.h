@@ -10,7 +10,13 @@
  * status is MP_EIO (MP_ENOTFOUND for 404, MP_EINVAL for 400/401/403/422) with the status and the server's own
  * message ({"error":{"message":...}} or {"error":"..."}); an answer that is not the format above (malformed JSON,
  * a wrong number of vectors, an index out of range or repeated, vectors of different lengths, non-numbers) is
- * MP_ECORRUPT saying what was wrong. */
+ * MP_ECORRUPT saying what was wrong.
+ * A 2xx answer without `data` but with an error message is MP_EIO. 429 and 503 are retried with back-off; when the
+ * last try still gets one it is MP_EIO like any other status. The codes do not tell a bad key (401/403) from a bad
+ * request (400/422), nor an unreachable server from a busy one: only the message does.
+ *
+ * Thread safety: one client may be used by any number of threads at once (each request has its own curl handle;
+ * the learned dimension is guarded by a lock). mp_embed_client_free must not race other calls. */
 #ifndef MAGPIE_EMBEDCLIENT_H
 #define MAGPIE_EMBEDCLIENT_H
 
@@ -35,7 +41,9 @@ typedef struct mp_embed_client_opts {
 
 typedef struct mp_embed_client mp_embed_client;
 
-/* Creates a client (no request is made). Strings in opts are copied. *out is owned by the caller. */
+/* Creates a client (no request is made). Strings in opts are copied. *out is owned by the caller.
+ * Errors: MP_EINVAL (opts NULL, no base URL or model, a URL that is not http:// or https://), MP_EIO (libcurl failed
+ * to initialise), MP_ENOMEM. */
 MP_EXPORT int mp_embed_client_open(const mp_embed_client_opts *opts, mp_embed_client **out, mp_error *err);
 /* NULL is a no-op. */
 MP_EXPORT void mp_embed_client_free(mp_embed_client *c);
@@ -44,7 +52,10 @@ MP_EXPORT void mp_embed_client_free(mp_embed_client *c);
  * n * *dim floats, row i = text i as the server returned it (not normalised; caller frees). n == 0 is MP_OK with
  * *out NULL and *dim the known dimension (0 if none yet). Every answer must have the dimension of the first one
  * this client saw (else MP_ECORRUPT). Thread-safe: concurrent calls on one client run their requests in
- * parallel. */
+ * parallel.
+ * Errors: MP_EIO (unreachable, timed out, an HTTP error status other than those below, an error message instead of
+ * data), MP_ENOTFOUND (HTTP 404), MP_EINVAL (HTTP 400, 401, 403, 422), MP_ECORRUPT (a malformed answer, one over
+ * the size limit, or vectors of another dimension than before), MP_ENOMEM. */
 MP_EXPORT int mp_embed_client_embed(mp_embed_client *c, const char *const *texts, const size_t *lens, size_t n,
                                     float **out, uint32_t *dim, mp_error *err);
 /* The dimension of the vectors seen so far; 0 before the first successful call. */

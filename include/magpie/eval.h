@@ -13,7 +13,11 @@
  *   novelty@k   mean over recommended items of -log2(train users of item / train users); unseen items count 1 user
  *   ILD@k       mean over pairs in a list of [category differs]
  *   Gini@k      Gini coefficient of how often each catalog item is recommended (0 = even exposure)
- * Ties in scores are broken by lower item id everywhere, so results are deterministic. */
+ * Ties in scores are broken by lower item id everywhere, so results are deterministic.
+ *
+ * Thread safety: the metric functions and the formatters are pure and may run on any thread. mp_evaluate only
+ * reads the model and the data, so several evaluations of one fitted model may run at once (as long as nothing
+ * refits it meanwhile); it calls score_all from its own worker threads. */
 #ifndef MAGPIE_EVAL_H
 #define MAGPIE_EVAL_H
 
@@ -44,6 +48,7 @@ typedef enum {
     MP_HISTORY_KEEP,    /* left as scored */
 } mp_history_mode;
 
+/* Errors: MP_EINVAL (s is NULL or not one of those names). */
 MP_EXPORT int mp_history_mode_parse(const char *s, mp_history_mode *out); /* "exclude", "zero", "keep" */
 MP_EXPORT const char *mp_history_mode_name(mp_history_mode m);             /* static storage */
 
@@ -61,7 +66,8 @@ typedef struct mp_eval_opts {
 } mp_eval_opts;
 
 MP_EXPORT void mp_eval_opts_default(mp_eval_opts *o); /* k = 5,10,20; exclude; full ranking; cold <= 5 */
-/* Parses "5,10,20" into o->ks. */
+/* Parses "5,10,20" into o->ks (ascending and de-duplicated; o is unchanged on failure).
+ * Errors: MP_EINVAL (not a comma-separated list of integers 1..10000, none, or more than MP_EVAL_MAX_K). */
 MP_EXPORT int mp_eval_parse_ks(mp_eval_opts *o, const char *spec, mp_error *err);
 
 typedef struct mp_eval_data {
@@ -111,7 +117,11 @@ typedef struct mp_eval_result {
  * items that are neither history nor target, with a generator seeded from (seed, user), so results depend only on
  * the seed. Coverage, Gini and the cold / warm groups use data->train; cold = <= cold_threshold distinct training
  * items. Users are scored by opts->n_threads threads but summed in user order, so results never depend on the
- * thread count. The model's score_all must be safe to call from several threads at once (it is const). */
+ * thread count. The model's score_all must be safe to call from several threads at once (it is const).
+ * Errors: MP_EINVAL (the model is not fitted; n_ks outside 1..MP_EVAL_MAX_K or cut-offs not positive and
+ * ascending; history, test or train events not sorted by user or with a user >= n_users), MP_ENOMEM, and any code
+ * the model's score_all or predict_rating returns (passed through, see model.h; MP_EUNSUPPORTED from
+ * predict_rating is not an error). */
 MP_EXPORT int mp_evaluate(const mp_model *m, const mp_eval_data *data, const mp_eval_opts *opts,
                           mp_eval_result *out, mp_error *err);
 
@@ -125,12 +135,14 @@ typedef struct mp_eval_scorer {
     uint32_t n_items; /* how many scores score_all writes (0: data->n_items); items of data beyond it score 0 */
 } mp_eval_scorer;
 
+/* mp_evaluate over any scorer. Errors: as mp_evaluate (MP_EINVAL also for s or s->score_all NULL), with the
+ * scorer's own codes passed through. */
 MP_EXPORT int mp_evaluate_scorer(const mp_eval_scorer *s, const mp_eval_data *data, const mp_eval_opts *opts,
                                  mp_eval_result *out, mp_error *err);
 
 /* Formats a result as a markdown table (human) or JSON; *out is malloc'ed, caller frees. `title` labels it.
  * Sampled results are labelled "SAMPLED" in the table and `"sampled": true` in JSON; NaN is "n/a" / null.
- * MP_OK or MP_ENOMEM. */
+ * Errors: MP_ENOMEM. */
 MP_EXPORT int mp_eval_result_table(const mp_eval_result *r, const char *title, char **out);
 MP_EXPORT int mp_eval_result_json(const mp_eval_result *r, const char *title, char **out);
 

@@ -207,7 +207,9 @@ MP_EXPORT int mp_explore_users_each(mp_explore *x, mp_explore_user_fn fn, void *
 /* Deterministic assignment: hashes "salt" NUL "user_id" (64-bit, stable across runs and machines) to u in [0, 1)
  * and returns the first variant v with u < (w_0 + ... + w_v) / sum(w), so a user keeps the variant as long as salt
  * and weights stay; a new salt reshuffles everyone. weights: [n_variants], non-negative, positive sum.
- * Returns the variant index, or -1 for bad weights. Pure; thread-safe. */
+ * Returns the variant index, or -1 for bad weights. No mp_error: -1 also means out of memory (a salt and id
+ * longer than 255 bytes together are copied to the heap), and -1 is MP_ENOMEM's value, not MP_EINVAL's.
+ * Pure; thread-safe. */
 MP_EXPORT int mp_abtest_assign(const char *user_id, const char *salt, const double *weights, size_t n_variants);
 
 #ifdef __cplusplus

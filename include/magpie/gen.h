@@ -1,7 +1,9 @@
 /* magpie/gen.h: the deterministic synthetic demo shop. Same options and seed give byte-identical files.
  * Shops have a category tree, brands, prices, English and Chinese titles, latent user tastes, view -> click ->
  * cart -> purchase funnels, and reviews with ratings. Files written into `dir`:
- *   items.jsonl, users.jsonl, and events.jsonl or events.csv (per opts.format). */
+ *   items.jsonl, users.jsonl, and events.jsonl or events.csv (per opts.format).
+ * Thread safety: mp_gen_demo keeps no shared state; calls writing into different directories may run concurrently
+ * (the progress callback is called from the calling thread). */
 #ifndef MAGPIE_GEN_H
 #define MAGPIE_GEN_H
 
@@ -27,7 +29,10 @@ typedef struct mp_gen_report {
 } mp_gen_report;
 
 MP_EXPORT void mp_gen_opts_default(mp_gen_opts *o);
-/* Creates `dir` if needed and writes the files. */
+/* Creates `dir` if needed and writes the files. opts NULL: the defaults; rep may be NULL. A failed call may leave
+ * some of the files written.
+ * Errors: MP_EINVAL (no users or items, sessions per user outside 0..500, days outside 1..36500, empty or over-long
+ * `dir`), MP_EIO (a directory or file cannot be created, `dir` is not a directory, a write failed), MP_ENOMEM. */
 MP_EXPORT int mp_gen_demo(const char *dir, const mp_gen_opts *opts, const mp_progress *progress, mp_gen_report *rep,
                           mp_error *err);
 

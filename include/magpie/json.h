@@ -6,7 +6,11 @@
  * All text is checked to be valid UTF-8. Used by the record reader, the dataset presets and the HTTP server.
  *
  * Errors: every call returns MP_OK or MP_EINVAL; on MP_EINVAL the cursor's `why` holds a static reason
- * ("expected ',' or '}'") and `err_at` the input position it refers to. */
+ * ("expected ',' or '}'") and `err_at` the input position it refers to. The code does not tell syntax from a
+ * number out of range or nesting deeper than MP_JSON_MAX_DEPTH: only `why` does.
+ *
+ * Thread safety: nothing here has global state. A cursor is used by one thread at a time; different cursors (also
+ * over one input, which is never written) may be used concurrently. */
 #ifndef MAGPIE_JSON_H
 #define MAGPIE_JSON_H
 
@@ -48,33 +52,42 @@ MP_EXPORT int mp_json_at_end(mp_json_cur *c);
 
 /* Reads a string. *out is a slice of the input when the string has no escapes; otherwise the decoded text is
  * written at *scratch (which must have room for at least the raw length of the string) and *scratch is advanced
- * past it. So a scratch area as large as the whole input is always enough for all strings of that input. */
+ * past it. So a scratch area as large as the whole input is always enough for all strings of that input.
+ * Errors: MP_EINVAL (not a string, unterminated, a bad escape or invalid UTF-8, or an escaped string with scratch
+ * NULL). */
 MP_EXPORT int mp_json_string(mp_json_cur *c, char **scratch, mp_str *out);
 /* Reads a number; *raw gets its text (a slice of the input), *is_int whether it has no fraction or exponent.
- * `value` may be NULL; when set it gets the number as a double (MP_EINVAL if it overflows to infinity). */
+ * `value` may be NULL; when set it gets the number as a double (MP_EINVAL if it overflows to infinity).
+ * Errors: MP_EINVAL (not a number, malformed, or with `value`: out of double range or 400 characters or longer). */
 MP_EXPORT int mp_json_number(mp_json_cur *c, mp_str *raw, int *is_int, double *value);
-/* Reads true / false into *out. */
+/* Reads true / false into *out. Errors: MP_EINVAL (not true or false). */
 MP_EXPORT int mp_json_bool(mp_json_cur *c, int *out);
-/* Reads null. */
+/* Reads null. Errors: MP_EINVAL (not null). */
 MP_EXPORT int mp_json_null(mp_json_cur *c);
-/* Validates and skips one value of any type; *raw (may be NULL) gets its text. */
+/* Validates and skips one value of any type; *raw (may be NULL) gets its text.
+ * Errors: MP_EINVAL (invalid JSON, or nested deeper than MP_JSON_MAX_DEPTH). */
 MP_EXPORT int mp_json_skip(mp_json_cur *c, mp_str *raw);
 /* Validates that s[0..len) is exactly one JSON value (surrounding whitespace allowed). *why (may be NULL) gets
- * a static reason on failure. Returns MP_OK or MP_EINVAL. */
+ * a static reason on failure.
+ * Errors: MP_EINVAL (invalid JSON, too deep, or something after the value). */
 MP_EXPORT int mp_json_validate(const char *s, size_t len, const char **why);
 
 /* Object iteration: call mp_json_object_begin at '{', then mp_json_object_next until it sets *done. Each call
  * that returns a key leaves the cursor at the key's value, which the caller must consume (or mp_json_skip).
- * Keys are decoded like strings (scratch as in mp_json_string). */
+ * Keys are decoded like strings (scratch as in mp_json_string).
+ * Errors: MP_EINVAL (begin: not at '{', or already MP_JSON_MAX_DEPTH containers open; next: not inside an object,
+ * a missing ',' ':' or '}', a key that is not a valid string). */
 MP_EXPORT int mp_json_object_begin(mp_json_cur *c);
 MP_EXPORT int mp_json_object_next(mp_json_cur *c, char **scratch, mp_str *key, int *done);
 /* Array iteration in the same shape: after mp_json_array_begin, mp_json_array_next sets *done or leaves the
- * cursor at the next element. */
+ * cursor at the next element.
+ * Errors: MP_EINVAL (begin: not at '[', or too deep; next: not inside an array, a missing ',' or ']'). */
 MP_EXPORT int mp_json_array_begin(mp_json_cur *c);
 MP_EXPORT int mp_json_array_next(mp_json_cur *c, int *done);
 
 /* Parses a number in JSON syntax (also a leading '+') from s[0..len) exactly, no surrounding space.
- * Rejects inf/nan/hex and overflow. Returns MP_OK or MP_EINVAL. */
+ * Rejects inf/nan/hex and overflow.
+ * Errors: MP_EINVAL (empty, not a JSON number, overflow to infinity, or a non-integer 400 characters or longer). */
 MP_EXPORT int mp_parse_double(const char *s, size_t len, double *out);
 
 /* Writes s[0..len) as a JSON string literal with quotes into dst (at most cap bytes, NUL-terminated if cap > 0).

@@ -27,7 +27,11 @@
  *
  * Ownership: every struct filled by an mp_ope_* call owns its arrays (malloc'ed) and is released with its
  * *_free function; a struct the caller fills by hand stays the caller's (do not pass it to *_free unless its
- * arrays came from malloc). No call keeps a pointer to its inputs. */
+ * arrays came from malloc). No call keeps a pointer to its inputs.
+ *
+ * Thread safety: no call has hidden state (randomness comes from the seeds given); every call only reads its
+ * inputs and writes its outputs, so calls may run concurrently as long as no thread writes a log, table or rounds
+ * struct that another is reading. */
 #ifndef MAGPIE_OPE_H
 #define MAGPIE_OPE_H
 
@@ -66,7 +70,9 @@ typedef struct mp_ope_log {
 MP_EXPORT void mp_ope_log_free(mp_ope_log *log);
 
 /* Checks shapes and values: ids in range, propensities finite and in (0, 1], rewards finite, slot == NULL only
- * when S == 1, ctx == NULL only when n_ctx <= 1. `what` names the log in messages. MP_EINVAL / MP_ERANGE. */
+ * when S == 1, ctx == NULL only when n_ctx <= 1. `what` names the log in messages. MP_EINVAL / MP_ERANGE.
+ * Errors: MP_EINVAL (log NULL, a missing array, zero actions or slots), MP_EEMPTY (n == 0), MP_ERANGE (an id out
+ * of range, a propensity outside (0, 1], a non-finite reward). */
 MP_EXPORT int mp_ope_log_check(const mp_ope_log *log, const char *what, mp_error *err);
 
 /* ---- readers ----
@@ -89,9 +95,13 @@ MP_EXPORT int mp_ope_log_check(const mp_ope_log *log, const char *what, mp_error
  * increasing order (obp's dense rank). Errors name "file:line: column `x`: why". */
 typedef enum { MP_OPE_FORMAT_CSV = 0, MP_OPE_FORMAT_OBD = 1, MP_OPE_FORMAT_JSONL = 2 } mp_ope_format;
 
-/* Parses "csv" / "obd" / "jsonl"; -1 when unknown. */
+/* Parses "csv" / "obd" / "jsonl"; -1 when unknown (not an error code: -1 is also MP_ENOMEM's value). */
 MP_EXPORT int mp_ope_format_parse(const char *name);
-/* Reads a log file into *out (caller frees with mp_ope_log_free). */
+/* Reads a log file into *out (caller frees with mp_ope_log_free). On failure *out is zeroed.
+ * Errors: MP_EIO (cannot open or read, also a missing file), MP_EBADREC (a malformed line or header, a missing
+ * column or field; fatal here, unlike mp_reader_next), MP_ERANGE (a propensity outside (0, 1], a non-finite
+ * reward), MP_EINVAL (unknown format, more than 63 feature columns or 1000 positions), MP_EEMPTY (no header or no
+ * rows), MP_ENOMEM. */
 MP_EXPORT int mp_ope_log_read(const char *path, mp_ope_format format, mp_ope_log *out, mp_error *err);
 
 /* ---- dense per-round tables (evaluation policy, reward model) ---- */
@@ -107,18 +117,24 @@ typedef struct mp_ope_table {
 MP_EXPORT void mp_ope_table_free(mp_ope_table *t);
 
 /* Checks that pi_e has rows of probabilities: every entry in [0, 1] and each (row, slot) summing to 1 within
- * 1e-6, and that row_of is in range. MP_EINVAL / MP_ERANGE naming the first bad row. */
+ * 1e-6, and that row_of is in range. MP_EINVAL / MP_ERANGE naming the first bad row.
+ * Errors: MP_EINVAL (an empty table, or rows neither 1 nor n without row_of), MP_ERANGE (row_of out of range, a
+ * probability outside [0, 1], a row not summing to 1). */
 MP_EXPORT int mp_ope_policy_check(const mp_ope_log *log, const mp_ope_table *pi_e, mp_error *err);
 
 /* Bernoulli Thompson sampling's ranking distribution, as obp's BernoulliTS.compute_batch_action_dist: n_sim
  * times draw theta_a ~ Beta(alpha_a, beta_a) for every action, rank by theta descending, and count which action
  * lands in each of the top `n_slots` positions; pi(a | s) = count / n_sim. Fills a 1-row table (caller frees).
- * alpha, beta: [n_actions], positive. Deterministic for a seed. */
+ * alpha, beta: [n_actions], positive. Deterministic for a seed.
+ * Errors: MP_EINVAL (n_slots outside 1..n_actions, n_sim == 0), MP_ERANGE (an alpha or beta not positive),
+ * MP_ENOMEM. */
 MP_EXPORT int mp_ope_policy_bts(const double *alpha, const double *beta, uint32_t n_actions, uint32_t n_slots,
                                 uint64_t n_sim, uint64_t seed, mp_ope_table *out, mp_error *err);
 
 /* Reads obp's prior_bts.yaml: the `alpha:` and `beta:` lists of `campaign` ("men", "women", "all").
- * *alpha and *beta are malloc'ed [*n] (caller frees). Errors name file:line. */
+ * *alpha and *beta are malloc'ed [*n] (caller frees). Errors name file:line.
+ * Errors: MP_EIO (cannot open or read, also a missing file), MP_EBADREC (a line that does not parse, unequal or
+ * empty lists), MP_ENOTFOUND (no such campaign), MP_ENOMEM. */
 MP_EXPORT int mp_ope_read_bts_prior(const char *path, const char *campaign, double **alpha, double **beta,
                                     uint32_t *n, mp_error *err);
 
@@ -142,7 +158,10 @@ typedef struct mp_ope_rm_opts {
 MP_EXPORT void mp_ope_rm_opts_default(mp_ope_rm_opts *o);
 
 /* Fits the reward model with cross-fitting and fills *q (caller frees) with rows = folds * max(C, 1) and
- * row_of[i] = fold(i) * C + c_i, so q(x_i, a, s) for round i comes from the model that did not see round i. */
+ * row_of[i] = fold(i) * C + c_i, so q(x_i, a, s) for round i comes from the model that did not see round i.
+ * Errors: those of mp_ope_log_check (MP_EINVAL, MP_EEMPTY, MP_ERANGE), MP_EINVAL (more folds than rounds;
+ * logistic with more than 40 context features or 4000 one-hot features), MP_ERANGE
+ * (logistic: a reward outside [0, 1], a Newton system that is not positive definite), MP_ENOMEM. */
 MP_EXPORT int mp_ope_reward_model_fit(const mp_ope_log *log, const mp_ope_rm_opts *opts, mp_ope_table *q,
                                       mp_error *err);
 
@@ -160,7 +179,8 @@ typedef enum {
 
 /* "dm", "ips", "snips", "dr", "sndr", "switch-dr". */
 MP_EXPORT const char *mp_ope_estimator_name(mp_ope_estimator e);
-/* -1 when unknown (case-insensitive; also accepts "ipw", "snipw", "switch_dr", "switchdr"). */
+/* -1 when unknown (case-insensitive; also accepts "ipw", "snipw", "switch_dr", "switchdr"). Not an error code:
+ * -1 is also MP_ENOMEM's value. */
 MP_EXPORT int mp_ope_estimator_parse(const char *name);
 /* True when the estimator needs a reward model (DM, DR, SNDR, Switch-DR). */
 MP_EXPORT int mp_ope_estimator_needs_q(mp_ope_estimator e);
@@ -175,7 +195,9 @@ typedef struct mp_ope_rounds {
 } mp_ope_rounds;
 
 /* Checks the log, pi_e (mp_ope_policy_check) and q (may be NULL; entries must be finite) and computes the rounds.
- * Caller frees with mp_ope_rounds_free. */
+ * Caller frees with mp_ope_rounds_free.
+ * Errors: those of mp_ope_log_check and mp_ope_policy_check (MP_EINVAL, MP_EEMPTY, MP_ERANGE), the same shape
+ * checks on q, MP_ERANGE (a non-finite entry of q), MP_ENOMEM. */
 MP_EXPORT int mp_ope_rounds_build(const mp_ope_log *log, const mp_ope_table *pi_e, const mp_ope_table *q,
                                   mp_ope_rounds *out, mp_error *err);
 MP_EXPORT void mp_ope_rounds_free(mp_ope_rounds *r);
@@ -197,9 +219,12 @@ typedef struct mp_ope_result {
 } mp_ope_result;
 
 /* One estimator on the whole log (no interval). MP_EINVAL when it needs q and rounds have none, MP_EEMPTY for
- * n == 0 or sum(w) == 0 with a self-normalised estimator. */
+ * n == 0 or sum(w) == 0 with a self-normalised estimator.
+ * Errors: MP_EINVAL (unknown estimator, or it needs q and there is none), MP_EEMPTY (as said). */
 MP_EXPORT int mp_ope_estimate(const mp_ope_rounds *r, mp_ope_estimator e, double tau, double *value, mp_error *err);
-/* All estimators with bootstrap intervals; out[MP_OPE_N_ESTIMATORS]. Deterministic for opts->seed. */
+/* All estimators with bootstrap intervals; out[MP_OPE_N_ESTIMATORS]. Deterministic for opts->seed. An estimator
+ * that needs q without one is `available = 0`, not an error.
+ * Errors: MP_EEMPTY (r NULL or n == 0), MP_EINVAL (alpha outside (0, 1), tau negative or NaN), MP_ENOMEM. */
 MP_EXPORT int mp_ope_estimate_all(const mp_ope_rounds *r, const mp_ope_opts *opts, mp_ope_result *out,
                                   mp_error *err);
 
@@ -220,11 +245,13 @@ typedef struct mp_ope_synth_opts {
 MP_EXPORT void mp_ope_synth_opts_default(mp_ope_synth_opts *o);
 
 /* Fills *log (rows; contexts with one feature = the type id), *pi_e (rows = C, row_of = log->ctx; caller frees)
- * and *truth = V(pi_e) computed exactly from p; *logging_value = V(pi_b). */
+ * and *truth = V(pi_e) computed exactly from p; *logging_value = V(pi_b).
+ * Errors: MP_EINVAL (n == 0, fewer than 2 actions, no slots or contexts, ctr outside (0, 0.2)), MP_ENOMEM. */
 MP_EXPORT int mp_ope_synth(const mp_ope_synth_opts *o, mp_ope_log *log, mp_ope_table *pi_e, double *truth,
                            double *logging_value, mp_error *err);
 /* The exact value in the world of o->world_seed of any policy given as a table with 1 row (the same for every
- * shopper type) or n_ctx rows (row = shopper type). MP_EINVAL for other shapes. */
+ * shopper type) or n_ctx rows (row = shopper type). MP_EINVAL for other shapes.
+ * Errors: MP_EINVAL (bad options as for mp_ope_synth, or the shape), MP_ENOMEM. */
 MP_EXPORT int mp_ope_synth_policy_value(const mp_ope_synth_opts *o, const mp_ope_table *pi, double *value,
                                         mp_error *err);
 
@@ -232,12 +259,14 @@ MP_EXPORT int mp_ope_synth_policy_value(const mp_ope_synth_opts *o, const mp_ope
 
 /* An epsilon-greedy slate policy learned from a table q (rows R, e.g. a reward model): for every row and slot the
  * actions are ranked by q(row, a, s); slot s gets the s-th best action with probability 1 - eps (ties by id) and
- * the rest is spread uniformly. Fills *out with rows = q->rows, row_of copied from q. */
+ * the rest is spread uniformly. Fills *out with rows = q->rows, row_of copied from q (q's shape is not checked).
+ * Errors: MP_EINVAL (eps outside [0, 1], more slots than actions), MP_ENOMEM. */
 MP_EXPORT int mp_ope_policy_greedy(const mp_ope_log *log, const mp_ope_table *q, double eps, mp_ope_table *out,
                                    mp_error *err);
 
 /* Splits a log's rows into two logs by a seeded coin with probability `share` for *a (the rest in *b). Contexts,
- * labels and feature tables are copied to both. */
+ * labels and feature tables are copied to both.
+ * Errors: those of mp_ope_log_check (MP_EINVAL, MP_EEMPTY, MP_ERANGE), MP_ENOMEM. */
 MP_EXPORT int mp_ope_log_split(const mp_ope_log *log, double share, uint64_t seed, mp_ope_log *a, mp_ope_log *b,
                                mp_error *err);
 

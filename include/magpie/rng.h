@@ -1,5 +1,7 @@
 /* magpie/rng.h: a small, fast, seedable random generator (xoshiro256**, seeded by splitmix64).
- * Caller-owned state, no globals: give each thread its own mp_rng (mp_rng_jump-free: seed with seed+thread). */
+ * Caller-owned state, no globals: give each thread its own mp_rng (mp_rng_jump-free: seed with seed+thread).
+ * No call here returns an error code. Thread safety: calls on different mp_rng values may run concurrently;
+ * every call mutates its mp_rng, so one mp_rng must not be shared between threads without a lock. */
 #ifndef MAGPIE_RNG_H
 #define MAGPIE_RNG_H
 

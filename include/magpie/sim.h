@@ -47,7 +47,13 @@
  * policy object (mp_sim_bandit, mp_sim_rl) is used by one run at a time. Every *_create / mp_sim_world_fit gives
  * *out to the caller, who frees it with the matching *_destroy; the mp_sim_policy values returned by
  * mp_sim_bandit_policy / mp_sim_rl_policy and the array from mp_sim_rl_theta borrow their object (valid until it
- * is destroyed). Results are plain structs. Nothing here prints or keeps globals. */
+ * is destroyed). Results are plain structs. Nothing here prints or keeps globals.
+ * Thread safety, in short: concurrent mp_sim_run calls may share one world, never one mp_sim_bandit or mp_sim_rl
+ * (their choose / feedback callbacks and mp_sim_rl_train write the object); the metric functions, the opts
+ * functions on different structs and mp_sim_offpolicy_grad are pure.
+ *
+ * Errors: a run stops at the first non-zero code a policy callback returns and returns that code unchanged (so a
+ * callback should return MP_E* codes only: a positive value would come back as the result of mp_sim_run). */
 #ifndef MAGPIE_SIM_H
 #define MAGPIE_SIM_H
 
@@ -78,14 +84,19 @@ extern "C" {
 typedef struct mp_sim_world mp_sim_world;
 
 /* Copies the arrays: user_vecs [n_users * dim], item_vecs [n_items * dim], item_category [n_items] (NULL: all 0;
- * ids < n_categories), item_pop [n_items] (NULL: all 0). MP_EINVAL for empty sizes or non-finite values. */
+ * ids < n_categories), item_pop [n_items] (NULL: all 0). MP_EINVAL for empty sizes or non-finite values.
+ * Errors: MP_EINVAL (a size 0, a vector array NULL, a non-finite value, a category >= n_categories), MP_ENOMEM. */
 MP_EXPORT int mp_sim_world_create(uint32_t n_users, uint32_t n_items, uint32_t dim, const float *user_vecs,
                                   const float *item_vecs, const uint32_t *item_category, uint32_t n_categories,
                                   const double *item_pop, mp_sim_world **out, mp_error *err);
 /* Fits model `model` (e.g. "als") with parameters `params` ("factors=32,iterations=10"; NULL: defaults) on every
  * event of ds and builds the world from its retrieval vectors (mp_model_item_vectors / mp_model_query_vector of
  * each user with events); item popularity = events per item, categories from ds. The model must provide
- * retrieval vectors (MP_EUNSUPPORTED otherwise). */
+ * retrieval vectors (MP_EUNSUPPORTED otherwise).
+ * Errors: MP_EEMPTY (ds NULL or without events; no user got a taste vector), MP_EUNSUPPORTED (as said), MP_EINVAL
+ * (as mp_sim_world_create), MP_ENOMEM, and whatever mp_train_set_build, mp_model_create, mp_model_set_params and
+ * mp_model_fit return (passed through; see trainset.h and model.h: e.g. MP_EINVAL for an unknown model or bad
+ * params). */
 MP_EXPORT int mp_sim_world_fit(const mp_dataset *ds, const char *model, const char *params, int threads,
                                mp_sim_world **out, mp_error *err);
 MP_EXPORT void mp_sim_world_destroy(mp_sim_world *w);
@@ -115,10 +126,15 @@ typedef struct mp_sim_opts {
 } mp_sim_opts;
 
 MP_EXPORT void mp_sim_opts_default(mp_sim_opts *o);
-/* Sets one parameter by name (the field names above: "days", "slate", "drift", ...). MP_EINVAL naming the key. */
+/* Sets one parameter by name (the field names above: "days", "slate", "drift", ...). MP_EINVAL naming the key.
+ * Errors: MP_EINVAL (unknown key, missing value, not a non-negative integer / finite number). Ranges are checked
+ * by mp_sim_opts_check, not here. */
 MP_EXPORT int mp_sim_opts_set(mp_sim_opts *o, const char *key, const char *value, mp_error *err);
-/* Parses "k=v,k=v". */
+/* Parses "k=v,k=v" (spec NULL: no change; the keys before a bad one stay set).
+ * Errors: MP_EINVAL (a token without '=', a spec of 1024 bytes or more, or as mp_sim_opts_set). */
 MP_EXPORT int mp_sim_opts_parse(mp_sim_opts *o, const char *spec, mp_error *err);
+/* Errors: MP_EINVAL (days outside 1..3650, slate outside 1..256, n_cands < slate, visit_prob / leak / churn_max
+ * outside [0, 1], half-lives <= 0, taste_noise or drift < 0). */
 MP_EXPORT int mp_sim_opts_check(const mp_sim_opts *o, mp_error *err);
 
 /* One candidate as a policy sees it. */
@@ -163,7 +179,10 @@ typedef struct mp_sim_result {
     uint64_t sessions, impressions;
 } mp_sim_result;
 
-/* Runs the simulation: days outer, shoppers inner (so an online policy learns across shoppers over time). */
+/* Runs the simulation: days outer, shoppers inner (so an online policy learns across shoppers over time).
+ * Errors: MP_EINVAL (as mp_sim_opts_check; p or p->choose NULL; the policy chose an index twice or out of range),
+ * MP_ENOMEM, and any code the policy's choose or feedback returns (the bandit policy: those of mp_bandit_select,
+ * mp_bandit_update and mp_protect_rerank, MP_EINVAL and MP_ENOMEM, see bandit.h; greedy and RL: MP_ENOMEM). */
 MP_EXPORT int mp_sim_run(const mp_sim_world *w, const mp_sim_opts *o, const mp_sim_policy *p, uint64_t seed,
                          mp_sim_result *res, mp_error *err);
 
@@ -186,6 +205,8 @@ MP_EXPORT mp_sim_policy mp_sim_policy_greedy(void);
  * clicks), optionally after shopper protection (protect != NULL: caps, fatigue, novelty, MMR over the features,
  * with one mp_shopper state per simulated shopper). */
 typedef struct mp_sim_bandit mp_sim_bandit;
+/* Errors: MP_EINVAL (a bad spec or bandit options, as mp_bandit_parse / mp_bandit_create), MP_ENOMEM. A shopper
+ * index >= n_users met during a run is MP_EINVAL from the policy's callbacks. */
 MP_EXPORT int mp_sim_bandit_create(const char *spec, const mp_protect_opts *protect, uint32_t n_users,
                                    mp_sim_bandit **out, mp_error *err);
 MP_EXPORT void mp_sim_bandit_destroy(mp_sim_bandit *b);
@@ -248,7 +269,8 @@ typedef struct mp_sim_rl_opts {
 
 MP_EXPORT void mp_sim_rl_opts_default(mp_sim_rl_opts *o);
 /* Parses an off-policy behaviour spec into o: "uniform" (behavior_tau = 0) or "softmax:tau=X" (X > 0). MP_EINVAL
- * otherwise. */
+ * otherwise.
+ * Errors: MP_EINVAL (spec NULL or not one of those forms). */
 MP_EXPORT int mp_sim_rl_parse_behavior(mp_sim_rl_opts *o, const char *spec, mp_error *err);
 
 /* The top-K multiplier lambda_K = K * (1 - pi)^(K - 1) (pi in [0, 1], K >= 1). */
@@ -265,13 +287,15 @@ MP_EXPORT void mp_sim_offpolicy_grad(const mp_sim_rl_opts *o, const double *thet
 
 typedef struct mp_sim_rl mp_sim_rl;
 /* Starts from theta = (theta0, 0, ..., 0): the greedy ranking with softmax noise. MP_EINVAL for lr <= 0, gamma
- * outside [0, 1], behavior_tau < 0, is_cap < 0 or non-finite values. */
+ * outside [0, 1], behavior_tau < 0, is_cap < 0 or non-finite values.
+ * Errors: MP_EINVAL (as said), MP_ENOMEM. */
 MP_EXPORT int mp_sim_rl_create(const mp_sim_rl_opts *o, mp_sim_rl **out, mp_error *err);
 MP_EXPORT void mp_sim_rl_destroy(mp_sim_rl *r);
 /* Trains in the simulator (on-policy, or from behaviour logs when o->offpolicy). curve (may be NULL) gets the mean
  * objective per shopper of each epoch's batch (epochs entries; off-policy: the behaviour's objective, since the
  * logs are the behaviour's). Training shoppers and seeds: batch shoppers are drawn from the world with the
- * training seed of each epoch (seed * 1000003 + epoch + 1). */
+ * training seed of each epoch (seed * 1000003 + epoch + 1).
+ * Errors: MP_EINVAL (as mp_sim_opts_check, or from the runs as mp_sim_run), MP_ENOMEM. */
 MP_EXPORT int mp_sim_rl_train(mp_sim_rl *r, const mp_sim_world *w, const mp_sim_opts *o, double *curve,
                               mp_error *err);
 /* theta[MP_SIM_NFEAT] (read-only view). */

@@ -1,5 +1,7 @@
 /* magpie/split.h: train / validation / test splits of a dataset's events. Every split is deterministic given
- * its seed. Parts are arrays of mp_interaction owned by the split. */
+ * its seed. Parts are arrays of mp_interaction owned by the split.
+ * Thread safety: every call only reads its inputs and writes its own outputs; calls may run concurrently, also on
+ * one const mp_dataset, as long as no thread changes that dataset meanwhile. */
 #ifndef MAGPIE_SPLIT_H
 #define MAGPIE_SPLIT_H
 
@@ -30,7 +32,8 @@ typedef struct mp_split_opts {
 /* Defaults: seed 42, ratio 0.75, share 0.2, cutoff 0, min_events 3, with_valid 1 for LEAVE_LAST only, 5 folds,
  * fold 0. */
 MP_EXPORT void mp_split_opts_default(mp_split_opts *o, mp_split_kind kind);
-/* Parses "loo" (or "leave-last"), "temporal", "ratio", "cold-item", "cold-user", "kfold". MP_OK or MP_EINVAL. */
+/* Parses "loo" (or "leave-last"), "temporal", "ratio", "cold-item", "cold-user", "kfold".
+ * Errors: MP_EINVAL (s is NULL or not one of those names). */
 MP_EXPORT int mp_split_kind_parse(const char *s, mp_split_kind *out);
 /* "loo", "temporal", ...; static storage. */
 MP_EXPORT const char *mp_split_kind_name(mp_split_kind k);
@@ -66,13 +69,18 @@ typedef struct mp_split {
  *   KFold does; chunk `fold` is the test part, the rest train. The same seed and n_folds give the same chunks for
  *   every `fold`, so fold = 0 .. n_folds-1 together test every event exactly once (for "5-fold RMSE" on explicit
  *   ratings). with_valid: chunk (fold + 1) % n_folds is the validation part (needs n_folds >= 3). A user or item
- *   may appear in several parts, and so may an item a user rated twice. */
+ *   may appear in several parts, and so may an item a user rated twice.
+ * On failure *out is zeroed (nothing to free).
+ * Errors: MP_EINVAL (unknown kind; ratio or share not strictly between 0 and 1; KFOLD: n_folds outside 2..255,
+ * fold >= n_folds, with_valid with fewer than 3 folds), MP_EUNSUPPORTED (with_valid on COLD_ITEM / COLD_USER),
+ * MP_ERANGE (KFOLD on more than 2^32 - 1 events), MP_ENOMEM. */
 MP_EXPORT int mp_split_make(const mp_dataset *ds, const mp_split_opts *o, mp_split *out, mp_error *err);
 /* Frees the parts and masks and zeroes the struct; a zeroed struct is fine. */
 MP_EXPORT void mp_split_free(mp_split *sp);
 
 /* Merges two event arrays, each sorted by (user, ts), into a new array sorted by (user, ts) (ties: a first), e.g.
- * train + valid as the history at test time. *out is malloc'ed and owned by the caller (free). */
+ * train + valid as the history at test time. *out is malloc'ed and owned by the caller (free).
+ * Errors: MP_ENOMEM. */
 MP_EXPORT int mp_split_merge(const mp_interaction *a, size_t na, const mp_interaction *b, size_t nb,
                              mp_interaction **out, size_t *n_out, mp_error *err);
 
@@ -80,7 +88,8 @@ MP_EXPORT int mp_split_merge(const mp_interaction *a, size_t na, const mp_intera
  * last round(share * m) go to *valid (at most m - 1, so something stays in train; users with one event keep it).
  * `ev` must be sorted by (user, ts); both outputs keep that order. For `magpie train --valid-share`, where a model
  * fitted on every event still wants a validation part for early stopping. *train and *valid are malloc'ed and
- * owned by the caller (free). */
+ * owned by the caller (free).
+ * Errors: MP_EINVAL (share not strictly between 0 and 1), MP_ENOMEM. */
 MP_EXPORT int mp_split_user_tail(const mp_interaction *ev, size_t n, double share, mp_interaction **train,
                                  size_t *n_train, mp_interaction **valid, size_t *n_valid, mp_error *err);
 

@@ -5,7 +5,16 @@
  * insertion order (0, 1, 2, ...). Internal ids never change and are never reused, so model files can refer
  * to them. Acknowledged (committed) writes survive a kill -9 of the process; after a power loss or OS crash the
  * last few commits may be rolled back, never half-applied (SQLite WAL, synchronous=NORMAL; see src/store/sqlite.c).
- * A handle is used by one thread at a time; open one handle per thread for concurrent reads. */
+ * Thread safety: a handle is used by one thread at a time (the SQLite connection is opened without a mutex), for
+ * reads too; open one handle per thread for concurrent reads. Different handles, also on one file, may be used at
+ * once from different threads or processes; writers then wait for SQLite's lock (up to 10 s, then MP_ESTORE).
+ * Callbacks of the scans below must not call into the handle that is scanning.
+ *
+ * Errors: every call that reaches the database can fail with what SQLite reports, mapped as
+ *   MP_ESTORE (the database is locked by another writer, the store is read-only, or another SQLite error),
+ *   MP_EIO (an I/O error, the disk is full, the file cannot be opened) and
+ *   MP_ECORRUPT (not a Magpie store, or a damaged file); the message tells which.
+ * These three are written "store errors" below, and the Errors lines add what else each call can return. */
 #ifndef MAGPIE_STORE_H
 #define MAGPIE_STORE_H
 
@@ -26,24 +35,37 @@ typedef enum {
 /* Opens a store. `uri` is a file path or "sqlite:PATH" (embedded SQLite); "postgres://..." is reserved for the
  * PostgreSQL backend (MP_EUNSUPPORTED until it exists). Creates the schema or migrates an older one (read-write;
  * a read-only open of a version-1 store works and simply has no embeddings). A database from a newer Magpie is
- * refused with MP_EVERSION. *out is owned by the caller: mp_store_close it. */
+ * refused with MP_EVERSION. *out is owned by the caller: mp_store_close it.
+ * Errors: MP_EINVAL (out NULL, empty path, the path is a directory), MP_EUNSUPPORTED (postgres:// or another URI
+ * scheme), MP_ENOTFOUND (READONLY and the file does not exist), MP_EVERSION (schema newer than this Magpie),
+ * MP_ECORRUPT (an SQLite file that is not a Magpie store, a bad schema_version, READONLY on an empty file),
+ * MP_ENOMEM, store errors (MP_ESTORE, MP_EIO). */
 MP_EXPORT int mp_store_open(mp_store **out, const char *uri, mp_store_mode mode, mp_error *err);
 /* Closes; NULL is a no-op. An open transaction is rolled back. */
 MP_EXPORT void mp_store_close(mp_store *s);
 
 /* Transactions. Nothing written between begin and commit is visible to other connections or survives a crash
  * until commit returns MP_OK. */
+/* Errors: MP_EINVAL (a transaction is already open on this handle), store errors (MP_ESTORE when another process
+ * holds the write lock for more than 10 s). */
 MP_EXPORT int mp_store_begin(mp_store *s, mp_error *err);
+/* Errors: MP_EINVAL (no transaction is open), store errors (MP_ESTORE, MP_EIO, MP_ECORRUPT). */
 MP_EXPORT int mp_store_commit(mp_store *s, mp_error *err);
+/* MP_OK when no transaction is open. The transaction counts as closed afterwards even on failure.
+ * Errors: store errors (MP_ESTORE, MP_EIO, MP_ECORRUPT). */
 MP_EXPORT int mp_store_rollback(mp_store *s, mp_error *err);
 
 /* Loads the external -> internal id map of users or items (kind MP_KIND_USERS or MP_KIND_ITEMS) into a new map
  * owned by the caller (mp_strmap_destroy). Ids in the map are the store's internal ids. Forgotten users are in it
- * under their tombstone key (see mp_store_forget_user), which keeps the id bound and matches no real id. */
+ * under their tombstone key (see mp_store_forget_user), which keeps the id bound and matches no real id.
+ * Errors: MP_EINVAL (kind is not users or items), MP_ECORRUPT (an id out of range or a duplicate external id in the
+ * table), MP_ENOMEM, store errors (MP_ESTORE, MP_EIO, MP_ECORRUPT). */
 MP_EXPORT int mp_store_load_ids(mp_store *s, mp_record_kind kind, mp_strmap **out, mp_error *err);
 
 /* Inserts or replaces a user / item row under internal id `id` (the caller allocates ids from the map above,
- * next id = mp_strmap_id_bound). A bare id (only `id` set) never overwrites existing attributes. */
+ * next id = mp_strmap_id_bound). A bare id (only `id` set) never overwrites existing attributes.
+ * Errors: MP_EINVAL (the external id starts with 0xFF, i.e. looks like a tombstone), MP_ESTORE (the id belongs to
+ * another external id, or the external id exists under another id; also a store error), MP_EIO, MP_ECORRUPT. */
 MP_EXPORT int mp_store_put_user(mp_store *s, uint32_t id, const mp_user *u, mp_error *err);
 MP_EXPORT int mp_store_put_item(mp_store *s, uint32_t id, const mp_item *it, mp_error *err);
 
@@ -58,17 +80,23 @@ typedef struct mp_event_row {
     mp_str session;
 } mp_event_row;
 
-/* Inserts an event; an exact duplicate (user, item, type, ts) is not inserted and *inserted is set to 0. */
+/* Inserts an event; an exact duplicate (user, item, type, ts) is not inserted and *inserted is set to 0.
+ * Ids are not checked against the users / items tables.
+ * Errors: store errors (MP_ESTORE, MP_EIO, MP_ECORRUPT). */
 MP_EXPORT int mp_store_add_event(mp_store *s, const mp_event_row *e, int *inserted, mp_error *err);
 /* Inserts n events (the bulk path of the importer; much faster than n calls above, best with rows sorted by
- * (user, ts, item, type)). Exact duplicates are skipped; *n_inserted (may be NULL) gets how many were new. */
+ * (user, ts, item, type)). Exact duplicates are skipped; *n_inserted (may be NULL) gets how many were new (on
+ * failure: how many were new before it; the caller's transaction decides whether they stay).
+ * Errors: store errors (MP_ESTORE, MP_EIO, MP_ECORRUPT). */
 MP_EXPORT int mp_store_add_events(mp_store *s, const mp_event_row *rows, size_t n, uint64_t *n_inserted,
                                   mp_error *err);
 
 /* Scans. The callback returns 0 to go on, non-zero to stop (that value is returned). Events come ordered by
  * (user, ts, item, type): by time within a user, and events of one user at the same ts by internal item id, then
  * type code (the key is unique, so the order is total). Data whose ts is a position in a sequence (S3-Rec style)
- * therefore scans in sequence order. Items and users come by internal id. */
+ * therefore scans in sequence order. Items and users come by internal id.
+ * Errors: store errors (MP_ESTORE, MP_EIO, MP_ECORRUPT), or whatever non-zero value the callback returned (which
+ * the caller cannot tell apart from a store error of the same value: return a code of your own). */
 typedef int (*mp_event_cb)(void *ctx, const mp_event_row *e);
 typedef int (*mp_item_cb)(void *ctx, uint32_t id, const mp_item *it);
 typedef int (*mp_user_cb)(void *ctx, uint32_t id, const mp_user *u);
@@ -87,6 +115,8 @@ typedef struct mp_store_stats {
     double density;             /* n_pairs / (n_active_users * n_active_items), 0 when empty */
 } mp_store_stats;
 
+/* Counts in one read transaction (or in the caller's open one). Errors: MP_ENOMEM, store errors (MP_ESTORE, MP_EIO,
+ * MP_ECORRUPT). */
 MP_EXPORT int mp_store_stats_get(mp_store *s, mp_store_stats *out, mp_error *err);
 
 /* ---- forgetting users, availability ----
@@ -103,9 +133,13 @@ MP_EXPORT int mp_store_stats_get(mp_store *s, mp_store_stats *out, mp_error *err
 /* 1 if ext[0..len) is a tombstone (starts with the byte 0xFF). */
 MP_EXPORT int mp_store_is_tombstone(const char *ext, size_t len);
 /* Forgets internal user `user` as described above; *n_events (may be NULL) gets how many events were deleted.
- * MP_ENOTFOUND when there is no such user or it was already forgotten (nothing is changed then). */
+ * MP_ENOTFOUND when there is no such user or it was already forgotten (nothing is changed then).
+ * Errors: MP_ENOTFOUND (as said), store errors (MP_ESTORE, MP_EIO, MP_ECORRUPT; also from the begin / commit of its
+ * own transaction). */
 MP_EXPORT int mp_store_forget_user(mp_store *s, uint32_t user, uint64_t *n_events, mp_error *err);
-/* Sets the `available` flag of internal item `item` (other attributes are kept). MP_ENOTFOUND for no such item. */
+/* Sets the `available` flag of internal item `item` (other attributes are kept).
+ * Errors: MP_ENOTFOUND (no such item), store errors (MP_ESTORE, MP_EIO, MP_ECORRUPT; also from the begin / commit
+ * of its own transaction). */
 MP_EXPORT int mp_store_set_item_available(mp_store *s, uint32_t item, int available, mp_error *err);
 
 /* Embedding vectors of items and users, keyed by (kind, internal id, source). `source` names where a vector came
@@ -115,19 +149,27 @@ MP_EXPORT int mp_store_set_item_available(mp_store *s, uint32_t item, int availa
  * source) have the same dimension: put refuses a different one (MP_EINVAL naming both). Non-finite values are
  * MP_EINVAL. Forgetting a user deletes their embeddings. kind is MP_KIND_ITEMS or MP_KIND_USERS. */
 #define MP_EMBEDDING_SOURCE_USER "user" /* vectors supplied with records or by `magpie import embeddings` */
+/* Errors: MP_EINVAL (bad kind or source, dim outside 1..MP_MAX_EMBEDDING_DIM, v NULL, a non-finite value, a dimension
+ * other than that of the source's other vectors), MP_ENOTFOUND (no such item / user, or the user was forgotten),
+ * MP_ENOMEM, store errors (MP_ESTORE, MP_EIO, MP_ECORRUPT). */
 MP_EXPORT int mp_store_put_embedding(mp_store *s, mp_record_kind kind, uint32_t id, const char *source, const float *v,
                                      uint32_t dim, uint64_t text_hash, mp_error *err);
 /* Copies the vector into v[cap] (*dim gets its dimension; cap < dim is MP_ERANGE); MP_ENOTFOUND when absent.
- * text_hash may be NULL. */
+ * text_hash may be NULL. On MP_ERANGE *dim and *text_hash are set, so the caller can retry with room for *dim.
+ * Errors: MP_EINVAL (bad kind or source), MP_ENOTFOUND (no such vector; always on a read-only version-1 store),
+ * MP_ERANGE (cap < dim), MP_ECORRUPT (the stored row is damaged), store errors (MP_ESTORE, MP_EIO). */
 MP_EXPORT int mp_store_get_embedding(mp_store *s, mp_record_kind kind, uint32_t id, const char *source, float *v,
                                      uint32_t cap, uint32_t *dim, uint64_t *text_hash, mp_error *err);
 /* Calls cb for every stored vector of (kind, source) in id order; a non-zero return from cb stops the scan and is
- * returned. The vector is valid only during the call. */
+ * returned. The vector is valid only during the call. A read-only version-1 store has none (MP_OK, no calls).
+ * Errors: MP_EINVAL (bad kind or source), MP_ENOMEM, MP_ECORRUPT (a damaged row), store errors (MP_ESTORE, MP_EIO),
+ * or the callback's non-zero value. */
 typedef int (*mp_embedding_cb)(void *ctx, uint32_t id, const float *v, uint32_t dim, uint64_t text_hash);
 MP_EXPORT int mp_store_scan_embeddings(mp_store *s, mp_record_kind kind, const char *source, mp_embedding_cb cb,
                                        void *ctx, mp_error *err);
 /* Deletes every vector of (kind, source) (e.g. before importing vectors of another dimension); *n_deleted (may be
- * NULL) gets how many. */
+ * NULL) gets how many.
+ * Errors: MP_EINVAL (bad kind or source), store errors (MP_ESTORE, MP_EIO, MP_ECORRUPT). */
 MP_EXPORT int mp_store_delete_embeddings(mp_store *s, mp_record_kind kind, const char *source, uint64_t *n_deleted,
                                          mp_error *err);
 /* Further rules of the calls above: dim is 1..MP_MAX_EMBEDDING_DIM; source is a non-empty string of at most
@@ -137,7 +179,9 @@ MP_EXPORT int mp_store_delete_embeddings(mp_store *s, mp_record_kind kind, const
 #define MP_MAX_EMBEDDING_SOURCE 256
 
 /* Small persistent key/value settings (e.g. event-type weights). get returns MP_ENOTFOUND if absent;
- * on success *value is malloc'ed and owned by the caller. */
+ * on success *value is malloc'ed and owned by the caller.
+ * Errors (get): MP_ENOTFOUND (no such key), MP_ENOMEM, store errors (MP_ESTORE, MP_EIO, MP_ECORRUPT).
+ * Errors (set): MP_EINVAL (key "schema_version", which the store manages), store errors. */
 MP_EXPORT int mp_store_meta_get(mp_store *s, const char *key, char **value, mp_error *err);
 MP_EXPORT int mp_store_meta_set(mp_store *s, const char *key, const char *value, mp_error *err);
 

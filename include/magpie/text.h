@@ -11,7 +11,10 @@
  * Case folding covers: ASCII, Latin-1 Supplement (U+00C0..U+00DE), Latin Extended-A (U+0100..U+017F), Greek
  * (U+0386..U+03AB, final sigma folded to sigma) and Cyrillic (U+0400..U+052F) simple lowercase mappings. Other
  * scripts are left as they are; mp_text_normalize applies no Unicode normalisation form (NFC/NFKC) and strips no
- * accents. Unicode NFKC itself is available separately as mp_text_nfkc (ICU), for tokenizers that need it. */
+ * accents. Unicode NFKC itself is available separately as mp_text_nfkc (ICU), for tokenizers that need it.
+ *
+ * Thread safety: the free functions keep no state and may run on any thread. A loaded mp_wordpiece / mp_unigram is
+ * immutable: any number of threads may encode with (and look up in) one at once; free must not race them. */
 #ifndef MAGPIE_TEXT_H
 #define MAGPIE_TEXT_H
 
@@ -32,7 +35,8 @@ MP_EXPORT int mp_utf8_decode(const char *s, size_t len, uint32_t *cp);
 /* Encodes cp into out (at least 4 bytes). Returns the bytes written, or 0 if cp is not a scalar value. */
 MP_EXPORT int mp_utf8_encode(uint32_t cp, char *out);
 /* MP_OK if s[0..len) is valid UTF-8; otherwise MP_EINVAL, *bad_offset (may be NULL) = offset of the first bad
- * byte, and err says "invalid UTF-8 at byte offset N (byte 0xXX)". */
+ * byte, and err says "invalid UTF-8 at byte offset N (byte 0xXX)".
+ * Errors: MP_EINVAL (invalid UTF-8). */
 MP_EXPORT int mp_utf8_validate(const char *s, size_t len, size_t *bad_offset, mp_error *err);
 
 /* Full-width ASCII variant (U+FF01..U+FF5E) -> ASCII, ideographic space U+3000 -> ' '; others unchanged. */
@@ -51,7 +55,8 @@ typedef struct mp_text_norm_opts {
 MP_EXPORT void mp_text_norm_default(mp_text_norm_opts *opts);
 
 /* Normalises s[0..len) (opts NULL = defaults). On MP_OK *out is a new NUL-terminated string owned by the caller
- * (free()), *out_len its length (may be NULL). Invalid UTF-8 -> MP_EINVAL naming the byte offset; MP_ENOMEM. */
+ * (free()), *out_len its length (may be NULL). Invalid UTF-8 -> MP_EINVAL naming the byte offset; MP_ENOMEM.
+ * Errors: MP_EINVAL (invalid UTF-8, or s NULL with len > 0), MP_ENOMEM. */
 MP_EXPORT int mp_text_normalize(const char *s, size_t len, const mp_text_norm_opts *opts, char **out, size_t *out_len,
                                 mp_error *err);
 
@@ -96,7 +101,9 @@ typedef struct mp_text_tokens {
 MP_EXPORT void mp_text_feat_default(mp_text_feat_opts *opts);
 /* Normalises and tokenizes s[0..len) (opts NULL = defaults). On MP_OK *out is a new result (possibly with n == 0).
  * MP_EINVAL for invalid UTF-8 (byte offset in err) or bad options (minn < 1 or minn > maxn when maxn > 0),
- * MP_ERANGE for text of 4 GiB or more, MP_ENOMEM. */
+ * MP_ERANGE for text of 4 GiB or more, MP_ENOMEM.
+ * Errors: MP_EINVAL (invalid UTF-8, bad subword options), MP_ERANGE (text or token buffer of 4 GiB or more),
+ * MP_ENOMEM. */
 MP_EXPORT int mp_text_features(const char *s, size_t len, const mp_text_feat_opts *opts, mp_text_tokens **out,
                                mp_error *err);
 /* Frees a result; NULL is a no-op. */
@@ -116,9 +123,13 @@ typedef struct mp_wordpiece_opts {
 MP_EXPORT void mp_wordpiece_default(mp_wordpiece_opts *opts);
 /* Loads a vocabulary: one token per line, id = line number from 0 ('\r' before '\n' is ignored). Errors name
  * "file:line": empty token, duplicate token, invalid UTF-8; a missing unk token is MP_EINVAL. On MP_OK *out is
- * owned by the caller (mp_wordpiece_free). opts NULL = defaults; the strings in opts are copied. */
+ * owned by the caller (mp_wordpiece_free). opts NULL = defaults; the strings in opts are copied.
+ * Errors: MP_EINVAL (empty or duplicate token, invalid UTF-8, the unk token missing, unk_token or cont_prefix NULL,
+ * max_chars_per_word < 1), MP_ERANGE (2^32 - 1 lines or more), MP_EIO (load: the file cannot be opened or read;
+ * also a missing file), MP_ENOMEM. An empty file gives MP_EINVAL (the unk token is missing). */
 MP_EXPORT int mp_wordpiece_load(const char *path, const mp_wordpiece_opts *opts, mp_wordpiece **out, mp_error *err);
-/* The same from memory; `name` (may be NULL: "<memory>") is used in error messages. */
+/* The same from memory; `name` (may be NULL: "<memory>") is used in error messages.
+ * Errors: as mp_wordpiece_load without MP_EIO. */
 MP_EXPORT int mp_wordpiece_load_mem(const char *data, size_t len, const char *name, const mp_wordpiece_opts *opts,
                                     mp_wordpiece **out, mp_error *err);
 MP_EXPORT void mp_wordpiece_free(mp_wordpiece *wp);
@@ -129,7 +140,8 @@ MP_EXPORT int64_t mp_wordpiece_id(const mp_wordpiece *wp, const char *token, siz
 MP_EXPORT const char *mp_wordpiece_token(const mp_wordpiece *wp, uint32_t id);
 /* BERT basic tokenization (normalisation, split on whitespace, punctuation and around each CJK character) then
  * greedy longest-match-first WordPiece per word; a word that cannot be split entirely is one [UNK].
- * On MP_OK *ids (caller frees; NULL when *n == 0) holds *n token ids. MP_EINVAL for invalid UTF-8; MP_ENOMEM. */
+ * On MP_OK *ids (caller frees; NULL when *n == 0) holds *n token ids. MP_EINVAL for invalid UTF-8; MP_ENOMEM.
+ * Errors: MP_EINVAL (invalid UTF-8), MP_ENOMEM. */
 MP_EXPORT int mp_wordpiece_encode(const mp_wordpiece *wp, const char *s, size_t len, uint32_t **ids, size_t *n,
                                   mp_error *err);
 
@@ -148,7 +160,10 @@ MP_EXPORT void mp_unigram_default(mp_unigram_opts *opts);
 /* Loads "piece<TAB>score" lines (a SentencePiece .vocab file); id = line number from 0. Errors name "file:line":
  * missing tab, bad score, empty or duplicate piece, invalid UTF-8 (MP_EINVAL); no lines at all is MP_EEMPTY. The
  * unk piece must exist (or unk_id be in range). Pieces "<unk>", "<s>", "</s>", "<pad>" and the unk piece never match
- * text. On MP_OK *out is owned by the caller (mp_unigram_free). */
+ * text. On MP_OK *out is owned by the caller (mp_unigram_free).
+ * Errors: MP_EINVAL (a bad line as listed, the unk piece missing, unk_id out of range), MP_EEMPTY (no lines),
+ * MP_ERANGE (2^32 - 1 lines or more), MP_EIO (load only: the file cannot be opened or read, also a missing file),
+ * MP_ENOMEM. load_mem: the same without MP_EIO; `name` as for mp_wordpiece_load_mem. */
 MP_EXPORT int mp_unigram_load(const char *path, const mp_unigram_opts *opts, mp_unigram **out, mp_error *err);
 MP_EXPORT int mp_unigram_load_mem(const char *data, size_t len, const char *name, const mp_unigram_opts *opts,
                                   mp_unigram **out, mp_error *err);
@@ -159,7 +174,8 @@ MP_EXPORT int64_t mp_unigram_id(const mp_unigram *u, const char *piece, size_t l
 MP_EXPORT const char *mp_unigram_piece(const mp_unigram *u, uint32_t id, float *score);
 /* Normalises, replaces ' ' by "▁" (U+2581), prepends "▁", and finds the segmentation with the largest sum of
  * scores (Viterbi). A character no piece covers becomes the unk id (score: lowest score - 10); consecutive unknown
- * characters are merged into one unk. On MP_OK *ids (caller frees; NULL when *n == 0) holds *n ids. */
+ * characters are merged into one unk. On MP_OK *ids (caller frees; NULL when *n == 0) holds *n ids.
+ * Errors: MP_EINVAL (invalid UTF-8), MP_ENOMEM. */
 MP_EXPORT int mp_unigram_encode(const mp_unigram *u, const char *s, size_t len, uint32_t **ids, size_t *n,
                                 mp_error *err);
 
@@ -168,7 +184,9 @@ MP_EXPORT int mp_unigram_encode(const mp_unigram *u, const char *s, size_t len, 
 /* Unicode NFKC (compatibility decomposition, canonical composition) of s[0..len) by ICU, as JavaScript's
  * String.prototype.normalize("NFKC") gives it. On MP_OK *out is a new NUL-terminated string owned by the caller
  * (free()), *out_len its length (may be NULL). Invalid UTF-8 -> MP_EINVAL naming the byte offset; MP_ENOMEM;
- * MP_EIO if ICU fails (its error name in the message). */
+ * MP_EIO if ICU fails (its error name in the message).
+ * Errors: MP_EINVAL (invalid UTF-8, or s NULL with len > 0), MP_ERANGE (non-ASCII text over 512 MiB, too long for
+ * ICU's 32-bit lengths), MP_EIO (ICU failed), MP_ENOMEM. */
 MP_EXPORT int mp_text_nfkc(const char *s, size_t len, char **out, size_t *out_len, mp_error *err);
 
 #ifdef __cplusplus

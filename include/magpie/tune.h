@@ -46,9 +46,9 @@ typedef struct mp_tune_space {
  * reason ("space entry \"factors=-1:8\": factors: expected ..."). *out is caller-owned; free with
  * mp_tune_space_free (also fine on a zeroed struct). */
 MP_EXPORT int mp_tune_space_parse(mp_tune_space *out, const mp_model_ops *ops, const char *spec, mp_error *err);
-/* The default space of a model: a built-in range for each of its parameters that Magpie knows how to tune
- * (factors, regularization, alpha, learning rates, neighbours, ...), keeping only parameters the model has and
- * values it accepts. MP_EEMPTY when nothing of the model is tunable by default (then pass a space). */
+/* The default space of a model: the tuning range and scale each of its parameters declares in its descriptor
+ * (mp_param_info.tune, see mp_param_tune_spec), in the model's table order. MP_EEMPTY when the model tunes nothing
+ * by default (then pass a space). */
 MP_EXPORT int mp_tune_space_default(mp_tune_space *out, const mp_model_ops *ops, mp_error *err);
 /* The space as text in the grammar above; *out is malloc'ed, caller frees. MP_OK or MP_ENOMEM. */
 MP_EXPORT int mp_tune_space_format(const mp_tune_space *s, char **out);

@@ -20,7 +20,10 @@
  *      directory above the running executable's directory and the one above that (so build/magpie and
  *      build/bench/use_bench find <repo>/models/...).
  * When nothing is found the error (MP_ENOTFOUND) names the places tried and the install command
- * MP_USE_INSTALL_HINT. */
+ * MP_USE_INSTALL_HINT.
+ *
+ * Thread safety: a loaded model is read-only: any number of threads may call mp_use_tokenize and mp_use_embed on
+ * one model at once; mp_use_free must not race them. mp_use_locate reads the environment only. */
 #ifndef MAGPIE_USE_H
 #define MAGPIE_USE_H
 
@@ -40,17 +43,22 @@ extern "C" {
 
 typedef struct mp_use mp_use;
 
-/* Resolves the model directory as described above into out (cap bytes). MP_ENOTFOUND with the hint when absent. */
+/* Resolves the model directory as described above into out (cap bytes). MP_ENOTFOUND with the hint when absent.
+ * Errors: MP_ENOTFOUND. */
 MP_EXPORT int mp_use_locate(const char *dir, char *out, size_t cap, mp_error *err);
 /* Loads the model (dir NULL: mp_use_locate; about 28 MB of weights are read into memory). Checks every shape
  * against what the forward pass expects; a file that does not match (a truncated shard, a foreign model.json or
  * vocab.json) is MP_ECORRUPT naming the file (and the tensor). On MP_OK *out is owned by the caller
- * (mp_use_free). */
+ * (mp_use_free).
+ * Errors: MP_ENOTFOUND (no model package found, as mp_use_locate), MP_EIO (a file cannot be opened or read),
+ * MP_ECORRUPT (model.json, a weight shard or vocab.json malformed, missing, truncated or foreign), MP_ENOMEM. */
 MP_EXPORT int mp_use_load(const char *dir, mp_use **out, mp_error *err);
 MP_EXPORT void mp_use_free(mp_use *m); /* NULL is a no-op */
 
 /* The token ids the model sees for s[0..len) (NFKC, "▁" for spaces, unigram Viterbi over vocab.json). *ids is
- * malloc'ed (caller frees; NULL when *n == 0). MP_EINVAL for invalid UTF-8. */
+ * malloc'ed (caller frees; NULL when *n == 0). MP_EINVAL for invalid UTF-8.
+ * Errors: MP_EINVAL (invalid UTF-8), MP_ERANGE (a non-ASCII text over 512 MiB, too long for ICU), MP_EIO (ICU's
+ * NFKC failed), MP_ENOMEM. */
 MP_EXPORT int mp_use_tokenize(const mp_use *m, const char *s, size_t len, uint32_t **ids, size_t *n, mp_error *err);
 
 /* Embeds n texts into out[n * MP_USE_DIM] (row i = text i, unit length; an empty text gets the model's output
@@ -61,7 +69,10 @@ MP_EXPORT int mp_use_tokenize(const mp_use *m, const char *s, size_t len, uint32
  * its own threads (OPENBLAS_NUM_THREADS, default all cores), and the rest runs on the calling thread, so
  * `threads` is not used; built with BLAS=none, everything runs on `threads` OpenMP threads (0 = all cores).
  * The call is thread-safe on one model (each call has its own work memory; the model is read-only).
- * MP_EINVAL for invalid UTF-8 (names the text index and byte offset), MP_ENOMEM. */
+ * MP_EINVAL for invalid UTF-8 (names the text index and byte offset), MP_ENOMEM.
+ * Errors: MP_EINVAL (m, texts or out NULL with n > 0, a NULL text of non-zero length, invalid UTF-8), MP_ERANGE,
+ * MP_EIO (as mp_use_tokenize), MP_ENOMEM. Pass an mp_error: with err NULL an invalid text returns MP_OK with out
+ * not written (see use.c). */
 MP_EXPORT int mp_use_embed(const mp_use *m, const char *const *texts, const size_t *lens, size_t n, int threads,
                            float *out, mp_error *err);
 

@@ -76,6 +76,10 @@ int cli_load_dataset(const char *cmd, const char *db, const char *purpose, cli_p
                      struct mp_dataset **out);
 
 /* Parses a non-negative integer / double option value; on error prints and returns non-zero. */
+/* The models and their parameters for --help, from each model's descriptor table: "name=default  help" per
+ * parameter; with `detail`, a second line per parameter with its bounds or choices and default tuning range.
+ * `only` (may be NULL) lists just that model. */
+void cli_print_models(FILE *f, const char *only, int detail);
 int cli_parse_u64(const char *cmd, const char *opt, const char *s, unsigned long long *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
 

@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "magpie/dataset.h"
+#include "magpie/model.h"
 #include "magpie/split.h"
 
 const char *cli_default_db(void) {
@@ -235,4 +236,25 @@ int cli_split_opts_build(const char *cmd, const cli_split_args *a, mp_split_opts
         return cli_usage_error(cmd, "--fold: expected 0 to %u with %u folds, got %u", so->n_folds - 1, so->n_folds,
                                so->fold);
     return 0;
+}
+
+void cli_print_models(FILE *f, const char *only, int detail) {
+    const mp_model_ops *const *reg = mp_model_registry();
+    for (size_t i = 0; reg[i]; i++) {
+        const mp_model_ops *ops = reg[i];
+        if (only && strcmp(only, ops->name)) continue;
+        fprintf(f, "  %-10s %s\n", ops->name, ops->summary ? ops->summary : "");
+        for (size_t k = 0; k < ops->n_params; k++) {
+            const mp_param_info *p = &ops->params[k];
+            fprintf(f, "      %s=%s  %s\n", p->name, p->default_value, p->help);
+            if (!detail) continue;
+            char what[256], tune[256];
+            mp_param_describe(p, what, sizeof what);
+            if (mp_param_tune_spec(p, tune, sizeof tune))
+                fprintf(f, "          %s%s%s; magpie tune searches %s\n", what, p->alias ? "; also " : "",
+                        p->alias ? p->alias : "", tune);
+            else
+                fprintf(f, "          %s%s%s\n", what, p->alias ? "; also " : "", p->alias ? p->alias : "");
+        }
+    }
 }

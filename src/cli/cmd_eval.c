@@ -87,12 +87,7 @@ static void print_help(void) {
         "\n"
         "models:\n",
         MP_EVAL_MAX_K);
-    const mp_model_ops *const *reg = mp_model_registry();
-    for (size_t i = 0; reg[i]; i++) {
-        printf("  %-10s %s\n", reg[i]->name, reg[i]->summary ? reg[i]->summary : "");
-        for (const mp_param_info *p = reg[i]->params; p && p->name; p++)
-            printf("      %s=%s  %s\n", p->name, p->default_value ? p->default_value : "", p->help ? p->help : "");
-    }
+    cli_print_models(stdout, NULL, 0);
     printf("\nexample (S3-Rec Beauty, full ranking):\n"
            "  magpie import --db beauty.db --preset s3rec ../shared/data/amazon-s3rec/Beauty.txt\n"
            "  magpie eval --db beauty.db --model pop --protocol loo --history zero --k 5,10,20\n");

@@ -17,7 +17,8 @@
 #include "magpie/textclf.h"
 #include "magpie/trainset.h"
 
-static void usage(FILE *f) {
+/* `only`: the model named with --model, whose parameters are listed in detail (NULL: every model, briefly). */
+static void usage(FILE *f, const char *only) {
     /* one write at exit: `magpie train --help | grep -q usage` must not die of SIGPIPE half-way */
     static char out_buf[1 << 16]; /* lives until exit, when stdout is flushed */
     if (f == stdout) setvbuf(stdout, out_buf, _IOFBF, sizeof out_buf);
@@ -52,18 +53,15 @@ static void usage(FILE *f) {
             "  --db PATH              store (default: $MAGPIE_DB or ./magpie.db)\n"
             "  --quiet                no progress or summary\n"
             "  --help                 show this help\n\n"
-            "models:\n");
-    const mp_model_ops *const *reg = mp_model_registry();
-    for (size_t i = 0; reg[i]; i++) {
-        fprintf(f, "  %-10s %s\n", reg[i]->name, reg[i]->summary);
-        for (const mp_param_info *p = reg[i]->params; p && p->name; p++)
-            fprintf(f, "      %s=%s  %s\n", p->name, p->default_value, p->help);
-    }
+            "models%s:\n",
+            only ? "" : " (`magpie train --model NAME --help`: a model's parameter bounds and tuning ranges)");
+    cli_print_models(f, only, only != NULL);
 }
 
 static int model_has_param(const mp_model *m, const char *name) {
-    for (const mp_param_info *p = mp_model_ops_of(m)->params; p && p->name; p++)
-        if (!strcmp(p->name, name)) return 1;
+    const mp_model_ops *ops = mp_model_ops_of(m);
+    for (size_t i = 0; i < ops->n_params; i++)
+        if (!strcmp(ops->params[i].name, name)) return 1;
     return 0;
 }
 
@@ -206,7 +204,7 @@ int cmd_train(int argc, char **argv) {
     double half_life = -1, valid_share = 0;
     int valid_loo = 0;
     unsigned long long threads = 0;
-    int quiet = 0, c;
+    int quiet = 0, help = 0, c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":hq", opts, NULL)) != -1) {
@@ -243,10 +241,15 @@ int cmd_train(int argc, char **argv) {
         case 'R': review_path = optarg; break;
         case 'L': review_label = optarg; break;
         case 'q': quiet = 1; break;
-        case 'h': usage(stdout); return 0;
+        case 'h': help = 1; break;
         case ':': return cli_usage_error(cmd, "option %s needs a value", argv[optind - 1]);
         default: return cli_usage_error(cmd, "unknown option %s", argv[optind - 1]);
         }
+    }
+    if (help) {
+        /* after the other options, so that `--help --model X` lists X as well */
+        usage(stdout, mp_model_find(name) ? name : NULL);
+        return 0;
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
     if (!name) return cli_usage_error(cmd, "--model NAME is required");

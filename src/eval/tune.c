@@ -72,16 +72,16 @@ static void format_value(const mp_tune_param *p, double v, char *buf, size_t cap
 }
 
 static const mp_param_info *find_param_info(const mp_model_ops *ops, const char *name) {
-    for (const mp_param_info *pi = ops->params; pi && pi->name; pi++)
-        if (!strcmp(pi->name, name)) return pi;
+    for (size_t i = 0; i < ops->n_params; i++)
+        if (!strcmp(ops->params[i].name, name)) return &ops->params[i];
     return NULL;
 }
 
 static void list_params(const mp_model_ops *ops, char *buf, size_t cap) {
     size_t len = 0;
     buf[0] = 0;
-    for (const mp_param_info *pi = ops->params; pi && pi->name && len < cap; pi++) {
-        int n = snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", pi->name);
+    for (size_t i = 0; i < ops->n_params && len < cap; i++) {
+        int n = snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", ops->params[i].name);
         if (n < 0) break;
         len += (size_t)n;
     }
@@ -285,62 +285,17 @@ int mp_tune_space_parse(mp_tune_space *out, const mp_model_ops *ops, const char 
     return rc;
 }
 
-/* Built-in ranges: first the entries for the model by name, then generic ones by parameter name. A parameter the
- * model lacks is skipped; one not listed keeps its default. */
-static const struct {
-    const char *model; /* NULL: any model */
-    const char *param;
-    const char *spec;
-} default_ranges[] = {
-    {"pop", "half_life_days", "0|7|30|90|365"},
-    {"pop", "weighted", "0|1"},
-    {"pop", "category_boost", "0:2:real"},
-    {"itemknn", "k", "10:500:log:int"},
-    {"itemknn", "neighbors", "10:500:log:int"},
-    {"itemknn", "shrink", "0:100:real"},
-    {"itemknn", "weighting", "none|tfidf|bm25"},
-    {"itemknn", "alpha", "0.2:0.8:real"},
-    {"als", "factors", "16:256:log:int"},
-    {"als", "regularization", "1e-3:10:log"},
-    {"als", "alpha", "1:50:log:real"},
-    {"bpr", "factors", "16:256:log:int"},
-    {"bpr", "learning_rate", "0.005:0.2:log"},
-    {"bpr", "regularization", "1e-5:0.1:log"},
-    {"ease", "lambda", "10:3000:log:real"},
-    {"ease", "dropout", "0:0.5:real"},
-    {"mf", "factors", "8:256:log:int"},
-    {"mf", "learning_rate", "0.002:0.05:log"},
-    {"mf", "regularization", "0.005:0.2:log"},
-    /* any other model, by parameter name */
-    {NULL, "factors", "16:256:log:int"},
-    {NULL, "regularization", "1e-4:1:log"},
-    {NULL, "learning_rate", "0.001:0.1:log"},
-    {NULL, "lambda", "1:1000:log"},
-    {NULL, "shrink", "0:100:real"},
-    {NULL, "category_boost", "0:2:real"},
-};
-
-static const char *default_range(const char *model, const char *param) {
-    size_t n = sizeof default_ranges / sizeof default_ranges[0];
-    for (size_t i = 0; i < n; i++)
-        if (default_ranges[i].model && !strcmp(default_ranges[i].model, model) &&
-            !strcmp(default_ranges[i].param, param))
-            return default_ranges[i].spec;
-    for (size_t i = 0; i < n; i++)
-        if (!default_ranges[i].model && !strcmp(default_ranges[i].param, param)) return default_ranges[i].spec;
-    return NULL;
-}
-
 int mp_tune_space_default(mp_tune_space *out, const mp_model_ops *ops, mp_error *err) {
     memset(out, 0, sizeof *out);
     if (!ops) return mp_error_set(err, MP_EINVAL, "space: no model");
     mp_model *scratch = NULL;
     int rc = mp_model_create(&scratch, ops->name, err);
     if (rc != MP_OK) return rc;
-    for (const mp_param_info *pi = ops->params; pi && pi->name; pi++) {
-        const char *spec = default_range(ops->name, pi->name);
-        if (!spec) continue;
-        char entry[256];
+    /* the ranges are the models' own (the tuning range and scale in each parameter's descriptor) */
+    for (size_t i = 0; i < ops->n_params; i++) {
+        const mp_param_info *pi = &ops->params[i];
+        char spec[400], entry[512];
+        if (!mp_param_tune_spec(pi, spec, sizeof spec)) continue;
         snprintf(entry, sizeof entry, "%s=%s", pi->name, spec);
         mp_tune_param p;
         mp_error perr;

@@ -29,6 +29,7 @@
 #include "magpie/factors.h"
 #include "magpie/linalg.h"
 #include "magpie/model.h"
+#include "models/params.h"
 #include "magpie/trainset.h"
 
 #define ALS_FILE_VERSION 1
@@ -78,34 +79,38 @@ typedef struct als {
     double valid_ndcg;    /* validation NDCG@10 of the kept factors, or -1 */
 } als;
 
+static const char *const als_solver_names[] = {"cg", "cholesky"}; /* ALS_SOLVER_* order */
+
+/* The parameters are als's first fields: the descriptors' offsets are into als itself. The defaults were chosen on
+ * validation NDCG@10 of ML-100K (ratio split) and Beauty (leave-one-out) together. */
 static const mp_param_info als_params[] = {
-    {"factors", "256", "latent factors per user and item"},
-    {"iterations", "15", "alternating sweeps (users, then items)"},
-    {"regularization", "75", "L2 penalty on the factors (>= 0)"},
-    {"alpha", "5", "confidence slope: c = 1 + alpha * weighted value"},
-    {"solver", "cg", "cg (conjugate gradient, fast) or cholesky (exact per row)"},
-    {"cg_steps", "3", "conjugate-gradient steps per row and sweep"},
-    {"seed", "1", "random seed of the initial factors"},
-    {"threads", "0", "threads (0: all cores)"},
-    {"init_scale", "0.01", "standard deviation of the initial factors"},
-    {"patience", "3", "with validation data: stop after this many sweeps without a better NDCG@10"},
-    {"reg_exponent", "0", "scale a row's regularization by (its non-zeros)^reg_exponent (0: the same for all rows)"},
-    {NULL, NULL, NULL},
+    MP_P_UINT("factors", als, factors, "256", 1, ALS_MAX_FACTORS, "latent factors per user and item",
+              MP_TUNED_LOG(16, 256)),
+    MP_P_UINT("iterations", als, iterations, "15", 1, 100000, "alternating sweeps (users, then items)"),
+    MP_P_REAL("regularization", als, reg, "75", 0, INFINITY, "L2 penalty on the factors (>= 0)", .alias = "reg",
+              MP_TUNED_LOG(1e-3, 10)),
+    MP_P_REAL("alpha", als, alpha, "5", 0, INFINITY, "confidence slope: c = 1 + alpha * weighted value",
+              MP_TUNED_LOG(1, 50)),
+    MP_P_CHOICE("solver", als, solver, "cg", als_solver_names,
+                "cg (conjugate gradient, fast) or cholesky (exact per row)"),
+    MP_P_UINT("cg_steps", als, cg_steps, "3", 1, 1000, "conjugate-gradient steps per row and sweep"),
+    MP_P_U64("seed", als, seed, "1", 0, UINT64_MAX, "random seed of the initial factors"),
+    MP_P_INT("threads", als, threads, "0", 0, 1024, "threads (0: all cores)"),
+    MP_P_REAL("init_scale", als, init_scale, "0.01", 0, INFINITY, "standard deviation of the initial factors",
+              .lo_open = 1),
+    MP_P_UINT("patience", als, patience, "3", 1, 100000,
+              "with validation data: stop after this many sweeps without a better NDCG@10"),
+    MP_P_REAL("reg_exponent", als, reg_exponent, "0", 0, 2,
+              "scale a row's regularization by (its non-zeros)^reg_exponent (0: the same for all rows)"),
+    {NULL},
 };
+/* Model files hold the first ALS_N_HEAD parameters at the start of the payload and reg_exponent, added later, at
+ * its end. */
+#define ALS_N_HEAD 10
+_Static_assert(MP_PARAM_COUNT(als_params) == ALS_N_HEAD + 1, "als: the file layout puts only reg_exponent last");
 
 static void als_init(void *impl) {
     als *m = impl;
-    /* chosen on validation NDCG@10 of ML-100K (ratio split) and Beauty (leave-one-out) together */
-    m->factors = 256;
-    m->iterations = 15;
-    m->reg = 75;
-    m->alpha = 5;
-    m->solver = ALS_SOLVER_CG;
-    m->cg_steps = 3;
-    m->seed = 1;
-    m->threads = 0;
-    m->init_scale = 0.01;
-    m->patience = 3;
     m->valid_ndcg = -1;
 }
 
@@ -139,81 +144,6 @@ static void als_release(void *impl) {
     m->n_rows_alloc = 0;
     m->sweeps_done = 0;
     m->valid_ndcg = -1;
-}
-
-/* ---- parameters ---- */
-
-static int parse_uint(const char *key, const char *value, uint64_t min, uint64_t max, uint64_t *out,
-                      mp_error *err) {
-    char *end;
-    if (!value[0] || value[0] == '-' || value[0] == '+')
-        return mp_error_set(err, MP_EINVAL, "als: %s: expected a whole number in %llu..%llu, got \"%s\"", key,
-                            (unsigned long long)min, (unsigned long long)max, value);
-    unsigned long long v = strtoull(value, &end, 10);
-    if (*end || v < min || v > max)
-        return mp_error_set(err, MP_EINVAL, "als: %s: expected a whole number in %llu..%llu, got \"%s\"", key,
-                            (unsigned long long)min, (unsigned long long)max, value);
-    *out = v;
-    return MP_OK;
-}
-
-static int parse_real(const char *key, const char *value, double min, int min_exclusive, double *out, mp_error *err) {
-    char *end;
-    double v = strtod(value, &end);
-    if (end == value || *end || !isfinite(v) || v < min || (min_exclusive && v == min))
-        return mp_error_set(err, MP_EINVAL, "als: %s: expected a finite number %s %g, got \"%s\"", key,
-                            min_exclusive ? ">" : ">=", min, value);
-    *out = v;
-    return MP_OK;
-}
-
-static int als_set_param(void *impl, const char *key, const char *value, mp_error *err) {
-    als *m = impl;
-    uint64_t u;
-    double d;
-    int rc;
-    if (!strcmp(key, "factors")) {
-        if ((rc = parse_uint(key, value, 1, ALS_MAX_FACTORS, &u, err))) return rc;
-        m->factors = (uint32_t)u;
-    } else if (!strcmp(key, "iterations")) {
-        if ((rc = parse_uint(key, value, 1, 100000, &u, err))) return rc;
-        m->iterations = (uint32_t)u;
-    } else if (!strcmp(key, "regularization") || !strcmp(key, "reg")) {
-        if ((rc = parse_real("regularization", value, 0, 0, &d, err))) return rc;
-        m->reg = d;
-    } else if (!strcmp(key, "alpha")) {
-        if ((rc = parse_real(key, value, 0, 0, &d, err))) return rc;
-        m->alpha = d;
-    } else if (!strcmp(key, "solver")) {
-        if (!strcmp(value, "cg")) m->solver = ALS_SOLVER_CG;
-        else if (!strcmp(value, "cholesky")) m->solver = ALS_SOLVER_CHOLESKY;
-        else return mp_error_set(err, MP_EINVAL, "als: solver: expected \"cg\" or \"cholesky\", got \"%s\"", value);
-    } else if (!strcmp(key, "cg_steps")) {
-        if ((rc = parse_uint(key, value, 1, 1000, &u, err))) return rc;
-        m->cg_steps = (uint32_t)u;
-    } else if (!strcmp(key, "seed")) {
-        if ((rc = parse_uint(key, value, 0, UINT64_MAX, &u, err))) return rc;
-        m->seed = u;
-    } else if (!strcmp(key, "threads")) {
-        if ((rc = parse_uint(key, value, 0, 1024, &u, err))) return rc;
-        m->threads = (int)u;
-    } else if (!strcmp(key, "init_scale")) {
-        if ((rc = parse_real(key, value, 0, 1, &d, err))) return rc;
-        m->init_scale = d;
-    } else if (!strcmp(key, "reg_exponent")) {
-        if ((rc = parse_real(key, value, 0, 0, &d, err))) return rc;
-        if (d > 2) return mp_error_set(err, MP_EINVAL, "als: reg_exponent: expected a number in 0..2, got \"%s\"", value);
-        m->reg_exponent = d;
-    } else if (!strcmp(key, "patience")) {
-        if ((rc = parse_uint(key, value, 1, 100000, &u, err))) return rc;
-        m->patience = (uint32_t)u;
-    } else {
-        return mp_error_set(err, MP_EINVAL,
-                            "als: unknown parameter \"%s\" (known: factors, iterations, regularization, alpha, solver, "
-                            "cg_steps, seed, threads, init_scale, patience, reg_exponent)",
-                            key);
-    }
-    return MP_OK;
 }
 
 /* ---- rows ---- */
@@ -856,16 +786,7 @@ static int als_forget_user(void *impl, uint32_t u, const mp_interaction *events,
 
 static int als_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     const als *m = impl;
-    mp_mf_put_u32(w, m->factors);
-    mp_mf_put_u32(w, m->iterations);
-    mp_mf_put_f64(w, m->reg);
-    mp_mf_put_f64(w, m->alpha);
-    mp_mf_put_u32(w, (uint32_t)m->solver);
-    mp_mf_put_u32(w, m->cg_steps);
-    mp_mf_put_u64(w, m->seed);
-    mp_mf_put_u32(w, (uint32_t)m->threads);
-    mp_mf_put_f64(w, m->init_scale);
-    mp_mf_put_u32(w, m->patience);
+    mp_params_put(als_params, ALS_N_HEAD, m, w);
     mp_mf_put_u32(w, m->sweeps_done);
     mp_mf_put_f64(w, m->valid_ndcg);
     mp_mf_put_f32s(w, m->type_weight, MP_EV_NTYPES);
@@ -904,7 +825,7 @@ static int als_save(const void *impl, mp_mf_writer *w, mp_error *err) {
         if (rn) mp_mf_put_bytes(w, val, rn * sizeof *val);
     }
     mp_item_titles_save(w, m->titles, m->f.n_items);
-    mp_mf_put_f64(w, m->reg_exponent);
+    mp_params_put(als_params + ALS_N_HEAD, MP_PARAM_COUNT(als_params) - ALS_N_HEAD, m, w);
     return MP_OK;
 }
 
@@ -915,22 +836,16 @@ static int corrupt(mp_error *err, const char *what) {
 static int als_load(void *impl, mp_mf_reader *r, mp_error *err) {
     als *m = impl;
     als_release(m);
-    uint32_t solver, threads, binary;
+    uint32_t binary;
     uint64_t now, nnz;
     int rc;
-    if ((rc = mp_mf_get_u32(r, &m->factors, err)) || (rc = mp_mf_get_u32(r, &m->iterations, err)) ||
-        (rc = mp_mf_get_f64(r, &m->reg, err)) || (rc = mp_mf_get_f64(r, &m->alpha, err)) ||
-        (rc = mp_mf_get_u32(r, &solver, err)) || (rc = mp_mf_get_u32(r, &m->cg_steps, err)) ||
-        (rc = mp_mf_get_u64(r, &m->seed, err)) || (rc = mp_mf_get_u32(r, &threads, err)) ||
-        (rc = mp_mf_get_f64(r, &m->init_scale, err)) || (rc = mp_mf_get_u32(r, &m->patience, err)) ||
+    if ((rc = mp_params_get(als_params, ALS_N_HEAD, m, r, "als", err)) ||
         (rc = mp_mf_get_u32(r, &m->sweeps_done, err)) || (rc = mp_mf_get_f64(r, &m->valid_ndcg, err)) ||
         (rc = mp_mf_get_f32s(r, m->type_weight, MP_EV_NTYPES, err)) ||
         (rc = mp_mf_get_f64(r, &m->half_life_days, err)) || (rc = mp_mf_get_u64(r, &now, err)) ||
         (rc = mp_mf_get_u32(r, &binary, err)))
         goto fail;
-    if (m->factors == 0 || m->factors > ALS_MAX_FACTORS || !(m->reg >= 0) || !isfinite(m->reg) ||
-        !(m->alpha >= 0) || !isfinite(m->alpha) || solver > 1 || threads > 1024 || binary > 1 ||
-        !(m->half_life_days >= 0) || !isfinite(m->half_life_days)) {
+    if (binary > 1 || !(m->half_life_days >= 0) || !isfinite(m->half_life_days)) {
         rc = corrupt(err, "parameters out of range");
         goto fail;
     }
@@ -939,8 +854,6 @@ static int als_load(void *impl, mp_mf_reader *r, mp_error *err) {
         rc = corrupt(err, "reference time out of range");
         goto fail;
     }
-    m->solver = (int)solver;
-    m->threads = (int)threads;
     m->binary = (int)binary;
     m->now = (int64_t)now;
     if ((rc = mp_factors_load(&m->f, r, err))) goto fail;
@@ -986,11 +899,8 @@ static int als_load(void *impl, mp_mf_reader *r, mp_error *err) {
                 goto fail;
             }
     if ((rc = mp_item_titles_load(r, &m->titles, ni, "als", err))) goto fail;
-    if ((rc = mp_mf_get_f64(r, &m->reg_exponent, err))) goto fail;
-    if (!(m->reg_exponent >= 0 && m->reg_exponent <= 2)) {
-        rc = corrupt(err, "reg_exponent out of range");
+    if ((rc = mp_params_get(als_params + ALS_N_HEAD, MP_PARAM_COUNT(als_params) - ALS_N_HEAD, m, r, "als", err)))
         goto fail;
-    }
     if (alloc_grams(m)) goto oom;
     gram_both(m->f.item, ni, m->f.k, m->gram_items, m->gram_items_f);
     gram_both(m->f.user, nu, m->f.k, m->gram_users, m->gram_users_f);
@@ -1010,8 +920,10 @@ const mp_model_ops mp_als_ops = {
     .file_version = ALS_FILE_VERSION,
     .impl_size = sizeof(als),
     .params = als_params,
+    .n_params = MP_PARAM_COUNT(als_params),
+    .params_offset = 0,
+    .params_size = sizeof(als),
     .init = als_init,
-    .set_param = als_set_param,
     .fit = als_fit,
     .score_all = als_score_all,
     .similar = als_similar,

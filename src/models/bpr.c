@@ -54,6 +54,7 @@
 #include "magpie/model.h"
 #include "magpie/trainset.h"
 #include "models/bpr_internal.h"
+#include "models/params.h"
 
 #define BPR_FILE_VERSION 1
 #define BPR_MAX_FACTORS 4096
@@ -83,19 +84,19 @@ typedef struct bpr_params {
     double learning_rate;     /* SGD step */
     double regularization;    /* L2 on factor rows, applied at every touch */
     double bias_regularization; /* L2 on item biases */
-    uint32_t item_bias;       /* 1: learn an item bias */
+    int item_bias;            /* 1: learn an item bias */
     uint64_t seed;
     uint32_t threads;         /* 0: the training data's n_threads (or all cores) */
-    uint32_t sampling;        /* SAMPLING_* */
+    int sampling;             /* SAMPLING_* */
     uint32_t candidates;      /* adaptive: negatives drawn per sample */
-    uint32_t loss;            /* LOSS_* */
+    int loss;                 /* LOSS_* */
     uint32_t max_trials;      /* warp: negatives tried per positive */
     uint64_t samples_per_epoch; /* 0: one per training pair */
     double init_scale;        /* factors start N(0, init_scale^2 / k) */
     uint32_t patience;        /* early stopping: evaluations without improvement */
     uint32_t eval_every;      /* epochs between validation evaluations */
     uint32_t fold_in_steps;   /* passes over a user's items when folding in */
-    uint32_t verify_negatives; /* 1: redraw negatives the user has */
+    int verify_negatives;     /* 1: redraw negatives the user has */
 } bpr_params;
 
 typedef struct bpr {
@@ -110,48 +111,44 @@ typedef struct bpr {
     mp_bprmf_aug aug;    /* retrieval copy of the item rows with the bias, or NULL (see bpr_internal.h); owned */
 } bpr;
 
+#define BPR_P(kind, nm, fld, ...) MP_P_##kind(nm, bpr_params, fld, __VA_ARGS__)
 static const mp_param_info bpr_params_info[] = {
-    {"factors", "64", "latent dimensions k (1..4096)"},
-    {"epochs", "30", "maximum training epochs (>= 1)"},
-    {"learning_rate", "0.05", "SGD step size (> 0)"},
-    {"regularization", "0.002", "L2 penalty on user and item factors (>= 0)"},
-    {"bias_regularization", "0.002", "L2 penalty on item biases (>= 0)"},
-    {"item_bias", "1", "1: learn an item bias; 0: dot product only"},
-    {"seed", "1", "random seed (initialisation and sampling)"},
-    {"threads", "0", "Hogwild threads (0: as many as the caller allows); only threads=1 is bitwise reproducible"},
-    {"sampling", "uniform", "negative sampling: uniform, pop (popularity-proportional) or adaptive"},
-    {"candidates", "8", "adaptive sampling: negatives drawn per sample, the highest-scored is used (1..64)"},
-    {"loss", "bpr", "bpr (pairwise log-sigmoid) or warp (rank-weighted hinge)"},
-    {"max_trials", "100", "warp: negatives tried per positive before giving up"},
-    {"samples_per_epoch", "0", "positive samples per epoch (0: one per training pair)"},
-    {"init_scale", "0.1", "initial factors are N(0, init_scale^2 / factors)"},
-    {"patience", "3", "early stopping: validation checks without improvement before stopping (0: never stop)"},
-    {"eval_every", "0", "epochs between validation NDCG@10 checks (0: epochs / 10, so about ten checks)"},
-    {"fold_in_steps", "20", "SGD passes over a user's items when folding in new events or an unseen user"},
-    {"verify_negatives", "1", "1: redraw a negative the user already has; 0: accept it (faster)"},
-    {NULL, NULL, NULL},
+    BPR_P(UINT, "factors", factors, "64", 1, BPR_MAX_FACTORS, "latent dimensions k (1..4096)", MP_TUNED_LOG(16, 256)),
+    BPR_P(UINT, "epochs", epochs, "30", 1, 1000000, "maximum training epochs (>= 1)"),
+    BPR_P(REAL, "learning_rate", learning_rate, "0.05", 0, 10, "SGD step size (> 0)", .lo_open = 1,
+          MP_TUNED_LOG(0.005, 0.2)),
+    BPR_P(REAL, "regularization", regularization, "0.002", 0, 100, "L2 penalty on user and item factors (>= 0)",
+          MP_TUNED_LOG(1e-5, 0.1)),
+    BPR_P(REAL, "bias_regularization", bias_regularization, "0.002", 0, 100, "L2 penalty on item biases (>= 0)"),
+    BPR_P(BOOL, "item_bias", item_bias, "1", "1: learn an item bias; 0: dot product only"),
+    BPR_P(U64, "seed", seed, "1", 0, UINT64_MAX, "random seed (initialisation and sampling)"),
+    BPR_P(UINT, "threads", threads, "0", 0, 1024,
+          "Hogwild threads (0: as many as the caller allows); only threads=1 is bitwise reproducible"),
+    BPR_P(CHOICE, "sampling", sampling, "uniform", sampling_names,
+          "negative sampling: uniform, pop (popularity-proportional) or adaptive"),
+    BPR_P(UINT, "candidates", candidates, "8", 1, BPR_MAX_CANDIDATES,
+          "adaptive sampling: negatives drawn per sample, the highest-scored is used (1..64)"),
+    BPR_P(CHOICE, "loss", loss, "bpr", loss_names, "bpr (pairwise log-sigmoid) or warp (rank-weighted hinge)"),
+    BPR_P(UINT, "max_trials", max_trials, "100", 1, BPR_MAX_TRIALS, "warp: negatives tried per positive before giving up"),
+    BPR_P(U64, "samples_per_epoch", samples_per_epoch, "0", 0, UINT64_MAX / 4,
+          "positive samples per epoch (0: one per training pair)"),
+    BPR_P(REAL, "init_scale", init_scale, "0.1", 0, 100, "initial factors are N(0, init_scale^2 / factors)",
+          .lo_open = 1),
+    BPR_P(UINT, "patience", patience, "3", 0, 1000000,
+          "early stopping: validation checks without improvement before stopping (0: never stop)"),
+    BPR_P(UINT, "eval_every", eval_every, "0", 0, 1000000,
+          "epochs between validation NDCG@10 checks (0: epochs / 10, so about ten checks)"),
+    /* every fold-in (scoring a new user) runs fold_in_steps passes: bounded */
+    BPR_P(UINT, "fold_in_steps", fold_in_steps, "20", 1, 100000,
+          "SGD passes over a user's items when folding in new events or an unseen user"),
+    BPR_P(BOOL, "verify_negatives", verify_negatives, "1",
+          "1: redraw a negative the user already has; 0: accept it (faster)"),
+    {NULL},
 };
+#undef BPR_P
 
 static void bpr_init(void *impl) {
     bpr *b = impl;
-    b->p = (bpr_params){.factors = 64,
-                        .epochs = 30,
-                        .learning_rate = 0.05,
-                        .regularization = 0.002,
-                        .bias_regularization = 0.002,
-                        .item_bias = 1,
-                        .seed = 1,
-                        .threads = 0,
-                        .sampling = SAMPLING_UNIFORM,
-                        .candidates = 8,
-                        .loss = LOSS_BPR,
-                        .max_trials = 100,
-                        .samples_per_epoch = 0,
-                        .init_scale = 0.1,
-                        .patience = 3,
-                        .eval_every = 0,
-                        .fold_in_steps = 20,
-                        .verify_negatives = 1};
     b->best_valid = NAN;
 }
 
@@ -168,104 +165,9 @@ static void bpr_release(void *impl) {
     b->best_valid = NAN;
 }
 
-/* ---- parameter parsing (shared with mf.c through bpr_internal.h) ---- */
-
-int mp_bprmf_parse_u64(const char *value, uint64_t lo, uint64_t hi, uint64_t *out, mp_error *err) {
-    char *end;
-    const char *s = value;
-    while (*s == ' ') s++;
-    if (*s == '-' || *s == '+' || !(*s >= '0' && *s <= '9'))
-        return mp_error_set(err, MP_EINVAL, "expected an integer in %llu..%llu, got \"%s\"", (unsigned long long)lo,
-                            (unsigned long long)hi, value);
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end || errno || v < lo || v > hi)
-        return mp_error_set(err, MP_EINVAL, "expected an integer in %llu..%llu, got \"%s\"", (unsigned long long)lo,
-                            (unsigned long long)hi, value);
-    *out = v;
-    return MP_OK;
-}
-
-int mp_bprmf_parse_u32(const char *value, uint32_t lo, uint32_t hi, uint32_t *out, mp_error *err) {
-    uint64_t v;
-    int rc = mp_bprmf_parse_u64(value, lo, hi, &v, err);
-    if (rc == MP_OK) *out = (uint32_t)v;
-    return rc;
-}
-
-int mp_bprmf_parse_f64(const char *value, double lo, int lo_open, double hi, double *out, mp_error *err) {
-    char *end;
-    double v = strtod(value, &end);
-    if (end == value || *end || !isfinite(v) || v < lo || (lo_open && v == lo) || v > hi)
-        return mp_error_set(err, MP_EINVAL, "expected a finite number %s %g%s, got \"%s\"", lo_open ? ">" : ">=", lo,
-                            isinf(hi) ? "" : " and not above the maximum", value);
-    *out = v;
-    return MP_OK;
-}
-
-int mp_bprmf_parse_choice(const char *value, const char *const *names, uint32_t n, uint32_t *out, mp_error *err) {
-    for (uint32_t i = 0; i < n; i++)
-        if (!strcmp(value, names[i])) {
-            *out = i;
-            return MP_OK;
-        }
-    char list[256];
-    size_t len = 0;
-    list[0] = 0;
-    for (uint32_t i = 0; i < n && len < sizeof list; i++) {
-        int w = snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
-        if (w < 0) break;
-        len += (size_t)w;
-    }
-    return mp_error_set(err, MP_EINVAL, "expected one of %s, got \"%s\"", list, value);
-}
-
 int mp_bprmf_threads(uint32_t param, const mp_train_data *data) {
     int nt = param ? (int)param : (data && data->n_threads > 0 ? data->n_threads : omp_get_max_threads());
     return nt < 1 ? 1 : nt;
-}
-
-static int bpr_set_param(void *impl, const char *key, const char *value, mp_error *err) {
-    bpr_params *p = &((bpr *)impl)->p;
-    if (!strcmp(key, "factors")) return mp_bprmf_parse_u32(value, 1, BPR_MAX_FACTORS, &p->factors, err);
-    if (!strcmp(key, "epochs")) return mp_bprmf_parse_u32(value, 1, 1000000, &p->epochs, err);
-    if (!strcmp(key, "learning_rate")) return mp_bprmf_parse_f64(value, 0, 1, 10, &p->learning_rate, err);
-    if (!strcmp(key, "regularization")) return mp_bprmf_parse_f64(value, 0, 0, 100, &p->regularization, err);
-    if (!strcmp(key, "bias_regularization"))
-        return mp_bprmf_parse_f64(value, 0, 0, 100, &p->bias_regularization, err);
-    if (!strcmp(key, "item_bias")) return mp_bprmf_parse_u32(value, 0, 1, &p->item_bias, err);
-    if (!strcmp(key, "seed")) return mp_bprmf_parse_u64(value, 0, UINT64_MAX, &p->seed, err);
-    if (!strcmp(key, "threads")) return mp_bprmf_parse_u32(value, 0, 1024, &p->threads, err);
-    if (!strcmp(key, "sampling")) return mp_bprmf_parse_choice(value, sampling_names, 3, &p->sampling, err);
-    if (!strcmp(key, "candidates")) return mp_bprmf_parse_u32(value, 1, BPR_MAX_CANDIDATES, &p->candidates, err);
-    if (!strcmp(key, "loss")) return mp_bprmf_parse_choice(value, loss_names, 2, &p->loss, err);
-    if (!strcmp(key, "max_trials")) return mp_bprmf_parse_u32(value, 1, BPR_MAX_TRIALS, &p->max_trials, err);
-    if (!strcmp(key, "samples_per_epoch"))
-        return mp_bprmf_parse_u64(value, 0, UINT64_MAX / 4, &p->samples_per_epoch, err);
-    if (!strcmp(key, "init_scale")) return mp_bprmf_parse_f64(value, 0, 1, 100, &p->init_scale, err);
-    if (!strcmp(key, "patience")) return mp_bprmf_parse_u32(value, 0, 1000000, &p->patience, err);
-    if (!strcmp(key, "eval_every")) return mp_bprmf_parse_u32(value, 0, 1000000, &p->eval_every, err);
-    if (!strcmp(key, "fold_in_steps")) return mp_bprmf_parse_u32(value, 1, 100000, &p->fold_in_steps, err);
-    if (!strcmp(key, "verify_negatives")) return mp_bprmf_parse_u32(value, 0, 1, &p->verify_negatives, err);
-    return mp_error_set(err, MP_EINVAL, "unknown parameter \"%s\"", key);
-}
-
-/* LIBLINEAR-style check of a whole parameter set (used on loaded files): NULL when fine, else the reason. */
-static const char *check_params(const bpr_params *p) {
-    if (p->factors < 1 || p->factors > BPR_MAX_FACTORS) return "factors out of range";
-    if (p->epochs < 1) return "epochs must be >= 1";
-    if (!(p->learning_rate > 0) || !isfinite(p->learning_rate)) return "learning_rate must be > 0";
-    if (!(p->regularization >= 0) || !isfinite(p->regularization)) return "regularization must be >= 0";
-    if (!(p->bias_regularization >= 0) || !isfinite(p->bias_regularization)) return "bias_regularization must be >= 0";
-    if (p->item_bias > 1) return "item_bias must be 0 or 1";
-    if (p->sampling > SAMPLING_ADAPTIVE) return "unknown sampling";
-    if (p->candidates < 1 || p->candidates > BPR_MAX_CANDIDATES) return "candidates out of range";
-    if (p->loss > LOSS_WARP) return "unknown loss";
-    if (p->max_trials < 1 || p->max_trials > BPR_MAX_TRIALS) return "max_trials out of range";
-    if (!(p->init_scale > 0) || !isfinite(p->init_scale)) return "init_scale must be > 0";
-    if (p->fold_in_steps < 1) return "fold_in_steps must be >= 1";
-    if (p->verify_negatives > 1) return "verify_negatives must be 0 or 1";
-    return NULL;
 }
 
 /* ---- kernels ---- */
@@ -591,7 +493,7 @@ static int bpr_fit(void *impl, const mp_train_data *data, const mp_progress *pro
     uint32_t *row = malloc(nnz * sizeof *row);
     mp_rng *rngs = malloc((size_t)nt * sizeof *rngs);
     float *warp_weight = malloc(((size_t)p->max_trials + 1) * sizeof *warp_weight);
-    snapshot best = {NULL, NULL, NULL};
+    snapshot best = {NULL};
     if (mp_item_titles_copy(data->item_titles, data->n_items, &b->titles) != MP_OK) b->titles = NULL;
     b->n_trained = malloc(((size_t)data->n_users + 1) * sizeof *b->n_trained);
     if (!row || !rngs || !warp_weight || (data->item_titles && !b->titles) || !b->n_trained) {
@@ -1044,50 +946,10 @@ static int bpr_forget_user(void *impl, uint32_t u, const mp_interaction *events,
 
 /* ---- save / load ---- */
 
-static void put_params(mp_mf_writer *w, const bpr_params *p) {
-    mp_mf_put_u32(w, p->factors);
-    mp_mf_put_u32(w, p->epochs);
-    mp_mf_put_f64(w, p->learning_rate);
-    mp_mf_put_f64(w, p->regularization);
-    mp_mf_put_f64(w, p->bias_regularization);
-    mp_mf_put_u32(w, p->item_bias);
-    mp_mf_put_u64(w, p->seed);
-    mp_mf_put_u32(w, p->threads);
-    mp_mf_put_u32(w, p->sampling);
-    mp_mf_put_u32(w, p->candidates);
-    mp_mf_put_u32(w, p->loss);
-    mp_mf_put_u32(w, p->max_trials);
-    mp_mf_put_u64(w, p->samples_per_epoch);
-    mp_mf_put_f64(w, p->init_scale);
-    mp_mf_put_u32(w, p->patience);
-    mp_mf_put_u32(w, p->eval_every);
-    mp_mf_put_u32(w, p->fold_in_steps);
-    mp_mf_put_u32(w, p->verify_negatives);
-}
-
-static int get_params(mp_mf_reader *r, bpr_params *p, mp_error *err) {
-    int rc;
-    if ((rc = mp_mf_get_u32(r, &p->factors, err)) || (rc = mp_mf_get_u32(r, &p->epochs, err)) ||
-        (rc = mp_mf_get_f64(r, &p->learning_rate, err)) || (rc = mp_mf_get_f64(r, &p->regularization, err)) ||
-        (rc = mp_mf_get_f64(r, &p->bias_regularization, err)) || (rc = mp_mf_get_u32(r, &p->item_bias, err)) ||
-        (rc = mp_mf_get_u64(r, &p->seed, err)) || (rc = mp_mf_get_u32(r, &p->threads, err)) ||
-        (rc = mp_mf_get_u32(r, &p->sampling, err)) || (rc = mp_mf_get_u32(r, &p->candidates, err)) ||
-        (rc = mp_mf_get_u32(r, &p->loss, err)) || (rc = mp_mf_get_u32(r, &p->max_trials, err)) ||
-        (rc = mp_mf_get_u64(r, &p->samples_per_epoch, err)) || (rc = mp_mf_get_f64(r, &p->init_scale, err)) ||
-        (rc = mp_mf_get_u32(r, &p->patience, err)) || (rc = mp_mf_get_u32(r, &p->eval_every, err)) ||
-        (rc = mp_mf_get_u32(r, &p->fold_in_steps, err)) || (rc = mp_mf_get_u32(r, &p->verify_negatives, err)))
-        return rc;
-    const char *why = check_params(p);
-    /* set_param's bound: every fold-in (scoring a new user) runs fold_in_steps passes */
-    if (!why && p->fold_in_steps > 100000) why = "fold_in_steps out of range (1..100000)";
-    if (why) return mp_error_set(err, MP_ECORRUPT, "bpr payload: %s", why);
-    return MP_OK;
-}
-
 static int bpr_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     const bpr *b = impl;
     (void)err;
-    put_params(w, &b->p);
+    mp_params_put(bpr_params_info, MP_PARAM_COUNT(bpr_params_info), &b->p, w);
     mp_mf_put_u32(w, b->epochs_run);
     mp_mf_put_u32(w, b->best_epoch);
     mp_mf_put_f64(w, b->best_valid);
@@ -1101,7 +963,7 @@ static int bpr_load(void *impl, mp_mf_reader *r, mp_error *err) {
     bpr *b = impl;
     bpr_release(b);
     int rc;
-    if ((rc = get_params(r, &b->p, err)) || (rc = mp_mf_get_u32(r, &b->epochs_run, err)) ||
+    if ((rc = mp_params_get(bpr_params_info, MP_PARAM_COUNT(bpr_params_info), &b->p, r, "bpr", err)) || (rc = mp_mf_get_u32(r, &b->epochs_run, err)) ||
         (rc = mp_mf_get_u32(r, &b->best_epoch, err)) || (rc = mp_mf_get_f64(r, &b->best_valid, err)))
         return rc;
     if ((rc = mp_factors_load(&b->f, r, err))) return rc;
@@ -1129,8 +991,10 @@ const mp_model_ops mp_bpr_ops = {
     .file_version = BPR_FILE_VERSION,
     .impl_size = sizeof(bpr),
     .params = bpr_params_info,
+    .n_params = MP_PARAM_COUNT(bpr_params_info),
+    .params_offset = offsetof(bpr, p),
+    .params_size = sizeof(bpr_params),
     .init = bpr_init,
-    .set_param = bpr_set_param,
     .fit = bpr_fit,
     .score_all = bpr_score_all,
     .predict_rating = NULL,

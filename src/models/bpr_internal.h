@@ -40,13 +40,6 @@ double mp_bprmf_rating_loss(double r, double mu, float bu, float bi, const float
 void mp_bprmf_rating_grad(double r, double mu, float bu, float bi, const float *pu, const float *qi, size_t k,
                           double reg, double reg_bias, float *g_pu, float *g_qi, float *g_bu, float *g_bi);
 
-/* Parameter parsing shared by bpr.c and mf.c: MP_EINVAL with "expected ..., got \"value\"" on a bad value. */
-int mp_bprmf_parse_u64(const char *value, uint64_t lo, uint64_t hi, uint64_t *out, mp_error *err);
-int mp_bprmf_parse_u32(const char *value, uint32_t lo, uint32_t hi, uint32_t *out, mp_error *err);
-/* A finite number in [lo, hi] (lo excluded when lo_open). */
-int mp_bprmf_parse_f64(const char *value, double lo, int lo_open, double hi, double *out, mp_error *err);
-/* Index of `value` in names[n]. */
-int mp_bprmf_parse_choice(const char *value, const char *const *names, uint32_t n, uint32_t *out, mp_error *err);
 /* Threads to use: the parameter if set, else the training data's n_threads, else all cores (data may be NULL). */
 int mp_bprmf_threads(uint32_t param, const mp_train_data *data);
 /* Index into ctx->history of the item whose factor row has the largest dot product with `item`'s (the item itself,

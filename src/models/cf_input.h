@@ -29,55 +29,10 @@
 typedef enum { CF_X_BINARY = 0, CF_X_WEIGHTED = 1, CF_X_RATING = 2, CF_X_NMODES } cf_xmode;
 
 
-static inline const char *cf_xmode_name(cf_xmode m) {
-    return m == CF_X_BINARY ? "binary" : m == CF_X_WEIGHTED ? "weighted" : m == CF_X_RATING ? "rating" : "?";
-}
+/* Parameter choices ("input=") in cf_xmode order. */
+static const char *const cf_xmode_names[CF_X_NMODES] = {"binary", "weighted", "rating"};
 
-static inline int cf_xmode_parse(const char *s, cf_xmode *out, mp_error *err) {
-    for (int m = 0; m < CF_X_NMODES; m++)
-        if (!strcmp(s, cf_xmode_name((cf_xmode)m))) {
-            *out = (cf_xmode)m;
-            return MP_OK;
-        }
-    return mp_error_set(err, MP_EINVAL, "expected binary, weighted or rating, got \"%s\"", s);
-}
-
-/* Parses a finite number in [lo, hi]. */
-static inline int cf_parse_range(const char *value, double lo, double hi, double *out, mp_error *err) {
-    char *end;
-    double v = strtod(value, &end);
-    if (end == value || *end || !isfinite(v))
-        return mp_error_set(err, MP_EINVAL, "expected a finite number, got \"%s\"", value);
-    if (v < lo || v > hi) return mp_error_set(err, MP_EINVAL, "expected a number in [%g, %g], got \"%s\"", lo, hi, value);
-    *out = v;
-    return MP_OK;
-}
-
-/* Parses an integer in [lo, hi]. */
-static inline int cf_parse_int(const char *value, long lo, long hi, long *out, mp_error *err) {
-    char *end;
-    long v = strtol(value, &end, 10);
-    if (end == value || *end) return mp_error_set(err, MP_EINVAL, "expected an integer, got \"%s\"", value);
-    if (v < lo || v > hi) return mp_error_set(err, MP_EINVAL, "expected an integer in [%ld, %ld], got \"%s\"", lo, hi, value);
-    *out = v;
-    return MP_OK;
-}
-
-/* Parses "auto" or a half-life >= 0. */
-static inline int cf_parse_recency(const char *value, double *recency, int *is_auto, mp_error *err) {
-    if (!strcmp(value, "auto")) {
-        *is_auto = 1;
-        *recency = 0;
-        return MP_OK;
-    }
-    char *end;
-    double v = strtod(value, &end);
-    if (end == value || *end || !isfinite(v) || v < 0 || v > 1e9)
-        return mp_error_set(err, MP_EINVAL, "expected auto or a number in [0, 1e9], got \"%s\"", value);
-    *is_auto = 0;
-    *recency = v;
-    return MP_OK;
-}
+static inline const char *cf_xmode_name(cf_xmode m) { return m < CF_X_NMODES ? cf_xmode_names[m] : "?"; }
 
 #define CF_RECENCY_CANDIDATES {0.0, 1.0, 2.0, 4.0, 8.0}
 

@@ -21,6 +21,7 @@
 
 #include "cf_input.h"
 #include "magpie/model.h"
+#include "models/params.h"
 
 #define EASE_FILE_VERSION 1
 #define GIB (1024.0 * 1024.0 * 1024.0)
@@ -29,9 +30,9 @@ typedef struct ease {
     /* parameters */
     double lambda;        /* > 0: L2 regularisation */
     double dropout;       /* [0, 0.95]: EDLAE emphasis */
-    cf_xmode input;       /* how events become x_ui */
-    int use_double;       /* 1: Gram and inverse in double precision */
-    int plain;            /* 1: plain-C inverse even when LAPACK is available */
+    int input;            /* cf_xmode: how events become x_ui */
+    int use_double;       /* 1: Gram and inverse in double precision (index into precision_names) */
+    int plain;            /* 1: plain-C inverse even when LAPACK is available (index into solver_names) */
     double max_memory_gb; /* refuse to fit above this estimate */
     double recency;       /* > 0: history weight half-life in items at scoring time */
     int recency_auto;     /* 1: recency chosen at fit time on validation events (cf_pick_recency) */
@@ -43,29 +44,29 @@ typedef struct ease {
     char **titles; /* [n_items] or NULL */
 } ease;
 
-static const mp_param_info ease_params[] = {
-    {"lambda", "300", "L2 regularisation added to the Gram diagonal (> 0)"},
-    {"dropout", "0", "EDLAE emphasis in [0, 0.95): adds dropout/(1-dropout) * item count to the diagonal"},
-    {"input", "binary", "user-item values: binary, weighted (sum of event-type weights) or rating (rating value)"},
-    {"precision", "float", "arithmetic of the Gram and its inverse: double or float (half the memory)"},
-    {"solver", "auto", "auto (LAPACK when built with BLAS) or plain (the plain-C Cholesky inverse)"},
-    {"max_memory_gb", "16", "refuse to fit when the n_items^2 matrix would need more than this many GiB"},
-    {"recency", "auto", "history half-life in items: the r-th most recent item weighs 0.5^(r / recency); 0: all "
-                        "equal; auto: chosen from 0, 1, 2, 4, 8 on validation events when there are any, else 0"},
-    {NULL, NULL, NULL},
-};
+static const char *const precision_names[] = {"float", "double"};
+static const char *const solver_names[] = {"auto", "plain"};
 
-static void ease_init(void *impl) {
-    ease *m = impl;
-    m->lambda = 300;
-    m->dropout = 0;
-    m->input = CF_X_BINARY;
-    m->use_double = 0;
-    m->plain = 0;
-    m->max_memory_gb = 16;
-    m->recency = 0;
-    m->recency_auto = 1;
-}
+/* The parameters are ease's first fields: the descriptors' offsets are into ease itself. */
+static const mp_param_info ease_params[] = {
+    MP_P_REAL("lambda", ease, lambda, "300", 0, 1e15, "L2 regularisation added to the Gram diagonal (> 0)",
+              .lo_open = 1, MP_TUNED_LOG(10, 3000)),
+    MP_P_REAL("dropout", ease, dropout, "0", 0, 0.95,
+              "EDLAE emphasis in [0, 0.95): adds dropout/(1-dropout) * item count to the diagonal",
+              MP_TUNED_LINEAR(0, 0.5)),
+    MP_P_CHOICE("input", ease, input, "binary", cf_xmode_names,
+                "user-item values: binary, weighted (sum of event-type weights) or rating (rating value)"),
+    MP_P_CHOICE("precision", ease, use_double, "float", precision_names,
+                "arithmetic of the Gram and its inverse: double or float (half the memory)"),
+    MP_P_CHOICE("solver", ease, plain, "auto", solver_names,
+                "auto (LAPACK when built with BLAS) or plain (the plain-C Cholesky inverse)"),
+    MP_P_REAL("max_memory_gb", ease, max_memory_gb, "16", 0, 1e9,
+              "refuse to fit when the n_items^2 matrix would need more than this many GiB", .lo_open = 1),
+    MP_P_REAL_AUTO("recency", ease, recency, recency_auto, "auto", 0, 1e9,
+                   "history half-life in items: the r-th most recent item weighs 0.5^(r / recency); 0: all "
+                   "equal; auto: chosen from 0, 1, 2, 4, 8 on validation events when there are any, else 0"),
+    {NULL},
+};
 
 static void ease_release(void *impl) {
     ease *m = impl;
@@ -74,39 +75,6 @@ static void ease_release(void *impl) {
     m->b = NULL;
     m->titles = NULL;
     m->n_items = 0;
-}
-
-static int ease_set_param(void *impl, const char *key, const char *value, mp_error *err) {
-    ease *m = impl;
-    double v = 0;
-    int rc;
-    if (!strcmp(key, "lambda")) {
-        if ((rc = cf_parse_range(value, 0, 1e15, &v, err))) return rc;
-        if (!(v > 0)) return mp_error_set(err, MP_EINVAL, "expected a number > 0, got \"%s\"", value);
-        m->lambda = v;
-    } else if (!strcmp(key, "dropout")) {
-        if ((rc = cf_parse_range(value, 0, 0.95, &v, err))) return rc;
-        m->dropout = v;
-    } else if (!strcmp(key, "input")) {
-        return cf_xmode_parse(value, &m->input, err);
-    } else if (!strcmp(key, "precision")) {
-        if (!strcmp(value, "double")) m->use_double = 1;
-        else if (!strcmp(value, "float")) m->use_double = 0;
-        else return mp_error_set(err, MP_EINVAL, "expected double or float, got \"%s\"", value);
-    } else if (!strcmp(key, "solver")) {
-        if (!strcmp(value, "auto")) m->plain = 0;
-        else if (!strcmp(value, "plain")) m->plain = 1;
-        else return mp_error_set(err, MP_EINVAL, "expected auto or plain, got \"%s\"", value);
-    } else if (!strcmp(key, "max_memory_gb")) {
-        if ((rc = cf_parse_range(value, 0, 1e9, &v, err))) return rc;
-        if (!(v > 0)) return mp_error_set(err, MP_EINVAL, "expected a number > 0, got \"%s\"", value);
-        m->max_memory_gb = v;
-    } else if (!strcmp(key, "recency")) {
-        return cf_parse_recency(value, &m->recency, &m->recency_auto, err);
-    } else {
-        return mp_error_set(err, MP_EINVAL, "unknown parameter \"%s\"", key);
-    }
-    return MP_OK;
 }
 
 /* Bytes the system can still give us (MemAvailable), or 0 when unknown. */
@@ -445,14 +413,7 @@ static int ease_update(void *impl, const mp_interaction *events, size_t n, mp_er
 static int ease_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     const ease *m = impl;
     (void)err;
-    mp_mf_put_f64(w, m->lambda);
-    mp_mf_put_f64(w, m->dropout);
-    mp_mf_put_u32(w, (uint32_t)m->input);
-    mp_mf_put_u32(w, (uint32_t)m->use_double);
-    mp_mf_put_u32(w, (uint32_t)m->plain);
-    mp_mf_put_f64(w, m->max_memory_gb);
-    mp_mf_put_f64(w, m->recency);
-    mp_mf_put_u32(w, (uint32_t)m->recency_auto);
+    mp_params_put(ease_params, MP_PARAM_COUNT(ease_params), m, w);
     mp_mf_put_u32(w, m->n_items);
     mp_mf_put_f32s(w, m->type_weight, MP_EV_NTYPES);
     mp_mf_put_f32s(w, m->b, (size_t)m->n_items * m->n_items);
@@ -463,23 +424,11 @@ static int ease_save(const void *impl, mp_mf_writer *w, mp_error *err) {
 static int ease_load(void *impl, mp_mf_reader *r, mp_error *err) {
     ease *m = impl;
     ease_release(m);
-    uint32_t input, use_double, plain, n, rauto;
+    uint32_t n;
     int rc;
-    if ((rc = mp_mf_get_f64(r, &m->lambda, err)) || (rc = mp_mf_get_f64(r, &m->dropout, err)) ||
-        (rc = mp_mf_get_u32(r, &input, err)) || (rc = mp_mf_get_u32(r, &use_double, err)) ||
-        (rc = mp_mf_get_u32(r, &plain, err)) || (rc = mp_mf_get_f64(r, &m->max_memory_gb, err)) ||
-        (rc = mp_mf_get_f64(r, &m->recency, err)) || (rc = mp_mf_get_u32(r, &rauto, err)) ||
-        (rc = mp_mf_get_u32(r, &n, err)) ||
-        (rc = mp_mf_get_f32s(r, m->type_weight, MP_EV_NTYPES, err)))
+    if ((rc = mp_params_get(ease_params, MP_PARAM_COUNT(ease_params), m, r, "ease", err)) ||
+        (rc = mp_mf_get_u32(r, &n, err)) || (rc = mp_mf_get_f32s(r, m->type_weight, MP_EV_NTYPES, err)))
         return rc;
-    if (!(m->lambda > 0) || !isfinite(m->lambda) || !(m->dropout >= 0 && m->dropout <= 0.95) ||
-        input >= CF_X_NMODES || use_double > 1 || plain > 1 || rauto > 1 || !(m->max_memory_gb > 0) || !(m->recency >= 0) ||
-        !isfinite(m->recency))
-        return mp_error_set(err, MP_ECORRUPT, "ease payload: parameters out of range");
-    m->input = (cf_xmode)input;
-    m->recency_auto = (int)rauto;
-    m->use_double = (int)use_double;
-    m->plain = (int)plain;
     if ((double)n * n * 4.0 > (double)mp_mf_remaining(r))
         return mp_error_set(err, MP_ECORRUPT, "ease payload: item count %u does not fit the file", n);
     size_t nn = (size_t)n * n;
@@ -501,8 +450,9 @@ const mp_model_ops mp_ease_ops = {
     .file_version = EASE_FILE_VERSION,
     .impl_size = sizeof(ease),
     .params = ease_params,
-    .init = ease_init,
-    .set_param = ease_set_param,
+    .n_params = MP_PARAM_COUNT(ease_params),
+    .params_offset = 0,
+    .params_size = sizeof(ease),
     .fit = ease_fit,
     .score_all = ease_score_all,
     .similar = ease_similar,

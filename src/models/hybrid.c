@@ -74,6 +74,7 @@
 #include "magpie/text.h"
 #include "magpie/trainset.h"
 #include "models/bpr_internal.h"
+#include "models/params.h"
 
 #define HYB_FILE_VERSION 1
 #define HYB_MAX_FACTORS 1024
@@ -97,12 +98,12 @@ typedef struct hyb_params {
     uint32_t epochs;
     double learning_rate;
     double regularization; /* L2 on user, id and feature vectors */
-    uint32_t loss;         /* LOSS_* */
+    int loss;              /* LOSS_* */
     uint32_t max_trials;   /* warp */
     uint64_t seed;
     uint32_t threads;       /* 0: the training data's n_threads */
     double id_dropout;      /* probability of leaving an item's id vector out of a triple */
-    uint32_t subwords;      /* 1: character 3..5-grams of title words as features */
+    int subwords;           /* 1: character 3..5-grams of title words as features */
     uint32_t desc_tokens;   /* description tokens used per item (0: none) */
     uint32_t price_buckets; /* 0: no price feature */
     double init_scale;      /* user and id vectors start N(0, init_scale^2 / k); features start at 0 */
@@ -110,8 +111,8 @@ typedef struct hyb_params {
     double text_weight;     /* weight of the request text in a fold-in, relative to one history item */
     double adapter_reg;     /* ridge penalty of the embedding adapter */
     double feature_init;    /* feature embeddings start N(0, feature_init^2 / k), equal on both sides */
-    uint32_t idf;           /* 1: feature weights times their idf */
-    uint32_t sequence;      /* 1: train each event against the events before it; 0: against the user's other items */
+    int idf;                /* 1: feature weights times their idf */
+    int sequence;           /* 1: train each event against the events before it; 0: against the user's other items */
     double recency;         /* history weight recency^j of the j-th most recent item (1: all equal) */
     double lexical;         /* weight of the lexical channel (0: a pure inner-product model) */
     uint32_t neighbours;    /* items without an id vector take the mean vector of this many content neighbours */
@@ -153,72 +154,61 @@ typedef struct hybrid {
     double best_valid;
 } hybrid;
 
+/* In the order of the model file's parameter block. */
+#define HYB_P(kind, nm, fld, ...) MP_P_##kind(nm, hyb_params, fld, __VA_ARGS__)
 static const mp_param_info hyb_params_info[] = {
-    {"factors", "64", "latent dimensions k (1..1024)"},
-    {"epochs", "20", "maximum training epochs (>= 1)"},
-    {"learning_rate", "0.2", "SGD step size (> 0)"},
-    {"regularization", "0.001", "L2 penalty on user, item-id and feature vectors (>= 0)"},
-    {"loss", "warp", "warp (rank-weighted hinge) or bpr (pairwise log-sigmoid)"},
-    {"max_trials", "50", "warp: negatives tried per positive"},
-    {"seed", "1", "random seed"},
-    {"threads", "0", "Hogwild threads (0: as many as the caller allows); threads=1 is reproducible"},
-    {"id_dropout", "1",
-     "probability of hiding an item's id vector in a training triple (0..1): trains the content "
-     "features to rank items alone, as cold items are"},
-    {"subwords", "0", "1: character 3..5-grams of title words as extra features"},
-    {"desc_tokens", "64", "description tokens used per item (0: ignore descriptions)"},
-    {"price_buckets", "8", "log-price quantile buckets as a feature (0: no price feature)"},
-    {"init_scale", "0.1", "user and item-id vectors start N(0, init_scale^2 / factors)"},
-    {"history_norm", "0.25", "a user's vector is the sum of its history items' vectors / count^history_norm (0..1)"},
-    {"text_weight", "3", "weight of a request's text (query, profile) in a fold-in, relative to one history item"},
-    {"feature_init", "1", "feature embeddings start N(0, feature_init^2 / factors), equal on the user and item side"},
-    {"sequence", "1",
-     "1: learn to predict each event from the events before it (order matters); 0: from the user's "
-     "other items"},
-    {"recency", "0.8", "weight recency^j of the j-th most recent history item in a user's vector (0..1; 1: equal)"},
-    {"lexical", "30",
-     "weight of exact feature overlap (idf cosine) with the history and request text; 0: pure factor "
-     "model with retrieval vectors"},
-    {"neighbours", "0",
-     "an item without events takes the similarity-weighted mean vector of this many warm items "
-     "with the most similar content (0: its own content features only)"},
-    {"transitions", "8",
-     "weight of the content of what users took next after their history items (successor "
-     "profiles; 0: off); adds to the lexical channel"},
-    {"idf", "1", "1: weigh an item's features by their inverse document frequency (rare words count more)"},
-    {"adapter_reg", "1", "ridge penalty of the text-embedding adapter (> 0)"},
-    {"patience", "3", "early stopping: validation checks without improvement before stopping (0: never)"},
-    {"eval_every", "0", "epochs between validation NDCG@10 checks (0: epochs / 10)"},
-    {NULL, NULL, NULL},
+    HYB_P(UINT, "factors", factors, "64", 1, HYB_MAX_FACTORS, "latent dimensions k (1..1024)", MP_TUNED_LOG(16, 256)),
+    HYB_P(UINT, "epochs", epochs, "20", 1, 1000000, "maximum training epochs (>= 1)"),
+    HYB_P(REAL, "learning_rate", learning_rate, "0.2", 0, 10, "SGD step size (> 0)", .lo_open = 1,
+          MP_TUNED_LOG(0.001, 0.1)),
+    HYB_P(REAL, "regularization", regularization, "0.001", 0, 100,
+          "L2 penalty on user, item-id and feature vectors (>= 0)", MP_TUNED_LOG(1e-4, 1)),
+    HYB_P(CHOICE, "loss", loss, "warp", loss_names, "warp (rank-weighted hinge) or bpr (pairwise log-sigmoid)"),
+    HYB_P(UINT, "max_trials", max_trials, "50", 1, 100000, "warp: negatives tried per positive"),
+    HYB_P(U64, "seed", seed, "1", 0, UINT64_MAX, "random seed"),
+    HYB_P(UINT, "threads", threads, "0", 0, 1024,
+          "Hogwild threads (0: as many as the caller allows); threads=1 is reproducible"),
+    HYB_P(REAL, "id_dropout", id_dropout, "1", 0, 1,
+          "probability of hiding an item's id vector in a training triple (0..1): trains the content "
+          "features to rank items alone, as cold items are"),
+    HYB_P(BOOL, "subwords", subwords, "0", "1: character 3..5-grams of title words as extra features"),
+    HYB_P(UINT, "desc_tokens", desc_tokens, "64", 0, 100000, "description tokens used per item (0: ignore descriptions)"),
+    HYB_P(UINT, "price_buckets", price_buckets, "8", 0, HYB_MAX_PRICE_BUCKETS,
+          "log-price quantile buckets as a feature (0: no price feature)"),
+    HYB_P(REAL, "init_scale", init_scale, "0.1", 0, 100, "user and item-id vectors start N(0, init_scale^2 / factors)",
+          .lo_open = 1),
+    HYB_P(REAL, "history_norm", history_norm, "0.25", 0, 1,
+          "a user's vector is the sum of its history items' vectors / count^history_norm (0..1)"),
+    HYB_P(REAL, "text_weight", text_weight, "3", 0, 1000,
+          "weight of a request's text (query, profile) in a fold-in, relative to one history item"),
+    HYB_P(REAL, "adapter_reg", adapter_reg, "1", 0, 1e9, "ridge penalty of the text-embedding adapter (> 0)",
+          .lo_open = 1),
+    HYB_P(REAL, "feature_init", feature_init, "1", 0, 100,
+          "feature embeddings start N(0, feature_init^2 / factors), equal on the user and item side"),
+    HYB_P(BOOL, "idf", idf, "1", "1: weigh an item's features by their inverse document frequency (rare words count more)"),
+    HYB_P(REAL, "lexical", lexical, "30", 0, 1000,
+          "weight of exact feature overlap (idf cosine) with the history and request text; 0: pure factor "
+          "model with retrieval vectors"),
+    HYB_P(UINT, "neighbours", neighbours, "0", 0, 10000,
+          "an item without events takes the similarity-weighted mean vector of this many warm items "
+          "with the most similar content (0: its own content features only)"),
+    HYB_P(REAL, "transitions", transitions, "8", 0, 1000,
+          "weight of the content of what users took next after their history items (successor "
+          "profiles; 0: off); adds to the lexical channel"),
+    HYB_P(BOOL, "sequence", sequence, "1",
+          "1: learn to predict each event from the events before it (order matters); 0: from the user's "
+          "other items"),
+    HYB_P(REAL, "recency", recency, "0.8", 0, 1,
+          "weight recency^j of the j-th most recent history item in a user's vector (0..1; 1: equal)", .lo_open = 1),
+    HYB_P(UINT, "patience", patience, "3", 0, 1000000,
+          "early stopping: validation checks without improvement before stopping (0: never)"),
+    HYB_P(UINT, "eval_every", eval_every, "0", 0, 1000000, "epochs between validation NDCG@10 checks (0: epochs / 10)"),
+    {NULL},
 };
+#undef HYB_P
 
 static void hyb_init(void *impl) {
     hybrid *h = impl;
-    h->p = (hyb_params){.factors = 64,
-                        .epochs = 20,
-                        .learning_rate = 0.2,
-                        .regularization = 0.001,
-                        .loss = LOSS_WARP,
-                        .max_trials = 50,
-                        .seed = 1,
-                        .threads = 0,
-                        .id_dropout = 1,
-                        .subwords = 0,
-                        .desc_tokens = 64,
-                        .price_buckets = 8,
-                        .init_scale = 0.1,
-                        .history_norm = 0.25,
-                        .text_weight = 3,
-                        .adapter_reg = 1,
-                        .feature_init = 1,
-                        .idf = 1,
-                        .sequence = 1,
-                        .recency = 0.8,
-                        .lexical = 30,
-                        .neighbours = 0,
-                        .transitions = 8,
-                        .patience = 3,
-                        .eval_every = 0};
     h->best_valid = NAN;
 }
 
@@ -249,61 +239,6 @@ static void hyb_release(void *impl) {
     memset(h, 0, sizeof *h);
     h->p = p;
     h->best_valid = NAN;
-}
-
-static int hyb_set_param(void *impl, const char *key, const char *value, mp_error *err) {
-    hyb_params *p = &((hybrid *)impl)->p;
-    if (!strcmp(key, "factors")) return mp_bprmf_parse_u32(value, 1, HYB_MAX_FACTORS, &p->factors, err);
-    if (!strcmp(key, "epochs")) return mp_bprmf_parse_u32(value, 1, 1000000, &p->epochs, err);
-    if (!strcmp(key, "learning_rate")) return mp_bprmf_parse_f64(value, 0, 1, 10, &p->learning_rate, err);
-    if (!strcmp(key, "regularization")) return mp_bprmf_parse_f64(value, 0, 0, 100, &p->regularization, err);
-    if (!strcmp(key, "loss")) return mp_bprmf_parse_choice(value, loss_names, 2, &p->loss, err);
-    if (!strcmp(key, "max_trials")) return mp_bprmf_parse_u32(value, 1, 100000, &p->max_trials, err);
-    if (!strcmp(key, "seed")) return mp_bprmf_parse_u64(value, 0, UINT64_MAX, &p->seed, err);
-    if (!strcmp(key, "threads")) return mp_bprmf_parse_u32(value, 0, 1024, &p->threads, err);
-    if (!strcmp(key, "id_dropout")) return mp_bprmf_parse_f64(value, 0, 0, 1, &p->id_dropout, err);
-    if (!strcmp(key, "subwords")) return mp_bprmf_parse_u32(value, 0, 1, &p->subwords, err);
-    if (!strcmp(key, "desc_tokens")) return mp_bprmf_parse_u32(value, 0, 100000, &p->desc_tokens, err);
-    if (!strcmp(key, "price_buckets"))
-        return mp_bprmf_parse_u32(value, 0, HYB_MAX_PRICE_BUCKETS, &p->price_buckets, err);
-    if (!strcmp(key, "init_scale")) return mp_bprmf_parse_f64(value, 0, 1, 100, &p->init_scale, err);
-    if (!strcmp(key, "history_norm")) return mp_bprmf_parse_f64(value, 0, 0, 1, &p->history_norm, err);
-    if (!strcmp(key, "text_weight")) return mp_bprmf_parse_f64(value, 0, 0, 1000, &p->text_weight, err);
-    if (!strcmp(key, "feature_init")) return mp_bprmf_parse_f64(value, 0, 0, 100, &p->feature_init, err);
-    if (!strcmp(key, "sequence")) return mp_bprmf_parse_u32(value, 0, 1, &p->sequence, err);
-    if (!strcmp(key, "recency")) return mp_bprmf_parse_f64(value, 0, 1, 1, &p->recency, err);
-    if (!strcmp(key, "lexical")) return mp_bprmf_parse_f64(value, 0, 0, 1000, &p->lexical, err);
-    if (!strcmp(key, "neighbours")) return mp_bprmf_parse_u32(value, 0, 10000, &p->neighbours, err);
-    if (!strcmp(key, "transitions")) return mp_bprmf_parse_f64(value, 0, 0, 1000, &p->transitions, err);
-    if (!strcmp(key, "idf")) return mp_bprmf_parse_u32(value, 0, 1, &p->idf, err);
-    if (!strcmp(key, "adapter_reg")) return mp_bprmf_parse_f64(value, 0, 1, 1e9, &p->adapter_reg, err);
-    if (!strcmp(key, "patience")) return mp_bprmf_parse_u32(value, 0, 1000000, &p->patience, err);
-    if (!strcmp(key, "eval_every")) return mp_bprmf_parse_u32(value, 0, 1000000, &p->eval_every, err);
-    return mp_error_set(err, MP_EINVAL, "unknown parameter \"%s\"", key);
-}
-
-static const char *check_params(const hyb_params *p) {
-    if (p->factors < 1 || p->factors > HYB_MAX_FACTORS) return "factors out of range";
-    if (p->epochs < 1) return "epochs must be >= 1";
-    if (!(p->learning_rate > 0) || !isfinite(p->learning_rate)) return "learning_rate must be > 0";
-    if (!(p->regularization >= 0) || !isfinite(p->regularization)) return "regularization must be >= 0";
-    if (p->loss > LOSS_WARP) return "unknown loss";
-    if (p->max_trials < 1 || p->max_trials > 100000) return "max_trials out of range";
-    if (!(p->id_dropout >= 0 && p->id_dropout <= 1)) return "id_dropout must be in 0..1";
-    if (p->subwords > 1) return "subwords must be 0 or 1";
-    if (p->price_buckets > HYB_MAX_PRICE_BUCKETS) return "price_buckets out of range";
-    if (!(p->init_scale > 0) || !isfinite(p->init_scale)) return "init_scale must be > 0";
-    if (!(p->history_norm >= 0 && p->history_norm <= 1)) return "history_norm must be in 0..1";
-    if (!(p->text_weight >= 0) || !isfinite(p->text_weight)) return "text_weight must be >= 0";
-    if (!(p->adapter_reg > 0) || !isfinite(p->adapter_reg)) return "adapter_reg must be > 0";
-    if (!(p->feature_init >= 0) || !isfinite(p->feature_init)) return "feature_init must be >= 0";
-    if (p->idf > 1) return "idf must be 0 or 1";
-    if (p->neighbours > 10000) return "neighbours out of range";
-    if (!(p->transitions >= 0) || !isfinite(p->transitions)) return "transitions must be >= 0";
-    if (!(p->lexical >= 0) || !isfinite(p->lexical)) return "lexical must be >= 0";
-    if (p->sequence > 1) return "sequence must be 0 or 1";
-    if (!(p->recency > 0 && p->recency <= 1)) return "recency must be in (0, 1]";
-    return NULL;
 }
 
 /* ---- content features ---- */
@@ -1229,8 +1164,6 @@ static int alloc_items(hybrid *h, uint32_t ni) {
 
 static int hyb_fit(void *impl, const mp_train_data *data, const mp_progress *progress, mp_error *err) {
     hybrid *h = impl;
-    const char *why = check_params(&h->p);
-    if (why) return mp_error_set(err, MP_EINVAL, "hybrid: %s", why);
     if (!data || !data->ui || data->n_items == 0)
         return mp_error_set(err, MP_EEMPTY, "hybrid: no training data (the catalog is empty)");
     if (data->item_embeddings && data->embedding_dim == 0)
@@ -1926,55 +1859,6 @@ static int hyb_set_item(void *impl, uint32_t item, const mp_item_content *c, mp_
 
 /* ---- save / load ---- */
 
-static void put_params(mp_mf_writer *w, const hyb_params *p) {
-    mp_mf_put_u32(w, p->factors);
-    mp_mf_put_u32(w, p->epochs);
-    mp_mf_put_f64(w, p->learning_rate);
-    mp_mf_put_f64(w, p->regularization);
-    mp_mf_put_u32(w, p->loss);
-    mp_mf_put_u32(w, p->max_trials);
-    mp_mf_put_u64(w, p->seed);
-    mp_mf_put_u32(w, p->threads);
-    mp_mf_put_f64(w, p->id_dropout);
-    mp_mf_put_u32(w, p->subwords);
-    mp_mf_put_u32(w, p->desc_tokens);
-    mp_mf_put_u32(w, p->price_buckets);
-    mp_mf_put_f64(w, p->init_scale);
-    mp_mf_put_f64(w, p->history_norm);
-    mp_mf_put_f64(w, p->text_weight);
-    mp_mf_put_f64(w, p->adapter_reg);
-    mp_mf_put_f64(w, p->feature_init);
-    mp_mf_put_u32(w, p->idf);
-    mp_mf_put_f64(w, p->lexical);
-    mp_mf_put_u32(w, p->neighbours);
-    mp_mf_put_f64(w, p->transitions);
-    mp_mf_put_u32(w, p->sequence);
-    mp_mf_put_f64(w, p->recency);
-    mp_mf_put_u32(w, p->patience);
-    mp_mf_put_u32(w, p->eval_every);
-}
-
-static int get_params(mp_mf_reader *r, hyb_params *p, mp_error *err) {
-    int rc;
-    if ((rc = mp_mf_get_u32(r, &p->factors, err)) || (rc = mp_mf_get_u32(r, &p->epochs, err)) ||
-        (rc = mp_mf_get_f64(r, &p->learning_rate, err)) || (rc = mp_mf_get_f64(r, &p->regularization, err)) ||
-        (rc = mp_mf_get_u32(r, &p->loss, err)) || (rc = mp_mf_get_u32(r, &p->max_trials, err)) ||
-        (rc = mp_mf_get_u64(r, &p->seed, err)) || (rc = mp_mf_get_u32(r, &p->threads, err)) ||
-        (rc = mp_mf_get_f64(r, &p->id_dropout, err)) || (rc = mp_mf_get_u32(r, &p->subwords, err)) ||
-        (rc = mp_mf_get_u32(r, &p->desc_tokens, err)) || (rc = mp_mf_get_u32(r, &p->price_buckets, err)) ||
-        (rc = mp_mf_get_f64(r, &p->init_scale, err)) || (rc = mp_mf_get_f64(r, &p->history_norm, err)) ||
-        (rc = mp_mf_get_f64(r, &p->text_weight, err)) || (rc = mp_mf_get_f64(r, &p->adapter_reg, err)) ||
-        (rc = mp_mf_get_f64(r, &p->feature_init, err)) || (rc = mp_mf_get_u32(r, &p->idf, err)) ||
-        (rc = mp_mf_get_f64(r, &p->lexical, err)) || (rc = mp_mf_get_u32(r, &p->neighbours, err)) ||
-        (rc = mp_mf_get_f64(r, &p->transitions, err)) || (rc = mp_mf_get_u32(r, &p->sequence, err)) ||
-        (rc = mp_mf_get_f64(r, &p->recency, err)) || (rc = mp_mf_get_u32(r, &p->patience, err)) ||
-        (rc = mp_mf_get_u32(r, &p->eval_every, err)))
-        return rc;
-    const char *why = check_params(p);
-    if (why) return mp_error_set(err, MP_ECORRUPT, "hybrid payload: %s", why);
-    return MP_OK;
-}
-
 static void put_lists(mp_mf_writer *w, const lex_item *a, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) {
         mp_mf_put_u32(w, a[i].n);
@@ -2012,7 +1896,7 @@ static int hyb_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     int rc = check_fitted(h, err);
     if (rc) return rc;
     const size_t K1 = h->k + 1;
-    put_params(w, &h->p);
+    mp_params_put(hyb_params_info, MP_PARAM_COUNT(hyb_params_info), &h->p, w);
     mp_mf_put_u32(w, h->epochs_run);
     mp_mf_put_u32(w, h->best_epoch);
     mp_mf_put_f64(w, h->best_valid);
@@ -2050,7 +1934,7 @@ static int hyb_load(void *impl, mp_mf_reader *r, mp_error *err) {
     hybrid *h = impl;
     hyb_release(h);
     int rc;
-    if ((rc = get_params(r, &h->p, err)) || (rc = mp_mf_get_u32(r, &h->epochs_run, err)) ||
+    if ((rc = mp_params_get(hyb_params_info, MP_PARAM_COUNT(hyb_params_info), &h->p, r, "hybrid", err)) || (rc = mp_mf_get_u32(r, &h->epochs_run, err)) ||
         (rc = mp_mf_get_u32(r, &h->best_epoch, err)) || (rc = mp_mf_get_f64(r, &h->best_valid, err)))
         return rc;
     uint32_t nu, ni, nf, ed, npe;
@@ -2167,8 +2051,10 @@ const mp_model_ops mp_hybrid_ops = {
     .file_version = HYB_FILE_VERSION,
     .impl_size = sizeof(hybrid),
     .params = hyb_params_info,
+    .n_params = MP_PARAM_COUNT(hyb_params_info),
+    .params_offset = offsetof(hybrid, p),
+    .params_size = sizeof(hyb_params),
     .init = hyb_init,
-    .set_param = hyb_set_param,
     .fit = hyb_fit,
     .score_all = hyb_score_all,
     .predict_rating = NULL,

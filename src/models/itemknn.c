@@ -24,6 +24,7 @@
 
 #include "cf_input.h"
 #include "magpie/model.h"
+#include "models/params.h"
 
 #define KNN_FILE_VERSION 1
 #define KNN_MAX_K 100000
@@ -39,7 +40,7 @@ typedef struct knn {
     double bm25_k1;     /* > 0 */
     double bm25_b;      /* in [0, 1] */
     double alpha;       /* in [0, 1]: asymmetric cosine exponent */
-    cf_xmode input;     /* how events become x_ui */
+    int input;          /* cf_xmode: how events become x_ui */
     double recency;     /* > 0: history weight half-life in items at scoring time; 0: none */
     int recency_auto;   /* 1: recency chosen at fit time on validation events (cf_pick_recency) */
 
@@ -52,31 +53,27 @@ typedef struct knn {
     char **titles;                   /* [n_items] or NULL; entries may be NULL */
 } knn;
 
+/* The parameters are knn's first fields: the descriptors' offsets are into knn itself. */
 static const mp_param_info knn_params[] = {
-    {"k", "100", "neighbours kept per item (1..100000)"},
-    {"shrink", "10", "shrinkage added to the similarity denominator (>= 0): damps pairs seen by few users"},
-    {"weighting", "none", "re-weighting of user-item entries before comparing items: none (cosine), tfidf, bm25"},
-    {"bm25_k1", "1.2", "BM25 saturation (> 0)"},
-    {"bm25_b", "0.75", "BM25 item-length normalisation (0..1)"},
-    {"alpha", "0.5", "asymmetric cosine: sim(i->j) divides by |i|^(2 alpha) |j|^(2 - 2 alpha); 0.5 = cosine"},
-    {"input", "binary", "user-item values: binary, weighted (sum of event-type weights) or rating (rating value)"},
-    {"recency", "auto", "history half-life in items: the r-th most recent item weighs 0.5^(r / recency); 0: all "
-                        "equal; auto: chosen from 0, 1, 2, 4, 8 on validation events when there are any, else 0"},
-    {NULL, NULL, NULL},
+    MP_P_UINT("k", knn, k, "100", 1, KNN_MAX_K, "neighbours kept per item (1..100000)", MP_TUNED_LOG(10, 500)),
+    MP_P_REAL("shrink", knn, shrink, "10", 0, 1e12,
+              "shrinkage added to the similarity denominator (>= 0): damps pairs seen by few users",
+              MP_TUNED_LINEAR(0, 100)),
+    MP_P_CHOICE("weighting", knn, weighting, "none", knn_weighting_names,
+                "re-weighting of user-item entries before comparing items: none (cosine), tfidf, bm25",
+                MP_TUNED_CHOICES(NULL)),
+    MP_P_REAL("bm25_k1", knn, bm25_k1, "1.2", 1e-9, 1e9, "BM25 saturation (> 0)"),
+    MP_P_REAL("bm25_b", knn, bm25_b, "0.75", 0, 1, "BM25 item-length normalisation (0..1)"),
+    MP_P_REAL("alpha", knn, alpha, "0.5", 0, 1,
+              "asymmetric cosine: sim(i->j) divides by |i|^(2 alpha) |j|^(2 - 2 alpha); 0.5 = cosine",
+              MP_TUNED_LINEAR(0.2, 0.8)),
+    MP_P_CHOICE("input", knn, input, "binary", cf_xmode_names,
+                "user-item values: binary, weighted (sum of event-type weights) or rating (rating value)"),
+    MP_P_REAL_AUTO("recency", knn, recency, recency_auto, "auto", 0, 1e9,
+                   "history half-life in items: the r-th most recent item weighs 0.5^(r / recency); 0: all "
+                   "equal; auto: chosen from 0, 1, 2, 4, 8 on validation events when there are any, else 0"),
+    {NULL},
 };
-
-static void knn_init(void *impl) {
-    knn *m = impl;
-    m->k = 100;
-    m->shrink = 10;
-    m->weighting = KNN_W_NONE;
-    m->bm25_k1 = 1.2;
-    m->bm25_b = 0.75;
-    m->alpha = 0.5;
-    m->input = CF_X_BINARY;
-    m->recency = 0;
-    m->recency_auto = 1;
-}
 
 static void knn_release(void *impl) {
     knn *m = impl;
@@ -89,43 +86,6 @@ static void knn_release(void *impl) {
     m->sim = NULL;
     m->titles = NULL;
     m->n_items = 0;
-}
-
-static int knn_set_param(void *impl, const char *key, const char *value, mp_error *err) {
-    knn *m = impl;
-    double v = 0;
-    long l = 0;
-    int rc;
-    if (!strcmp(key, "k")) {
-        if ((rc = cf_parse_int(value, 1, KNN_MAX_K, &l, err))) return rc;
-        m->k = (uint32_t)l;
-    } else if (!strcmp(key, "shrink")) {
-        if ((rc = cf_parse_range(value, 0, 1e12, &v, err))) return rc;
-        m->shrink = v;
-    } else if (!strcmp(key, "weighting")) {
-        for (int w = 0; w < 3; w++)
-            if (!strcmp(value, knn_weighting_names[w])) {
-                m->weighting = w;
-                return MP_OK;
-            }
-        return mp_error_set(err, MP_EINVAL, "expected none, tfidf or bm25, got \"%s\"", value);
-    } else if (!strcmp(key, "bm25_k1")) {
-        if ((rc = cf_parse_range(value, 1e-9, 1e9, &v, err))) return rc;
-        m->bm25_k1 = v;
-    } else if (!strcmp(key, "bm25_b")) {
-        if ((rc = cf_parse_range(value, 0, 1, &v, err))) return rc;
-        m->bm25_b = v;
-    } else if (!strcmp(key, "alpha")) {
-        if ((rc = cf_parse_range(value, 0, 1, &v, err))) return rc;
-        m->alpha = v;
-    } else if (!strcmp(key, "input")) {
-        return cf_xmode_parse(value, &m->input, err);
-    } else if (!strcmp(key, "recency")) {
-        return cf_parse_recency(value, &m->recency, &m->recency_auto, err);
-    } else {
-        return mp_error_set(err, MP_EINVAL, "unknown parameter \"%s\"", key);
-    }
-    return MP_OK;
 }
 
 /* ---- top-k selection of one row: a min-heap whose root is the worst kept neighbour ---- */
@@ -421,15 +381,7 @@ static int knn_update(void *impl, const mp_interaction *events, size_t n, mp_err
 static int knn_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     const knn *m = impl;
     (void)err;
-    mp_mf_put_u32(w, m->k);
-    mp_mf_put_f64(w, m->shrink);
-    mp_mf_put_u32(w, (uint32_t)m->weighting);
-    mp_mf_put_f64(w, m->bm25_k1);
-    mp_mf_put_f64(w, m->bm25_b);
-    mp_mf_put_f64(w, m->alpha);
-    mp_mf_put_u32(w, (uint32_t)m->input);
-    mp_mf_put_f64(w, m->recency);
-    mp_mf_put_u32(w, (uint32_t)m->recency_auto);
+    mp_params_put(knn_params, MP_PARAM_COUNT(knn_params), m, w);
     mp_mf_put_u32(w, m->n_items);
     mp_mf_put_f32s(w, m->type_weight, MP_EV_NTYPES);
     mp_mf_put_u64(w, m->ptr[m->n_items]);
@@ -447,24 +399,13 @@ static int knn_bad(mp_error *err, const char *what) {
 static int knn_load(void *impl, mp_mf_reader *r, mp_error *err) {
     knn *m = impl;
     knn_release(m);
-    uint32_t weighting, input, n, rauto;
+    uint32_t n;
     uint64_t nnz;
     int rc;
-    if ((rc = mp_mf_get_u32(r, &m->k, err)) || (rc = mp_mf_get_f64(r, &m->shrink, err)) ||
-        (rc = mp_mf_get_u32(r, &weighting, err)) || (rc = mp_mf_get_f64(r, &m->bm25_k1, err)) ||
-        (rc = mp_mf_get_f64(r, &m->bm25_b, err)) || (rc = mp_mf_get_f64(r, &m->alpha, err)) ||
-        (rc = mp_mf_get_u32(r, &input, err)) || (rc = mp_mf_get_f64(r, &m->recency, err)) ||
-        (rc = mp_mf_get_u32(r, &rauto, err)) ||
+    if ((rc = mp_params_get(knn_params, MP_PARAM_COUNT(knn_params), m, r, "itemknn", err)) ||
         (rc = mp_mf_get_u32(r, &n, err)) || (rc = mp_mf_get_f32s(r, m->type_weight, MP_EV_NTYPES, err)) ||
         (rc = mp_mf_get_u64(r, &nnz, err)))
         return rc;
-    if (m->k < 1 || m->k > KNN_MAX_K || !(m->shrink >= 0) || weighting > 2 || !(m->bm25_k1 > 0) ||
-        !(m->bm25_b >= 0 && m->bm25_b <= 1) || !(m->alpha >= 0 && m->alpha <= 1) || input >= CF_X_NMODES || rauto > 1 ||
-        !(m->recency >= 0) || !isfinite(m->recency) || !isfinite(m->shrink))
-        return knn_bad(err, "parameters out of range");
-    m->weighting = (int)weighting;
-    m->input = (cf_xmode)input;
-    m->recency_auto = (int)rauto;
     if (nnz > mp_mf_remaining(r) / 8 || (uint64_t)n * 4 + nnz * 8 > mp_mf_remaining(r)) /* no wrap-around */
         return knn_bad(err, "item or neighbour count does not fit the file");
     m->ptr = malloc(((size_t)n + 1) * sizeof *m->ptr);
@@ -508,8 +449,9 @@ const mp_model_ops mp_itemknn_ops = {
     .file_version = KNN_FILE_VERSION,
     .impl_size = sizeof(knn),
     .params = knn_params,
-    .init = knn_init,
-    .set_param = knn_set_param,
+    .n_params = MP_PARAM_COUNT(knn_params),
+    .params_offset = 0,
+    .params_size = sizeof(knn),
     .fit = knn_fit,
     .score_all = knn_score_all,
     .similar = knn_similar,

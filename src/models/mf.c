@@ -29,6 +29,7 @@
 #include "magpie/linalg.h"
 #include "magpie/model.h"
 #include "models/bpr_internal.h"
+#include "models/params.h"
 
 #define MF_FILE_VERSION 1
 #define MF_MAX_FACTORS 1024
@@ -39,7 +40,7 @@ static const char *const solver_names[] = {"sgd", "als"};
 typedef struct mf_params {
     uint32_t factors;
     uint32_t epochs;
-    uint32_t solver;             /* SOLVER_* */
+    int solver;                  /* SOLVER_* */
     double learning_rate;        /* sgd */
     double lr_decay;             /* sgd: multiplier per epoch, (0, 1] */
     double regularization;       /* on p_u, q_i */
@@ -62,36 +63,35 @@ typedef struct mf {
     mp_bprmf_aug aug;       /* retrieval copy of the item rows with the bias, or NULL (see bpr_internal.h); owned */
 } mf;
 
+#define MF_P(kind, nm, fld, ...) MP_P_##kind(nm, mf_params, fld, __VA_ARGS__)
 static const mp_param_info mf_params_info[] = {
-    {"factors", "128", "latent dimensions k (1..1024)"},
-    {"epochs", "100", "maximum passes (sgd) or alternations (als), >= 1"},
-    {"solver", "sgd", "sgd (Funk/Koren stochastic gradient) or als (alternating least squares)"},
-    {"learning_rate", "0.005", "sgd step size (> 0)"},
-    {"lr_decay", "0.99", "sgd: learning rate multiplier per epoch (0 < d <= 1)"},
-    {"regularization", "0.1", "L2 penalty on factors per rating (als: times the user's / item's rating count)"},
-    {"bias_regularization", "0.02", "L2 penalty on user and item biases per rating"},
-    {"init_scale", "0.05", "initial factors are N(0, init_scale^2)"},
-    {"seed", "1", "random seed (initialisation and rating order)"},
-    {"threads", "0", "threads (0: as many as the caller allows for als, 1 for sgd, which is then reproducible)"},
-    {"patience", "3", "early stopping: epochs without a better validation RMSE before stopping (0: never)"},
-    {"fold_in_steps", "20", "update: SGD passes over a user's new ratings"},
-    {NULL, NULL, NULL},
+    MF_P(UINT, "factors", factors, "128", 1, MF_MAX_FACTORS, "latent dimensions k (1..1024)", MP_TUNED_LOG(8, 256)),
+    MF_P(UINT, "epochs", epochs, "100", 1, 1000000, "maximum passes (sgd) or alternations (als), >= 1"),
+    MF_P(CHOICE, "solver", solver, "sgd", solver_names,
+         "sgd (Funk/Koren stochastic gradient) or als (alternating least squares)"),
+    MF_P(REAL, "learning_rate", learning_rate, "0.005", 0, 10, "sgd step size (> 0)", .lo_open = 1,
+         MP_TUNED_LOG(0.002, 0.05)),
+    MF_P(REAL, "lr_decay", lr_decay, "0.99", 0, 1, "sgd: learning rate multiplier per epoch (0 < d <= 1)",
+         .lo_open = 1),
+    MF_P(REAL, "regularization", regularization, "0.1", 0, 1e6,
+         "L2 penalty on factors per rating (als: times the user's / item's rating count)",
+         MP_TUNED_LOG(0.005, 0.2)),
+    MF_P(REAL, "bias_regularization", bias_regularization, "0.02", 0, 1e6,
+         "L2 penalty on user and item biases per rating"),
+    MF_P(REAL, "init_scale", init_scale, "0.05", 0, 100, "initial factors are N(0, init_scale^2)", .lo_open = 1),
+    MF_P(U64, "seed", seed, "1", 0, UINT64_MAX, "random seed (initialisation and rating order)"),
+    MF_P(UINT, "threads", threads, "0", 0, 1024,
+         "threads (0: as many as the caller allows for als, 1 for sgd, which is then reproducible)"),
+    MF_P(UINT, "patience", patience, "3", 0, 1000000,
+         "early stopping: epochs without a better validation RMSE before stopping (0: never)"),
+    /* every update runs fold_in_steps passes: bounded */
+    MF_P(UINT, "fold_in_steps", fold_in_steps, "20", 1, 100000, "update: SGD passes over a user's new ratings"),
+    {NULL},
 };
+#undef MF_P
 
 static void mf_init(void *impl) {
     mf *m = impl;
-    m->p = (mf_params){.factors = 128,
-                       .epochs = 100,
-                       .solver = SOLVER_SGD,
-                       .learning_rate = 0.005,
-                       .lr_decay = 0.99,
-                       .regularization = 0.1,
-                       .bias_regularization = 0.02,
-                       .init_scale = 0.05,
-                       .seed = 1,
-                       .threads = 0,
-                       .patience = 3,
-                       .fold_in_steps = 20};
     m->best_valid_rmse = NAN;
 }
 
@@ -104,37 +104,6 @@ static void mf_release(void *impl) {
     m->r_min = m->r_max = 0;
     m->epochs_run = m->best_epoch = 0;
     m->best_valid_rmse = NAN;
-}
-
-static int mf_set_param(void *impl, const char *key, const char *value, mp_error *err) {
-    mf_params *p = &((mf *)impl)->p;
-    if (!strcmp(key, "factors")) return mp_bprmf_parse_u32(value, 1, MF_MAX_FACTORS, &p->factors, err);
-    if (!strcmp(key, "epochs")) return mp_bprmf_parse_u32(value, 1, 1000000, &p->epochs, err);
-    if (!strcmp(key, "solver")) return mp_bprmf_parse_choice(value, solver_names, 2, &p->solver, err);
-    if (!strcmp(key, "learning_rate")) return mp_bprmf_parse_f64(value, 0, 1, 10, &p->learning_rate, err);
-    if (!strcmp(key, "lr_decay")) return mp_bprmf_parse_f64(value, 0, 1, 1, &p->lr_decay, err);
-    if (!strcmp(key, "regularization")) return mp_bprmf_parse_f64(value, 0, 0, 1e6, &p->regularization, err);
-    if (!strcmp(key, "bias_regularization"))
-        return mp_bprmf_parse_f64(value, 0, 0, 1e6, &p->bias_regularization, err);
-    if (!strcmp(key, "init_scale")) return mp_bprmf_parse_f64(value, 0, 1, 100, &p->init_scale, err);
-    if (!strcmp(key, "seed")) return mp_bprmf_parse_u64(value, 0, UINT64_MAX, &p->seed, err);
-    if (!strcmp(key, "threads")) return mp_bprmf_parse_u32(value, 0, 1024, &p->threads, err);
-    if (!strcmp(key, "patience")) return mp_bprmf_parse_u32(value, 0, 1000000, &p->patience, err);
-    if (!strcmp(key, "fold_in_steps")) return mp_bprmf_parse_u32(value, 1, 100000, &p->fold_in_steps, err);
-    return mp_error_set(err, MP_EINVAL, "unknown parameter \"%s\"", key);
-}
-
-static const char *check_params(const mf_params *p) {
-    if (p->factors < 1 || p->factors > MF_MAX_FACTORS) return "factors out of range";
-    if (p->epochs < 1) return "epochs must be >= 1";
-    if (p->solver > SOLVER_ALS) return "unknown solver";
-    if (!(p->learning_rate > 0) || !isfinite(p->learning_rate)) return "learning_rate must be > 0";
-    if (!(p->lr_decay > 0) || !(p->lr_decay <= 1)) return "lr_decay must be in (0, 1]";
-    if (!(p->regularization >= 0) || !isfinite(p->regularization)) return "regularization must be >= 0";
-    if (!(p->bias_regularization >= 0) || !isfinite(p->bias_regularization)) return "bias_regularization must be >= 0";
-    if (!(p->init_scale > 0) || !isfinite(p->init_scale)) return "init_scale must be > 0";
-    if (p->fold_in_steps < 1) return "fold_in_steps must be >= 1";
-    return NULL;
 }
 
 static int is_rating(const mp_interaction *e) { return e->has_value && isfinite(e->value); }
@@ -593,18 +562,7 @@ static int mf_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     const mf *m = impl;
     const mf_params *p = &m->p;
     (void)err;
-    mp_mf_put_u32(w, p->factors);
-    mp_mf_put_u32(w, p->epochs);
-    mp_mf_put_u32(w, p->solver);
-    mp_mf_put_f64(w, p->learning_rate);
-    mp_mf_put_f64(w, p->lr_decay);
-    mp_mf_put_f64(w, p->regularization);
-    mp_mf_put_f64(w, p->bias_regularization);
-    mp_mf_put_f64(w, p->init_scale);
-    mp_mf_put_u64(w, p->seed);
-    mp_mf_put_u32(w, p->threads);
-    mp_mf_put_u32(w, p->patience);
-    mp_mf_put_u32(w, p->fold_in_steps);
+    mp_params_put(mf_params_info, MP_PARAM_COUNT(mf_params_info), p, w);
     mp_mf_put_f64(w, m->r_min);
     mp_mf_put_f64(w, m->r_max);
     mp_mf_put_u32(w, m->epochs_run);
@@ -620,21 +578,13 @@ static int mf_load(void *impl, mp_mf_reader *r, mp_error *err) {
     mf_params *p = &m->p;
     mf_release(m);
     int rc;
-    if ((rc = mp_mf_get_u32(r, &p->factors, err)) || (rc = mp_mf_get_u32(r, &p->epochs, err)) ||
-        (rc = mp_mf_get_u32(r, &p->solver, err)) || (rc = mp_mf_get_f64(r, &p->learning_rate, err)) ||
-        (rc = mp_mf_get_f64(r, &p->lr_decay, err)) || (rc = mp_mf_get_f64(r, &p->regularization, err)) ||
-        (rc = mp_mf_get_f64(r, &p->bias_regularization, err)) || (rc = mp_mf_get_f64(r, &p->init_scale, err)) ||
-        (rc = mp_mf_get_u64(r, &p->seed, err)) || (rc = mp_mf_get_u32(r, &p->threads, err)) ||
-        (rc = mp_mf_get_u32(r, &p->patience, err)) || (rc = mp_mf_get_u32(r, &p->fold_in_steps, err)) ||
+    if ((rc = mp_params_get(mf_params_info, MP_PARAM_COUNT(mf_params_info), p, r, "mf", err)) ||
         (rc = mp_mf_get_f64(r, &m->r_min, err)) || (rc = mp_mf_get_f64(r, &m->r_max, err)) ||
         (rc = mp_mf_get_u32(r, &m->epochs_run, err)) || (rc = mp_mf_get_u32(r, &m->best_epoch, err)) ||
         (rc = mp_mf_get_f64(r, &m->best_valid_rmse, err)))
         return rc;
-    const char *why = check_params(p);
-    /* set_param's bound: every update runs fold_in_steps passes */
-    if (!why && p->fold_in_steps > 100000) why = "fold_in_steps out of range (1..100000)";
-    if (!why && !(isfinite(m->r_min) && isfinite(m->r_max) && m->r_min <= m->r_max)) why = "bad rating range";
-    if (why) return mp_error_set(err, MP_ECORRUPT, "mf payload: %s", why);
+    if (!(isfinite(m->r_min) && isfinite(m->r_max) && m->r_min <= m->r_max))
+        return mp_error_set(err, MP_ECORRUPT, "mf payload: bad rating range");
     if ((rc = mp_factors_load(&m->f, r, err))) return rc;
     if (m->f.k != p->factors || !m->f.user_bias) {
         mf_release(m);
@@ -655,8 +605,10 @@ const mp_model_ops mp_mf_ops = {
     .file_version = MF_FILE_VERSION,
     .impl_size = sizeof(mf),
     .params = mf_params_info,
+    .n_params = MP_PARAM_COUNT(mf_params_info),
+    .params_offset = offsetof(mf, p),
+    .params_size = sizeof(mf_params),
     .init = mf_init,
-    .set_param = mf_set_param,
     .fit = mf_fit,
     .score_all = mf_score_all,
     .predict_rating = mf_predict_rating,

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/params.h"
+
 /* Models register here: one extern per src/models/<name>.c and one entry in the table below. */
 extern const mp_model_ops mp_pop_ops;
 extern const mp_model_ops mp_itemknn_ops;
@@ -54,6 +56,8 @@ static void known_models(char *buf, size_t cap) {
     }
 }
 
+static void *params_of(const mp_model_ops *ops, void *impl) { return (char *)impl + ops->params_offset; }
+
 static int model_new(mp_model **out, const mp_model_ops *ops, mp_error *err) {
     mp_model *m = calloc(1, sizeof *m);
     void *impl = calloc(1, ops->impl_size ? ops->impl_size : 1);
@@ -64,10 +68,31 @@ static int model_new(mp_model **out, const mp_model_ops *ops, mp_error *err) {
     }
     m->ops = ops;
     m->impl = impl;
+    if (ops->params) {
+        int rc = mp_params_defaults(ops->params, ops->n_params, params_of(ops, impl), err);
+        if (rc) {
+            mp_error_prefix(err, "model %s", ops->name);
+            free(m);
+            free(impl);
+            return rc;
+        }
+    }
     if (ops->init) ops->init(impl);
     *out = m;
     return MP_OK;
 }
+
+/* The whole parameter set: every field within its bounds, then the model's cross-field check. */
+static int check_params(const mp_model_ops *ops, const void *impl, mp_error *err) {
+    if (!ops->params) return MP_OK;
+    const void *params = (const char *)impl + ops->params_offset;
+    int rc = mp_params_check(ops->params, ops->n_params, params, err);
+    if (rc == MP_OK && ops->check_params) rc = ops->check_params(params, err);
+    if (rc) mp_error_prefix(err, "model %s", ops->name);
+    return rc;
+}
+
+int mp_model_check_params(const mp_model *m, mp_error *err) { return check_params(m->ops, m->impl, err); }
 
 int mp_model_create(mp_model **out, const char *name, mp_error *err) {
     *out = NULL;
@@ -91,15 +116,13 @@ const mp_model_ops *mp_model_ops_of(const mp_model *m) { return m->ops; }
 
 int mp_model_set_param(mp_model *m, const char *key, const char *value, mp_error *err) {
     const mp_model_ops *ops = m->ops;
-    int known = 0;
-    for (const mp_param_info *p = ops->params; p && p->name; p++)
-        if (strcmp(p->name, key) == 0) known = 1;
-    if (!known || !ops->set_param) {
+    const mp_param_info *p = mp_params_find(ops->params, ops->n_params, key);
+    if (!p) {
         char list[512];
         size_t len = 0;
         list[0] = 0;
-        for (const mp_param_info *p = ops->params; p && p->name && len < sizeof list; p++) {
-            int k = snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "", p->name);
+        for (size_t i = 0; i < ops->n_params && len < sizeof list; i++) {
+            int k = snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "", ops->params[i].name);
             if (k < 0) break;
             len += (size_t)k;
         }
@@ -107,9 +130,9 @@ int mp_model_set_param(mp_model *m, const char *key, const char *value, mp_error
                             list[0] ? list : "none");
     }
     if (!value || !*value)
-        return mp_error_set(err, MP_EINVAL, "model %s: parameter %s: empty value", ops->name, key);
-    int rc = ops->set_param(m->impl, key, value, err);
-    if (rc) mp_error_prefix(err, "model %s: parameter %s", ops->name, key);
+        return mp_error_set(err, MP_EINVAL, "model %s: parameter %s: empty value", ops->name, p->name);
+    int rc = mp_param_set(p, params_of(ops, m->impl), value, err);
+    if (rc) mp_error_prefix(err, "model %s: parameter %s", ops->name, p->name);
     return rc;
 }
 
@@ -152,7 +175,9 @@ int mp_model_fit(mp_model *m, const mp_train_data *data, const mp_progress *prog
         m->ops->release(m->impl);
     }
     m->fitted = 0;
-    int rc = m->ops->fit(m->impl, data, progress, err);
+    int rc = check_params(m->ops, m->impl, err);
+    if (rc) return rc;
+    rc = m->ops->fit(m->impl, data, progress, err);
     if (rc == MP_OK) m->fitted = 1;
     return rc;
 }
@@ -326,6 +351,10 @@ static int load_from_reader(mp_model **out, mp_mf_reader *r, const char *path, m
         return rc;
     }
     rc = ops->load(m->impl, r, err);
+    if (rc == MP_OK && check_params(ops, m->impl, err) != MP_OK) {
+        rc = MP_ECORRUPT; /* parameters no fit would accept: the file was not written by a Magpie */
+        if (err) err->code = rc;
+    }
     if (rc == MP_OK && mp_mf_remaining(r) != 0)
         rc = mp_error_set(err, MP_ECORRUPT, "model file %s: %zu unread bytes at the end of the %s payload", path,
                           mp_mf_remaining(r), name);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "magpie/model.h"
+#include "models/params.h"
 
 #define POP_FILE_VERSION 1
 #define POP_SHRINK 5.0         /* pseudo-ratings pulling an item's mean rating towards the global mean */
@@ -43,21 +44,19 @@ typedef struct pop {
     uint32_t *window_tot;             /* [n_items] sum of `window` over types (derived; ranks for reasons) */
 } pop;
 
+/* The parameters are pop's first fields: the descriptors' offsets are into pop itself. */
 static const mp_param_info pop_params[] = {
-    {"half_life_days", "0", "half-life of an event's weight in days (0: no time decay)"},
-    {"weighted", "0", "1: sum event-type weights (purchase > cart > view); 0: count events"},
-    {"category_boost", "0", "multiply scores by (1 + boost * share of the user's history in the item's category)"},
-    {"window_days", "7", "span in days of the recent counts used in reasons (\"popular ... this week\")"},
-    {NULL, NULL, NULL},
+    MP_P_REAL("half_life_days", pop, half_life_days, "0", 0, INFINITY,
+              "half-life of an event's weight in days (0: no time decay)", MP_TUNED_CHOICES("0|7|30|90|365")),
+    MP_P_BOOL("weighted", pop, weighted, "0", "1: sum event-type weights (purchase > cart > view); 0: count events",
+              MP_TUNED_CHOICES(NULL)),
+    MP_P_REAL("category_boost", pop, category_boost, "0", 0, INFINITY,
+              "multiply scores by (1 + boost * share of the user's history in the item's category)",
+              MP_TUNED_LINEAR(0, 2)),
+    MP_P_REAL("window_days", pop, window_days, "7", 0, INFINITY,
+              "span in days of the recent counts used in reasons (\"popular ... this week\")"),
+    {NULL},
 };
-
-static void pop_init(void *impl) {
-    pop *p = impl;
-    p->half_life_days = 0;
-    p->weighted = 0;
-    p->category_boost = 0;
-    p->window_days = 7;
-}
 
 static void pop_release(void *impl) {
     pop *p = impl;
@@ -82,34 +81,6 @@ static void pop_release(void *impl) {
     p->n_items = p->n_categories = 0;
     p->n_ratings = 0;
     p->rating_total = 0;
-}
-
-static int parse_nonneg(const char *value, double *out, mp_error *err) {
-    char *end;
-    double v = strtod(value, &end);
-    if (end == value || *end || v != v)
-        return mp_error_set(err, MP_EINVAL, "expected a number, got \"%s\"", value);
-    if (!isfinite(v) || v < 0)
-        return mp_error_set(err, MP_EINVAL, "expected a finite number >= 0, got \"%s\"", value);
-    *out = v;
-    return MP_OK;
-}
-
-static int pop_set_param(void *impl, const char *key, const char *value, mp_error *err) {
-    pop *p = impl;
-    double v = 0;
-    int rc = parse_nonneg(value, &v, err);
-    if (rc) return rc;
-    if (!strcmp(key, "half_life_days")) p->half_life_days = v;
-    else if (!strcmp(key, "category_boost")) p->category_boost = v;
-    else if (!strcmp(key, "window_days")) p->window_days = v;
-    else if (!strcmp(key, "weighted")) {
-        if (v != 0 && v != 1) return mp_error_set(err, MP_EINVAL, "expected 0 or 1, got \"%s\"", value);
-        p->weighted = (int)v;
-    } else {
-        return mp_error_set(err, MP_EINVAL, "unknown parameter \"%s\"", key);
-    }
-    return MP_OK;
 }
 
 /* Weight of one event before decay. */
@@ -464,10 +435,7 @@ static int pop_forget_user(void *impl, uint32_t user, const mp_interaction *even
 static int pop_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     const pop *p = impl;
     (void)err;
-    mp_mf_put_f64(w, p->half_life_days);
-    mp_mf_put_u32(w, (uint32_t)p->weighted);
-    mp_mf_put_f64(w, p->category_boost);
-    mp_mf_put_f64(w, p->window_days);
+    mp_params_put(pop_params, MP_PARAM_COUNT(pop_params), p, w);
     mp_mf_put_u32(w, p->n_items);
     mp_mf_put_u32(w, p->n_categories);
     mp_mf_put_u64(w, (uint64_t)p->now);
@@ -490,20 +458,15 @@ static int bad(mp_error *err, const char *what) {
 static int pop_load(void *impl, mp_mf_reader *r, mp_error *err) {
     pop *p = impl;
     pop_release(p);
-    uint32_t weighted, n_items, n_cat;
+    uint32_t n_items, n_cat;
     uint64_t now;
     int rc;
-    if ((rc = mp_mf_get_f64(r, &p->half_life_days, err)) || (rc = mp_mf_get_u32(r, &weighted, err)) ||
-        (rc = mp_mf_get_f64(r, &p->category_boost, err)) || (rc = mp_mf_get_f64(r, &p->window_days, err)) ||
+    if ((rc = mp_params_get(pop_params, MP_PARAM_COUNT(pop_params), p, r, "pop", err)) ||
         (rc = mp_mf_get_u32(r, &n_items, err)) || (rc = mp_mf_get_u32(r, &n_cat, err)) ||
         (rc = mp_mf_get_u64(r, &now, err)))
         return rc;
-    if (!(p->half_life_days >= 0) || !isfinite(p->half_life_days) || weighted > 1 || !(p->category_boost >= 0) ||
-        !isfinite(p->category_boost) || !(p->window_days >= 0) || !isfinite(p->window_days))
-        return bad(err, "parameters out of range");
     /* the reference time is subtracted from event times: keep it within accepted timestamps (years 1..9999) */
     if ((int64_t)now < -62135596800LL || (int64_t)now > 253402300799LL) return bad(err, "reference time out of range");
-    p->weighted = (int)weighted;
     /* Every item costs at least 8 + 4 + 36 + 8 + 4 bytes of payload: refuse counts the file cannot hold before
      * allocating for them. */
     if (n_cat == 0 || (uint64_t)n_items * 60 > mp_mf_remaining(r) || (uint64_t)n_cat * 4 > mp_mf_remaining(r))
@@ -548,8 +511,9 @@ const mp_model_ops mp_pop_ops = {
     .file_version = POP_FILE_VERSION,
     .impl_size = sizeof(pop),
     .params = pop_params,
-    .init = pop_init,
-    .set_param = pop_set_param,
+    .n_params = MP_PARAM_COUNT(pop_params),
+    .params_offset = 0,
+    .params_size = sizeof(pop),
     .fit = pop_fit,
     .score_all = pop_score_all,
     .predict_rating = pop_predict_rating,

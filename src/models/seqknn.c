@@ -28,6 +28,7 @@
 
 #include "cf_input.h"
 #include "magpie/model.h"
+#include "models/params.h"
 
 #define SK_FILE_VERSION 1
 #define SK_MAX_WINDOW 64
@@ -54,32 +55,30 @@ typedef struct seqknn {
     char **titles;     /* [n_items] or NULL */
 } seqknn;
 
+/* The parameters are seqknn's first fields: the descriptors' offsets are into seqknn itself. */
 static const mp_param_info sk_params[] = {
-    {"window", "10", "positions either side of an item whose items count as co-occurring (1..64)"},
-    {"forward", "1", "weight of a transition i -> j where j came after i (>= 0)"},
-    {"backward", "0.75", "weight of the reverse direction, j came before i (>= 0)"},
-    {"decay", "0.5", "a pair at distance d counts d^-decay (>= 0; 0: every distance counts the same)"},
-    {"alpha", "0.5", "sim(i->j) divides by n_i^alpha n_j^beta + shrink (n = occurrences): alpha in [0, 2]"},
-    {"beta", "0.25", "popularity damping of the recommended item j, in [0, 2] (0: popular items are not damped)"},
-    {"shrink", "5", "added to the similarity denominator (>= 0): damps pairs of rare items"},
-    {"recency", "2", "history half-life in items: the r-th most recent item weighs 0.5^(r / recency); 0: all equal"},
-    {"popularity", "0.03", "adds popularity * n_j / max n to every score (>= 0): a tie-breaker for items that co-occur with "
-                        "nothing in the history"},
-    {NULL, NULL, NULL},
+    MP_P_UINT("window", seqknn, window, "10", 1, SK_MAX_WINDOW,
+              "positions either side of an item whose items count as co-occurring (1..64)"),
+    MP_P_REAL("forward", seqknn, forward, "1", 0, 1e9, "weight of a transition i -> j where j came after i (>= 0)"),
+    MP_P_REAL("backward", seqknn, backward, "0.75", 0, 1e9, "weight of the reverse direction, j came before i (>= 0)"),
+    MP_P_REAL("decay", seqknn, decay, "0.5", 0, 10,
+              "a pair at distance d counts d^-decay (>= 0; 0: every distance counts the same)"),
+    MP_P_REAL("alpha", seqknn, alpha, "0.5", 0, 2,
+              "sim(i->j) divides by n_i^alpha n_j^beta + shrink (n = occurrences): alpha in [0, 2]"),
+    MP_P_REAL("beta", seqknn, beta, "0.25", 0, 2,
+              "popularity damping of the recommended item j, in [0, 2] (0: popular items are not damped)"),
+    MP_P_REAL("shrink", seqknn, shrink, "5", 0, 1e9, "added to the similarity denominator (>= 0): damps pairs of rare items",
+              MP_TUNED_LINEAR(0, 100)),
+    MP_P_REAL("recency", seqknn, recency, "2", 0, 1e9,
+              "history half-life in items: the r-th most recent item weighs 0.5^(r / recency); 0: all equal"),
+    MP_P_REAL("popularity", seqknn, popularity, "0.03", 0, 1e9,
+              "adds popularity * n_j / max n to every score (>= 0): a tie-breaker for items that co-occur with "
+              "nothing in the history"),
+    {NULL},
 };
-
-static void sk_init(void *impl) {
-    seqknn *m = impl;
-    m->window = 10;
-    m->forward = 1;
-    m->backward = 0.75;
-    m->decay = 0.5;
-    m->alpha = 0.5;
-    m->beta = 0.25;
-    m->shrink = 5;
-    m->recency = 2;
-    m->popularity = 0.03;
-}
+/* Version 1 files hold the window, then the eight real parameters as one array (a u64 count before them). */
+#define SK_N_REALS 8
+_Static_assert(MP_PARAM_COUNT(sk_params) == 1 + SK_N_REALS, "seqknn: the file layout is the window and 8 reals");
 
 static void sk_release(void *impl) {
     seqknn *m = impl;
@@ -101,27 +100,6 @@ static void sk_release(void *impl) {
     m->tail_len = NULL;
     m->titles = NULL;
     m->n_items = m->n_users = 0;
-}
-
-static int sk_set_param(void *impl, const char *key, const char *value, mp_error *err) {
-    seqknn *m = impl;
-    double v = 0;
-    long l = 0;
-    int rc;
-    if (!strcmp(key, "window")) {
-        if ((rc = cf_parse_int(value, 1, SK_MAX_WINDOW, &l, err))) return rc;
-        m->window = (uint32_t)l;
-        return MP_OK;
-    }
-    double *dst = !strcmp(key, "forward") ? &m->forward : !strcmp(key, "backward") ? &m->backward
-                : !strcmp(key, "decay") ? &m->decay : !strcmp(key, "alpha") ? &m->alpha
-                : !strcmp(key, "beta") ? &m->beta : !strcmp(key, "shrink") ? &m->shrink
-                : !strcmp(key, "recency") ? &m->recency : !strcmp(key, "popularity") ? &m->popularity : NULL;
-    if (!dst) return mp_error_set(err, MP_EINVAL, "unknown parameter \"%s\"", key);
-    double hi = (dst == &m->alpha || dst == &m->beta) ? 2 : dst == &m->decay ? 10 : 1e9;
-    if ((rc = cf_parse_range(value, 0, hi, &v, err))) return rc;
-    *dst = v;
-    return MP_OK;
 }
 
 static void sk_refresh_norm(seqknn *m, uint32_t i) {
@@ -580,9 +558,9 @@ static int sk_forget_user(void *impl, uint32_t u, const mp_interaction *events, 
 static int sk_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     const seqknn *m = impl;
     (void)err;
-    mp_mf_put_u32(w, m->window);
-    double p[8] = {m->forward, m->backward, m->decay, m->alpha, m->beta, m->shrink, m->recency, m->popularity};
-    mp_mf_put_f64s(w, p, 8);
+    mp_params_put(sk_params, 1, m, w);
+    mp_mf_put_u64(w, SK_N_REALS);
+    mp_params_put(sk_params + 1, SK_N_REALS, m, w);
     mp_mf_put_u32(w, m->n_items);
     mp_mf_put_u32(w, m->n_users);
     mp_mf_put_f32s(w, m->type_weight, MP_EV_NTYPES);
@@ -604,26 +582,15 @@ static int sk_bad(mp_error *err, const char *what) { return mp_error_set(err, MP
 static int sk_load(void *impl, mp_mf_reader *r, mp_error *err) {
     seqknn *m = impl;
     sk_release(m);
-    double p[8];
     uint32_t n, nu;
-    uint64_t nnz;
+    uint64_t nnz, n_reals;
     int rc;
-    if ((rc = mp_mf_get_u32(r, &m->window, err)) || (rc = mp_mf_get_f64s(r, p, 8, err)) ||
-        (rc = mp_mf_get_u32(r, &n, err)) || (rc = mp_mf_get_u32(r, &nu, err)) ||
-        (rc = mp_mf_get_f32s(r, m->type_weight, MP_EV_NTYPES, err)))
+    if ((rc = mp_params_get(sk_params, 1, m, r, "seqknn", err)) || (rc = mp_mf_get_u64(r, &n_reals, err)))
         return rc;
-    for (int a = 0; a < 8; a++)
-        if (!(p[a] >= 0) || !isfinite(p[a])) return sk_bad(err, "parameters out of range");
-    if (m->window < 1 || m->window > SK_MAX_WINDOW || p[3] > 2 || p[4] > 2 || p[2] > 10)
-        return sk_bad(err, "parameters out of range");
-    m->forward = p[0];
-    m->backward = p[1];
-    m->decay = p[2];
-    m->alpha = p[3];
-    m->beta = p[4];
-    m->shrink = p[5];
-    m->recency = p[6];
-    m->popularity = p[7];
+    if (n_reals != SK_N_REALS) return sk_bad(err, "parameter block of another layout");
+    if ((rc = mp_params_get(sk_params + 1, SK_N_REALS, m, r, "seqknn", err)) || (rc = mp_mf_get_u32(r, &n, err)) ||
+        (rc = mp_mf_get_u32(r, &nu, err)) || (rc = mp_mf_get_f32s(r, m->type_weight, MP_EV_NTYPES, err)))
+        return rc;
     if ((uint64_t)n * 8 + nu > mp_mf_remaining(r)) return sk_bad(err, "item or user count does not fit the file");
     if (sk_grow_items(m, n) || sk_grow_users(m, nu)) {
         sk_release(m);
@@ -704,8 +671,9 @@ const mp_model_ops mp_seqknn_ops = {
     .file_version = SK_FILE_VERSION,
     .impl_size = sizeof(seqknn),
     .params = sk_params,
-    .init = sk_init,
-    .set_param = sk_set_param,
+    .n_params = MP_PARAM_COUNT(sk_params),
+    .params_offset = 0,
+    .params_size = sizeof(seqknn),
     .fit = sk_fit,
     .score_all = sk_score_all,
     .similar = sk_similar,

@@ -166,6 +166,7 @@ typedef struct decoder {
     size_t max_records; /* 0: no limit */
     size_t max_errors;
     size_t cap_records, cap_errors; /* capacities of out->records / index, and out->errors */
+    mp_str default_id; /* items only (mp_decode_item_at): the id of a lone record that has none; len 0: off */
 } decoder;
 
 /* Counts a bad record and keeps its message while fewer than max_errors are kept. */
@@ -195,9 +196,59 @@ static void add_error(decoder *dc, size_t index, const char *msg) {
     mp_decode_field_of(e->message, e->field, sizeof e->field);
 }
 
+/* 1 when s[0..len) is a well-formed JSON object none of whose keys (decoded) is "id". */
+static int object_without_id(const char *s, size_t len, int *oom) {
+    mp_json_cur c;
+    mp_json_init(&c, s, len);
+    mp_json_cur v = c;
+    if (mp_json_peek(&c) != MP_JSON_OBJECT || mp_json_skip(&v, NULL) != MP_OK) return 0;
+    char *scratch_mem = malloc(len + 1), *scratch = scratch_mem;
+    if (!scratch_mem) {
+        *oom = 1;
+        return 0;
+    }
+    int has_id = 0;
+    mp_json_object_begin(&c);
+    for (;;) {
+        mp_str key;
+        int done;
+        if (mp_json_object_next(&c, &scratch, &key, &done) != MP_OK || done) break;
+        if (key.len == 2 && !memcmp(key.ptr, "id", 2)) has_id = 1;
+        if (mp_json_skip(&c, NULL) != MP_OK) break;
+    }
+    free(scratch_mem);
+    return !has_id;
+}
+
+/* Parses an item object that has no `id` and gives it dc->default_id. The record parser insists on `id` (it has
+ * no default for it, as it has for an event's `ts`), so it reads the object from a private copy whose first
+ * member is a placeholder id, which is then replaced on the record: the request body is never changed, and every
+ * other field gets exactly the parser's validation. */
+static int parse_with_default_id(decoder *dc, const char *s, size_t len, uint64_t index, mp_record *rec,
+                                 mp_error *perr, char **copy) {
+    static const char head[] = "{\"id\":\"-\"";
+    const char *open = memchr(s, '{', len);
+    const char *rest = open + 1, *end = s + len;
+    const char *p = rest;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    int empty = p < end && *p == '}';
+    size_t n_rest = (size_t)(end - rest);
+    *copy = malloc(sizeof head + 1 + n_rest);
+    if (!*copy) return MP_ENOMEM;
+    size_t n = sizeof head - 1;
+    memcpy(*copy, head, n);
+    if (!empty) (*copy)[n++] = ',';
+    memcpy(*copy + n, rest, n_rest);
+    n += n_rest;
+    int rc = mp_record_parse_json(dc->parser, *copy, n, index, rec, perr);
+    if (rc == MP_OK) rec->item.id = dc->default_id;
+    return rc;
+}
+
 /* One record's JSON text s[0..len). Bad records are counted (and kept as errors); only fatal problems (the
- * record limit, out of memory) return an error. */
-static int decode_one(decoder *dc, const char *s, size_t len, mp_error *err) {
+ * record limit, out of memory) return an error. lone: the body's only record, which may take dc->default_id. */
+static int decode_one_record(decoder *dc, const char *s, size_t len, int lone, mp_error *err) {
     mp_decoded *out = dc->out;
     size_t index = out->n_total;
     if (dc->max_records && index >= dc->max_records)
@@ -209,27 +260,49 @@ static int decode_one(decoder *dc, const char *s, size_t len, mp_error *err) {
     mp_record rec;
     mp_error perr;
     mp_error_clear(&perr);
-    int rc = mp_record_parse_json(dc->parser, s, len, (uint64_t)index, &rec, &perr);
+    char *copy = NULL; /* the parser's text for a record given the default id; freed once the record is kept */
+    int oom = 0, rc;
+    if (lone && dc->default_id.len && object_without_id(s, len, &oom))
+        rc = parse_with_default_id(dc, s, len, (uint64_t)index, &rec, &perr, &copy);
+    else
+        rc = oom ? MP_ENOMEM : mp_record_parse_json(dc->parser, s, len, (uint64_t)index, &rec, &perr);
+    if (rc == MP_ENOMEM) return mp_error_set(err, MP_ENOMEM, "body: out of memory");
     if (rc == MP_EBADREC) {
+        free(copy);
         add_error(dc, index, perr.msg);
         return MP_OK;
     }
-    if (rc != MP_OK) return mp_error_set(err, rc, "%s[%zu]: %s", kind_plural(dc->kind), index, perr.msg);
+    if (rc != MP_OK) {
+        free(copy);
+        return mp_error_set(err, rc, "%s[%zu]: %s", kind_plural(dc->kind), index, perr.msg);
+    }
     if (out->n == dc->cap_records) { /* records[] and index[] share one capacity */
         size_t nc = dc->cap_records ? dc->cap_records * 2 : 64;
         mp_record *nr = realloc(out->records, nc * sizeof *nr);
-        if (!nr) return mp_error_set(err, MP_ENOMEM, "body: out of memory");
+        if (!nr) {
+            free(copy);
+            return mp_error_set(err, MP_ENOMEM, "body: out of memory");
+        }
         out->records = nr;
         size_t *ni = realloc(out->index, nc * sizeof *ni);
-        if (!ni) return mp_error_set(err, MP_ENOMEM, "body: out of memory");
+        if (!ni) {
+            free(copy);
+            return mp_error_set(err, MP_ENOMEM, "body: out of memory");
+        }
         out->index = ni;
         dc->cap_records = nc;
     }
-    if (keep_record(out, dc->kind, &rec) != MP_OK) return mp_error_set(err, MP_ENOMEM, "body: out of memory");
+    rc = keep_record(out, dc->kind, &rec);
+    free(copy);
+    if (rc != MP_OK) return mp_error_set(err, MP_ENOMEM, "body: out of memory");
     out->records[out->n] = rec;
     out->index[out->n] = index;
     out->n++;
     return MP_OK;
+}
+
+static int decode_one(decoder *dc, const char *s, size_t len, mp_error *err) {
+    return decode_one_record(dc, s, len, 0, err);
 }
 
 /* JSON Lines: one record per line; lines holding only spaces, tabs or CR are skipped. */
@@ -245,8 +318,8 @@ static int decode_lines(decoder *dc, const char *body, size_t len, mp_error *err
         while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
             e--;
         if (b < e) {
+            int rc = decode_one_record(dc, b, (size_t)(e - b), !any, err);
             any = 1;
-            int rc = decode_one(dc, b, (size_t)(e - b), err);
             if (rc != MP_OK) return rc;
         }
         p = nl ? nl + 1 : end;
@@ -309,7 +382,7 @@ static int decode_object(decoder *dc, const char *body, size_t len, mp_json_cur 
             break;
         }
     }
-    if (wrapper < 0) return decode_one(dc, whole.ptr, whole.len, err);
+    if (wrapper < 0) return decode_one_record(dc, whole.ptr, whole.len, 1, err);
 
     const char *want = kind_plural(dc->kind);
     if ((mp_record_kind)wrapper != dc->kind)
@@ -355,8 +428,8 @@ static int decode_json(decoder *dc, const char *body, size_t len, mp_error *err)
                         kind1, kinds, kind1, json_type_name(t));
 }
 
-int mp_decode_records(mp_decoded *out, mp_record_kind kind, const char *body, size_t len, int ndjson,
-                      size_t max_records, size_t max_errors, int64_t now, mp_error *err) {
+static int decode_body(mp_decoded *out, mp_record_kind kind, const char *body, size_t len, int ndjson,
+                       size_t max_records, size_t max_errors, int64_t now, mp_str default_id, mp_error *err) {
     memset(out, 0, sizeof *out);
     if (kind != MP_KIND_EVENTS && kind != MP_KIND_ITEMS && kind != MP_KIND_USERS)
         return mp_error_set(err, MP_EINVAL, "mp_decode_records: unknown record kind %d", (int)kind);
@@ -368,6 +441,7 @@ int mp_decode_records(mp_decoded *out, mp_record_kind kind, const char *body, si
     dc.kind = kind;
     dc.max_records = max_records;
     dc.max_errors = max_errors ? max_errors : DECODE_DEFAULT_MAX_ERRORS;
+    dc.default_id = default_id;
     int rc = mp_record_parser_create(&dc.parser, kind, kind_plural(kind), err);
     if (rc != MP_OK) return rc;
     if (kind == MP_KIND_EVENTS && mp_record_parser_default_ts(dc.parser, now) != MP_OK) {
@@ -377,6 +451,22 @@ int mp_decode_records(mp_decoded *out, mp_record_kind kind, const char *body, si
     rc = ndjson ? decode_lines(&dc, body, len, err) : decode_json(&dc, body, len, err);
     mp_reader_close(dc.parser);
     return rc;
+}
+
+int mp_decode_records(mp_decoded *out, mp_record_kind kind, const char *body, size_t len, int ndjson,
+                      size_t max_records, size_t max_errors, int64_t now, mp_error *err) {
+    mp_str none = {"", 0};
+    return decode_body(out, kind, body, len, ndjson, max_records, max_errors, now, none, err);
+}
+
+int mp_decode_item_at(mp_decoded *out, const char *body, size_t len, int ndjson, size_t max_records, const char *id,
+                      size_t id_len, mp_error *err) {
+    if (!id || id_len == 0 || id_len > MP_MAX_ID_BYTES) {
+        memset(out, 0, sizeof *out);
+        return mp_error_set(err, MP_EINVAL, "mp_decode_item_at: the id must be 1 to %d bytes", MP_MAX_ID_BYTES);
+    }
+    mp_str given = {id, id_len};
+    return decode_body(out, MP_KIND_ITEMS, body, len, ndjson, max_records, 0, 0, given, err);
 }
 
 void mp_decoded_free(mp_decoded *d) {

@@ -48,6 +48,12 @@ typedef struct mp_decoded {
  * when its contents are partial and must not be used). */
 int mp_decode_records(mp_decoded *out, mp_record_kind kind, const char *body, size_t len, int ndjson,
                       size_t max_records, size_t max_errors, int64_t now, mp_error *err);
+/* The same for items, for PUT /v1/items/{id}: when the body's only record (a single object, or the first line of
+ * JSON Lines) has no `id`, it gets id[0..id_len) (1 to MP_MAX_ID_BYTES bytes, else MP_EINVAL), copied into out;
+ * every other field is validated as above. A record that has an `id` keeps it (the caller compares it with the
+ * path). The body is not modified. */
+int mp_decode_item_at(mp_decoded *out, const char *body, size_t len, int ndjson, size_t max_records, const char *id,
+                      size_t id_len, mp_error *err);
 void mp_decoded_free(mp_decoded *d);
 
 /* Reads the field name out of a validation message ("...: field `ts`: ...") into field (cap bytes); "" if none. */

@@ -1,6 +1,7 @@
 /* src/serve/handlers.c: the endpoints of `magpie serve` over mp_live (the contract is docs/api.md): each reads
  * its parameters or body, calls the live recommender and answers JSON through the helpers of http_internal.h. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,9 @@
 #include "serve/assets.h"
 #include "serve/explorejson.h"
 #include "serve/decode.h"
+#include "serve/handlers.h"
 #include "serve/http_internal.h"
+#include "serve/jsonbody.h"
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Handlers */
@@ -295,144 +298,90 @@ static int parse_text_field(mp_json_cur *cur, char **scratch, jbuf *text, const 
     return 0;
 }
 
+/* The body of POST /v1/recommend, as jbody_decode fills it. */
+typedef struct recommend_body {
+    idlist items, exclude; /* owned: idlist_free */
+    long n, offset;
+    int explain;
+    char category[1024], policy[512];
+    jbuf text; /* q and profile, joined; owned: jb_free */
+    mp_serve_rules rules;
+} recommend_body;
+
+/* jbody readers: an id array (f->hi: at most that many) into an idlist, a text field appended to a jbuf. */
+static int read_ids(mp_json_cur *cur, char **scratch, void *dst, const jbody_field *f, jbody_error *e) {
+    return parse_id_array(cur, scratch, dst, (size_t)f->hi, f->name, e->why, sizeof e->why);
+}
+
+static int read_text(mp_json_cur *cur, char **scratch, void *dst, const jbody_field *f, jbody_error *e) {
+    return parse_text_field(cur, scratch, dst, f->name, e->why, sizeof e->why);
+}
+
 enum MHD_Result handle_recommend_post(hctx *h) {
     const mp_serve_config *cfg = h->srv->cfg;
     req *r = h->r;
-    if (r->len == 0) return http_send_error(h->c, r, 400, NULL, NULL, "body: expected a JSON object {\"items\": [...]}");
-    const char *why_json = NULL;
-    if (mp_json_validate(r->body, r->len, &why_json) != MP_OK)
-        return http_send_error(h->c, r, 400, NULL, NULL, "body: malformed JSON: %s", why_json ? why_json : "syntax error");
-    char *scratch_mem = malloc(r->len + 1);
-    if (!scratch_mem) return http_send_error(h->c, r, 500, NULL, NULL, "out of memory");
-    char *scratch = scratch_mem;
-    mp_json_cur cur;
-    mp_json_init(&cur, r->body, r->len);
-    idlist items = {0}, exclude = {0};
-    long n = 10, offset = 0;
-    int explain = 0, status = 0, have_items = 0;
-    char why[512] = "", field[32] = "", category[1024] = "", policy[512] = "";
-    mp_serve_rules rules = {NAN, NAN};
-    jbuf text; /* q and profile, joined */
-    jb_init(&text);
-    if (mp_json_peek(&cur) != MP_JSON_OBJECT) {
-        status = 400;
-        snprintf(why, sizeof why, "body: expected a JSON object {\"items\": [...]}");
-        goto done;
-    }
-    mp_json_object_begin(&cur);
-    for (;;) {
-        mp_str key;
-        int done;
-        if (mp_json_object_next(&cur, &scratch, &key, &done) != MP_OK) {
-            status = 400;
-            snprintf(why, sizeof why, "body: malformed JSON");
-            goto done;
-        }
-        if (done) break;
-        snprintf(field, sizeof field, "%.*s", (int)(key.len < 31 ? key.len : 31), key.ptr);
-        if (!strcmp(field, "items")) {
-            have_items = 1;
-            status = parse_id_array(&cur, &scratch, &items, 10000, "items", why, sizeof why);
-        } else if (!strcmp(field, "exclude")) {
-            status = parse_id_array(&cur, &scratch, &exclude, MAX_EXCLUDE, "exclude", why, sizeof why);
-        } else if (!strcmp(field, "n") || !strcmp(field, "offset")) {
-            double v;
-            int is_int;
-            mp_str raw;
-            long hi = !strcmp(field, "n") ? (long)cfg->max_n : 1000000, lo = !strcmp(field, "n") ? 1 : 0;
-            if (mp_json_peek(&cur) != MP_JSON_NUMBER || mp_json_number(&cur, &raw, &is_int, &v) != MP_OK || !is_int ||
-                v < (double)lo || v > (double)hi) {
-                status = 400;
-                snprintf(why, sizeof why, "field `%s` must be an integer from %ld to %ld", field, lo, hi);
-            } else if (field[0] == 'n') {
-                n = (long)v;
-            } else {
-                offset = (long)v;
-            }
-        } else if (!strcmp(field, "explain")) {
-            if (mp_json_peek(&cur) != MP_JSON_BOOL || mp_json_bool(&cur, &explain) != MP_OK) {
-                status = 400;
-                snprintf(why, sizeof why, "field `explain` must be true or false");
-            }
-        } else if (!strcmp(field, "category")) {
-            mp_json_type t = mp_json_peek(&cur);
-            mp_str s;
-            if (t == MP_JSON_NULL) {
-                mp_json_null(&cur);
-            } else if (t != MP_JSON_STRING || mp_json_string(&cur, &scratch, &s) != MP_OK || s.len >= sizeof category) {
-                status = 400;
-                snprintf(why, sizeof why, "field `category` must be a string (or null)");
-            } else {
-                memcpy(category, s.ptr, s.len);
-                category[s.len] = 0;
-            }
-        } else if (!strcmp(field, "policy")) {
-            mp_str ps;
-            if (mp_json_peek(&cur) != MP_JSON_STRING || mp_json_string(&cur, &scratch, &ps) != MP_OK ||
-                ps.len == 0 || ps.len >= sizeof policy) {
-                status = 400;
-                snprintf(why, sizeof why, "field `policy` must be a policy spec string (e.g. \"egreedy:epsilon=0.1\")");
-            } else {
-                memcpy(policy, ps.ptr, ps.len);
-                policy[ps.len] = 0;
-            }
-        } else if (!strcmp(field, "q") || !strcmp(field, "profile")) {
-            status = parse_text_field(&cur, &scratch, &text, field, why, sizeof why);
-        } else if (!strcmp(field, "price_min") || !strcmp(field, "price_max")) {
-            double v;
-            int is_int;
-            mp_str raw;
-            if (mp_json_peek(&cur) != MP_JSON_NUMBER || mp_json_number(&cur, &raw, &is_int, &v) != MP_OK ||
-                !isfinite(v) || v < 0) {
-                status = 400;
-                snprintf(why, sizeof why, "field `%s` must be a price (a number >= 0)", field);
-            } else {
-                *(field[7] == 'i' ? &rules.price_min : &rules.price_max) = v;
-            }
-        } else {
-            status = 400;
-            snprintf(why, sizeof why,
-                     "unknown field `%s` (known: items, n, offset, category, exclude, explain, q, profile, policy, "
-                     "price_min, price_max)",
-                     field);
-        }
-        if (status) goto done;
-    }
-    if (!jb_ok(&text)) {
+    /* a local table: the bound of n is the server's max_n */
+    const jbody_field fields[] = {
+        {.name = "items", .type = JBODY_CUSTOM, .offset = offsetof(recommend_body, items), .hi = 10000,
+         .read = read_ids},
+        {.name = "n", .type = JBODY_INT, .offset = offsetof(recommend_body, n), .lo = 1, .hi = (double)cfg->max_n},
+        {.name = "offset", .type = JBODY_INT, .offset = offsetof(recommend_body, offset), .lo = 0, .hi = 1000000},
+        {.name = "category", .type = JBODY_STRING, .offset = offsetof(recommend_body, category),
+         .flags = JBODY_NULLABLE, .cap = sizeof(((recommend_body *)0)->category), .why = "must be a string (or null)"},
+        {.name = "exclude", .type = JBODY_CUSTOM, .offset = offsetof(recommend_body, exclude), .hi = MAX_EXCLUDE,
+         .read = read_ids},
+        {.name = "explain", .type = JBODY_BOOL, .offset = offsetof(recommend_body, explain)},
+        {.name = "q", .type = JBODY_CUSTOM, .offset = offsetof(recommend_body, text), .read = read_text},
+        {.name = "profile", .type = JBODY_CUSTOM, .offset = offsetof(recommend_body, text), .read = read_text},
+        {.name = "policy", .type = JBODY_STRING, .offset = offsetof(recommend_body, policy), .lo = 1,
+         .cap = sizeof(((recommend_body *)0)->policy),
+         .why = "must be a policy spec string (e.g. \"egreedy:epsilon=0.1\")"},
+        {.name = "price_min", .type = JBODY_NUMBER, .offset = offsetof(recommend_body, rules.price_min), .lo = 0,
+         .hi = INFINITY, .why = "must be a price (a number >= 0)"},
+        {.name = "price_max", .type = JBODY_NUMBER, .offset = offsetof(recommend_body, rules.price_max), .lo = 0,
+         .hi = INFINITY, .why = "must be a price (a number >= 0)"},
+    };
+    const jbody_spec spec = {fields, sizeof fields / sizeof fields[0],
+                             "body: expected a JSON object {\"items\": [...]}", NULL, NULL};
+    recommend_body rb;
+    memset(&rb, 0, sizeof rb);
+    rb.n = 10;
+    rb.rules.price_min = rb.rules.price_max = NAN;
+    jb_init(&rb.text);
+    jbody_result res;
+    jbody_error je;
+    int status = jbody_decode(&spec, r->body, r->len, &rb, &res, &je);
+    if (!status && !jb_ok(&rb.text)) {
         status = 500;
-        snprintf(why, sizeof why, "out of memory");
-        goto done;
-    }
-    if (!have_items && text.len == 0) {
+        snprintf(je.why, sizeof je.why, "out of memory");
+    } else if (!status && !jbody_seen(&spec, &res, "items") && rb.text.len == 0) {
         status = 400;
-        snprintf(field, sizeof field, "items");
-        snprintf(why, sizeof why,
+        snprintf(je.field, sizeof je.field, "items");
+        snprintf(je.why, sizeof je.why,
                  "missing required field `items` (the session's recent item ids, oldest first), or `q` / `profile`");
-        goto done;
     }
-    mp_live_query q = {0};
-    q.session = (const char *const *)items.ids;
-    q.n_session = items.n;
-    q.n = (size_t)n;
-    q.offset = (size_t)offset;
-    q.category = category[0] ? category : NULL;
-    q.exclude = (const char *const *)exclude.ids;
-    q.n_exclude = exclude.n;
-    q.explain = explain;
-    q.text = text.len ? text.p : NULL;
-    q.text_len = text.len;
-    enum MHD_Result rc = recommend_and_answer(h, &q, NULL, 0, policy[0] ? policy : NULL, &rules, 1);
-    idlist_free(&items);
-    idlist_free(&exclude);
-    jb_free(&text);
-    free(scratch_mem);
+    enum MHD_Result rc;
+    if (status) {
+        rc = http_send_error(h->c, r, status, NULL, je.field[0] ? je.field : NULL, "%s", je.why);
+    } else {
+        mp_live_query q = {0};
+        q.session = (const char *const *)rb.items.ids;
+        q.n_session = rb.items.n;
+        q.n = (size_t)rb.n;
+        q.offset = (size_t)rb.offset;
+        q.category = rb.category[0] ? rb.category : NULL;
+        q.exclude = (const char *const *)rb.exclude.ids;
+        q.n_exclude = rb.exclude.n;
+        q.explain = rb.explain;
+        q.text = rb.text.len ? rb.text.p : NULL;
+        q.text_len = rb.text.len;
+        rc = recommend_and_answer(h, &q, NULL, 0, rb.policy[0] ? rb.policy : NULL, &rb.rules, 1);
+    }
+    idlist_free(&rb.items);
+    idlist_free(&rb.exclude);
+    jb_free(&rb.text);
+    jbody_result_free(&res);
     return rc;
-done:
-    idlist_free(&items);
-    idlist_free(&exclude);
-    jb_free(&text);
-    free(scratch_mem);
-    return http_send_error(h->c, r, status, NULL, field[0] ? field : NULL, "%s", why);
 }
 
 enum MHD_Result handle_similar(hctx *h) {
@@ -528,18 +477,19 @@ enum MHD_Result handle_history(hctx *h) {
     return http_send_json(h->c, h->r, 200, &b);
 }
 
-int http_is_ndjson(const char *ct) {
-    return ct && (!strncasecmp(ct, "application/x-ndjson", 20) || !strncasecmp(ct, "application/jsonl", 17) ||
-                  !strncasecmp(ct, "application/x-jsonlines", 23));
-}
-
-/* Decodes the body into records of `kind`; on a problem answers (400 / 413 / 422) and returns 0 with *answered. */
-static int decode_body(hctx *h, mp_record_kind kind, mp_decoded *d, enum MHD_Result *answered) {
+/* Decodes the body into records of `kind` (items with path_id: PUT /v1/items/{id}, whose lone item may leave the
+ * id out); on a problem answers (400 / 413 / 422) and returns 0 with *answered. */
+static int decode_body(hctx *h, mp_record_kind kind, const char *path_id, size_t path_id_len, mp_decoded *d,
+                       enum MHD_Result *answered) {
     const mp_serve_config *cfg = h->srv->cfg;
     mp_error err;
     mp_error_clear(&err);
-    int rc = mp_decode_records(d, kind, h->r->body ? h->r->body : "", h->r->len, http_is_ndjson(h->content_type),
-                               (size_t)cfg->max_batch, 20, (int64_t)time(NULL), &err);
+    const char *body = h->r->body ? h->r->body : "";
+    int ndjson = http_is_ndjson(h->content_type);
+    int rc = path_id ? mp_decode_item_at(d, body, h->r->len, ndjson, (size_t)cfg->max_batch, path_id, path_id_len,
+                                         &err)
+                     : mp_decode_records(d, kind, body, h->r->len, ndjson, (size_t)cfg->max_batch, 20,
+                                         (int64_t)time(NULL), &err);
     if (rc == MP_ERANGE) {
         *answered = http_send_error(h->c, h->r, 413, NULL, NULL, "%s", err.msg);
         return 0;
@@ -601,7 +551,7 @@ static enum MHD_Result answer_write(hctx *h, const mp_live_write_result *res, in
 enum MHD_Result handle_events(hctx *h) {
     mp_decoded d = {0};
     enum MHD_Result answered = MHD_YES;
-    if (!decode_body(h, MP_KIND_EVENTS, &d, &answered)) {
+    if (!decode_body(h, MP_KIND_EVENTS, NULL, 0, &d, &answered)) {
         mp_metrics_add_events(h->srv->metrics, 0, 0, d.n_bad);
         mp_decoded_free(&d);
         return answered;
@@ -651,65 +601,31 @@ static enum MHD_Result put_decoded(hctx *h, mp_record_kind kind, mp_decoded *d) 
 enum MHD_Result handle_items(hctx *h) {
     mp_decoded d = {0};
     enum MHD_Result answered = MHD_YES;
-    if (!decode_body(h, MP_KIND_ITEMS, &d, &answered)) {
+    if (!decode_body(h, MP_KIND_ITEMS, NULL, 0, &d, &answered)) {
         mp_decoded_free(&d);
         return answered;
-    }
-    if (h->seg) { /* PUT /v1/items/{id}: one item, whose id (if given) must be the path's */
-        if (d.n != 1) {
-            mp_decoded_free(&d);
-            return http_send_error(h->c, h->r, 400, NULL, NULL, "PUT /v1/items/{id} takes exactly one item object");
-        }
-        mp_str id = d.records[0].item.id;
-        if (id.len != h->seg_len || memcmp(id.ptr, h->seg, id.len)) {
-            mp_decoded_free(&d);
-            return http_send_error(h->c, h->r, 400, NULL, "id", "the body's `id` differs from the id in the path");
-        }
     }
     return put_decoded(h, MP_KIND_ITEMS, &d);
 }
 
-/* PUT /v1/items/{id} with a body that leaves out "id": the path's id is added. */
+/* PUT /v1/items/{id}: one item, whose id is the path's (the body may leave it out, or must repeat it). */
 enum MHD_Result handle_item_put(hctx *h) {
-    req *r = h->r;
-    mp_json_cur cur;
-    mp_json_init(&cur, r->body ? r->body : "", r->len);
-    int has_id = 0;
-    if (mp_json_peek(&cur) == MP_JSON_OBJECT) {
-        char *scratch_mem = malloc(r->len + 1), *scratch = scratch_mem;
-        if (!scratch_mem) return http_send_error(h->c, r, 500, NULL, NULL, "out of memory");
-        mp_json_object_begin(&cur);
-        for (;;) {
-            mp_str key;
-            int done;
-            if (mp_json_object_next(&cur, &scratch, &key, &done) != MP_OK || done) break;
-            if (key.len == 2 && !memcmp(key.ptr, "id", 2)) has_id = 1;
-            if (mp_json_skip(&cur, NULL) != MP_OK) break;
-        }
-        free(scratch_mem);
-        if (!has_id) { /* rewrite as {"id":"...", <rest>} */
-            const char *open = memchr(r->body, '{', r->len);
-            size_t rest = r->len - (size_t)(open + 1 - r->body);
-            jbuf b;
-            jb_init(&b);
-            jb_cstr(&b, "{\"id\":");
-            jb_str(&b, h->seg, h->seg_len);
-            const char *p = open + 1;
-            size_t k = 0;
-            while (k < rest && (p[k] == ' ' || p[k] == '\n' || p[k] == '\t' || p[k] == '\r'))
-                k++;
-            if (k < rest && p[k] != '}') jb_raw(&b, ",", 1);
-            jb_raw(&b, p, rest);
-            size_t len;
-            char *nb = jb_take(&b, &len);
-            if (!nb) return http_send_error(h->c, r, 500, NULL, NULL, "out of memory");
-            free(r->body);
-            r->body = nb;
-            r->len = len;
-            r->cap = len + 1;
-        }
+    mp_decoded d = {0};
+    enum MHD_Result answered = MHD_YES;
+    if (!decode_body(h, MP_KIND_ITEMS, h->seg, h->seg_len, &d, &answered)) {
+        mp_decoded_free(&d);
+        return answered;
     }
-    return handle_items(h);
+    if (d.n != 1) {
+        mp_decoded_free(&d);
+        return http_send_error(h->c, h->r, 400, NULL, NULL, "PUT /v1/items/{id} takes exactly one item object");
+    }
+    mp_str id = d.records[0].item.id;
+    if (id.len != h->seg_len || memcmp(id.ptr, h->seg, id.len)) {
+        mp_decoded_free(&d);
+        return http_send_error(h->c, h->r, 400, NULL, "id", "the body's `id` differs from the id in the path");
+    }
+    return put_decoded(h, MP_KIND_ITEMS, &d);
 }
 
 enum MHD_Result handle_item_delete(hctx *h) {
@@ -728,7 +644,7 @@ enum MHD_Result handle_item_delete(hctx *h) {
 enum MHD_Result handle_users(hctx *h) {
     mp_decoded d = {0};
     enum MHD_Result answered = MHD_YES;
-    if (!decode_body(h, MP_KIND_USERS, &d, &answered)) {
+    if (!decode_body(h, MP_KIND_USERS, NULL, 0, &d, &answered)) {
         mp_decoded_free(&d);
         return answered;
     }
@@ -776,7 +692,7 @@ static void write_model_info(jbuf *b, const mp_live_model_info *mi) {
     jb_raw(b, "}", 1);
 }
 
-enum MHD_Result handle_model(hctx *h, int wrap) {
+static enum MHD_Result answer_model(hctx *h, int wrap) {
     mp_live_model_info mi;
     mp_error err;
     mp_error_clear(&err);
@@ -794,12 +710,14 @@ enum MHD_Result handle_reload(hctx *h) {
     mp_error err;
     mp_error_clear(&err);
     int rc = mp_live_reload(h->live, NULL, &err);
-    mp_server_note_model(h->srv, rc == MP_OK);
+    mp_metrics_note_model(h->srv->metrics, h->live, rc == MP_OK);
     if (rc != MP_OK)
         return http_send_error(h->c, h->r, 500, "reload_failed", NULL, "reload failed, the previous model keeps serving: %s",
                           err.msg);
-    return handle_model(h, 1);
+    return answer_model(h, 1);
 }
+
+enum MHD_Result handle_model(hctx *h) { return answer_model(h, 0); }
 
 enum MHD_Result handle_stats(hctx *h) {
     mp_live_stats st;
@@ -857,9 +775,30 @@ enum MHD_Result handle_metrics(hctx *h) {
     return http_send_text(h->c, h->r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, 1);
 }
 
-enum MHD_Result handle_dashboard(hctx *h, const char *path) {
+enum MHD_Result handle_healthz(hctx *h) {
+    static const char ok[] = "{\"status\":\"ok\"}\n";
+    return http_send_text(h->c, h->r, 200, "application/json; charset=utf-8", (char *)ok, sizeof ok - 1, 0);
+}
+
+enum MHD_Result handle_readyz(hctx *h) {
+    if (!h->live) return http_send_error(h->c, h->r, 503, "not_ready", NULL, "loading the store and the model");
+    mp_live_model_info mi;
+    mp_error err;
+    mp_error_clear(&err);
+    uint64_t version = 0;
+    if (mp_live_model_info_get(h->live, &mi, &err) == MP_OK) {
+        version = mi.version;
+        mp_live_model_info_free(&mi);
+    }
+    jbuf b;
+    jb_init(&b);
+    jb_printf(&b, "{\"status\":\"ready\",\"model_version\":%llu}", (unsigned long long)version);
+    return http_send_json(h->c, h->r, 200, &b);
+}
+
+enum MHD_Result handle_dashboard(hctx *h) {
     mp_asset a;
-    if (!h->srv->cfg->dashboard || !mp_asset_find(*path ? path : "index.html", &a))
+    if (!h->srv->cfg->dashboard || !mp_asset_find(*h->path ? h->path : "index.html", &a))
         return http_send_error(h->c, h->r, 404, NULL, NULL, "no such page");
     return http_send_text(h->c, h->r, 200, a.content_type, (char *)a.data, a.len, 0);
 }
@@ -889,78 +828,35 @@ enum MHD_Result handle_abtest(hctx *h) {
 }
 
 /* POST /v1/feedback {"event_id": "...", "item": "...", "reward": 1}: a reward for one served item (explore.h). */
+typedef struct feedback_body {
+    char event_id[128], item[MP_MAX_ID_BYTES + 1];
+    double reward;
+} feedback_body;
+
+static const jbody_field feedback_fields[] = {
+    {.name = "event_id", .type = JBODY_STRING, .offset = offsetof(feedback_body, event_id),
+     .flags = JBODY_REQUIRED, .lo = 1, .cap = sizeof(((feedback_body *)0)->event_id)},
+    {.name = "item", .type = JBODY_STRING, .offset = offsetof(feedback_body, item),
+     .flags = JBODY_REQUIRED, .lo = 1, .cap = sizeof(((feedback_body *)0)->item)},
+    {.name = "reward", .type = JBODY_NUMBER, .offset = offsetof(feedback_body, reward),
+     .flags = JBODY_REQUIRED | JBODY_BOOL_NUMBER, .lo = -INFINITY, .hi = INFINITY,
+     .why = "must be a finite number (e.g. 1 for a click, 0 for none)", .status = 422},
+};
+static const jbody_spec feedback_spec = {
+    feedback_fields, sizeof feedback_fields / sizeof feedback_fields[0],
+    "body: expected a JSON object {\"event_id\", \"item\", \"reward\"}", NULL,
+    "(body: {\"event_id\", \"item\", \"reward\"})"};
+
 enum MHD_Result handle_feedback(hctx *h) {
     req *r = h->r;
-    if (r->len == 0)
-        return http_send_error(h->c, r, 400, NULL, NULL, "body: expected a JSON object {\"event_id\", \"item\", \"reward\"}");
-    const char *why_json = NULL;
-    if (mp_json_validate(r->body, r->len, &why_json) != MP_OK)
-        return http_send_error(h->c, r, 400, NULL, NULL, "body: malformed JSON: %s", why_json ? why_json : "syntax error");
-    char *scratch_mem = malloc(r->len + 1);
-    if (!scratch_mem) return http_send_error(h->c, r, 500, NULL, NULL, "out of memory");
-    char *scratch = scratch_mem;
-    mp_json_cur cur;
-    mp_json_init(&cur, r->body, r->len);
-    char event_id[128] = "", item[MP_MAX_ID_BYTES + 1] = "", field[32] = "", why[512] = "";
-    int have_reward = 0, status = 0;
-    double reward = 0;
-    if (mp_json_peek(&cur) != MP_JSON_OBJECT) {
-        status = 400;
-        snprintf(why, sizeof why, "body: expected a JSON object {\"event_id\", \"item\", \"reward\"}");
-        goto done;
-    }
-    mp_json_object_begin(&cur);
-    for (;;) {
-        mp_str key;
-        int done;
-        if (mp_json_object_next(&cur, &scratch, &key, &done) != MP_OK) {
-            status = 400;
-            snprintf(why, sizeof why, "body: malformed JSON");
-            goto done;
-        }
-        if (done) break;
-        snprintf(field, sizeof field, "%.*s", (int)(key.len < 31 ? key.len : 31), key.ptr);
-        if (!strcmp(field, "event_id") || !strcmp(field, "item")) {
-            char *dst = field[0] == 'e' ? event_id : item;
-            size_t cap = field[0] == 'e' ? sizeof event_id : sizeof item;
-            mp_str v;
-            if (mp_json_peek(&cur) != MP_JSON_STRING || mp_json_string(&cur, &scratch, &v) != MP_OK || v.len == 0 ||
-                v.len >= cap || memchr(v.ptr, 0, v.len)) {
-                status = 400;
-                snprintf(why, sizeof why, "field `%s` must be a non-empty string of at most %zu bytes", field, cap - 1);
-            } else {
-                memcpy(dst, v.ptr, v.len);
-                dst[v.len] = 0;
-            }
-        } else if (!strcmp(field, "reward")) {
-            mp_json_type t = mp_json_peek(&cur);
-            mp_str raw;
-            int is_int, bv;
-            if (t == MP_JSON_BOOL && mp_json_bool(&cur, &bv) == MP_OK) {
-                reward = bv ? 1 : 0;
-                have_reward = 1;
-            } else if (t != MP_JSON_NUMBER || mp_json_number(&cur, &raw, &is_int, &reward) != MP_OK ||
-                       !isfinite(reward)) {
-                status = 422;
-                snprintf(why, sizeof why, "field `reward` must be a finite number (e.g. 1 for a click, 0 for none)");
-            } else {
-                have_reward = 1;
-            }
-        } else {
-            status = 400;
-            snprintf(why, sizeof why, "unknown field `%s` (known: event_id, item, reward)", field);
-        }
-        if (status) goto done;
-    }
-    const char *missing = !event_id[0] ? "event_id" : !item[0] ? "item" : !have_reward ? "reward" : NULL;
-    if (missing) {
-        status = 400;
-        snprintf(field, sizeof field, "%s", missing);
-        snprintf(why, sizeof why, "missing required field `%s` (body: {\"event_id\", \"item\", \"reward\"})", missing);
-        goto done;
-    }
-    free(scratch_mem);
-    scratch_mem = NULL;
+    feedback_body fb = {"", "", 0};
+    jbody_result res;
+    jbody_error je;
+    int status = jbody_decode(&feedback_spec, r->body, r->len, &fb, &res, &je);
+    jbody_result_free(&res);
+    if (status) return http_send_error(h->c, r, status, NULL, je.field[0] ? je.field : NULL, "%s", je.why);
+    const char *event_id = fb.event_id, *item = fb.item;
+    double reward = fb.reward;
     mp_error err;
     mp_error_clear(&err);
     const char *variant = NULL;
@@ -984,7 +880,4 @@ enum MHD_Result handle_feedback(hctx *h) {
     jb_cstr_json(&b, variant);
     jb_raw(&b, "}", 1);
     return http_send_json(h->c, r, 200, &b);
-done:
-    free(scratch_mem);
-    return http_send_error(h->c, r, status, NULL, field[0] ? field : NULL, "%s", why);
 }

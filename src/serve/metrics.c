@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "magpie/live.h"
+
 static const double bucket_bounds[MP_METRICS_NBUCKETS] = MP_METRICS_BUCKETS;
 static const int tracked_codes[MP_METRICS_NCODES] = MP_METRICS_CODES;
 
@@ -182,6 +184,18 @@ void mp_metrics_set_model(mp_metrics *m, const char *name, uint64_t version, int
 void mp_metrics_add_reload(mp_metrics *m, int ok) {
     if (!m) return;
     atomic_fetch_add_explicit(ok ? &m->reloads_ok : &m->reloads_error, 1, memory_order_relaxed);
+}
+
+void mp_metrics_note_model(mp_metrics *m, struct mp_live *live, int reload_ok) {
+    if (!m) return;
+    if (reload_ok >= 0) mp_metrics_add_reload(m, reload_ok);
+    if (!live) return;
+    mp_live_model_info mi;
+    mp_error err;
+    mp_error_clear(&err);
+    if (mp_live_model_info_get(live, &mi, &err) != MP_OK) return;
+    mp_metrics_set_model(m, mi.name, mi.version, mi.loaded_at, mi.n_items, mi.has_index);
+    mp_live_model_info_free(&mi);
 }
 
 void mp_metrics_set_connections(mp_metrics *m, int64_t open_connections) {

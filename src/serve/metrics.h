@@ -47,6 +47,11 @@ MP_EXPORT void mp_metrics_set_model(mp_metrics *m, const char *name, uint64_t ve
                                     uint32_t n_items, int has_index);
 /* Counts one model reload attempt: ok non-zero = succeeded (result="ok"), else result="error". */
 MP_EXPORT void mp_metrics_add_reload(mp_metrics *m, int ok);
+/* Counts a reload outcome (reload_ok < 0: none, e.g. the first load) and shows live's current model (live NULL:
+ * only the count). Here rather than in server.c so that the reload endpoint and the server's life cycle share it
+ * without the handlers calling back into the transport. Thread-safe. */
+struct mp_live;
+MP_EXPORT void mp_metrics_note_model(mp_metrics *m, struct mp_live *live, int reload_ok);
 MP_EXPORT void mp_metrics_set_connections(mp_metrics *m, int64_t open_connections);
 /* Events accepted per second, for the dashboard's live chart: out[i] is the count of the wall-clock second
  * now - n + i, for the n = min(cap, MP_METRICS_RATE_SECONDS) whole seconds before the current one (oldest first,

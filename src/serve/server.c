@@ -1,13 +1,14 @@
-/* src/serve/server.c: the transport of `magpie serve` on libmicrohttpd: routing, auth, limits, the error shape,
- * metrics per request, the head-dribble watchdog and the life cycle. The endpoints are in handlers.c. */
+/* src/serve/server.c: the transport of `magpie serve` on libmicrohttpd: routing and auth by the route table
+ * (routes.h), limits, metrics per request, the head-dribble watchdog and the life cycle. The endpoints are in
+ * handlers.c and textapi.c, the response helpers in http.c. */
 #include "serve/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <microhttpd.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,54 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "magpie/json.h"
-#include "serve/decode.h"
+#include "magpie/records.h"
+#include "serve/handlers.h"
 #include "serve/http_internal.h"
-
-static const char *const endpoint_names[] = {
-#define EP_NAME_(e, name) name,
-    ENDPOINTS(EP_NAME_)
-#undef EP_NAME_
-};
-
-enum { M_GET = 1, M_POST = 2, M_PUT = 4, M_DELETE = 8, M_HEAD = 16 };
-enum { AUTH_NONE, AUTH_READ, AUTH_WRITE };
-
-/* A route: method mask and path pattern of segments ("*" captures one). */
-typedef struct route {
-    int methods;
-    const char *pattern; /* segments after the leading '/', '/'-separated */
-    int endpoint;
-    int auth;
-} route;
-
-static const route routes[] = {
-    {M_GET, "v1/recommend/*", EP_RECOMMEND_GET, AUTH_READ},
-    {M_POST, "v1/recommend", EP_RECOMMEND_POST, AUTH_READ},
-    {M_GET, "v1/similar/*", EP_SIMILAR, AUTH_READ},
-    {M_GET, "v1/search", EP_SEARCH, AUTH_READ},
-    {M_POST, "v1/embeddings", EP_EMBEDDINGS, AUTH_READ},
-    {M_GET, "v1/popular", EP_POPULAR, AUTH_READ},
-    {M_GET, "v1/users/*/history", EP_HISTORY, AUTH_READ},
-    {M_POST, "v1/events", EP_EVENTS, AUTH_WRITE},
-    {M_POST | M_PUT, "v1/items", EP_ITEMS, AUTH_WRITE},
-    {M_PUT, "v1/items/*", EP_ITEM_PUT, AUTH_WRITE},
-    {M_DELETE, "v1/items/*", EP_ITEM_DELETE, AUTH_WRITE},
-    {M_POST, "v1/users", EP_USERS, AUTH_WRITE},
-    {M_DELETE, "v1/users/*", EP_USER_DELETE, AUTH_WRITE},
-    {M_POST, "v1/feedback", EP_FEEDBACK, AUTH_READ},
-    {M_GET, "v1/abtest", EP_ABTEST, AUTH_READ},
-    {M_POST, "v1/admin/reload", EP_RELOAD, AUTH_WRITE},
-    {M_GET, "v1/stats", EP_STATS, AUTH_READ},
-    {M_GET, "v1/model", EP_MODEL, AUTH_READ},
-    {M_GET | M_HEAD, "healthz", EP_HEALTHZ, AUTH_NONE},
-    {M_GET | M_HEAD, "readyz", EP_READYZ, AUTH_NONE},
-    {M_GET, "metrics", EP_METRICS, AUTH_READ},
-    {M_GET | M_HEAD, "", EP_DASHBOARD, AUTH_NONE},
-    {M_GET | M_HEAD, "index.html", EP_DASHBOARD, AUTH_NONE},
-    {M_GET | M_HEAD, "dashboard.js", EP_DASHBOARD, AUTH_NONE},
-    {M_GET | M_HEAD, "dashboard.css", EP_DASHBOARD, AUTH_NONE},
-};
+#include "serve/routes.h"
 
 static int64_t mono_ns(void) {
     struct timespec ts;
@@ -79,129 +36,7 @@ static double now_seconds(void) {
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
- * Responses */
-
-enum MHD_Result http_send_text(struct MHD_Connection *c, req *r, int status, const char *type, char *text,
-                                 size_t len, int must_free) {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        len, text, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (!resp) {
-        if (must_free) free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"magpie\"");
-    r->status = status;
-    enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    return rc;
-}
-
-enum MHD_Result http_send_json(struct MHD_Connection *c, req *r, int status, jbuf *b) {
-    jb_raw(b, "\n", 1);
-    size_t len;
-    char *text = jb_take(b, &len);
-    if (!text) {
-        static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\",\"field\":null}}\n";
-        return http_send_text(c, r, 500, "application/json; charset=utf-8", (char *)oom, sizeof oom - 1, 0);
-    }
-    return http_send_text(c, r, status, "application/json; charset=utf-8", text, len, 1);
-}
-
-static const char *code_of_status(int status) {
-    switch (status) {
-    case 400: return "bad_request";
-    case 401: return "unauthorized";
-    case 403: return "forbidden";
-    case 404: return "not_found";
-    case 405: return "method_not_allowed";
-    case 408: return "timeout";
-    case 413: return "payload_too_large";
-    case 415: return "unsupported_media_type";
-    case 422: return "unprocessable";
-    case 503: return "not_ready";
-    default: return status >= 500 ? "internal" : "bad_request";
-    }
-}
-
-void http_error_object(jbuf *b, int status, const char *code, const char *message, const char *field) {
-    jb_cstr(b, "{\"code\":");
-    jb_cstr_json(b, code ? code : code_of_status(status));
-    jb_cstr(b, ",\"message\":");
-    jb_cstr_json(b, message);
-    jb_cstr(b, ",\"field\":");
-    if (field && *field) jb_cstr_json(b, field);
-    else jb_cstr(b, "null");
-    jb_cstr(b, "}");
-}
-
-enum MHD_Result http_send_error(struct MHD_Connection *c, req *r, int status, const char *code, const char *field,
-                                  const char *fmt, ...) {
-    char msg[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    jbuf b;
-    jb_init(&b);
-    jb_cstr(&b, "{\"error\":");
-    http_error_object(&b, status, code, msg, field);
-    jb_cstr(&b, "}");
-    return http_send_json(c, r, status, &b);
-}
-
-/* Maps a library error to an HTTP answer. */
-enum MHD_Result http_send_mp_error(struct MHD_Connection *c, req *r, const mp_error *err, const char *field) {
-    int status;
-    switch (err->code) {
-    case MP_ENOTFOUND: status = 404; break;
-    case MP_EINVAL:
-    case MP_ERANGE: status = 400; break;
-    case MP_EBADREC: status = 422; break;
-    case MP_EUNSUPPORTED: status = 400; break;
-    default: status = 500; break;
-    }
-    char f[64] = "";
-    if (!field) {
-        mp_decode_field_of(err->msg, f, sizeof f);
-        field = f;
-    }
-    return http_send_error(c, r, status, NULL, field, "%s", err->msg[0] ? err->msg : mp_strerror(err->code));
-}
-
-/* ---------------------------------------------------------------------------------------------------------------
- * URL decoding and query parameters */
-
-static int hexval(int ch) {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
-long mp_url_decode(const char *s, size_t n, char *out, int plus_space) {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (ch == '%') {
-            if (i + 2 >= n) return -1;
-            int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
-            if (hi < 0 || lo < 0) return -1;
-            ch = (char)(hi * 16 + lo);
-            if (ch == 0) return -1;
-            i += 2;
-        } else if (ch == '+' && plus_space) {
-            ch = ' ';
-        } else if (ch == 0) {
-            return -1;
-        }
-        out[o++] = ch;
-    }
-    out[o] = 0;
-    return (long)o;
-}
+ * Path ids and the query whitelist */
 
 /* The identity unescaper: MHD hands the raw path and query values to the handlers, which decode them once
  * themselves (so "%2F" inside an id is never mistaken for a path separator). */
@@ -254,85 +89,13 @@ static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_NO;
 }
 
-/* Decoded query parameter `name` into buf, or NULL if absent. *bad set when it does not decode. */
-const char *http_qarg(struct MHD_Connection *c, const char *name, char *buf, size_t cap, int *bad) {
-    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
-    if (!v) return NULL;
-    size_t n = strlen(v);
-    if (n >= cap || mp_url_decode(v, n, buf, 1) < 0 || !mp_utf8_valid(buf, strlen(buf), NULL)) {
-        *bad = 1;
-        return NULL;
-    }
-    return buf;
-}
-
-/* Integer query parameter in [lo, hi]; absent -> def. Returns 0 or 400 (message in why). */
-int http_qint(struct MHD_Connection *c, const char *name, long lo, long hi, long def, long *out, char *why,
-                size_t why_cap) {
-    char buf[64];
-    int bad = 0;
-    const char *v = http_qarg(c, name, buf, sizeof buf, &bad);
-    *out = def;
-    if (!v && !bad) return 0;
-    char *end = NULL;
-    errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (bad || !*v || *end || errno || x < lo || x > hi) {
-        snprintf(why, why_cap, "query parameter `%s` must be an integer from %ld to %ld", name, lo, hi);
-        return 400;
-    }
-    *out = x;
-    return 0;
-}
-
-int http_qbool(struct MHD_Connection *c, const char *name, int *out, char *why, size_t why_cap) {
-    char buf[16];
-    int bad = 0;
-    const char *v = http_qarg(c, name, buf, sizeof buf, &bad);
-    *out = 0;
-    if (!v && !bad) return 0;
-    if (!bad && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") || !*v)) {
-        *out = 1;
-        return 0;
-    }
-    if (!bad && (!strcmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no"))) return 0;
-    snprintf(why, why_cap, "query parameter `%s` must be 1/true or 0/false", name);
-    return 400;
-}
-
 /* ---------------------------------------------------------------------------------------------------------------
  * Dispatch */
 
-static int method_bit(const char *m) {
-    if (!strcmp(m, "GET")) return M_GET;
-    if (!strcmp(m, "POST")) return M_POST;
-    if (!strcmp(m, "PUT")) return M_PUT;
-    if (!strcmp(m, "DELETE")) return M_DELETE;
-    if (!strcmp(m, "HEAD")) return M_HEAD;
-    return 0;
-}
-
-/* Matches path (without the leading '/') against pattern; on a match with a star segment, cap and cap_len get it. */
-static int match(const char *pattern, const char *path, const char **cap, size_t *cap_len) {
-    const char *p = pattern, *s = path;
-    for (;;) {
-        const char *pe = strchr(p, '/'), *se = strchr(s, '/');
-        size_t pl = pe ? (size_t)(pe - p) : strlen(p), sl = se ? (size_t)(se - s) : strlen(s);
-        if (pl == 1 && *p == '*') {
-            if (sl == 0) return 0;
-            *cap = s;
-            *cap_len = sl;
-        } else if (pl != sl || memcmp(p, s, pl)) {
-            return 0;
-        }
-        if (!pe || !se) return !pe && !se;
-        p = pe + 1;
-        s = se + 1;
-    }
-}
-
+/* The highest route_auth level the request's key grants (ROUTE_AUTH_NONE: no key or an unknown one);
+ * *presented: whether a key came at all. */
 static int auth_level(const mp_serve_config *cfg, struct MHD_Connection *c, int *presented) {
-    if (cfg->n_read_keys == 0 && cfg->n_write_keys == 0) return AUTH_WRITE; /* no keys configured: open */
+    if (cfg->n_read_keys == 0 && cfg->n_write_keys == 0) return ROUTE_AUTH_ADMIN; /* no keys configured: open */
     const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
     const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!key && authz && !strncasecmp(authz, "Bearer ", 7)) {
@@ -341,166 +104,87 @@ static int auth_level(const mp_serve_config *cfg, struct MHD_Connection *c, int 
             key++;
     }
     *presented = key != NULL;
-    if (!key) return AUTH_NONE;
+    if (!key) return ROUTE_AUTH_NONE;
     size_t len = strlen(key);
-    int level = AUTH_NONE;
+    int level = ROUTE_AUTH_NONE;
     /* every configured key is compared (no early exit), each in constant time */
     for (size_t i = 0; i < cfg->n_write_keys; i++)
-        if (mp_serve_key_equal(key, len, cfg->write_keys[i])) level = AUTH_WRITE;
+        if (mp_serve_key_equal(key, len, cfg->write_keys[i])) level = ROUTE_AUTH_ADMIN; /* config.h: write keys administer */
     for (size_t i = 0; i < cfg->n_read_keys; i++)
-        if (mp_serve_key_equal(key, len, cfg->read_keys[i]) && level == AUTH_NONE) level = AUTH_READ;
+        if (mp_serve_key_equal(key, len, cfg->read_keys[i]) && level == ROUTE_AUTH_NONE) level = ROUTE_AUTH_READ;
     return level;
 }
 
+/* Everything a route needs before its handler runs, in the order the errors take precedence: 404 / 405, auth,
+ * the body limits, readiness, the query whitelist, the captured id, the Content-Type. */
 static enum MHD_Result dispatch(mp_server *srv, struct MHD_Connection *c, req *r, const char *url,
                                 const char *method) {
     const mp_serve_config *cfg = srv->cfg;
-    int mbit = method_bit(method);
+    unsigned mbit = route_method_bit(method);
     const char *path = url[0] == '/' ? url + 1 : url;
-    const route *found = NULL;
     const char *cap = NULL;
     size_t cap_len = 0;
-    int allowed = 0;
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        const char *cp = NULL;
-        size_t cl = 0;
-        if (!match(routes[i].pattern, path, &cp, &cl)) continue;
-        allowed |= routes[i].methods;
-        if (routes[i].methods & mbit) {
-            found = &routes[i];
-            cap = cp;
-            cap_len = cl;
-            break;
-        }
-    }
-    if (!found) {
-        r->endpoint = EP_OTHER;
+    unsigned allowed = 0;
+    const route *rt = route_find(mbit, path, &cap, &cap_len, &allowed);
+    if (!rt) {
+        r->endpoint = srv->other_series;
         if (allowed) {
             char allow[64] = "";
-            static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "HEAD"};
-            for (int b = 0; b < 5; b++)
-                if (allowed & (1 << b)) {
+            static const char *const names[ROUTE_N_METHODS] = ROUTE_METHOD_NAMES;
+            for (int b = 0; b < ROUTE_N_METHODS; b++)
+                if (allowed & (1u << b)) {
                     if (allow[0]) strcat(allow, ", ");
                     strcat(allow, names[b]);
                 }
             return http_send_error(c, r, 405, NULL, NULL, "method %s is not allowed on %s (allowed: %s)", method, url,
-                              allow);
+                                   allow);
         }
         return http_send_error(c, r, 404, NULL, NULL, "no such endpoint: %s %s (see docs/api.md)", method, url);
     }
-    r->endpoint = found->endpoint;
-    if (found->auth != AUTH_NONE) {
+    r->endpoint = srv->route_series[rt - mp_routes];
+    if (rt->auth != ROUTE_AUTH_NONE) {
         int presented = 0, level = auth_level(cfg, c, &presented);
-        if (level == AUTH_NONE)
+        if (level == ROUTE_AUTH_NONE)
             return http_send_error(c, r, 401, NULL, NULL, "%s",
-                              presented ? "API key not accepted" : "an API key is required (X-API-Key or Bearer)");
-        if (found->auth == AUTH_WRITE && level != AUTH_WRITE)
+                                   presented ? "API key not accepted" : "an API key is required (X-API-Key or Bearer)");
+        if (level < (int)rt->auth)
             return http_send_error(c, r, 403, NULL, NULL, "this API key may only read; %s %s needs a write key", method,
-                              url);
+                                   url);
     }
     if (r->too_big)
         return http_send_error(c, r, 413, NULL, NULL, "request body is larger than max_body (%llu bytes)",
-                          (unsigned long long)cfg->max_body);
+                               (unsigned long long)cfg->max_body);
     if (r->timed_out)
         return http_send_error(c, r, 408, "timeout", NULL, "request body took longer than request_timeout (%lld ms)",
-                          (long long)cfg->request_timeout);
-    switch (found->endpoint) {
-    case EP_HEALTHZ: {
-        static const char ok[] = "{\"status\":\"ok\"}\n";
-        return http_send_text(c, r, 200, "application/json; charset=utf-8", (char *)ok, sizeof ok - 1, 0);
-    }
-    case EP_DASHBOARD: {
-        hctx h = {srv, NULL, c, r, NULL, 0, NULL};
-        return handle_dashboard(&h, path);
-    }
-    default: break;
-    }
-    mp_live *live = atomic_load(&srv->live);
-    if (found->endpoint == EP_READYZ) {
-        if (!live) return http_send_error(c, r, 503, "not_ready", NULL, "loading the store and the model");
-        mp_live_model_info mi;
-        mp_error err;
-        mp_error_clear(&err);
-        uint64_t version = 0;
-        if (mp_live_model_info_get(live, &mi, &err) == MP_OK) {
-            version = mi.version;
-            mp_live_model_info_free(&mi);
-        }
-        jbuf b;
-        jb_init(&b);
-        jb_printf(&b, "{\"status\":\"ready\",\"model_version\":%llu}", (unsigned long long)version);
-        return http_send_json(c, r, 200, &b);
-    }
-    if (found->endpoint == EP_METRICS) {
-        hctx h = {srv, live, c, r, NULL, 0, NULL};
-        return handle_metrics(&h);
-    }
-    if (!live) return http_send_error(c, r, 503, "not_ready", NULL, "the server is still loading the store and the model");
+                               (long long)cfg->request_timeout);
+    hctx h = {srv, atomic_load(&srv->live), c, r, NULL, 0, NULL, path};
+    if (!(rt->flags & ROUTE_LIVE)) return rt->handler(&h);
+    if (!h.live)
+        return http_send_error(c, r, 503, "not_ready", NULL, "the server is still loading the store and the model");
 
-    /* query parameters: only the documented ones */
-    static const char *const q_rec[] = {"n", "offset", "category", "exclude", "explain", "include_seen",
-                                       "q", "policy", "price_min", "price_max", NULL};
-    static const char *const q_format[] = {"format", NULL};
-    static const char *const q_search[] = {"q", "user", "n", "offset", "category", NULL};
-    static const char *const q_n[] = {"n", NULL};
-    static const char *const q_pop[] = {"n", "offset", "category", NULL};
-    static const char *const q_none[] = {NULL};
-    const char *const *qallowed = q_none;
-    if (found->endpoint == EP_RECOMMEND_GET) qallowed = q_rec;
-    else if (found->endpoint == EP_SIMILAR || found->endpoint == EP_HISTORY) qallowed = q_n;
-    else if (found->endpoint == EP_POPULAR) qallowed = q_pop;
-    else if (found->endpoint == EP_SEARCH) qallowed = q_search;
-    else if (found->endpoint == EP_ABTEST) qallowed = q_format;
-    qcheck qc = {qallowed, NULL};
+    qcheck qc = {rt->query, NULL};
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_param, &qc);
     if (qc.bad) {
         char name[80];
         snprintf(name, sizeof name, "%.64s", qc.bad);
         return http_send_error(c, r, 400, NULL, name, "unknown query parameter `%s`", name);
     }
-
     char idbuf[MP_MAX_ID_BYTES * 3 + 8];
-    hctx h = {srv, live, c, r, NULL, 0, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)};
     if (cap) {
         const char *why = NULL;
         int st = decode_id(cap, cap_len, idbuf, sizeof idbuf, &h.seg_len, &why);
-        if (st) {
-            const char *f = found->endpoint == EP_SIMILAR || found->endpoint == EP_ITEM_PUT ||
-                                    found->endpoint == EP_ITEM_DELETE
-                                ? "item"
-                                : "user";
-            return http_send_error(c, r, st, NULL, f, "%s", why);
-        }
+        if (st) return http_send_error(c, r, st, NULL, rt->seg_field, "%s", why);
         h.seg = idbuf;
     }
-    if ((mbit & (M_POST | M_PUT)) && h.content_type && strncasecmp(h.content_type, "application/json", 16) &&
+    h.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if ((mbit & (ROUTE_POST | ROUTE_PUT)) && h.content_type && strncasecmp(h.content_type, "application/json", 16) &&
         !http_is_ndjson(h.content_type) && strncasecmp(h.content_type, "text/plain", 10) &&
         strncasecmp(h.content_type, "application/x-www-form-urlencoded", 33))
         return http_send_error(c, r, 415, NULL, NULL,
-                          "Content-Type %s is not accepted: send application/json (or application/x-ndjson for "
-                          "events)",
-                          h.content_type);
-    switch (found->endpoint) {
-    case EP_RECOMMEND_GET: return handle_recommend_get(&h);
-    case EP_RECOMMEND_POST: return handle_recommend_post(&h);
-    case EP_SIMILAR: return handle_similar(&h);
-    case EP_SEARCH: return handle_search(&h);
-    case EP_EMBEDDINGS: return handle_embeddings(&h);
-    case EP_POPULAR: return handle_popular(&h);
-    case EP_HISTORY: return handle_history(&h);
-    case EP_EVENTS: return handle_events(&h);
-    case EP_ITEMS: return handle_items(&h);
-    case EP_ITEM_PUT: return handle_item_put(&h);
-    case EP_ITEM_DELETE: return handle_item_delete(&h);
-    case EP_USERS: return handle_users(&h);
-    case EP_USER_DELETE: return handle_user_delete(&h);
-    case EP_RELOAD: return handle_reload(&h);
-    case EP_FEEDBACK: return handle_feedback(&h);
-    case EP_ABTEST: return handle_abtest(&h);
-    case EP_STATS: return handle_stats(&h);
-    case EP_MODEL: return handle_model(&h, 0);
-    default: return http_send_error(c, r, 404, NULL, NULL, "no such endpoint");
-    }
+                               "Content-Type %s is not accepted: send application/json (or application/x-ndjson for "
+                               "events)",
+                               h.content_type);
+    return rt->handler(&h);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -517,12 +201,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
         r->t0 = now_seconds();
-        r->endpoint = EP_OTHER;
+        r->endpoint = srv->other_series;
         *con_cls = r;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > cfg->max_body) {
             /* answered before the body is read; libmicrohttpd then closes the connection */
-            r->endpoint = EP_OTHER;
+            r->endpoint = srv->other_series;
             return http_send_error(c, r, 413, NULL, NULL, "request body is larger than max_body (%llu bytes)",
                               (unsigned long long)cfg->max_body);
         }
@@ -659,8 +343,17 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
     atomic_init(&s->open_connections, 0);
     atomic_init(&s->stopping, 0);
     pthread_mutex_init(&s->conns_mu, NULL);
-    int rc = mp_metrics_create(&s->metrics, endpoint_names, EP_COUNT, err);
+    const char **labels = malloc((mp_n_routes + 1) * sizeof *labels);
+    s->route_series = malloc(mp_n_routes * sizeof *s->route_series);
+    int rc = labels && s->route_series ? MP_OK : mp_error_set(err, MP_ENOMEM, "out of memory");
+    if (rc == MP_OK) {
+        size_t n_series = route_series(labels, s->route_series);
+        s->other_series = n_series - 1;
+        rc = mp_metrics_create(&s->metrics, labels, n_series, err);
+    }
+    free(labels);
     if (rc) {
+        free(s->route_series);
         pthread_mutex_destroy(&s->conns_mu);
         free(s);
         return rc;
@@ -674,6 +367,7 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
     if (rc == MP_OK) rc = mp_explore_create(&xo, &s->explore, err);
     if (rc) {
         mp_metrics_destroy(s->metrics);
+        free(s->route_series);
         pthread_mutex_destroy(&s->conns_mu);
         free(s);
         return rc;
@@ -685,6 +379,7 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
     if (inet_pton(AF_INET, cfg->listen, &addr.sin_addr) != 1) {
         mp_explore_destroy(s->explore);
         mp_metrics_destroy(s->metrics);
+        free(s->route_series);
         free(s);
         return mp_error_set(err, MP_EINVAL, "listen: \"%s\" is not an IPv4 address (e.g. 127.0.0.1 or 0.0.0.0)",
                             cfg->listen);
@@ -706,6 +401,7 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
         int e = errno;
         mp_explore_destroy(s->explore);
         mp_metrics_destroy(s->metrics);
+        free(s->route_series);
         free(s);
         return mp_error_set(err, MP_EIO, "cannot listen on %s:%lld: %s", cfg->listen, (long long)cfg->port,
                             e ? strerror(e) : "libmicrohttpd refused to start");
@@ -731,15 +427,7 @@ void mp_server_set_live(mp_server *s, mp_live *live) {
 mp_metrics *mp_server_metrics(mp_server *s) { return s->metrics; }
 
 void mp_server_note_model(mp_server *s, int reload_ok) {
-    if (reload_ok >= 0) mp_metrics_add_reload(s->metrics, reload_ok);
-    mp_live *live = atomic_load(&s->live);
-    if (!live) return;
-    mp_live_model_info mi;
-    mp_error err;
-    mp_error_clear(&err);
-    if (mp_live_model_info_get(live, &mi, &err) != MP_OK) return;
-    mp_metrics_set_model(s->metrics, mi.name, mi.version, mi.loaded_at, mi.n_items, mi.has_index);
-    mp_live_model_info_free(&mi);
+    mp_metrics_note_model(s->metrics, atomic_load(&s->live), reload_ok);
 }
 
 void mp_server_stop(mp_server *s) {
@@ -750,5 +438,6 @@ void mp_server_stop(mp_server *s) {
     pthread_mutex_destroy(&s->conns_mu);
     mp_explore_destroy(s->explore);
     mp_metrics_destroy(s->metrics);
+    free(s->route_series);
     free(s);
 }

@@ -36,7 +36,7 @@ struct mp_encoder;
 int mp_serve_open_encoder(const mp_serve_config *cfg, struct mp_encoder **out, char *warning, size_t cap,
                           mp_error *err);
 
-/* Percent-decodes s[0..n) into out (room for n + 1 bytes); `plus_space` turns '+' into ' ' (query strings).
+/* (http.c) Percent-decodes s[0..n) into out (room for n + 1 bytes); `plus_space` turns '+' into ' ' (query strings).
  * Returns the decoded length, or -1 for a bad escape ("%G1", "%4") or a decoded NUL byte. */
 long mp_url_decode(const char *s, size_t n, char *out, int plus_space);
 

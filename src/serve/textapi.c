@@ -2,6 +2,8 @@
  * OpenAI-compatible POST /v1/embeddings over the server's encoder (magpie/encoder.h), plus opening that encoder.
  * Contract: docs/api.md. */
 #include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +13,9 @@
 #include "magpie/json.h"
 #include "magpie/text.h"
 #include "magpie/use.h"
+#include "serve/handlers.h"
 #include "serve/http_internal.h"
+#include "serve/jsonbody.h"
 
 #define EMB_MAX_INPUTS 2048 /* OpenAI's limit per request */
 
@@ -156,122 +160,96 @@ static void base64_floats(jbuf *b, const float *v, uint32_t dim) {
     jb_raw(b, "\"", 1);
 }
 
+/* The body of POST /v1/embeddings, as jbody_decode fills it. */
+typedef struct emb_body {
+    const char **texts; /* [EMB_MAX_INPUTS], pointing into the body or the decoder's scratch */
+    size_t *lens;       /* [EMB_MAX_INPUTS] */
+    size_t n;
+    char model[256];
+    int b64; /* index in emb_formats */
+    long dims;
+} emb_body;
+
+/* `input`: one string or an array of strings (OpenAI's token arrays are not accepted). */
+static int read_input(mp_json_cur *cur, char **scratch, void *dst, const jbody_field *f, jbody_error *e) {
+    emb_body *eb = dst;
+    mp_json_type t = mp_json_peek(cur);
+    mp_str s;
+    if (t == MP_JSON_STRING) {
+        if (mp_json_string(cur, scratch, &s) != MP_OK) goto bad_json;
+        if (eb->n == EMB_MAX_INPUTS) goto too_many;
+        eb->texts[eb->n] = s.ptr;
+        eb->lens[eb->n++] = s.len;
+        return 0;
+    }
+    if (t != MP_JSON_ARRAY) {
+        snprintf(e->why, sizeof e->why, "field `input` must be a string or an array of strings");
+        return 400;
+    }
+    if (mp_json_array_begin(cur) != MP_OK) goto bad_json;
+    for (;;) {
+        int end;
+        if (mp_json_array_next(cur, &end) != MP_OK) goto bad_json;
+        if (end) return 0;
+        if (mp_json_peek(cur) != MP_JSON_STRING) {
+            snprintf(e->why, sizeof e->why, "field `input`: every element must be a string (token arrays are not accepted)");
+            return 400;
+        }
+        if (eb->n == EMB_MAX_INPUTS) goto too_many;
+        if (mp_json_string(cur, scratch, &s) != MP_OK) goto bad_json;
+        eb->texts[eb->n] = s.ptr;
+        eb->lens[eb->n++] = s.len;
+    }
+too_many:
+    snprintf(e->why, sizeof e->why, "field `input`: at most %d texts per request", EMB_MAX_INPUTS);
+    return 400;
+bad_json:
+    snprintf(e->why, sizeof e->why, "malformed JSON in field `%s`: %s", f->name, cur->why ? cur->why : "syntax error");
+    return 400;
+}
+
+static const char *const emb_formats[] = {"float", "base64", NULL};
+static const jbody_field emb_fields[] = {
+    /* offset 0: the reader fills texts, lens and n together */
+    {.name = "input", .type = JBODY_CUSTOM, .offset = 0, .flags = JBODY_REQUIRED, .read = read_input},
+    {.name = "model", .type = JBODY_STRING, .offset = offsetof(emb_body, model), .cap = sizeof(((emb_body *)0)->model),
+     .why = "must be a string (the encoder's name, e.g. \"use-lite\")"},
+    {.name = "encoding_format", .type = JBODY_ENUM, .offset = offsetof(emb_body, b64), .choices = emb_formats},
+    {.name = "dimensions", .type = JBODY_INT, .offset = offsetof(emb_body, dims), .lo = 1, .hi = 65536,
+     .why = "must be a positive integer"},
+    {.name = "user", .type = JBODY_ANY}, /* OpenAI's end-user tag: accepted and ignored */
+};
+static const jbody_spec emb_spec = {emb_fields, sizeof emb_fields / sizeof emb_fields[0],
+                                    "body: expected a JSON object {\"input\": \"text\" or [\"a\", \"b\"]}",
+                                    "body: expected a JSON object {\"input\": ..., \"model\": ...}",
+                                    "(a string or an array of strings)"};
+
 enum MHD_Result handle_embeddings(hctx *h) {
     req *r = h->r;
     mp_encoder *enc = mp_live_encoder(h->live);
-    if (r->len == 0)
-        return emb_error(h, 400, "bad_request", NULL, "body: expected a JSON object {\"input\": \"text\" or [\"a\", \"b\"]}");
-    const char *why_json = NULL;
-    if (mp_json_validate(r->body, r->len, &why_json) != MP_OK)
-        return emb_error(h, 400, "bad_request", NULL, "body: malformed JSON: %s", why_json ? why_json : "syntax error");
-    char *scratch_mem = malloc(r->len + 1);
-    const char **texts = malloc(EMB_MAX_INPUTS * sizeof *texts);
-    size_t *lens = malloc(EMB_MAX_INPUTS * sizeof *lens);
-    if (!scratch_mem || !texts || !lens) {
-        free(scratch_mem);
-        free(texts);
-        free(lens);
+    emb_body eb;
+    memset(&eb, 0, sizeof eb);
+    eb.texts = malloc(EMB_MAX_INPUTS * sizeof *eb.texts);
+    eb.lens = malloc(EMB_MAX_INPUTS * sizeof *eb.lens);
+    if (!eb.texts || !eb.lens) {
+        free(eb.texts);
+        free(eb.lens);
         return emb_error(h, 500, "internal", NULL, "out of memory");
     }
-    char *scratch = scratch_mem;
-    mp_json_cur cur;
-    mp_json_init(&cur, r->body, r->len);
-    size_t n = 0;
-    int have_input = 0, b64 = 0, status = 0;
-    long dims = 0;
-    char why[512] = "", field[32] = "", model[256] = "";
+    jbody_result res;
+    jbody_error je;
+    int status = jbody_decode(&emb_spec, r->body, r->len, &eb, &res, &je);
+    const char **texts = eb.texts;
+    size_t *lens = eb.lens, n = eb.n;
+    int b64 = eb.b64 == 1;
+    long dims = eb.dims;
+    const char *model = eb.model;
+    char why[512] = "", field[32] = "";
     const char *code = "bad_request";
-    if (mp_json_peek(&cur) != MP_JSON_OBJECT) {
-        status = 400;
-        snprintf(why, sizeof why, "body: expected a JSON object {\"input\": ..., \"model\": ...}");
-        goto done;
-    }
-    mp_json_object_begin(&cur);
-    for (;;) {
-        mp_str key;
-        int fin;
-        if (mp_json_object_next(&cur, &scratch, &key, &fin) != MP_OK) {
-            status = 400;
-            snprintf(why, sizeof why, "body: malformed JSON");
-            goto done;
-        }
-        if (fin) break;
-        snprintf(field, sizeof field, "%.*s", (int)(key.len < 31 ? key.len : 31), key.ptr);
-        mp_json_type t = mp_json_peek(&cur);
-        mp_str s;
-        if (!strcmp(field, "input")) {
-            have_input = 1;
-            if (t == MP_JSON_STRING) {
-                if (mp_json_string(&cur, &scratch, &s) != MP_OK) goto bad_json;
-                texts[n] = s.ptr;
-                lens[n++] = s.len;
-            } else if (t == MP_JSON_ARRAY) {
-                if (mp_json_array_begin(&cur) != MP_OK) goto bad_json;
-                for (;;) {
-                    int end;
-                    if (mp_json_array_next(&cur, &end) != MP_OK) goto bad_json;
-                    if (end) break;
-                    if (mp_json_peek(&cur) != MP_JSON_STRING) {
-                        status = 400;
-                        snprintf(why, sizeof why,
-                                 "field `input`: every element must be a string (token arrays are not accepted)");
-                        goto done;
-                    }
-                    if (n == EMB_MAX_INPUTS) {
-                        status = 400;
-                        snprintf(why, sizeof why, "field `input`: at most %d texts per request", EMB_MAX_INPUTS);
-                        goto done;
-                    }
-                    if (mp_json_string(&cur, &scratch, &s) != MP_OK) goto bad_json;
-                    texts[n] = s.ptr;
-                    lens[n++] = s.len;
-                }
-            } else {
-                status = 400;
-                snprintf(why, sizeof why, "field `input` must be a string or an array of strings");
-                goto done;
-            }
-        } else if (!strcmp(field, "model")) {
-            if (t != MP_JSON_STRING || mp_json_string(&cur, &scratch, &s) != MP_OK || s.len >= sizeof model) {
-                status = 400;
-                snprintf(why, sizeof why, "field `model` must be a string (the encoder's name, e.g. \"use-lite\")");
-                goto done;
-            }
-            memcpy(model, s.ptr, s.len);
-            model[s.len] = 0;
-        } else if (!strcmp(field, "encoding_format")) {
-            if (t != MP_JSON_STRING || mp_json_string(&cur, &scratch, &s) != MP_OK ||
-                !((s.len == 5 && !memcmp(s.ptr, "float", 5)) || (s.len == 6 && !memcmp(s.ptr, "base64", 6)))) {
-                status = 400;
-                snprintf(why, sizeof why, "field `encoding_format` must be \"float\" or \"base64\"");
-                goto done;
-            }
-            b64 = s.len == 6;
-        } else if (!strcmp(field, "dimensions")) {
-            double v;
-            int is_int;
-            mp_str raw;
-            if (t != MP_JSON_NUMBER || mp_json_number(&cur, &raw, &is_int, &v) != MP_OK || !is_int || v < 1 ||
-                v > 65536) {
-                status = 400;
-                snprintf(why, sizeof why, "field `dimensions` must be a positive integer");
-                goto done;
-            }
-            dims = (long)v;
-        } else if (!strcmp(field, "user")) { /* OpenAI's end-user tag: accepted and ignored */
-            if (mp_json_skip(&cur, NULL) != MP_OK) goto bad_json;
-        } else {
-            status = 400;
-            snprintf(why, sizeof why,
-                     "unknown field `%s` (known: input, model, encoding_format, dimensions, user)", field);
-            goto done;
-        }
-    }
-    field[0] = 0;
-    if (!have_input) {
-        status = 400;
-        snprintf(field, sizeof field, "input");
-        snprintf(why, sizeof why, "missing required field `input` (a string or an array of strings)");
+    if (status) {
+        code = status >= 500 ? "internal" : "bad_request";
+        snprintf(field, sizeof field, "%s", je.field);
+        snprintf(why, sizeof why, "%s", je.why);
         goto done;
     }
     snprintf(field, sizeof field, "input");
@@ -349,15 +327,12 @@ enum MHD_Result handle_embeddings(hctx *h) {
     jb_printf(&b, ",\"usage\":{\"prompt_tokens\":%llu,\"total_tokens\":%llu}}", (unsigned long long)tokens,
               (unsigned long long)tokens);
     free(vecs);
-    free(scratch_mem);
+    jbody_result_free(&res);
     free(texts);
     free(lens);
     return http_send_json(h->c, r, 200, &b);
-bad_json:
-    status = 400;
-    snprintf(why, sizeof why, "malformed JSON in field `%s`: %s", field, cur.why ? cur.why : "syntax error");
 done:
-    free(scratch_mem);
+    jbody_result_free(&res);
     free(texts);
     free(lens);
     return emb_error(h, status, code, field[0] ? field : NULL, "%s", why);

@@ -39,16 +39,17 @@ libs="$(pkg-config --libs sqlite3 icu-uc libcurl 2>/dev/null || echo -lsqlite3 -
 
 mkdir -p "$out/obj" "$out/artifacts" || exit 2
 
-# ---- build: library sources (as in the Makefile's LIB_SRC) plus the request decoder, instrumented for coverage.
+# ---- build: library sources (as in the Makefile's LIB_SRC) plus the request decoders, instrumented for coverage.
 # An object is rebuilt when it is missing or older than its source or than any header.
 lib_src=$(ls src/core/*.c src/io/*.c src/data/*.c src/store/*.c src/models/*.c src/eval/*.c src/ann/*.c \
     src/live/*.c src/text/*.c src/bandit/*.c src/sim/*.c 2>/dev/null | sort)
 newest_h=$(find include src -name '*.h' -printf '%T@\n' | sort -n | tail -1)
 todo=()
 objs=()
-for s in $lib_src src/serve/decode.c; do
+serve_src="src/serve/decode.c src/serve/jsonbody.c" # the request decoders, linked into fuzz_request only
+for s in $lib_src $serve_src; do
     o="$out/obj/${s%.c}.o"
-    [ "$s" != src/serve/decode.c ] && objs+=("$o")
+    case " $serve_src " in *" $s "*) ;; *) objs+=("$o") ;; esac
     if [ ! -f "$o" ] || [ "$s" -nt "$o" ] || [ "$(stat -c %Y "$o")" -lt "${newest_h%.*}" ]; then todo+=("$s"); fi
 done
 echo "run.sh: compiling ${#todo[@]} sources with $cc" >&2
@@ -69,7 +70,8 @@ link_bin() { # link_bin OUTPUT FLAGS... SOURCES...
     shift
     $cc $cflags "$@" "$out/libmagpie-fuzz.a" $libs -o "$o" || { echo "run.sh: link of $o failed" >&2; exit 2; }
 }
-link_bin "$out/fuzz_request" $san -fsanitize=fuzzer tests/fuzz/fuzz_request.c "$out/obj/src/serve/decode.o"
+link_bin "$out/fuzz_request" $san -fsanitize=fuzzer tests/fuzz/fuzz_request.c "$out/obj/src/serve/decode.o" \
+    "$out/obj/src/serve/jsonbody.o"
 link_bin "$out/fuzz_modelfile" $san -fsanitize=fuzzer tests/fuzz/fuzz_modelfile.c
 link_bin "$out/seedgen" $san tests/fuzz/seedgen.c
 
