@@ -74,7 +74,8 @@ int live_ab_parse(const char *variants, const char *policy, live_ab_variant *out
             p += 1;
             continue;
         }
-        if (len >= sizeof part) return mp_error_set(err, MP_EINVAL, "a variant is longer than %zu bytes", sizeof part - 1);
+        if (len >= sizeof part)
+            return mp_error_set(err, MP_EINVAL, "a variant is longer than %zu bytes", sizeof part - 1);
         memcpy(part, p, len);
         part[len] = 0;
         p += len + (end ? 1 : 0);
