@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "magpie/abtest.h"
+#include "magpie/explore.h"
 #include "test.h"
 
 MP_TEST(abtest_normal_quantiles) {

@@ -367,12 +367,12 @@ MP_TEST(bandit_feedback_errors) {
     char future[40];
     snprintf(future, sizeof future, "%.8s-99", id);
     CHECK_EQ(mp_bandit_feedback(log, b, future, shown, 1, 101, NULL, &err), MP_ENOTFOUND);
-    CHECK_EQ(mp_bandit_feedback(log, b, id, other, 1, 101, NULL, &err), MP_ENOTFOUND);
+    CHECK_EQ(mp_bandit_feedback(log, b, id, other, 1, 101, NULL, &err), MP_ENOTMEMBER);
     CHECK_CONTAINS(err.msg, "was not in event");
     CHECK_CONTAINS(err.msg, "shown: ");
     CHECK_EQ(mp_bandit_feedback(log, b, id, shown, NAN, 101, NULL, &err), MP_EINVAL);
     CHECK_CONTAINS(err.msg, "not a finite number");
-    CHECK_EQ(mp_bandit_feedback(log, b, id, shown, 1, 161, NULL, &err), MP_ENOTFOUND);
+    CHECK_EQ(mp_bandit_feedback(log, b, id, shown, 1, 161, NULL, &err), MP_EEXPIRED);
     CHECK_CONTAINS(err.msg, "expired: served 61 s ago, ttl 60 s");
     CHECK_EQ(sb.lines, 0);
     CHECK_EQ(mp_bandit_updates(b), 0);
@@ -388,7 +388,7 @@ MP_TEST(bandit_feedback_errors) {
     CHECK_CONTAINS(sb.buf, "\"position\":1,\"propensity\":");
     CHECK_CONTAINS(sb.buf, "\"reward\":1}");
     CHECK(!strstr(sb.buf, "null")); /* egreedy propensities are exact */
-    CHECK_EQ(mp_bandit_feedback(log, b, id, shown, 1, 111, NULL, &err), MP_EINVAL);
+    CHECK_EQ(mp_bandit_feedback(log, b, id, shown, 1, 111, NULL, &err), MP_ECONFLICT);
     CHECK_CONTAINS(err.msg, "already has feedback");
 
     /* expiry flush writes the unrewarded impression with reward 0; afterwards the id reads as expired */
@@ -397,7 +397,7 @@ MP_TEST(bandit_feedback_errors) {
     CHECK_CONTAINS(sb.buf, "\"position\":2");
     CHECK_CONTAINS(sb.buf, "\"reward\":0}");
     CHECK_EQ(mp_bandit_log_size(log), 0);
-    CHECK_EQ(mp_bandit_feedback(log, b, id, shown, 1, 201, NULL, &err), MP_ENOTFOUND);
+    CHECK_EQ(mp_bandit_feedback(log, b, id, shown, 1, 201, NULL, &err), MP_EEXPIRED);
     CHECK_CONTAINS(err.msg, "expired");
 
     /* capacity eviction */
@@ -406,7 +406,7 @@ MP_TEST(bandit_feedback_errors) {
     for (int i = 0; i < 5; i++)
         CHECK_OK(mp_bandit_log_record(log, "u8", c, pk, 1, 300, last, sizeof last, &err), &err);
     CHECK_EQ(mp_bandit_log_size(log), 4);
-    CHECK_EQ(mp_bandit_feedback(log, b, first, shown, 0, 301, NULL, &err), MP_ENOTFOUND);
+    CHECK_EQ(mp_bandit_feedback(log, b, first, shown, 0, 301, NULL, &err), MP_EEXPIRED);
     CHECK_CONTAINS(err.msg, "was evicted (the log keeps the last 4 events)");
     CHECK_OK(mp_bandit_feedback(log, b, last, shown, 0, 301, NULL, &err), &err);
     mp_bandit_log_destroy(log); /* writes the rest */

@@ -1,5 +1,6 @@
 /* magpie/abtest.h: A/B test analysis: conversion-rate comparison with confidence intervals (two-proportion z-test
- * and bootstrap), sample sizes, A/A simulation, and deterministic variant assignment by hashed user id.
+ * and bootstrap), sample sizes and A/A simulation: pure statistics. Deterministic variant assignment by hashed user
+ * id (mp_abtest_assign) is the live module's, beside the A/B state it serves: magpie/explore.h.
  *
  * Conventions: variant A is the control, B the treatment; diff = pB - pA, lift = diff / pA.
  *   z-test: pooled p = (xA + xB) / (nA + nB), z = diff / sqrt(p (1 - p) (1/nA + 1/nB)), two-sided
@@ -71,13 +72,6 @@ MP_EXPORT int mp_abtest_sample_size(double baseline, double mde, double alpha, d
  * Errors: MP_EINVAL (rate or alpha outside (0, 1), n_per_arm or n_sims 0). */
 MP_EXPORT int mp_abtest_aa_simulate(double rate, uint64_t n_per_arm, uint32_t n_sims, double alpha, uint64_t seed,
                                     double *false_positive_rate, mp_error *err);
-
-/* Deterministic assignment: hashes "salt" NUL "user_id" (64-bit, stable across runs and machines) to u in [0, 1)
- * and returns the first variant v with u < (w_0 + ... + w_v) / sum(w), so a user keeps the variant as long as salt
- * and weights stay; a new salt reshuffles everyone. weights: [n_variants], non-negative, positive sum.
- * Returns the variant index, or -1 for bad weights. No mp_error: -1 also means out of memory (a salt and id
- * longer than 255 bytes together are copied to the heap), and -1 is MP_ENOMEM's value, not MP_EINVAL's. */
-MP_EXPORT int mp_abtest_assign(const char *user_id, const char *salt, const double *weights, size_t n_variants);
 
 #ifdef __cplusplus
 }

@@ -189,12 +189,16 @@ MP_EXPORT int mp_bandit_serve(mp_bandit *b, const mp_bandit_opts *override, mp_b
                               char *event_id, size_t cap, mp_error *err);
 
 /* Checks feedback {event_id, item, reward} at time now, writes its log line, and (when b is not NULL) updates the
- * policy with the item's stored x and score. Errors:
- *   MP_ENOTFOUND  "unknown event id `x`" (malformed, another run's, never issued),
- *                 "event id `x` was evicted (the log keeps the last N events)",
- *                 "event id `x` expired: served S s ago, ttl T s",
- *                 "item `i` was not in event `x` (shown: a, b, c)"
- *   MP_EINVAL     "reward for event `x` item `i` is not a finite number", "event `x` item `i` already has feedback".
+ * policy with the item's stored x and score. Possible errors (callers branch on the code, never on the text):
+ *   MP_ENOTFOUND  "unknown event id `x`": malformed, another run's or another log's, never issued (a caller with
+ *                 several logs tries the next one);
+ *   MP_EEXPIRED   this log issued the id but holds it no more: "event id `x` was evicted (the log keeps the last N
+ *                 events)", "event id `x` expired: served S s ago, ttl T s";
+ *   MP_ENOTMEMBER "item `i` was not in event `x` (shown: a, b, c)";
+ *   MP_ECONFLICT  "event `x` item `i` already has feedback";
+ *   MP_EINVAL     a missing id or item, "reward for event `x` item `i` is not a finite number", a policy whose
+ *                 dimension is not the log's (or mp_bandit_update's checks);
+ *   MP_EIO        the feedback was applied but the sink failed writing its line.
  * *position (may be NULL) gets the item's 1-based position. */
 MP_EXPORT int mp_bandit_feedback(mp_bandit_log *log, mp_bandit *b, const char *event_id, const char *item,
                                  double reward, double now, uint32_t *position, mp_error *err);

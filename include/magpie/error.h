@@ -35,7 +35,10 @@ extern "C" {
     X(ERANGE, -9, "value out of range")                                                                               \
     X(EEMPTY, -10, "no data")                                                                                         \
     X(EVERSION, -11, "version mismatch")                                                                              \
-    X(EINTERRUPTED, -12, "interrupted")
+    X(EINTERRUPTED, -12, "interrupted")                                                                               \
+    X(ECONFLICT, -13, "conflicts with what was already recorded")                                                     \
+    X(EEXPIRED, -14, "no longer held (expired or evicted)")                                                           \
+    X(ENOTMEMBER, -15, "not part of the record it refers to")
 
 typedef enum {
 #define MP_ERR_ENUM_(name, value, text) MP_##name = value,

@@ -133,6 +133,12 @@ typedef struct mp_live_query {
     const char *text;             /* a search query or profile text ("running shoes", "女 30岁 跑步") for a user
                                      with little or no history, or NULL; see mp_live_recommend */
     size_t text_len;
+    /* Serving decisions (magpie/explore.h): exploration, shopper protection, A/B variants. NULL: the model's
+     * ranking as is. */
+    struct mp_explore *explore;                  /* borrowed for the call */
+    const struct mp_explore_request *explore_req; /* this request's policy, price bounds and time; may be NULL */
+    struct mp_explore_slate *slate;              /* required with explore: what was served (see mp_live_recommend);
+                                                    free with mp_explore_slate_free, also after an error */
 } mp_live_query;
 
 /* Recommendations for a user (q->user) or an anonymous session (q->user NULL, q->session). A user id the store
@@ -147,7 +153,16 @@ typedef struct mp_live_query {
  * Text (q->text): passed to the model with its embedding (mp_user_ctx.text; content-aware models use it). A
  * context without history whose model cannot rank it is then served by search over the catalog (the ranking of
  * mp_live_search, model "search", reasons "matches your interest in ‘running shoes’") before popular items; a user
- * id the store does not know is then served as an anonymous session instead of MP_ENOTFOUND. */
+ * id the store does not know is then served as an anonymous session instead of MP_ENOTFOUND.
+ * Explore (q->explore): when mp_explore_wants(q->explore, q->explore_req), the model's best
+ * mp_explore_pool(explore, n) items are ranked as above and mp_explore_serve chooses n of them for q->user (or
+ * the anonymous session): the served ones come first in out (out->n counts every candidate; q->slate->k are
+ * served, with their propensities and the event id feedback refers to), q->slate->active = 1. Otherwise the list
+ * is the model's and q->slate->active = 0. Call only after the live recommender was attached to the explore state
+ * (mp_explore_attach) if its features should be used.
+ * Possible errors: MP_EINVAL (n == 0, a text that is not UTF-8 "field `q`: ...", a bad explore_req->policy
+ * "policy: ...", with q->slate->bad_field = "policy"), MP_ENOTFOUND (an unknown user, see above), MP_ENOMEM,
+ * MP_ESTORE. */
 MP_EXPORT int mp_live_recommend(mp_live *l, const mp_live_query *q, mp_live_list *out, size_t *n_unknown_session,
                                 mp_error *err);
 /* Items similar to `item`, available ones only, never the item itself: for an indexed model, candidates by inner

@@ -208,13 +208,13 @@ int mp_bandit_feedback(mp_bandit_log *l, mp_bandit *b, const char *event_id, con
         e = &l->ring[(seq - 1) % l->cap];
         if (e->seq != seq) {
             if (seq + l->cap <= l->last_seq)
-                rc = mp_error_set(err, MP_ENOTFOUND,
+                rc = mp_error_set(err, MP_EEXPIRED,
                                   "feedback: event id `%s` was evicted (the log keeps the last %zu events)", event_id,
                                   l->cap);
             else
-                rc = mp_error_set(err, MP_ENOTFOUND, "feedback: event id `%s` expired (ttl %g s)", event_id, l->ttl);
+                rc = mp_error_set(err, MP_EEXPIRED, "feedback: event id `%s` expired (ttl %g s)", event_id, l->ttl);
         } else if (now - e->t > l->ttl) {
-            rc = mp_error_set(err, MP_ENOTFOUND, "feedback: event id `%s` expired: served %.0f s ago, ttl %g s",
+            rc = mp_error_set(err, MP_EEXPIRED, "feedback: event id `%s` expired: served %.0f s ago, ttl %g s",
                               event_id, now - e->t, l->ttl);
         }
     }
@@ -232,10 +232,10 @@ int mp_bandit_feedback(mp_bandit_log *l, mp_bandit *b, const char *event_id, con
             for (uint32_t i = 0; i < e->k && n + 8 < sizeof shown; i++)
                 n += (size_t)snprintf(shown + n, sizeof shown - n, "%s%s", i ? ", " : "", e->items[i].label);
             if (n >= sizeof shown) memcpy(shown + sizeof shown - 4, "...", 4);
-            rc = mp_error_set(err, MP_ENOTFOUND, "feedback: item `%s` was not in event `%s` (shown: %s)", item,
+            rc = mp_error_set(err, MP_ENOTMEMBER, "feedback: item `%s` was not in event `%s` (shown: %s)", item,
                               event_id, shown);
         } else if (e->items[pos].done) {
-            rc = mp_error_set(err, MP_EINVAL, "feedback: event `%s` item `%s` already has feedback", event_id, item);
+            rc = mp_error_set(err, MP_ECONFLICT, "feedback: event `%s` item `%s` already has feedback", event_id, item);
         }
     }
     if (rc == MP_OK && b) {

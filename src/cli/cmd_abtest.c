@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "magpie/abtest.h"
 #include "magpie/buf.h"
+#include "magpie/explore.h"
 #include "magpie/strmap.h"
 
 static void usage(FILE *f) {

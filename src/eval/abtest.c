@@ -1,12 +1,11 @@
-/* src/eval/abtest.c: two-proportion comparisons, sample sizes, A/A simulation and hashed variant assignment
- * (formulas in include/magpie/abtest.h). */
+/* src/eval/abtest.c: two-proportion comparisons, sample sizes and A/A simulation (formulas in
+ * include/magpie/abtest.h). Variant assignment lives beside the A/B state, in the live module (src/live/abtest.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "magpie/abtest.h"
 #include "magpie/rng.h"
-#include "magpie/strmap.h"
 
 double mp_norm_cdf(double x) {
     return 0.5 * erfc(-x / sqrt(2.0));
@@ -185,33 +184,4 @@ int mp_abtest_aa_simulate(double rate, uint64_t n_per_arm, uint32_t n_sims, doub
     }
     *false_positive_rate = (double)hits / (double)n_sims;
     return MP_OK;
-}
-
-int mp_abtest_assign(const char *user_id, const char *salt, const double *weights, size_t n_variants) {
-    if (!user_id || !weights || n_variants == 0) return -1;
-    double total = 0;
-    for (size_t v = 0; v < n_variants; v++) {
-        if (!(weights[v] >= 0) || !isfinite(weights[v])) return -1;
-        total += weights[v];
-    }
-    if (!(total > 0)) return -1;
-    if (!salt) salt = "";
-    size_t ls = strlen(salt), lu = strlen(user_id);
-    char stackbuf[256];
-    char *buf = ls + lu + 1 <= sizeof stackbuf ? stackbuf : malloc(ls + lu + 1);
-    if (!buf) return -1;
-    memcpy(buf, salt, ls);
-    buf[ls] = 0;
-    memcpy(buf + ls + 1, user_id, lu);
-    uint64_t h = mp_hash_bytes(buf, ls + lu + 1);
-    if (buf != stackbuf) free(buf);
-    double u = (double)(h >> 11) * (1.0 / 9007199254740992.0);
-    double acc = 0;
-    for (size_t v = 0; v < n_variants; v++) {
-        acc += weights[v] / total;
-        if (u < acc && weights[v] > 0) return (int)v;
-    }
-    for (size_t v = n_variants; v-- > 0;)
-        if (weights[v] > 0) return (int)v;
-    return -1;
 }

@@ -26,34 +26,10 @@ void mp_live_opts_default(mp_live_opts *o) {
     o->embed_missing = 1;
 }
 
-int64_t live_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int live_grow(void **p, size_t *cap, size_t n, size_t elem) {
-    if (n <= *cap && *p) return MP_OK;
-    size_t c = *cap ? *cap : 16;
-    while (c < n) c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q) return MP_ENOMEM;
-    *p = q;
-    *cap = c;
-    return MP_OK;
-}
-
 static int64_t mono_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-const char *live_id_problem(const char *id, size_t len) {
-    if (!id || len == 0) return "id must not be empty";
-    if (len > MP_MAX_ID_BYTES) return "id is longer than 256 bytes";
-    if (!mp_utf8_valid(id, len, NULL)) return "id is not valid UTF-8";
-    return NULL;
 }
 
 /* ---- scratch pools ---- */
@@ -93,64 +69,6 @@ static void scratch_free(live_scratch *sc) {
     free(sc->tmp.mask);
     free(sc->tmp.items);
     free(sc);
-}
-
-/* ---- model holders ---- */
-
-static live_holder *holder_new(void) {
-    live_holder *h = calloc(1, sizeof *h);
-    if (!h) return NULL;
-    h->refs = 1;
-    pthread_rwlock_init(&h->lock, NULL);
-    pthread_mutex_init(&h->hs_mu, NULL);
-    return h;
-}
-
-static void holder_free(live_holder *h) {
-    if (!h) return;
-    mp_model_destroy(h->model);
-    for (size_t k = 0; k < h->n_hs; k++) mp_hnsw_scratch_destroy(h->hs[k]);
-    free(h->hs);
-    mp_hnsw_destroy(h->index);
-    free(h->info.meta_json);
-    pthread_rwlock_destroy(&h->lock);
-    pthread_mutex_destroy(&h->hs_mu);
-    free(h);
-}
-
-live_holder *live_holder_acquire(mp_live *l) {
-    pthread_mutex_lock(&l->model_mu);
-    live_holder *h = l->cur;
-    h->refs++;
-    pthread_mutex_unlock(&l->model_mu);
-    return h;
-}
-
-void live_holder_release(mp_live *l, live_holder *h) {
-    if (!h) return;
-    pthread_mutex_lock(&l->model_mu);
-    int last = --h->refs == 0;
-    pthread_mutex_unlock(&l->model_mu);
-    if (last) holder_free(h); /* the last reader of a replaced model frees it */
-}
-
-mp_hnsw_scratch *live_hnsw_scratch_get(live_holder *h, mp_error *err) {
-    mp_hnsw_scratch *s = NULL;
-    pthread_mutex_lock(&h->hs_mu);
-    if (h->n_hs) s = h->hs[--h->n_hs];
-    pthread_mutex_unlock(&h->hs_mu);
-    if (!s && mp_hnsw_scratch_create(&s, h->index, err) != MP_OK) return NULL;
-    return s;
-}
-
-void live_hnsw_scratch_put(live_holder *h, mp_hnsw_scratch *s) {
-    pthread_mutex_lock(&h->hs_mu);
-    if (live_grow((void **)&h->hs, &h->cap_hs, h->n_hs + 1, sizeof *h->hs) == MP_OK) {
-        h->hs[h->n_hs++] = s;
-        s = NULL;
-    }
-    pthread_mutex_unlock(&h->hs_mu);
-    mp_hnsw_scratch_destroy(s); /* only when the stack could not grow */
 }
 
 typedef struct file_id {
@@ -291,7 +209,7 @@ static int64_t meta_snapshot_ns(const char *meta, int64_t mtime_ns) {
  * stat'ed before and after loading and loaded again if it changed meanwhile, so info describes what was loaded. */
 static int holder_load(mp_live *l, const char *path, live_holder **out, mp_error *err) {
     *out = NULL;
-    live_holder *h = holder_new();
+    live_holder *h = live_holder_new();
     if (!h) return mp_error_set(err, MP_ENOMEM, "out of memory loading model \"%s\"", path);
     file_id a, b;
     uint64_t checksum = 0;
@@ -362,13 +280,13 @@ static int holder_load(mp_live *l, const char *path, live_holder **out, mp_error
     *out = h;
     return MP_OK;
 fail:
-    holder_free(h);
+    live_holder_free(h);
     return rc;
 }
 
 /* The holder of the built-in live popularity (no model file). */
 static live_holder *holder_builtin(void) {
-    live_holder *h = holder_new();
+    live_holder *h = live_holder_new();
     if (!h) return NULL;
     snprintf(h->info.name, sizeof h->info.name, "pop");
     h->info.loaded_at = (int64_t)time(NULL);
@@ -426,13 +344,13 @@ int mp_live_reload(mp_live *l, const char *path, mp_error *err) {
     pthread_mutex_unlock(&l->write_mu);
     if (rc) {
         rc = mp_error_set(err, MP_ENOMEM, "live: out of memory reloading \"%s\"", p);
-        holder_free(h);
+        live_holder_free(h);
         goto out;
     }
     rc = holder_catch_up(h, ev, n_ev, err);
     free(ev);
     if (rc) {
-        holder_free(h);
+        live_holder_free(h);
         goto out;
     }
     pthread_mutex_lock(&l->write_mu);
@@ -445,7 +363,7 @@ int mp_live_reload(mp_live *l, const char *path, mp_error *err) {
     if (rc == MP_OK) live_text_model_catch_up(l, h->model, h->n_items_trained); /* items added since training */
     if (rc) {
         pthread_mutex_unlock(&l->write_mu);
-        holder_free(h);
+        live_holder_free(h);
         goto out;
     }
     h->info.version = l->next_version++;

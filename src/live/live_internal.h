@@ -1,5 +1,8 @@
 /* src/live/live_internal.h: the state of a live recommender (include/magpie/live.h) shared by its files:
- *   live.c     open / close, the model holder (load, index, reload, swap), info and stats, scratch pools
+ *   live.c     open / close, loading model holders (load, index, reload with catch-up, swap), info and stats,
+ *              scratch pools
+ *   holder.c   a holder's life: creation, reference count (acquire / release, the last one frees), HNSW scratches
+ *   util.c     leaf helpers touching no live state: the clock, array growth, id checks
  *   write.c    events, items, users, availability, forgetting
  *   read.c     recommend, similar, popular, history
  *   catalog.c  category matching, cached category filters, the live popularity counters
@@ -7,7 +10,14 @@
  *   text.c     the catalog's text: search index, item embeddings (cache, background embedder), search,
  *              new items for content-aware models
  *   search.c   the search ranking (magpie/search.h; no live state)
- * Not a public header.
+ *   explore.c  serving decisions over candidate lists (magpie/explore.h, an mp_explore beside an mp_live):
+ *              exploration policies, event logs and feedback, shopper protection, per-variant counters, learned
+ *              policies on disk
+ *   abtest.c   the A/B part of an mp_explore: hashed assignment, variant specs, per-variant user sets
+ * No two object files reference each other's symbols, directly or through a loop: calls go down the order
+ *   read.c -> explore.c -> abtest.c, features.c -> holder.c -> util.c
+ *   read.c, write.c -> live.c -> catalog.c -> text.c -> search.c, holder.c -> util.c
+ * (a file may skip levels; none calls back up: checked with nm over the objects of src/live). Not a public header.
  *
  * Locks (always taken in this order; none is held while waiting for an earlier one):
  *   reload_mu  serialises reloads (held for a whole reload, including the load and the index build).
@@ -23,7 +33,20 @@
  *   model_mu   guards the current-holder pointer and holders' reference counts (held for a few instructions).
  *   filter_mu, pool_mu, holder->hs_mu  leaf mutexes of the filter cache and the scratch pools.
  * Readers: cat (read) -> model_mu (acquire the holder) -> holder->lock (read). Writers: write_mu -> cat (write),
- * released -> holder->lock (write). */
+ * released -> holder->lock (write).
+ *
+ * An mp_explore (explore.c, abtest.c) has its own locks, all taken before any of mp_live's above and never while
+ * one of those is held (mp_live_recommend calls mp_explore_serve after releasing cat; explore calls into the live
+ * instance only through mp_live_item_features / mp_live_feature_source):
+ *   x->mu      rwlock: write side for attach (which replaces variants' policies and logs), read side for every
+ *              other call for its whole length (serve, feedback, observe, stats, users_each, dim, save).
+ *   x->save_mu one save to state_dir at a time (taken under x->mu's read side, or alone at destroy).
+ *   then the bandit module's own leaf mutexes (a policy's, an event log's, the shopper table's); an event log
+ *   calls its sink under its mutex, and the sink takes
+ *   x->log_mu  the serving-log FILE (leaf).
+ *   users.mu   each variant's A/B user set (leaf; mp_explore_users_each runs its callback under it).
+ * explore: x->mu (read) -> [cat (read) -> model_mu -> holder->lock (read), via mp_live_item_features, released]
+ *   -> save_mu -> bandit locks -> log_mu; users.mu alone. */
 #ifndef MAGPIE_LIVE_INTERNAL_H
 #define MAGPIE_LIVE_INTERNAL_H
 
@@ -35,6 +58,7 @@
 #include "magpie/ann.h"
 #include "magpie/dataset.h"
 #include "magpie/encoder.h"
+#include "magpie/explore.h"
 #include "magpie/search.h"
 #include "magpie/textindex.h"
 #include "magpie/live.h"
@@ -225,18 +249,29 @@ struct mp_live {
     live_scratch *pool;
 };
 
-/* ---- live.c ---- */
+/* ---- util.c ---- */
+/* Wall clock, nanoseconds. */
 int64_t live_now_ns(void);
-live_scratch *live_scratch_get(mp_live *l);
-void live_scratch_put(mp_live *l, live_scratch *sc);
 /* Grows a scratch array to hold n elements of size elem (contents kept). MP_OK or MP_ENOMEM. */
 int live_grow(void **p, size_t *cap, size_t n, size_t elem);
+/* Validates an external id (non-empty, at most MP_MAX_ID_BYTES, valid UTF-8). NULL if fine, else the reason. */
+const char *live_id_problem(const char *id, size_t len);
+
+/* ---- holder.c ---- */
+/* An empty holder with one reference (the caller's), or NULL (out of memory). */
+live_holder *live_holder_new(void);
+/* Frees h and everything it owns (no reference may remain). NULL: no-op. */
+void live_holder_free(live_holder *h);
+/* The current holder with one more reference (model_mu). */
 live_holder *live_holder_acquire(mp_live *l);
+/* Drops a reference; the last one frees the holder. NULL: no-op. */
 void live_holder_release(mp_live *l, live_holder *h);
 mp_hnsw_scratch *live_hnsw_scratch_get(live_holder *h, mp_error *err);
 void live_hnsw_scratch_put(live_holder *h, mp_hnsw_scratch *s);
-/* Validates an external id (non-empty, at most MP_MAX_ID_BYTES, valid UTF-8). NULL if fine, else the reason. */
-const char *live_id_problem(const char *id, size_t len);
+
+/* ---- live.c ---- */
+live_scratch *live_scratch_get(mp_live *l);
+void live_scratch_put(mp_live *l, live_scratch *sc);
 
 /* ---- catalog.c (callers hold cat: read side for lookups, write side for changes) ---- */
 /* Grows every per-item array (titles, categories, availability, popularity, filter masks) to hold n items. */
@@ -299,6 +334,45 @@ float *live_text_embed_query(mp_live *l, const char *text, size_t len, uint32_t 
 void live_text_catalog(mp_live *l, mp_search_catalog *c, const uint8_t *allow);
 /* "‘running’, ‘shoes’" runs of q found in item's text (see search.c); 0 when nothing matched. */
 int live_search_runs(const mp_search_catalog *c, uint32_t item, const char *q, size_t len, char *buf, size_t cap);
+
+/* ---- abtest.c (an mp_explore's A/B state; callers hold x->mu's read side) ---- */
+/* One variant of a spec. */
+typedef struct live_ab_variant {
+    char name[MP_EXPLORE_NAME_MAX];
+    double weight;
+    mp_bandit_opts opts; /* parsed from its POLICY */
+} live_ab_variant;
+/* Parses variants ("NAME:WEIGHT:POLICY;...") into out[MP_EXPLORE_MAX_VARIANTS] (*n of them) or, when variants is
+ * NULL or empty, the single variant "default" with `policy` (NULL: greedy). MP_EINVAL; *option (may be NULL) gets
+ * "variants" or "policy", the message does not repeat it. */
+int live_ab_parse(const char *variants, const char *policy, live_ab_variant *out, size_t *n, const char **option,
+                  mp_error *err);
+
+/* One user a variant served. */
+typedef struct live_abuser {
+    uint64_t key; /* live_ab_user_key of the user id (0: empty slot) */
+    uint32_t purchases;
+    uint8_t converted;
+} live_abuser;
+/* The users a variant served: an open-addressing set (load < 3/4), at most max of them. */
+typedef struct live_abusers {
+    pthread_mutex_t mu;  /* guards everything below (leaf) */
+    live_abuser *slot;   /* [cap], cap a power of two or 0; owned */
+    size_t cap, n, max;
+    uint64_t converted;  /* users with converted = 1 */
+    uint64_t untracked;  /* exposures of users beyond max */
+} live_abusers;
+/* 64-bit hash of a user id, never 0. */
+uint64_t live_ab_user_key(const char *user);
+void live_abusers_init(live_abusers *u, size_t max);
+void live_abusers_free(live_abusers *u);
+enum { LIVE_AB_SERVED, LIVE_AB_CONVERTED, LIVE_AB_PURCHASE };
+/* Records an exposure (LIVE_AB_SERVED: the user is added when there is room), a conversion or a purchase (these
+ * count only for a user already in the set). 1 when the user is (now) in the set. */
+int live_abusers_note(live_abusers *u, const char *user, int what);
+void live_abusers_counts(live_abusers *u, uint64_t *users, uint64_t *converted, uint64_t *untracked);
+/* fn over every user (under u->mu); stops at and returns fn's first nonzero return. */
+int live_abusers_each(live_abusers *u, const char *variant, mp_explore_user_fn fn, void *ctx);
 
 /* 1 when v is in the ascending array a[0..n) (binary search). */
 static inline int live_in_sorted(const uint32_t *a, size_t n, uint32_t v) {

@@ -427,8 +427,9 @@ out:
     return rc;
 }
 
-int mp_live_recommend(mp_live *l, const mp_live_query *q, mp_live_list *out, size_t *n_unknown_session,
-                      mp_error *err) {
+/* mp_live_recommend without the explore step. */
+static int recommend_model(mp_live *l, const mp_live_query *q, mp_live_list *out, size_t *n_unknown_session,
+                           mp_error *err) {
     memset(out, 0, sizeof *out);
     if (n_unknown_session) *n_unknown_session = 0;
     if (!q || q->n == 0) return mp_error_set(err, MP_EINVAL, "live: recommend: n must be at least 1");
@@ -463,6 +464,24 @@ int mp_live_recommend(mp_live *l, const mp_live_query *q, mp_live_list *out, siz
     live_scratch_put(l, sc);
     free(qv);
     free(profile);
+    if (rc) mp_live_list_free(out);
+    return rc;
+}
+
+int mp_live_recommend(mp_live *l, const mp_live_query *q, mp_live_list *out, size_t *n_unknown_session,
+                      mp_error *err) {
+    if (q && q->slate) memset(q->slate, 0, sizeof *q->slate);
+    if (!q || !q->explore || !mp_explore_wants(q->explore, q->explore_req))
+        return recommend_model(l, q, out, n_unknown_session, err);
+    if (!q->slate) {
+        memset(out, 0, sizeof *out);
+        return mp_error_set(err, MP_EINVAL, "live: recommend: an explore state needs a slate for its answer");
+    }
+    mp_live_query qp = *q;
+    qp.n = mp_explore_pool(q->explore, q->n); /* the policy serves n of the model's best n * pool */
+    int rc = recommend_model(l, &qp, out, n_unknown_session, err);
+    if (rc == MP_OK)
+        rc = mp_explore_serve(q->explore, q->user, q->user_len, q->explore_req, out, q->n, q->slate, err);
     if (rc) mp_live_list_free(out);
     return rc;
 }

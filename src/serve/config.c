@@ -2,11 +2,11 @@
  * MP_SERVE_SETTINGS table; this file turns that table into a descriptor array (field offsets, types) and all the
  * parsing, help and printing work from it. */
 #include "serve/config.h"
-#include "serve/banditsrv.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -690,11 +690,88 @@ int mp_serve_config_validate(const mp_serve_config *c, mp_error *err) {
         return mp_error_set(err, MP_EINVAL,
                             "setting `retrain_every`: a scheduled retrain needs `model` (the file it writes and the "
                             "server reloads)");
-    int brc = mp_serve_bandit_check_config(c, err);
+    mp_explore_opts xo;
+    int brc = mp_serve_config_explore_opts(c, &xo, err);
     if (brc) return brc;
     if (c->retrain_args[0] && c->retrain_every == 0)
         return mp_error_set(err, MP_EINVAL, "setting `retrain_args` is given but `retrain_every` is 0 (never)");
     return MP_OK;
+}
+
+/* ---- exploration settings -> the live module's explore options ------------------------------------------------ */
+
+static int parse_float(const char *s, double lo, double hi, double *out) {
+    char *e;
+    errno = 0;
+    double v = strtod(s, &e);
+    if (e == s || *e || errno || !isfinite(v) || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+int mp_serve_parse_price(const char *s, double *out) {
+    if (!s || !*s) {
+        *out = NAN;
+        return 0;
+    }
+    return parse_float(s, 0, 1e300, out);
+}
+
+int mp_serve_config_explore_opts(const mp_serve_config *c, mp_explore_opts *o, mp_error *err) {
+    mp_explore_opts_default(o);
+    o->policy = c->bandit;
+    o->variants = c->ab_variants;
+    o->salt = c->ab_salt;
+    o->log_path = c->bandit_log;
+    o->state_dir = c->bandit_state;
+    o->save_every = (double)c->bandit_save_every / 1000.0;
+    o->ttl = (double)c->bandit_ttl / 1000.0;
+    o->capacity = (size_t)c->bandit_capacity;
+    o->pool = (uint32_t)c->bandit_pool;
+    o->shopper_users = (size_t)c->shopper_users;
+    o->ab_users = (size_t)c->ab_users;
+    mp_protect_opts *p = &o->protect;
+    if (parse_float(c->fatigue_weight, 0, 1e9, &p->fatigue_weight))
+        return mp_error_set(err, MP_EINVAL, "setting `fatigue_weight`: \"%s\" is not a number >= 0", c->fatigue_weight);
+    if (parse_float(c->mmr_lambda, 0, 1, &p->mmr_lambda))
+        return mp_error_set(err, MP_EINVAL, "setting `mmr_lambda`: \"%s\" is not a number in [0, 1]", c->mmr_lambda);
+    if (parse_float(c->novelty_weight, 0, 1e9, &p->novelty_weight))
+        return mp_error_set(err, MP_EINVAL, "setting `novelty_weight`: \"%s\" is not a number >= 0", c->novelty_weight);
+    if (c->fatigue_half_life <= 0)
+        return mp_error_set(err, MP_EINVAL, "setting `fatigue_half_life`: must be positive (e.g. 1h)");
+    if (c->cap_window <= 0) return mp_error_set(err, MP_EINVAL, "setting `cap_window`: must be positive (e.g. 24h)");
+    p->fatigue_half_life = (double)c->fatigue_half_life / 1000.0;
+    p->item_cap = (uint32_t)c->item_cap;
+    p->category_cap = (uint32_t)c->category_cap;
+    p->item_window = p->category_window = (double)c->cap_window / 1000.0;
+    if (c->bandit_ttl <= 0) return mp_error_set(err, MP_EINVAL, "setting `bandit_ttl`: must be positive (e.g. 1h)");
+    if (mp_serve_parse_price(c->price_min, &p->price_min))
+        return mp_error_set(err, MP_EINVAL, "setting `price_min`: \"%s\" is not a price (a number >= 0)", c->price_min);
+    if (mp_serve_parse_price(c->price_max, &p->price_max))
+        return mp_error_set(err, MP_EINVAL, "setting `price_max`: \"%s\" is not a price (a number >= 0)", c->price_max);
+    if (p->price_min > p->price_max)
+        return mp_error_set(err, MP_EINVAL, "settings `price_min` %g and `price_max` %g: empty range", p->price_min,
+                            p->price_max);
+    if (mp_live_feat_source_parse(c->bandit_features, &o->features, err) != MP_OK)
+        return mp_error_set(err, MP_EINVAL, "setting `bandit_features`: %s", err->msg);
+    /* the specs and the remaining ranges are the live module's to check; name our setting for its option */
+    static const char *const names[][2] = {
+        {"policy", "bandit"},           {"variants", "ab_variants"},     {"ttl", "bandit_ttl"},
+        {"capacity", "bandit_capacity"}, {"pool", "bandit_pool"},         {"shopper_users", "shopper_users"},
+        {"price_min", "price_min"},      {"price_max", "price_max"},     {"features", "bandit_features"},
+        {"protect.fatigue_weight", "fatigue_weight"}, {"protect.mmr_lambda", "mmr_lambda"},
+        {"protect.novelty_weight", "novelty_weight"}, {"protect.fatigue_half_life", "fatigue_half_life"},
+        {"protect.item_window", "cap_window"},        {"protect.category_window", "cap_window"},
+    };
+    const char *option = NULL;
+    mp_error xerr;
+    mp_error_clear(&xerr);
+    int rc = mp_explore_opts_check(o, &option, &xerr);
+    if (rc == MP_OK) return MP_OK;
+    const char *key = option ? option : "bandit";
+    for (size_t i = 0; option && i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(names[i][0], option)) key = names[i][1];
+    return mp_error_set(err, rc, "setting `%s`: %s", key, xerr.msg);
 }
 
 /* ---- help and printing --------------------------------------------------------------------------------------- */

@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #include "magpie/error.h"
+#include "magpie/explore.h"
 
 /* X(field, type, key, default text, help). type: STR, INT (int64 with range), SIZE (bytes: 1048576, 1m, 64k),
  * BOOL (true/false/1/0/yes/no/on/off), KEYS (comma list), DUR (seconds: 30, 500ms, 2s, 5m, 1h; stored in ms).
@@ -84,8 +85,8 @@ typedef struct mp_serve_config {
     char *db, *model, *listen, *retrain_args, *ann, *encoder;
     int64_t port, threads, max_n, max_batch, max_connections, ann_min_items, ann_m, ann_ef_construction,
         ann_ef_search;
-    /* bandit re-ranking, shopper protection and A/B variants (src/serve/banditsrv.h); floats kept as text and
-     * checked by mp_serve_config_validate */
+    /* bandit re-ranking, shopper protection and A/B variants (magpie/explore.h via mp_serve_config_explore_opts);
+     * floats kept as text and checked by mp_serve_config_validate */
     char *bandit, *bandit_log, *fatigue_weight, *mmr_lambda, *novelty_weight, *ab_variants, *ab_salt;
     char *bandit_features, *bandit_state, *price_min, *price_max;
     int64_t bandit_capacity, bandit_pool, item_cap, category_cap, shopper_users, ab_users;
@@ -127,6 +128,19 @@ MP_EXPORT void mp_serve_config_print(const mp_serve_config *c, FILE *f);
 MP_EXPORT const char *mp_serve_config_key_of_flag(const char *flag);
 /* 1 if `key` names a BOOL setting (so a flag may stand alone: `--access-log` means true), else 0. */
 MP_EXPORT int mp_serve_config_is_bool(const char *key);
+
+/* The exploration settings (bandit*, fatigue_*, item_cap, category_cap, cap_window, mmr_lambda, novelty_weight,
+ * shopper_users, price_min, price_max, ab_*) as the live module's explore options (magpie/explore.h). The strings
+ * in *o are borrowed from c; seed and warn are left at their defaults for the caller. MP_EINVAL naming the setting
+ * ("setting `ab_variants`: variant `a` is named twice"). Called by mp_serve_config_validate. */
+MP_EXPORT int mp_serve_config_explore_opts(const mp_serve_config *c, mp_explore_opts *o, mp_error *err);
+
+/* Per-request business rules (NAN: the config's price_min / price_max). */
+typedef struct mp_serve_rules {
+    double price_min, price_max;
+} mp_serve_rules;
+/* Parses a price bound ("" or NULL -> NAN; else a finite number >= 0). -1 when malformed. */
+int mp_serve_parse_price(const char *s, double *out);
 
 /* Constant-time comparison of a presented key with a configured one: the time depends only on the length of the
  * presented key, never on where the first difference is or on the configured key. 1 if equal, else 0. An empty

@@ -11,7 +11,7 @@
 #include "magpie/encoder.h"
 #include "magpie/json.h"
 #include "serve/assets.h"
-#include "serve/banditsrv.h"
+#include "serve/explorejson.h"
 #include "serve/decode.h"
 #include "serve/handlers.h"
 #include "serve/http_internal.h"
@@ -21,7 +21,7 @@
  * Handlers */
 
 
-static void write_list_items(jbuf *b, const mp_live_list *l, int with_reason, const mp_serve_slate *sl) {
+static void write_list_items(jbuf *b, const mp_live_list *l, int with_reason, const mp_explore_slate *sl) {
     jb_cstr(b, "\"items\":[");
     size_t n = sl ? sl->k : l->n;
     for (size_t i = 0; i < n; i++) {
@@ -50,7 +50,7 @@ static void write_list_items(jbuf *b, const mp_live_list *l, int with_reason, co
 }
 
 static enum MHD_Result answer_list(hctx *h, const char *user, size_t user_len, const mp_live_list *l, int explain,
-                                   long unknown_session, const mp_serve_slate *sl) {
+                                   long unknown_session, const mp_explore_slate *sl) {
     jbuf b;
     jb_init(&b);
     jb_cstr(&b, "{\"user\":");
@@ -98,43 +98,31 @@ static double mono_seconds(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Recommends for q and answers: through the bandit layer (banditsrv.h) when it is enabled or policy_spec is given
+/* Recommends for q and answers: through the explore state (magpie/explore.h) when it is active for this request
  * (the model's top n * bandit_pool candidates, of which the policy serves n), else the model's list as is. */
 static enum MHD_Result recommend_and_answer(hctx *h, mp_live_query *q, const char *user, size_t user_len,
                                             const char *policy_spec, const mp_serve_rules *rules, int session) {
     if (rules->price_min > rules->price_max) /* both given (a comparison with NAN is false) */
         return http_send_error(h->c, h->r, 400, NULL, "price_min", "price_min %g is above price_max %g",
                                rules->price_min, rules->price_max);
-    mp_serve_bandit *sb = h->srv->bandit;
-    int use_bandit = sb && (policy_spec || mp_serve_bandit_enabled(sb) || !isnan(rules->price_min) ||
-                            !isnan(rules->price_max));
-    size_t want = q->n;
-    if (use_bandit) {
-        size_t pool = want * (size_t)h->srv->cfg->bandit_pool;
-        q->n = pool > want ? pool : want;
-    }
+    mp_explore_request xr = {policy_spec, rules->price_min, rules->price_max, mono_seconds()};
+    mp_explore_slate sl;
+    q->explore = h->srv->explore;
+    q->explore_req = &xr;
+    q->slate = &sl;
     mp_live_list l = {0};
     mp_error err;
     mp_error_clear(&err);
     size_t unknown = 0;
-    enum MHD_Result rc;
     if (mp_live_recommend(h->live, q, &l, session ? &unknown : NULL, &err) != MP_OK) {
+        const char *field = sl.bad_field ? sl.bad_field : !session && err.code == MP_ENOTFOUND ? "user" : NULL;
+        mp_explore_slate_free(&sl);
         mp_live_list_free(&l);
-        return http_send_mp_error(h->c, h->r, &err, !session && err.code == MP_ENOTFOUND ? "user" : NULL);
+        return http_send_mp_error(h->c, h->r, &err, field);
     }
-    if (!use_bandit) {
-        rc = answer_list(h, user, user_len, &l, q->explain, session ? (long)unknown : -1, NULL);
-        mp_live_list_free(&l);
-        return rc;
-    }
-    mp_serve_slate sl;
-    if (mp_serve_bandit_serve(sb, user, user_len, policy_spec, rules, &l, want, mono_seconds(), &sl, &err) != MP_OK) {
-        mp_live_list_free(&l);
-        if (err.code == MP_EINVAL) return http_send_error(h->c, h->r, 400, NULL, "policy", "policy: %s", err.msg);
-        return http_send_mp_error(h->c, h->r, &err, NULL);
-    }
-    rc = answer_list(h, user, user_len, &l, q->explain, session ? (long)unknown : -1, &sl);
-    free(sl.propensity);
+    enum MHD_Result rc = answer_list(h, user, user_len, &l, q->explain, session ? (long)unknown : -1,
+                                     sl.active ? &sl : NULL);
+    mp_explore_slate_free(&sl);
     mp_live_list_free(&l);
     return rc;
 }
@@ -579,7 +567,7 @@ enum MHD_Result handle_events(hctx *h) {
     mp_error err;
     mp_error_clear(&err);
     int rc = mp_live_add_events(h->live, ev, d.n, &res, &err);
-    if (rc == MP_OK) mp_serve_bandit_observe(h->srv->bandit, ev, d.n, mono_seconds());
+    if (rc == MP_OK) mp_explore_observe(h->srv->explore, ev, d.n, mono_seconds());
     free(ev);
     mp_decoded_free(&d);
     if (rc != MP_OK) return http_send_mp_error(h->c, h->r, &err, NULL);
@@ -762,7 +750,7 @@ enum MHD_Result handle_stats(hctx *h) {
     uint32_t dim = 0;
     mp_live_embedding_stats(h->live, &n_emb, &dim);
     jb_printf(&b, ",\"items_embedded\":%llu,\"embedding_dim\":%u", (unsigned long long)n_emb, (unsigned)dim);
-    mp_serve_bandit_stats_json(h->srv->bandit, &b);
+    mp_serve_explore_stats_json(h->srv->explore, &b);
     jb_raw(&b, "}", 1);
     return http_send_json(h->c, h->r, 200, &b);
 }
@@ -778,7 +766,7 @@ enum MHD_Result handle_metrics(hctx *h) {
     jb_init(&b);
     jb_raw(&b, text, len);
     free(text);
-    mp_serve_bandit_metrics(h->srv->bandit, &b);
+    mp_serve_explore_metrics(h->srv->explore, &b);
     if (!jb_ok(&b)) {
         jb_free(&b);
         return http_send_error(h->c, h->r, 500, NULL, NULL, "out of memory rendering /metrics");
@@ -827,8 +815,8 @@ enum MHD_Result handle_abtest(hctx *h) {
         return http_send_error(h->c, h->r, 400, NULL, "format", "query parameter `format` must be json or csv");
     jbuf b;
     jb_init(&b);
-    if (csv) mp_serve_bandit_abtest_csv(h->srv->bandit, &b);
-    else mp_serve_bandit_abtest_json(h->srv->bandit, &b);
+    if (csv) mp_serve_explore_abtest_csv(h->srv->explore, &b);
+    else mp_serve_explore_abtest_json(h->srv->explore, &b);
     if (!jb_ok(&b)) {
         jb_free(&b);
         return http_send_error(h->c, h->r, 500, NULL, NULL, "out of memory rendering /v1/abtest");
@@ -839,7 +827,7 @@ enum MHD_Result handle_abtest(hctx *h) {
     return http_send_text(h->c, h->r, 200, "text/csv; charset=utf-8", text, len, 1);
 }
 
-/* POST /v1/feedback {"event_id": "...", "item": "...", "reward": 1}: a reward for one served item (banditsrv.h). */
+/* POST /v1/feedback {"event_id": "...", "item": "...", "reward": 1}: a reward for one served item (explore.h). */
 typedef struct feedback_body {
     char event_id[128], item[MP_MAX_ID_BYTES + 1];
     double reward;
@@ -872,12 +860,11 @@ enum MHD_Result handle_feedback(hctx *h) {
     mp_error err;
     mp_error_clear(&err);
     const char *variant = NULL;
-    if (mp_serve_bandit_feedback(h->srv->bandit, event_id, item, reward, mono_seconds(), &variant, &err) != MP_OK) {
-        if (err.code == MP_ENOTFOUND && strstr(err.msg, "was not in event"))
-            return http_send_error(h->c, r, 422, NULL, "item", "%s", err.msg);
-        if (err.code == MP_ENOTFOUND) return http_send_error(h->c, r, 404, NULL, "event_id", "%s", err.msg);
-        if (err.code == MP_EINVAL && strstr(err.msg, "already has feedback"))
-            return http_send_error(h->c, r, 409, "conflict", "item", "%s", err.msg);
+    if (mp_explore_feedback(h->srv->explore, event_id, item, reward, mono_seconds(), &variant, &err) != MP_OK) {
+        if (err.code == MP_ENOTMEMBER) return http_send_error(h->c, r, 422, NULL, "item", "%s", err.msg);
+        if (err.code == MP_ENOTFOUND || err.code == MP_EEXPIRED)
+            return http_send_error(h->c, r, 404, NULL, "event_id", "%s", err.msg);
+        if (err.code == MP_ECONFLICT) return http_send_error(h->c, r, 409, "conflict", "item", "%s", err.msg);
         if (err.code == MP_EINVAL) return http_send_error(h->c, r, 422, NULL, "reward", "%s", err.msg);
         return http_send_mp_error(h->c, r, &err, NULL);
     }

@@ -35,7 +35,7 @@ struct mp_server {
     struct MHD_Daemon *daemon;
     _Atomic(mp_live *) live;
     mp_metrics *metrics;
-    struct mp_serve_bandit *bandit; /* exploration, feedback, protection, A/B (banditsrv.h) */
+    struct mp_explore *explore; /* exploration, feedback, protection, A/B (the live module's magpie/explore.h) */
     uint16_t port;
     time_t started;
     atomic_int open_connections;

@@ -55,6 +55,7 @@ static const char *code_of_status(int status) {
     case 404: return "not_found";
     case 405: return "method_not_allowed";
     case 408: return "timeout";
+    case 409: return "conflict";
     case 413: return "payload_too_large";
     case 415: return "unsupported_media_type";
     case 422: return "unprocessable";
@@ -93,7 +94,10 @@ enum MHD_Result http_send_error(struct MHD_Connection *c, req *r, int status, co
 enum MHD_Result http_send_mp_error(struct MHD_Connection *c, req *r, const mp_error *err, const char *field) {
     int status;
     switch (err->code) {
-    case MP_ENOTFOUND: status = 404; break;
+    case MP_ENOTFOUND:
+    case MP_EEXPIRED: status = 404; break;
+    case MP_ECONFLICT: status = 409; break;
+    case MP_ENOTMEMBER: status = 422; break;
     case MP_EINVAL:
     case MP_ERANGE: status = 400; break;
     case MP_EBADREC: status = 422; break;

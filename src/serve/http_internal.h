@@ -37,7 +37,9 @@ void http_error_object(jbuf *b, int status, const char *code, const char *messag
 /* Queues {"error":{...}} with a printf message. */
 enum MHD_Result http_send_error(struct MHD_Connection *c, req *r, int status, const char *code, const char *field,
                                 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-/* Maps a library error to its status (404 / 400 / 422 / 500); field NULL: read from the message. */
+/* Maps a library error to its status by the code alone (MP_ENOTFOUND, MP_EEXPIRED 404; MP_EINVAL, MP_ERANGE,
+ * MP_EUNSUPPORTED 400; MP_EBADREC, MP_ENOTMEMBER 422; MP_ECONFLICT 409; else 500); field NULL: read from the
+ * message. */
 enum MHD_Result http_send_mp_error(struct MHD_Connection *c, req *r, const mp_error *err, const char *field);
 
 /* ---- query parameters and headers ---- */

@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "magpie/records.h"
-#include "serve/banditsrv.h"
 #include "serve/handlers.h"
 #include "serve/http_internal.h"
 #include "serve/routes.h"
@@ -319,6 +318,12 @@ static void *watchdog_main(void *arg) {
     return NULL;
 }
 
+/* Warnings of the explore state (a saved policy that does not fit, a serving-log line not written). */
+static void on_explore_warn(void *ctx, const char *msg) {
+    (void)ctx;
+    fprintf(stderr, "magpie serve: %s\n", msg);
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
     fputs("magpie serve: http: ", stderr);
@@ -355,9 +360,11 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
     }
     struct timespec seed_ts;
     clock_gettime(CLOCK_REALTIME, &seed_ts);
-    rc = mp_serve_bandit_create(cfg, (uint64_t)seed_ts.tv_sec * 1000000007ULL ^ (uint64_t)seed_ts.tv_nsec ^
-                                         ((uint64_t)getpid() << 32),
-                                &s->bandit, err);
+    mp_explore_opts xo;
+    rc = mp_serve_config_explore_opts(cfg, &xo, err);
+    xo.seed = (uint64_t)seed_ts.tv_sec * 1000000007ULL ^ (uint64_t)seed_ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+    xo.warn = on_explore_warn;
+    if (rc == MP_OK) rc = mp_explore_create(&xo, &s->explore, err);
     if (rc) {
         mp_metrics_destroy(s->metrics);
         free(s->route_series);
@@ -370,7 +377,7 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)cfg->port);
     if (inet_pton(AF_INET, cfg->listen, &addr.sin_addr) != 1) {
-        mp_serve_bandit_destroy(s->bandit);
+        mp_explore_destroy(s->explore);
         mp_metrics_destroy(s->metrics);
         free(s->route_series);
         free(s);
@@ -392,7 +399,7 @@ int mp_server_start(mp_server **out, const mp_serve_config *cfg, mp_error *err) 
         MHD_OPTION_END);
     if (!s->daemon) {
         int e = errno;
-        mp_serve_bandit_destroy(s->bandit);
+        mp_explore_destroy(s->explore);
         mp_metrics_destroy(s->metrics);
         free(s->route_series);
         free(s);
@@ -411,7 +418,7 @@ uint16_t mp_server_port(const mp_server *s) { return s->port; }
 void mp_server_set_live(mp_server *s, mp_live *live) {
     mp_error err;
     mp_error_clear(&err);
-    if (mp_serve_bandit_attach(s->bandit, live, &err) != MP_OK)
+    if (mp_explore_attach(s->explore, live, &err) != MP_OK)
         fprintf(stderr, "magpie serve: exploration features: %s (serving without them)\n", err.msg);
     atomic_store(&s->live, live);
     mp_server_note_model(s, -1);
@@ -429,7 +436,7 @@ void mp_server_stop(mp_server *s) {
     if (s->watchdog_started) pthread_join(s->watchdog, NULL);
     if (s->daemon) MHD_stop_daemon(s->daemon);
     pthread_mutex_destroy(&s->conns_mu);
-    mp_serve_bandit_destroy(s->bandit);
+    mp_explore_destroy(s->explore);
     mp_metrics_destroy(s->metrics);
     free(s->route_series);
     free(s);
