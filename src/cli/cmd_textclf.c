@@ -100,7 +100,8 @@ static int read_all(const char *cmd, const char *path, char **data, size_t *len)
     if (rc == MP_OK && !(*data = mp_buf_take(&b, len))) rc = MP_ENOMEM;
     if (rc != MP_OK) {
         mp_buf_free(&b);
-        return rc == MP_ENOMEM ? cli_fail(cmd, "out of memory reading %s", path) : cli_fail(cmd, "cannot read %s", path);
+        return rc == MP_ENOMEM ? cli_fail(cmd, "out of memory reading %s", path)
+                               : cli_fail(cmd, "cannot read %s", path);
     }
     return 0;
 }

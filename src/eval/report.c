@@ -34,16 +34,16 @@ int mp_eval_result_table(const mp_eval_result *r, const char *title, char **out)
     mp_buf_printf(&b, "## %s%s\n\n", r->sampled ? "SAMPLED: " : "", title ? title : "evaluation");
     if (r->sampled)
         mp_buf_printf(&b,
-                  "ranking: **SAMPLED**, each user's targets vs %u sampled negatives (not comparable with full-ranking "
-                  "numbers)\n",
-                  r->sampled_negatives);
+                      "ranking: **SAMPLED**, each user's targets vs %u sampled negatives (not comparable with "
+                      "full-ranking numbers)\n",
+                      r->sampled_negatives);
     else mp_buf_printf(&b, "ranking: full, over all %u items\n", r->n_items);
     mp_buf_printf(&b, "history: %s\n", history_text(r->history));
     mp_buf_printf(&b, "users: %llu evaluated (cold %llu, warm %llu)", (unsigned long long)r->overall.n_users,
-              (unsigned long long)r->cold.n_users, (unsigned long long)r->warm.n_users);
+                  (unsigned long long)r->cold.n_users, (unsigned long long)r->warm.n_users);
     if (r->n_skipped)
         mp_buf_printf(&b, "; %llu skipped (all their test items were already in their history)",
-                  (unsigned long long)r->n_skipped);
+                      (unsigned long long)r->n_skipped);
     mp_buf_printf(&b, "\n\n");
     mp_buf_printf(&b, "| group | k | HR | Precision | Recall | NDCG | MAP | MRR | Coverage | Novelty | ILD | Gini |\n");
     mp_buf_printf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -88,9 +88,10 @@ int mp_eval_result_json(const mp_eval_result *r, const char *title, char **out) 
     mp_buf_init(&b);
     mp_buf_printf(&b, "{\"title\":");
     sb_json_str(&b, title ? title : "evaluation");
-    mp_buf_printf(&b, ",\"sampled\":%s,\"sampled_negatives\":%u,\"history\":\"%s\",\"n_items\":%u,\"skipped_users\":%llu",
-              r->sampled ? "true" : "false", r->sampled_negatives, mp_history_mode_name(r->history), r->n_items,
-              (unsigned long long)r->n_skipped);
+    mp_buf_printf(&b,
+                  ",\"sampled\":%s,\"sampled_negatives\":%u,\"history\":\"%s\",\"n_items\":%u,\"skipped_users\":%llu",
+                  r->sampled ? "true" : "false", r->sampled_negatives, mp_history_mode_name(r->history), r->n_items,
+                  (unsigned long long)r->n_skipped);
     mp_buf_printf(&b, ",\"ks\":[");
     for (size_t k = 0; k < r->n_ks; k++) mp_buf_printf(&b, "%s%u", k ? "," : "", r->ks[k]);
     mp_buf_printf(&b, "],\"groups\":{");

@@ -26,6 +26,7 @@
 #endif
 
 #include "models/item_titles.h"
+#include "magpie/buf.h"
 #include "magpie/factors.h"
 #include "magpie/linalg.h"
 #include "magpie/model.h"
@@ -168,15 +169,11 @@ static void user_row(const als *m, uint32_t u, const uint32_t **idx, const float
 
 static int row_reserve(als_row *r, uint32_t need) {
     if (need <= r->cap) return MP_OK;
-    uint32_t cap = r->cap ? r->cap : 4;
-    while (cap < need) cap *= 2;
-    uint32_t *idx = realloc(r->idx, (size_t)cap * sizeof *idx);
-    if (!idx) return MP_ENOMEM;
-    r->idx = idx;
-    float *val = realloc(r->val, (size_t)cap * sizeof *val);
-    if (!val) return MP_ENOMEM;
-    r->val = val;
-    r->cap = cap;
+    size_t cap = r->cap;
+    if (mp_grow2((void **)&r->idx, sizeof *r->idx, (void **)&r->val, sizeof *r->val, &cap, need) != MP_OK ||
+        cap > UINT32_MAX)
+        return MP_ENOMEM;
+    r->cap = (uint32_t)cap;
     return MP_OK;
 }
 

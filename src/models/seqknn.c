@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "cf_input.h"
+#include "magpie/buf.h"
 #include "magpie/model.h"
 #include "magpie/topk.h"
 #include "models/params.h"
@@ -134,14 +135,11 @@ static int sk_row_add(sk_row *r, uint32_t j, float w) {
         return MP_OK;
     }
     if (r->n == r->cap) {
-        uint32_t cap = r->cap ? r->cap * 2 : 4;
-        uint32_t *nb = realloc(r->nbr, (size_t)cap * sizeof *nb);
-        if (!nb) return MP_ENOMEM;
-        r->nbr = nb;
-        float *c = realloc(r->c, (size_t)cap * sizeof *c);
-        if (!c) return MP_ENOMEM;
-        r->c = c;
-        r->cap = cap;
+        size_t cap = r->cap;
+        if (mp_grow2((void **)&r->nbr, sizeof *r->nbr, (void **)&r->c, sizeof *r->c, &cap, (size_t)r->n + 1) ||
+            cap > UINT32_MAX)
+            return MP_ENOMEM;
+        r->cap = (uint32_t)cap;
     }
     memmove(r->nbr + at + 1, r->nbr + at, (r->n - at) * sizeof *r->nbr);
     memmove(r->c + at + 1, r->c + at, (r->n - at) * sizeof *r->c);

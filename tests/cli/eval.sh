@@ -1,18 +1,7 @@
 #!/usr/bin/env bash
 # import a tiny sequence dataset -> `magpie eval` with each protocol, history mode, sampled and leaky runs,
 # checking hand-computed numbers, labels and usage errors.
-set -euo pipefail
-MAGPIE=${MAGPIE:-$(cd "$(dirname "$0")/../.." && pwd)/build/magpie}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_fail() { # expect_fail "needle" cmd...: the command must fail and say "needle" on stderr
-    local needle=$1; shift
-    if "$@" >out.txt 2>err.txt; then fail "expected failure: $*"; fi
-    grep -qF -- "$needle" err.txt || { cat err.txt >&2; fail "expected \"$needle\" from: $*"; }
-}
+. "$(dirname "$0")/lib.sh"
 
 "$MAGPIE" eval --help > help.txt
 grep -q "usage: magpie eval" help.txt || fail "eval --help"

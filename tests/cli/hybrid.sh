@@ -1,18 +1,7 @@
 #!/usr/bin/env bash
 # train --model hybrid with review sentiment as graded feedback (--review-model) and the errors of the new options;
 # recommend with reasons from the content-aware model.
-set -euo pipefail
-MAGPIE=${MAGPIE:-$(cd "$(dirname "$0")/../.." && pwd)/build/magpie}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_fail() { # expect_fail "needle" cmd...: the command must fail and say "needle" on stderr
-    local needle=$1; shift
-    if "$@" >out.txt 2>err.txt; then fail "expected failure: $*"; fi
-    grep -qF -- "$needle" err.txt || { cat err.txt >&2; fail "expected \"$needle\" from: $*"; }
-}
+. "$(dirname "$0")/lib.sh"
 
 "$MAGPIE" train --help | grep -q -- "--review-model" || fail "train --help names --review-model"
 "$MAGPIE" gen-demo --out shop --users 120 --items 80 --seed 3 --quiet

@@ -1,21 +1,8 @@
 #!/usr/bin/env bash
 # `magpie ope` on the Open Bandit Dataset's Men's files (BTS estimated from the random log: every estimator with an
 # interval, the on-policy value beside), on a hand-made CSV and JSONL log, and its errors; `magpie abtest`.
-set -euo pipefail
-MAGPIE=${MAGPIE:-$(cd "$(dirname "$0")/../.." && pwd)/build/magpie}
-DATA=$(cd "$(dirname "$0")/../.." && pwd)/../shared/data/open-bandit-dataset
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_fail() { # expect_fail CODE "needle" cmd...
-    local code=$1 needle=$2; shift 2
-    local rc=0
-    "$@" >out.txt 2>err.txt || rc=$?
-    [ "$rc" = "$code" ] || { cat err.txt >&2; fail "expected exit $code, got $rc: $*"; }
-    grep -qF -- "$needle" err.txt || { cat err.txt >&2; fail "expected \"$needle\" from: $*"; }
-}
+. "$(dirname "$0")/lib.sh"
+DATA=$ROOT/../shared/data/open-bandit-dataset
 
 "$MAGPIE" ope --help > help.txt
 grep -q "usage: magpie ope" help.txt || fail "ope --help"
@@ -40,8 +27,8 @@ if [ -f "$DATA/random/men/men.csv" ]; then
     grep -q '"ips":{"value":' obd.json || fail "JSON output"
     grep -q '"dr"' obd.json && fail "--estimators ips,snips printed dr"
     # The generic CSV reader refuses the OBD file (no `action` column) with a clear message.
-    expect_fail 1 "men.csv:1: no column \`action\`" "$MAGPIE" ope --log "$DATA/random/men/men.csv" --policy uniform
-    expect_fail 1 "has priors for 80 items but the log has 34" "$MAGPIE" ope --format obd \
+    expect_fail_code 1 "men.csv:1: no column \`action\`" "$MAGPIE" ope --log "$DATA/random/men/men.csv" --policy uniform
+    expect_fail_code 1 "has priors for 80 items but the log has 34" "$MAGPIE" ope --format obd \
         --log "$DATA/random/men/men.csv" --policy "bts:$DATA/prior_bts.yaml:all" --bootstrap 0 --n-sim 10
 fi
 
@@ -69,12 +56,12 @@ grep -qE "^ips +0\.500000" jl.txt || { cat jl.txt; fail "IPS on the JSONL log"; 
 
 # Errors: a zero propensity names file:line; unknown policy and estimator are usage errors.
 printf 'action,reward,propensity\nb,1,0.5\na,0,0\n' > zero.csv
-expect_fail 1 "zero.csv:3: column \`propensity\`: propensity 0 is not in (0, 1]" "$MAGPIE" ope --log zero.csv --policy uniform
-expect_fail 2 "unknown policy" "$MAGPIE" ope --log log.csv --policy nope
-expect_fail 2 "unknown estimator" "$MAGPIE" ope --log log.csv --policy uniform --estimators foo
-expect_fail 2 "--log FILE is required" "$MAGPIE" ope --policy uniform
+expect_fail_code 1 "zero.csv:3: column \`propensity\`: propensity 0 is not in (0, 1]" "$MAGPIE" ope --log zero.csv --policy uniform
+expect_fail_code 2 "unknown policy" "$MAGPIE" ope --log log.csv --policy nope
+expect_fail_code 2 "unknown estimator" "$MAGPIE" ope --log log.csv --policy uniform --estimators foo
+expect_fail_code 2 "--log FILE is required" "$MAGPIE" ope --policy uniform
 printf 'action,prob\nb,0.7\na,0.2\n' > badpol.csv
-expect_fail 1 "sum to 0.9" "$MAGPIE" ope --log log.csv --policy matrix:badpol.csv
+expect_fail_code 1 "sum to 0.9" "$MAGPIE" ope --log log.csv --policy matrix:badpol.csv
 
 # abtest: numbers of the two-proportion z-test, sample size, A/A and assignment.
 "$MAGPIE" abtest --a 1000:100 --b 1000:130 --bootstrap 500 > ab.txt
@@ -91,6 +78,6 @@ printf 'variant,user,converted,value\nA,u1,1,10\nA,u2,0,0\nB,u3,1,20\nB,u4,1,5\n
 grep -q "rate 0.500000" csvab.txt && grep -q "rate 1.000000" csvab.txt || { cat csvab.txt; fail "--csv rates"; }
 grep -q "value/user   5.0000 -> 12.5000" csvab.txt || fail "--csv values"
 printf 'variant,user,converted\nA,u1,1\nB,u1,0\n' > dup.csv
-expect_fail 1 "dup.csv:3: user \"u1\" appears twice" "$MAGPIE" abtest --csv dup.csv
-expect_fail 2 "exactly one of" "$MAGPIE" abtest --a 10:1 --sample-size
+expect_fail_code 1 "dup.csv:3: user \"u1\" appears twice" "$MAGPIE" abtest --csv dup.csv
+expect_fail_code 2 "exactly one of" "$MAGPIE" abtest --a 10:1 --sample-size
 echo "ok"

@@ -3,16 +3,7 @@
 # POST /v1/feedback updates the policy and the per-variant counters, unknown / expired / foreign event ids and bad
 # feedback get the documented errors, A/B variants are stable per user, and the serving log written by the server
 # is read by `magpie ope --format jsonl`.
-set -euo pipefail
-MAGPIE=${MAGPIE:-$(cd "$(dirname "$0")/../.." && pwd)/build/magpie}
-case "$MAGPIE" in /*) ;; *) MAGPIE="$PWD/$MAGPIE" ;; esac
-tmp=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-[ -n "${KEEP_TMP:-}" ] && trap - EXIT
-cd "$tmp"
-fail() { echo "FAIL: $*" >&2; [ -f serve.err ] && tail -20 serve.err >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
 "$MAGPIE" serve --help | grep -q -- "--ab-variants" || fail "serve --help lists ab-variants"
 "$MAGPIE" gen-demo --out shop --users 200 --items 150 --seed 4 --quiet
@@ -30,13 +21,8 @@ start() {
     rm -f serve.err
     "$MAGPIE" serve --db shop.db --port 0 --encoder none --embed-items false "$@" 2>serve.err &
     pid=$!
-    for _ in $(seq 1 300); do
-        grep -q "ready in" serve.err 2>/dev/null && break
-        kill -0 "$pid" 2>/dev/null || fail "magpie serve exited at start"
-        sleep 0.1
-    done
-    grep -q "ready in" serve.err || fail "server not ready"
-    url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' serve.err | head -1)
+    wait_ready serve.err 300
+    url=$(server_url serve.err)
 }
 stop() {
     kill -TERM "$pid"

@@ -3,14 +3,7 @@
 # (with OpenAI's `type` and `param` beside the server's `code` and `field`), API keys; and Magpie's own
 # OpenAI-compatible client (`magpie embed --encoder openai:use-lite@URL`) against it gives the vectors of the
 # built-in encoder. Without the USE-Lite package the endpoint answers 503 (checked) and the rest is skipped.
-set -euo pipefail
-MAGPIE=${MAGPIE:-$(cd "$(dirname "$0")/../.." && pwd)/build/magpie}
-tmp=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-cd "$tmp"
-fail() { echo "FAIL: $*" >&2; [ -f serve.err ] && tail -20 serve.err >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
 cat >items.jsonl <<'EOF'
 {"id":"sku-0","title":"Trail Running Shoes","category":"Sports > Shoes"}
@@ -20,9 +13,8 @@ EOF
 
 "$MAGPIE" serve --db shop.db --port 0 --reload-poll 0 --read-keys rkey --write-keys wkey 2>serve.err &
 pid=$!
-for _ in $(seq 1 150); do grep -q "ready in" serve.err 2>/dev/null && break; sleep 0.1; done
-grep -q "ready in" serve.err || fail "server not ready"
-url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' serve.err | head -1)
+wait_ready serve.err 150
+url=$(server_url serve.err)
 if grep -q "text encoder use-lite not available" serve.err; then
     grep -q "npm install" serve.err || fail "the warning names the install command"
     st=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-API-Key: rkey' -d '{"input":"x"}' "$url/v1/embeddings")

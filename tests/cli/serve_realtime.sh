@@ -2,15 +2,8 @@
 # magpie serve, end to end: events change the next recommendations at once (< 100 ms), popularity counters move,
 # the right to be forgotten empties the store, the model is reloaded (file change, SIGHUP, admin call) under
 # concurrent traffic with no failed request, auth answers 401/403, /metrics and the dashboard are served.
-set -euo pipefail
-MAGPIE=${MAGPIE:-$(cd "$(dirname "$0")/../.." && pwd)/build/magpie}
-HERE=$(cd "$(dirname "$0")/.." && pwd)
-tmp=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-cd "$tmp"
-fail() { echo "FAIL: $*" >&2; [ -f serve.err ] && tail -20 serve.err >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
+HERE=$ROOT/tests
 
 "$MAGPIE" serve --help | grep -q "usage: magpie serve" || fail "serve --help"
 "$MAGPIE" serve --help | grep -q -- "--max-body" || fail "serve --help lists the settings"
@@ -24,9 +17,8 @@ grep -q '"ndcg@10"' als.mpm.meta.json || fail "meta has offline metrics"
 "$MAGPIE" serve --db shop.db --model als.mpm --port 0 --reload-poll 200ms --write-keys wkey --read-keys rkey \
     2>serve.err &
 pid=$!
-for _ in $(seq 1 100); do grep -q "ready in" serve.err 2>/dev/null && break; sleep 0.1; done
-grep -q "ready in" serve.err || fail "server not ready"
-url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' serve.err | head -1)
+wait_ready serve.err 100
+url=$(server_url serve.err)
 python3 "$HERE/serve/realtime_api.py" "$url" "$MAGPIE" "$tmp" "$pid" || fail "realtime_api.py"
 kill -TERM "$pid"
 wait "$pid" && rc=0 || rc=$?

@@ -3,14 +3,7 @@
 # English and Chinese queries, with reasons; a user's model re-ranks the results; semantic matches with the
 # USE-Lite encoder (when its package is installed); a new item PUT over HTTP is found by search and recommended at
 # once to a new user from a text (GET and POST /v1/recommend with q / profile).
-set -euo pipefail
-MAGPIE=${MAGPIE:-$(cd "$(dirname "$0")/../.." && pwd)/build/magpie}
-tmp=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-cd "$tmp"
-fail() { echo "FAIL: $*" >&2; [ -f serve.err ] && tail -20 serve.err >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
 cat >items.jsonl <<'EOF'
 {"id":"sku-0","title":"Trail Running Shoes","brand":"Stride","category":"Sports > Shoes","description":"lightweight shoes for trail running"}
@@ -67,9 +60,8 @@ echo "$out" | head -1 | grep -q "sku-1 " || fail "ub should get the road shoes f
 # ---- the server ----
 "$MAGPIE" serve --db shop.db --model knn.mpm --port 0 --reload-poll 0 --write-keys wkey 2>serve.err &
 pid=$!
-for _ in $(seq 1 150); do grep -q "ready in" serve.err 2>/dev/null && break; sleep 0.1; done
-grep -q "ready in" serve.err || fail "server not ready"
-url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' serve.err | head -1)
+wait_ready serve.err 150
+url=$(server_url serve.err)
 semantic=1
 grep -q "text encoder use-lite not available" serve.err && semantic=0
 python3 - "$url" "$semantic" <<'EOF' || fail "search API"

@@ -1,39 +1,26 @@
 #!/usr/bin/env bash
 # `magpie simulate`: --help, usage errors (exit 2), a missing store (exit 1), and a tiny deterministic run on a
 # generated store with greedy, a bandit and the RL re-ranker.
-set -euo pipefail
-MAGPIE=${MAGPIE:-$(cd "$(dirname "$0")/../.." && pwd)/build/magpie}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_fail() { # expect_fail CODE "needle" cmd...
-    local code=$1 needle=$2; shift 2
-    local rc=0
-    "$@" >out.txt 2>err.txt || rc=$?
-    [ "$rc" = "$code" ] || { cat err.txt >&2; fail "expected exit $code, got $rc: $*"; }
-    grep -qF -- "$needle" err.txt || { cat err.txt >&2; fail "expected \"$needle\" from: $*"; }
-}
+. "$(dirname "$0")/lib.sh"
 
 "$MAGPIE" simulate --help > help.txt
 grep -q "usage: magpie simulate" help.txt || fail "simulate --help"
 "$MAGPIE" --help | grep -q "simulate" || fail "simulate is not in the command list"
 
-expect_fail 2 "unknown simulator option \`bogus\`" "$MAGPIE" simulate --sim bogus=1
-expect_fail 2 "\`days\`" "$MAGPIE" simulate --sim days=0
-expect_fail 2 "n_cands" "$MAGPIE" simulate --sim n_cands=3,slate=5
-expect_fail 2 "--policy \`nosuch\`" "$MAGPIE" simulate --policy nosuch
-expect_fail 2 "--seeds" "$MAGPIE" simulate --seeds 0
-expect_fail 2 "overlaps the evaluation seeds" "$MAGPIE" simulate --seed 1 --seeds 5 --rl-seed 3
-expect_fail 2 "unexpected argument" "$MAGPIE" simulate extra
-expect_fail 2 "keys: topk" "$MAGPIE" simulate --policy rl-offpolicy:bogus=1
-expect_fail 2 "keys: topk" "$MAGPIE" simulate --policy rl-offpolicy:topk=2
-expect_fail 2 "no +protect" "$MAGPIE" simulate --policy rl-offpolicy+protect
-expect_fail 2 "softmax:tau=X" "$MAGPIE" simulate --rl-behavior greedy
-expect_fail 2 "--rl-is-cap" "$MAGPIE" simulate --rl-is-cap -1
+expect_fail_code 2 "unknown simulator option \`bogus\`" "$MAGPIE" simulate --sim bogus=1
+expect_fail_code 2 "\`days\`" "$MAGPIE" simulate --sim days=0
+expect_fail_code 2 "n_cands" "$MAGPIE" simulate --sim n_cands=3,slate=5
+expect_fail_code 2 "--policy \`nosuch\`" "$MAGPIE" simulate --policy nosuch
+expect_fail_code 2 "--seeds" "$MAGPIE" simulate --seeds 0
+expect_fail_code 2 "overlaps the evaluation seeds" "$MAGPIE" simulate --seed 1 --seeds 5 --rl-seed 3
+expect_fail_code 2 "unexpected argument" "$MAGPIE" simulate extra
+expect_fail_code 2 "keys: topk" "$MAGPIE" simulate --policy rl-offpolicy:bogus=1
+expect_fail_code 2 "keys: topk" "$MAGPIE" simulate --policy rl-offpolicy:topk=2
+expect_fail_code 2 "no +protect" "$MAGPIE" simulate --policy rl-offpolicy+protect
+expect_fail_code 2 "softmax:tau=X" "$MAGPIE" simulate --rl-behavior greedy
+expect_fail_code 2 "--rl-is-cap" "$MAGPIE" simulate --rl-is-cap -1
 grep -q "rl-offpolicy" help.txt || fail "--help documents rl-offpolicy"
-expect_fail 1 "missing.db" "$MAGPIE" simulate --db "$tmp/missing.db" --policy greedy --quiet
+expect_fail_code 1 "missing.db" "$MAGPIE" simulate --db "$tmp/missing.db" --policy greedy --quiet
 
 "$MAGPIE" gen-demo --out shop --users 120 --items 150 --seed 3 --quiet
 export MAGPIE_DB="$tmp/shop.db"

@@ -1,20 +1,7 @@
 #!/usr/bin/env bash
 # `magpie textclf train|predict|test`: fastText and TSV input, round trip through the model file, fastText-style
 # test output, determinism with one thread, and file:line errors.
-set -euo pipefail
-MAGPIE=${MAGPIE:-$(cd "$(dirname "$0")/../.." && pwd)/build/magpie}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_fail() { # expect_fail CODE "needle" cmd...: the command must exit with CODE and say "needle" on stderr
-    local code=$1 needle=$2; shift 2
-    local rc=0
-    "$@" >out.txt 2>err.txt || rc=$?
-    [ "$rc" = "$code" ] || { cat err.txt >&2; fail "expected exit $code, got $rc: $*"; }
-    grep -qF -- "$needle" err.txt || { cat err.txt >&2; fail "expected \"$needle\" from: $*"; }
-}
+. "$(dirname "$0")/lib.sh"
 
 "$MAGPIE" --help | grep -q "textclf" || fail "textclf is not in the command list"
 for sub in train predict test; do
@@ -69,27 +56,27 @@ awk -F'\t' 'NF != 4 || $1 != "pos" || $3 != "neg" { exit 1 } { s = $2 + $4; if (
 
 # Errors: file:line for bad lines, the file for bad models, usage errors exit 2.
 printf '__label__a fine\nno label or tab\n' > bad1.txt
-expect_fail 1 "bad1.txt:2: expected" "$MAGPIE" textclf train --input bad1.txt --output x.mpm
+expect_fail_code 1 "bad1.txt:2: expected" "$MAGPIE" textclf train --input bad1.txt --output x.mpm
 printf '__label__a fine\n__label__ empty\n' > bad2.txt
-expect_fail 1 "bad2.txt:2: empty label" "$MAGPIE" textclf train --input bad2.txt --output x.mpm
+expect_fail_code 1 "bad2.txt:2: empty label" "$MAGPIE" textclf train --input bad2.txt --output x.mpm
 printf '__label__a fine\n\n__label__b bad \xff byte\n' > bad3.txt
-expect_fail 1 "bad3.txt:3: invalid UTF-8" "$MAGPIE" textclf train --input bad3.txt --output x.mpm
+expect_fail_code 1 "bad3.txt:3: invalid UTF-8" "$MAGPIE" textclf train --input bad3.txt --output x.mpm
 printf '  \t text without label\n' > bad4.txt
-expect_fail 1 "bad4.txt:1: empty label" "$MAGPIE" textclf test --model a.mpm --input bad4.txt
+expect_fail_code 1 "bad4.txt:1: empty label" "$MAGPIE" textclf test --model a.mpm --input bad4.txt
 printf '__label__a one\n__label__a two\n' > one_label.txt
-expect_fail 1 "at least 2 distinct labels" "$MAGPIE" textclf train --input one_label.txt --output x.mpm
+expect_fail_code 1 "at least 2 distinct labels" "$MAGPIE" textclf train --input one_label.txt --output x.mpm
 [ ! -e x.mpm ] || fail "a failed training wrote a model"
-expect_fail 1 "cannot open missing.txt" "$MAGPIE" textclf train --input missing.txt --output x.mpm
-expect_fail 2 "--output MODEL is required" "$MAGPIE" textclf train --input train.txt
-expect_fail 2 "--model MODEL is required" "$MAGPIE" textclf predict
-expect_fail 2 "--input FILE is required" "$MAGPIE" textclf test --model a.mpm
-expect_fail 2 "--dim" "$MAGPIE" textclf train --input train.txt --output x.mpm --dim ten
-expect_fail 2 "--word-ngrams" "$MAGPIE" textclf train --input train.txt --output x.mpm --word-ngrams 3
-expect_fail 2 "need 1 <= minn <= maxn" "$MAGPIE" textclf train --input train.txt --output x.mpm --maxn 6
-expect_fail 2 "unknown subcommand" "$MAGPIE" textclf fit
+expect_fail_code 1 "cannot open missing.txt" "$MAGPIE" textclf train --input missing.txt --output x.mpm
+expect_fail_code 2 "--output MODEL is required" "$MAGPIE" textclf train --input train.txt
+expect_fail_code 2 "--model MODEL is required" "$MAGPIE" textclf predict
+expect_fail_code 2 "--input FILE is required" "$MAGPIE" textclf test --model a.mpm
+expect_fail_code 2 "--dim" "$MAGPIE" textclf train --input train.txt --output x.mpm --dim ten
+expect_fail_code 2 "--word-ngrams" "$MAGPIE" textclf train --input train.txt --output x.mpm --word-ngrams 3
+expect_fail_code 2 "need 1 <= minn <= maxn" "$MAGPIE" textclf train --input train.txt --output x.mpm --maxn 6
+expect_fail_code 2 "unknown subcommand" "$MAGPIE" textclf fit
 head -c 300 a.mpm > cut.mpm
-expect_fail 1 "cut.mpm" "$MAGPIE" textclf predict --model cut.mpm --input one.txt
-expect_fail 1 "train.txt" "$MAGPIE" textclf test --model train.txt --input train.txt
+expect_fail_code 1 "cut.mpm" "$MAGPIE" textclf predict --model cut.mpm --input one.txt
+expect_fail_code 1 "train.txt" "$MAGPIE" textclf test --model train.txt --input train.txt
 printf 'ok\nbad \xc3\n' > badpred.txt
-expect_fail 1 "badpred.txt:2: " "$MAGPIE" textclf predict --model a.mpm --input badpred.txt
+expect_fail_code 1 "badpred.txt:2: " "$MAGPIE" textclf predict --model a.mpm --input badpred.txt
 echo "textclf CLI ok"

@@ -1,17 +1,6 @@
 #!/usr/bin/env bash
 # gen-demo -> import -> train pop -> recommend with reasons -> corrupted / foreign model files are refused.
-set -euo pipefail
-MAGPIE=${MAGPIE:-$(cd "$(dirname "$0")/../.." && pwd)/build/magpie}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_fail() { # expect_fail "needle" cmd...: the command must fail and say "needle" on stderr
-    local needle=$1; shift
-    if "$@" >out.txt 2>err.txt; then fail "expected failure: $*"; fi
-    grep -qF -- "$needle" err.txt || { cat err.txt >&2; fail "expected \"$needle\" from: $*"; }
-}
+. "$(dirname "$0")/lib.sh"
 
 for cmd in gen-demo train recommend; do
     "$MAGPIE" "$cmd" --help | grep -q "usage: magpie $cmd" || fail "$cmd --help"

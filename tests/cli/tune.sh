@@ -1,20 +1,7 @@
 #!/usr/bin/env bash
 # `magpie tune` on a planted dataset (the best half-life region is known), its determinism, JSON and errors; the
 # kfold protocol of `magpie eval`; `magpie train --valid-share` and `--threads`.
-set -euo pipefail
-MAGPIE=${MAGPIE:-$(cd "$(dirname "$0")/../.." && pwd)/build/magpie}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_fail() { # expect_fail CODE "needle" cmd...: the command must exit with CODE and say "needle" on stderr
-    local code=$1 needle=$2; shift 2
-    local rc=0
-    "$@" >out.txt 2>err.txt || rc=$?
-    [ "$rc" = "$code" ] || { cat err.txt >&2; fail "expected exit $code, got $rc: $*"; }
-    grep -qF -- "$needle" err.txt || { cat err.txt >&2; fail "expected \"$needle\" from: $*"; }
-}
+. "$(dirname "$0")/lib.sh"
 
 "$MAGPIE" tune --help > help.txt
 grep -q "usage: magpie tune" help.txt || fail "tune --help"
@@ -72,20 +59,20 @@ python3 -c 'import json,sys; r=json.load(open("f.json")); assert len(r["trials"]
     fail "finite space"
 
 # Errors: usage (exit 2) with a message naming the problem.
-expect_fail 2 'has no parameter "factors"' "$MAGPIE" tune --db t.db --model pop --space 'factors=8:64'
-expect_fail 2 'lower bound 5 is above the upper bound 1' "$MAGPIE" tune --db t.db --model pop --space 'half_life_days=5:1'
-expect_fail 2 'log range needs a lower bound above 0' "$MAGPIE" tune --db t.db --model pop --space 'half_life_days=0:9:log'
-expect_fail 2 'unknown flag "lg"' "$MAGPIE" tune --db t.db --model pop --space 'half_life_days=1:9:lg'
-expect_fail 2 'expected name=lo:hi' "$MAGPIE" tune --db t.db --model pop --space 'half_life_days'
-expect_fail 2 'expected 0 or 1' "$MAGPIE" tune --db t.db --model pop --space 'weighted=0|5'
-expect_fail 2 'metric "ndcg": expected a cut-off' "$MAGPIE" tune --db t.db --model pop --metric ndcg
-expect_fail 2 'has no validation part' "$MAGPIE" tune --db t.db --model pop --protocol cold-item
-expect_fail 2 'nosuch' "$MAGPIE" tune --db t.db --model nosuch
-expect_fail 2 '--model NAME is required' "$MAGPIE" tune --db t.db
-expect_fail 2 'go with --protocol kfold' "$MAGPIE" tune --db t.db --model pop --folds 5
-expect_fail 2 '--param' "$MAGPIE" tune --db t.db --model pop --param weighted=3
+expect_fail_code 2 'has no parameter "factors"' "$MAGPIE" tune --db t.db --model pop --space 'factors=8:64'
+expect_fail_code 2 'lower bound 5 is above the upper bound 1' "$MAGPIE" tune --db t.db --model pop --space 'half_life_days=5:1'
+expect_fail_code 2 'log range needs a lower bound above 0' "$MAGPIE" tune --db t.db --model pop --space 'half_life_days=0:9:log'
+expect_fail_code 2 'unknown flag "lg"' "$MAGPIE" tune --db t.db --model pop --space 'half_life_days=1:9:lg'
+expect_fail_code 2 'expected name=lo:hi' "$MAGPIE" tune --db t.db --model pop --space 'half_life_days'
+expect_fail_code 2 'expected 0 or 1' "$MAGPIE" tune --db t.db --model pop --space 'weighted=0|5'
+expect_fail_code 2 'metric "ndcg": expected a cut-off' "$MAGPIE" tune --db t.db --model pop --metric ndcg
+expect_fail_code 2 'has no validation part' "$MAGPIE" tune --db t.db --model pop --protocol cold-item
+expect_fail_code 2 'nosuch' "$MAGPIE" tune --db t.db --model nosuch
+expect_fail_code 2 '--model NAME is required' "$MAGPIE" tune --db t.db
+expect_fail_code 2 'go with --protocol kfold' "$MAGPIE" tune --db t.db --model pop --folds 5
+expect_fail_code 2 '--param' "$MAGPIE" tune --db t.db --model pop --param weighted=3
 # views carry no ratings: every rmse trial fails, and tune says why
-expect_fail 1 'rmse is not available' "$MAGPIE" tune --db t.db --model pop --metric rmse --trials 2 --quiet
+expect_fail_code 1 'rmse is not available' "$MAGPIE" tune --db t.db --model pop --metric rmse --trials 2 --quiet
 
 # kfold in eval: ratings, 5 folds; every fold is evaluated and reports RMSE (pop predicts damped item means).
 {
@@ -106,9 +93,9 @@ done
 [ "$total" = 300 ] || fail "kfold: the 5 test folds hold $total rated events, expected all 300"
 "$MAGPIE" eval --db r.db --model pop --protocol kfold --fold 2 --seed 1 --k 5 --json --quiet > again.json
 cmp -s k2.json again.json || fail "kfold is not deterministic"
-expect_fail 2 '--fold: expected 0 to 4' "$MAGPIE" eval --db r.db --model pop --protocol kfold --fold 5
-expect_fail 2 'go with --protocol kfold' "$MAGPIE" eval --db r.db --model pop --protocol loo --folds 3
-expect_fail 2 'kfold' "$MAGPIE" eval --db r.db --model pop --protocol kfold --folds 2 --on valid
+expect_fail_code 2 '--fold: expected 0 to 4' "$MAGPIE" eval --db r.db --model pop --protocol kfold --fold 5
+expect_fail_code 2 'go with --protocol kfold' "$MAGPIE" eval --db r.db --model pop --protocol loo --folds 3
+expect_fail_code 2 'kfold' "$MAGPIE" eval --db r.db --model pop --protocol kfold --folds 2 --on valid
 # tune with kfold and rmse: the validation fold is fold+1
 "$MAGPIE" tune --db r.db --model pop --protocol kfold --seed 1 --metric rmse --space 'category_boost=0|1' --json --quiet \
     > kt.json
@@ -120,7 +107,7 @@ python3 -c 'import json; r=json.load(open("kt.json")); assert r["best"]["value"]
 grep -q 'validation: .* held out' log.txt || { cat log.txt; fail "train --valid-share does not say what it held out"; }
 "$MAGPIE" train --db t.db --model pop --out m2.model --valid-share loo --quiet
 [ -s m1.model ] && [ -s m2.model ] || fail "train with validation wrote no model"
-expect_fail 2 'between 0 and 1' "$MAGPIE" train --db t.db --model pop --out m3.model --valid-share 1.5
-expect_fail 2 '--threads' "$MAGPIE" train --db t.db --model pop --out m3.model --threads 0
+expect_fail_code 2 'between 0 and 1' "$MAGPIE" train --db t.db --model pop --out m3.model --valid-share 1.5
+expect_fail_code 2 '--threads' "$MAGPIE" train --db t.db --model pop --out m3.model --threads 0
 "$MAGPIE" eval --db t.db --model pop --threads 1 --quiet > /dev/null || fail "eval --threads"
 echo "tune.sh: ok"
