@@ -138,13 +138,13 @@ MP_TEST(serve_bandit_propensities_and_feedback) {
     CHECK_EQ(serve(sb, "alice", 5, "ts:bogus=1", &l, 3, 100.0, &sl2, &err), MP_EINVAL);
     CHECK_CONTAINS(err.msg, "bogus");
     /* counters */
-    jbuf b;
-    jb_init(&b);
+    mp_buf b;
+    mp_buf_init(&b);
     mp_serve_explore_stats_json(sb, &b);
-    jb_raw(&b, "", 1);
+    mp_buf_add(&b, "", 1);
     CHECK_CONTAINS(b.p, "\"requests\":1,\"impressions\":3,\"feedback\":1,\"clicks\":1");
     CHECK_CONTAINS(b.p, "\"updates\":1");
-    jb_free(&b);
+    mp_buf_free(&b);
     free(sl.propensity);
     mp_live_list_free(&l);
     mp_explore_destroy(sb);
@@ -184,16 +184,16 @@ MP_TEST(serve_bandit_variants_are_stable) {
         }
     }
     CHECK(seen[0] > 0 && seen[1] > 0);
-    jbuf b;
-    jb_init(&b);
+    mp_buf b;
+    mp_buf_init(&b);
     mp_serve_explore_metrics(sb, &b);
-    jb_raw(&b, "", 1);
+    mp_buf_add(&b, "", 1);
     char line[128];
     snprintf(line, sizeof line, "magpie_ab_requests_total{variant=\"control\"} %d\n", seen[0]);
     CHECK_CONTAINS(b.p, line);
     snprintf(line, sizeof line, "magpie_ab_impressions_total{variant=\"explore\"} %d\n", 2 * seen[1]);
     CHECK_CONTAINS(b.p, line);
-    jb_free(&b);
+    mp_buf_free(&b);
     mp_explore_destroy(sb);
     mp_serve_config_free(&c);
 }
@@ -345,10 +345,10 @@ MP_TEST(serve_bandit_ab_conversions) {
     other.item.len = 2;
     other.type = MP_EV_PURCHASE;
     mp_explore_observe(sb, &other, 1, 3.0);
-    jbuf b;
-    jb_init(&b);
+    mp_buf b;
+    mp_buf_init(&b);
     mp_serve_explore_abtest_json(sb, &b);
-    jb_raw(&b, "", 1);
+    mp_buf_add(&b, "", 1);
     char want[160];
     snprintf(want, sizeof want, "{\"name\":\"a\",\"policy\":\"greedy\",\"users\":%d,\"converted_users\":%d,", users[0],
              conv[0]);
@@ -357,10 +357,10 @@ MP_TEST(serve_bandit_ab_conversions) {
     CHECK_CONTAINS(b.p, want);
     CHECK_CONTAINS(b.p, "\"control\":\"a\",\"treatment\":\"b\",\"diff\":");
     CHECK_CONTAINS(b.p, "\"p_value\":");
-    jb_free(&b);
-    jb_init(&b);
+    mp_buf_free(&b);
+    mp_buf_init(&b);
     mp_serve_explore_abtest_csv(sb, &b);
-    jb_raw(&b, "", 1);
+    mp_buf_add(&b, "", 1);
     CHECK(!strncmp(b.p, "variant,user,converted,value\n", 29));
     size_t lines = 0, ones = 0;
     for (const char *p = b.p; *p; p++)
@@ -370,7 +370,7 @@ MP_TEST(serve_bandit_ab_conversions) {
         }
     CHECK_EQ(lines, 61);
     CHECK_EQ(ones, purchases[0] + purchases[1]);
-    jb_free(&b);
+    mp_buf_free(&b);
     mp_explore_destroy(sb);
     mp_serve_config_free(&c);
 }
@@ -404,12 +404,12 @@ MP_TEST(serve_bandit_state_survives_restart) {
     CHECK_EQ(stat(path, &st), 0);
     CHECK_OK(create(&c, 2, &sb, &err), &err);
     CHECK_OK(mp_explore_attach(sb, NULL, &err), &err);
-    jbuf b;
-    jb_init(&b);
+    mp_buf b;
+    mp_buf_init(&b);
     mp_serve_explore_stats_json(sb, &b);
-    jb_raw(&b, "", 1);
+    mp_buf_add(&b, "", 1);
     CHECK_CONTAINS(b.p, "\"updates\":3");
-    jb_free(&b);
+    mp_buf_free(&b);
     mp_explore_destroy(sb);
     mp_serve_config_free(&c);
     /* another intercept setting: the saved model does not fit, the policy starts fresh */
@@ -417,11 +417,11 @@ MP_TEST(serve_bandit_state_survives_restart) {
     config(&c, kv2);
     CHECK_OK(create(&c, 3, &sb, &err), &err);
     CHECK_OK(mp_explore_attach(sb, NULL, &err), &err);
-    jb_init(&b);
+    mp_buf_init(&b);
     mp_serve_explore_stats_json(sb, &b);
-    jb_raw(&b, "", 1);
+    mp_buf_add(&b, "", 1);
     CHECK_CONTAINS(b.p, "\"updates\":0");
-    jb_free(&b);
+    mp_buf_free(&b);
     mp_explore_destroy(sb);
     mp_serve_config_free(&c);
 }

@@ -21,63 +21,63 @@
  * Handlers */
 
 
-static void write_list_items(jbuf *b, const mp_live_list *l, int with_reason, const mp_explore_slate *sl) {
-    jb_cstr(b, "\"items\":[");
+static void write_list_items(mp_buf *b, const mp_live_list *l, int with_reason, const mp_explore_slate *sl) {
+    mp_buf_adds(b, "\"items\":[");
     size_t n = sl ? sl->k : l->n;
     for (size_t i = 0; i < n; i++) {
         const mp_live_item *it = &l->items[i];
-        if (i) jb_raw(b, ",", 1);
-        jb_cstr(b, "{\"item\":");
-        jb_cstr_json(b, it->item);
-        jb_cstr(b, ",\"title\":");
-        jb_cstr_json(b, it->title);
-        jb_cstr(b, ",\"category\":");
-        jb_cstr_json(b, it->category);
-        jb_cstr(b, ",\"score\":");
-        jb_f32(b, it->score);
+        if (i) mp_buf_add(b, ",", 1);
+        mp_buf_adds(b, "{\"item\":");
+        mp_json_put_cstr(b, it->item);
+        mp_buf_adds(b, ",\"title\":");
+        mp_json_put_cstr(b, it->title);
+        mp_buf_adds(b, ",\"category\":");
+        mp_json_put_cstr(b, it->category);
+        mp_buf_adds(b, ",\"score\":");
+        mp_json_put_f32(b, it->score);
         if (with_reason) {
-            jb_cstr(b, ",\"reason\":");
-            jb_cstr_json(b, it->reason ? it->reason : "");
+            mp_buf_adds(b, ",\"reason\":");
+            mp_json_put_cstr(b, it->reason ? it->reason : "");
         }
         if (sl) {
-            jb_cstr(b, ",\"propensity\":");
-            if (isfinite(sl->propensity[i])) jb_f64(b, sl->propensity[i]);
-            else jb_cstr(b, "null");
+            mp_buf_adds(b, ",\"propensity\":");
+            if (isfinite(sl->propensity[i])) mp_json_put_f64(b, sl->propensity[i]);
+            else mp_buf_adds(b, "null");
         }
-        jb_raw(b, "}", 1);
+        mp_buf_add(b, "}", 1);
     }
-    jb_raw(b, "]", 1);
+    mp_buf_add(b, "]", 1);
 }
 
 static enum MHD_Result answer_list(hctx *h, const char *user, size_t user_len, const mp_live_list *l, int explain,
                                    long unknown_session, const mp_explore_slate *sl) {
-    jbuf b;
-    jb_init(&b);
-    jb_cstr(&b, "{\"user\":");
-    jb_str(&b, user, user_len);
-    jb_cstr(&b, ",\"model\":");
-    jb_cstr_json(&b, l->model);
-    jb_cstr(&b, ",\"model_version\":");
-    jb_u64(&b, l->model_version);
-    jb_cstr(&b, ",\"fallback\":");
-    jb_bool(&b, l->fallback);
-    jb_cstr(&b, ",\"history\":");
-    jb_u64(&b, l->n_history);
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_adds(&b, "{\"user\":");
+    mp_json_put_str(&b, user, user_len);
+    mp_buf_adds(&b, ",\"model\":");
+    mp_json_put_cstr(&b, l->model);
+    mp_buf_adds(&b, ",\"model_version\":");
+    mp_json_put_u64(&b, l->model_version);
+    mp_buf_adds(&b, ",\"fallback\":");
+    mp_json_put_bool(&b, l->fallback);
+    mp_buf_adds(&b, ",\"history\":");
+    mp_json_put_u64(&b, l->n_history);
     if (unknown_session >= 0) {
-        jb_cstr(&b, ",\"unknown_items\":");
-        jb_u64(&b, (uint64_t)unknown_session);
+        mp_buf_adds(&b, ",\"unknown_items\":");
+        mp_json_put_u64(&b, (uint64_t)unknown_session);
     }
     if (sl) {
-        jb_cstr(&b, ",\"event_id\":");
-        jb_cstr_json(&b, sl->event_id[0] ? sl->event_id : NULL);
-        jb_cstr(&b, ",\"variant\":");
-        jb_cstr_json(&b, sl->variant);
-        jb_cstr(&b, ",\"policy\":");
-        jb_cstr_json(&b, sl->policy);
+        mp_buf_adds(&b, ",\"event_id\":");
+        mp_json_put_cstr(&b, sl->event_id[0] ? sl->event_id : NULL);
+        mp_buf_adds(&b, ",\"variant\":");
+        mp_json_put_cstr(&b, sl->variant);
+        mp_buf_adds(&b, ",\"policy\":");
+        mp_json_put_cstr(&b, sl->policy);
     }
-    jb_raw(&b, ",", 1);
+    mp_buf_add(&b, ",", 1);
     write_list_items(&b, l, explain, sl);
-    jb_raw(&b, "}", 1);
+    mp_buf_add(&b, "}", 1);
     return http_send_json(h->c, h->r, 200, &b);
 }
 
@@ -178,7 +178,7 @@ enum MHD_Result handle_recommend_get(hctx *h) {
     return recommend_and_answer(h, &q, h->seg, h->seg_len, policy && *policy ? policy : NULL, &rules, 0);
 }
 
-/* Reads a JSON array of strings (ids) into a new array of NUL-terminated copies stored in `store` (a jbuf used as
+/* Reads a JSON array of strings (ids) into a new array of NUL-terminated copies stored in `store` (a mp_buf used as
  * an arena; offsets first, pointers fixed at the end). */
 typedef struct idlist {
     char **ids;
@@ -247,20 +247,20 @@ bad_json:
 
 /* Appends a text field to `text` (space-separated): `q` a string; `profile` a string or an object of attributes
  * whose string and number values are taken ({"gender": "女", "age": 30, "likes": ["跑步"]} -> "女 30 跑步"). */
-static int parse_text_value(mp_json_cur *cur, char **scratch, jbuf *text, int depth) {
+static int parse_text_value(mp_json_cur *cur, char **scratch, mp_buf *text, int depth) {
     mp_json_type t = mp_json_peek(cur);
     mp_str s;
     if (t == MP_JSON_STRING) {
         if (mp_json_string(cur, scratch, &s) != MP_OK) return -1;
         if (s.len == 0) return 0;
-        if (text->len) jb_raw(text, " ", 1);
-        jb_raw(text, s.ptr, s.len);
+        if (text->len) mp_buf_add(text, " ", 1);
+        mp_buf_add(text, s.ptr, s.len);
         return 0;
     }
     if (t == MP_JSON_NUMBER) {
         if (mp_json_number(cur, &s, NULL, NULL) != MP_OK) return -1;
-        if (text->len) jb_raw(text, " ", 1);
-        jb_raw(text, s.ptr, s.len);
+        if (text->len) mp_buf_add(text, " ", 1);
+        mp_buf_add(text, s.ptr, s.len);
         return 0;
     }
     if ((t == MP_JSON_OBJECT || t == MP_JSON_ARRAY) && depth < 4) {
@@ -278,7 +278,7 @@ static int parse_text_value(mp_json_cur *cur, char **scratch, jbuf *text, int de
     return mp_json_skip(cur, NULL) == MP_OK ? 0 : -1; /* true/false/null, or nested too deep */
 }
 
-static int parse_text_field(mp_json_cur *cur, char **scratch, jbuf *text, const char *field, char *why, size_t cap) {
+static int parse_text_field(mp_json_cur *cur, char **scratch, mp_buf *text, const char *field, char *why, size_t cap) {
     mp_json_type t = mp_json_peek(cur);
     if (t == MP_JSON_NULL) return mp_json_null(cur) == MP_OK ? 0 : 400;
     int is_q = !strcmp(field, "q");
@@ -304,11 +304,11 @@ typedef struct recommend_body {
     long n, offset;
     int explain;
     char category[1024], policy[512];
-    jbuf text; /* q and profile, joined; owned: jb_free */
+    mp_buf text; /* q and profile, joined; owned: mp_buf_free */
     mp_serve_rules rules;
 } recommend_body;
 
-/* jbody readers: an id array (f->hi: at most that many) into an idlist, a text field appended to a jbuf. */
+/* jbody readers: an id array (f->hi: at most that many) into an idlist, a text field appended to a mp_buf. */
 static int read_ids(mp_json_cur *cur, char **scratch, void *dst, const jbody_field *f, jbody_error *e) {
     return parse_id_array(cur, scratch, dst, (size_t)f->hi, f->name, e->why, sizeof e->why);
 }
@@ -347,11 +347,11 @@ enum MHD_Result handle_recommend_post(hctx *h) {
     memset(&rb, 0, sizeof rb);
     rb.n = 10;
     rb.rules.price_min = rb.rules.price_max = NAN;
-    jb_init(&rb.text);
+    mp_buf_init(&rb.text);
     jbody_result res;
     jbody_error je;
     int status = jbody_decode(&spec, r->body, r->len, &rb, &res, &je);
-    if (!status && !jb_ok(&rb.text)) {
+    if (!status && !mp_buf_ok(&rb.text)) {
         status = 500;
         snprintf(je.why, sizeof je.why, "out of memory");
     } else if (!status && !jbody_seen(&spec, &res, "items") && rb.text.len == 0) {
@@ -379,7 +379,7 @@ enum MHD_Result handle_recommend_post(hctx *h) {
     }
     idlist_free(&rb.items);
     idlist_free(&rb.exclude);
-    jb_free(&rb.text);
+    mp_buf_free(&rb.text);
     jbody_result_free(&res);
     return rc;
 }
@@ -396,15 +396,15 @@ enum MHD_Result handle_similar(hctx *h) {
         mp_live_list_free(&l);
         return http_send_mp_error(h->c, h->r, &err, err.code == MP_ENOTFOUND ? "item" : NULL);
     }
-    jbuf b;
-    jb_init(&b);
-    jb_cstr(&b, "{\"item\":");
-    jb_str(&b, h->seg, h->seg_len);
-    jb_cstr(&b, ",\"model\":");
-    jb_cstr_json(&b, l.model);
-    jb_raw(&b, ",", 1);
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_adds(&b, "{\"item\":");
+    mp_json_put_str(&b, h->seg, h->seg_len);
+    mp_buf_adds(&b, ",\"model\":");
+    mp_json_put_cstr(&b, l.model);
+    mp_buf_add(&b, ",", 1);
     write_list_items(&b, &l, 0, NULL);
-    jb_raw(&b, "}", 1);
+    mp_buf_add(&b, "}", 1);
     mp_live_list_free(&l);
     return http_send_json(h->c, h->r, 200, &b);
 }
@@ -428,13 +428,13 @@ enum MHD_Result handle_popular(hctx *h) {
         mp_live_list_free(&l);
         return http_send_mp_error(h->c, h->r, &err, NULL);
     }
-    jbuf b;
-    jb_init(&b);
-    jb_cstr(&b, "{\"category\":");
-    jb_cstr_json(&b, category);
-    jb_raw(&b, ",", 1);
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_adds(&b, "{\"category\":");
+    mp_json_put_cstr(&b, category);
+    mp_buf_add(&b, ",", 1);
     write_list_items(&b, &l, 0, NULL);
-    jb_raw(&b, "}", 1);
+    mp_buf_add(&b, "}", 1);
     mp_live_list_free(&l);
     return http_send_json(h->c, h->r, 200, &b);
 }
@@ -450,29 +450,29 @@ enum MHD_Result handle_history(hctx *h) {
         mp_live_history_free(&hist);
         return http_send_mp_error(h->c, h->r, &err, err.code == MP_ENOTFOUND ? "user" : NULL);
     }
-    jbuf b;
-    jb_init(&b);
-    jb_cstr(&b, "{\"user\":");
-    jb_str(&b, h->seg, h->seg_len);
-    jb_cstr(&b, ",\"total\":");
-    jb_u64(&b, hist.total);
-    jb_cstr(&b, ",\"events\":[");
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_adds(&b, "{\"user\":");
+    mp_json_put_str(&b, h->seg, h->seg_len);
+    mp_buf_adds(&b, ",\"total\":");
+    mp_json_put_u64(&b, hist.total);
+    mp_buf_adds(&b, ",\"events\":[");
     for (size_t i = 0; i < hist.n; i++) {
         const mp_live_event *e = &hist.events[i];
-        if (i) jb_raw(&b, ",", 1);
-        jb_cstr(&b, "{\"item\":");
-        jb_cstr_json(&b, e->item);
-        jb_cstr(&b, ",\"type\":");
-        jb_cstr_json(&b, e->type);
-        jb_cstr(&b, ",\"ts\":");
-        jb_i64(&b, e->ts);
+        if (i) mp_buf_add(&b, ",", 1);
+        mp_buf_adds(&b, "{\"item\":");
+        mp_json_put_cstr(&b, e->item);
+        mp_buf_adds(&b, ",\"type\":");
+        mp_json_put_cstr(&b, e->type);
+        mp_buf_adds(&b, ",\"ts\":");
+        mp_json_put_i64(&b, e->ts);
         if (e->has_value) {
-            jb_cstr(&b, ",\"value\":");
-            jb_f64(&b, e->value);
+            mp_buf_adds(&b, ",\"value\":");
+            mp_json_put_f64(&b, e->value);
         }
-        jb_raw(&b, "}", 1);
+        mp_buf_add(&b, "}", 1);
     }
-    jb_cstr(&b, "]}");
+    mp_buf_adds(&b, "]}");
     mp_live_history_free(&hist);
     return http_send_json(h->c, h->r, 200, &b);
 }
@@ -503,26 +503,26 @@ static int decode_body(hctx *h, mp_record_kind kind, const char *path_id, size_t
         return 0;
     }
     if (d->n_bad) {
-        jbuf b;
-        jb_init(&b);
-        jb_cstr(&b, "{\"error\":");
+        mp_buf b;
+        mp_buf_init(&b);
+        mp_buf_adds(&b, "{\"error\":");
         char msg[700];
         snprintf(msg, sizeof msg, "%zu of %zu records are invalid; nothing was written. First: %s", d->n_bad,
                  d->n_total, d->n_errors ? d->errors[0].message : "");
         http_error_object(&b, 422, NULL, msg, d->n_errors ? d->errors[0].field : NULL);
-        jb_cstr(&b, ",\"errors\":[");
+        mp_buf_adds(&b, ",\"errors\":[");
         for (size_t i = 0; i < d->n_errors; i++) {
-            if (i) jb_raw(&b, ",", 1);
-            jb_cstr(&b, "{\"index\":");
-            jb_u64(&b, d->errors[i].index);
-            jb_cstr(&b, ",\"message\":");
-            jb_cstr_json(&b, d->errors[i].message);
-            jb_cstr(&b, ",\"field\":");
-            if (d->errors[i].field[0]) jb_cstr_json(&b, d->errors[i].field);
-            else jb_cstr(&b, "null");
-            jb_raw(&b, "}", 1);
+            if (i) mp_buf_add(&b, ",", 1);
+            mp_buf_adds(&b, "{\"index\":");
+            mp_json_put_u64(&b, d->errors[i].index);
+            mp_buf_adds(&b, ",\"message\":");
+            mp_json_put_cstr(&b, d->errors[i].message);
+            mp_buf_adds(&b, ",\"field\":");
+            if (d->errors[i].field[0]) mp_json_put_cstr(&b, d->errors[i].field);
+            else mp_buf_adds(&b, "null");
+            mp_buf_add(&b, "}", 1);
         }
-        jb_cstr(&b, "]}");
+        mp_buf_adds(&b, "]}");
         *answered = http_send_json(h->c, h->r, 422, &b);
         return 0;
     }
@@ -530,21 +530,21 @@ static int decode_body(hctx *h, mp_record_kind kind, const char *path_id, size_t
 }
 
 static enum MHD_Result answer_write(hctx *h, const mp_live_write_result *res, int events) {
-    jbuf b;
-    jb_init(&b);
-    jb_cstr(&b, "{\"accepted\":");
-    jb_u64(&b, res->accepted);
-    jb_cstr(&b, ",\"inserted\":");
-    jb_u64(&b, res->inserted);
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_adds(&b, "{\"accepted\":");
+    mp_json_put_u64(&b, res->accepted);
+    mp_buf_adds(&b, ",\"inserted\":");
+    mp_json_put_u64(&b, res->inserted);
     if (events) {
-        jb_cstr(&b, ",\"duplicates\":");
-        jb_u64(&b, res->duplicates);
-        jb_cstr(&b, ",\"new_users\":");
-        jb_u64(&b, res->new_users);
-        jb_cstr(&b, ",\"new_items\":");
-        jb_u64(&b, res->new_items);
+        mp_buf_adds(&b, ",\"duplicates\":");
+        mp_json_put_u64(&b, res->duplicates);
+        mp_buf_adds(&b, ",\"new_users\":");
+        mp_json_put_u64(&b, res->new_users);
+        mp_buf_adds(&b, ",\"new_items\":");
+        mp_json_put_u64(&b, res->new_items);
     }
-    jb_raw(&b, "}", 1);
+    mp_buf_add(&b, "}", 1);
     return http_send_json(h->c, h->r, 200, &b);
 }
 
@@ -633,11 +633,11 @@ enum MHD_Result handle_item_delete(hctx *h) {
     mp_error_clear(&err);
     if (mp_live_set_item_available(h->live, h->seg, h->seg_len, 0, &err) != MP_OK)
         return http_send_mp_error(h->c, h->r, &err, err.code == MP_ENOTFOUND ? "item" : NULL);
-    jbuf b;
-    jb_init(&b);
-    jb_cstr(&b, "{\"item\":");
-    jb_str(&b, h->seg, h->seg_len);
-    jb_cstr(&b, ",\"available\":false}");
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_adds(&b, "{\"item\":");
+    mp_json_put_str(&b, h->seg, h->seg_len);
+    mp_buf_adds(&b, ",\"available\":false}");
     return http_send_json(h->c, h->r, 200, &b);
 }
 
@@ -657,39 +657,39 @@ enum MHD_Result handle_user_delete(hctx *h) {
     uint64_t n = 0;
     if (mp_live_forget_user(h->live, h->seg, h->seg_len, &n, &err) != MP_OK)
         return http_send_mp_error(h->c, h->r, &err, err.code == MP_ENOTFOUND ? "user" : NULL);
-    jbuf b;
-    jb_init(&b);
-    jb_cstr(&b, "{\"user\":");
-    jb_str(&b, h->seg, h->seg_len);
-    jb_cstr(&b, ",\"deleted_events\":");
-    jb_u64(&b, n);
-    jb_raw(&b, "}", 1);
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_adds(&b, "{\"user\":");
+    mp_json_put_str(&b, h->seg, h->seg_len);
+    mp_buf_adds(&b, ",\"deleted_events\":");
+    mp_json_put_u64(&b, n);
+    mp_buf_add(&b, "}", 1);
     return http_send_json(h->c, h->r, 200, &b);
 }
 
-static void write_model_info(jbuf *b, const mp_live_model_info *mi) {
-    jb_cstr(b, "{\"name\":");
-    jb_cstr_json(b, mi->name);
-    jb_cstr(b, ",\"version\":");
-    jb_u64(b, mi->version);
-    jb_cstr(b, ",\"path\":");
-    jb_cstr_json(b, mi->path);
-    jb_cstr(b, ",\"file_mtime\":");
-    jb_i64(b, mi->file_mtime);
-    jb_printf(b, ",\"checksum\":\"%016llx\"", (unsigned long long)mi->checksum);
-    jb_cstr(b, ",\"loaded_at\":");
-    jb_i64(b, mi->loaded_at);
-    jb_cstr(b, ",\"items\":");
-    jb_u64(b, mi->n_items);
-    jb_cstr(b, ",\"index\":");
-    jb_bool(b, mi->has_index);
-    jb_cstr(b, ",\"index_seconds\":");
-    jb_f64(b, mi->index_seconds);
-    jb_cstr(b, ",\"meta\":");
+static void write_model_info(mp_buf *b, const mp_live_model_info *mi) {
+    mp_buf_adds(b, "{\"name\":");
+    mp_json_put_cstr(b, mi->name);
+    mp_buf_adds(b, ",\"version\":");
+    mp_json_put_u64(b, mi->version);
+    mp_buf_adds(b, ",\"path\":");
+    mp_json_put_cstr(b, mi->path);
+    mp_buf_adds(b, ",\"file_mtime\":");
+    mp_json_put_i64(b, mi->file_mtime);
+    mp_buf_printf(b, ",\"checksum\":\"%016llx\"", (unsigned long long)mi->checksum);
+    mp_buf_adds(b, ",\"loaded_at\":");
+    mp_json_put_i64(b, mi->loaded_at);
+    mp_buf_adds(b, ",\"items\":");
+    mp_json_put_u64(b, mi->n_items);
+    mp_buf_adds(b, ",\"index\":");
+    mp_json_put_bool(b, mi->has_index);
+    mp_buf_adds(b, ",\"index_seconds\":");
+    mp_json_put_f64(b, mi->index_seconds);
+    mp_buf_adds(b, ",\"meta\":");
     if (mi->meta_json && mp_json_validate(mi->meta_json, strlen(mi->meta_json), NULL) == MP_OK)
-        jb_cstr(b, mi->meta_json);
-    else jb_cstr(b, "null");
-    jb_raw(b, "}", 1);
+        mp_buf_adds(b, mi->meta_json);
+    else mp_buf_adds(b, "null");
+    mp_buf_add(b, "}", 1);
 }
 
 static enum MHD_Result answer_model(hctx *h, int wrap) {
@@ -697,11 +697,11 @@ static enum MHD_Result answer_model(hctx *h, int wrap) {
     mp_error err;
     mp_error_clear(&err);
     if (mp_live_model_info_get(h->live, &mi, &err) != MP_OK) return http_send_mp_error(h->c, h->r, &err, NULL);
-    jbuf b;
-    jb_init(&b);
-    if (wrap) jb_cstr(&b, "{\"model\":");
+    mp_buf b;
+    mp_buf_init(&b);
+    if (wrap) mp_buf_adds(&b, "{\"model\":");
     write_model_info(&b, &mi);
-    if (wrap) jb_raw(&b, "}", 1);
+    if (wrap) mp_buf_add(&b, "}", 1);
     mp_live_model_info_free(&mi);
     return http_send_json(h->c, h->r, 200, &b);
 }
@@ -722,16 +722,16 @@ enum MHD_Result handle_model(hctx *h) { return answer_model(h, 0); }
 enum MHD_Result handle_stats(hctx *h) {
     mp_live_stats st;
     mp_live_stats_get(h->live, &st);
-    jbuf b;
-    jb_init(&b);
-    jb_printf(&b,
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_printf(&b,
               "{\"users\":%llu,\"items\":%llu,\"available_items\":%llu,\"events\":%llu,\"categories\":%llu,"
               "\"per_type\":{",
               (unsigned long long)st.n_users, (unsigned long long)st.n_items, (unsigned long long)st.n_available_items,
               (unsigned long long)st.n_events, (unsigned long long)st.n_categories);
     for (int t = 0; t < MP_EV_NTYPES; t++)
-        jb_printf(&b, "%s\"%s\":%llu", t ? "," : "", mp_event_type_name(t), (unsigned long long)st.per_type[t]);
-    jb_printf(&b,
+        mp_buf_printf(&b, "%s\"%s\":%llu", t ? "," : "", mp_event_type_name(t), (unsigned long long)st.per_type[t]);
+    mp_buf_printf(&b,
               "},\"events_ingested\":%llu,\"events_duplicates\":%llu,\"users_forgotten\":%llu,\"ts_min\":%lld,"
               "\"ts_max\":%lld,\"uptime_seconds\":%lld,\"event_rate\":[",
               (unsigned long long)st.events_ingested, (unsigned long long)st.events_duplicates,
@@ -740,18 +740,18 @@ enum MHD_Result handle_stats(hctx *h) {
     double rate[120];
     size_t nr = mp_metrics_event_rate(h->srv->metrics, rate, 120);
     for (size_t i = 0; i < nr; i++) {
-        if (i) jb_raw(&b, ",", 1);
-        jb_f64(&b, rate[i]);
+        if (i) mp_buf_add(&b, ",", 1);
+        mp_json_put_f64(&b, rate[i]);
     }
-    jb_cstr(&b, "],\"encoder\":");
+    mp_buf_adds(&b, "],\"encoder\":");
     struct mp_encoder *enc = mp_live_encoder(h->live);
-    jb_cstr_json(&b, enc ? mp_encoder_name(enc) : NULL);
+    mp_json_put_cstr(&b, enc ? mp_encoder_name(enc) : NULL);
     uint64_t n_emb = 0;
     uint32_t dim = 0;
     mp_live_embedding_stats(h->live, &n_emb, &dim);
-    jb_printf(&b, ",\"items_embedded\":%llu,\"embedding_dim\":%u", (unsigned long long)n_emb, (unsigned)dim);
+    mp_buf_printf(&b, ",\"items_embedded\":%llu,\"embedding_dim\":%u", (unsigned long long)n_emb, (unsigned)dim);
     mp_serve_explore_stats_json(h->srv->explore, &b);
-    jb_raw(&b, "}", 1);
+    mp_buf_add(&b, "}", 1);
     return http_send_json(h->c, h->r, 200, &b);
 }
 
@@ -762,16 +762,16 @@ enum MHD_Result handle_metrics(hctx *h) {
     mp_error_clear(&err);
     mp_metrics_set_connections(h->srv->metrics, atomic_load(&h->srv->open_connections));
     if (mp_metrics_render(h->srv->metrics, &text, &len, &err) != MP_OK) return http_send_mp_error(h->c, h->r, &err, NULL);
-    jbuf b;
-    jb_init(&b);
-    jb_raw(&b, text, len);
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_add(&b, text, len);
     free(text);
     mp_serve_explore_metrics(h->srv->explore, &b);
-    if (!jb_ok(&b)) {
-        jb_free(&b);
+    if (!mp_buf_ok(&b)) {
+        mp_buf_free(&b);
         return http_send_error(h->c, h->r, 500, NULL, NULL, "out of memory rendering /metrics");
     }
-    text = jb_take(&b, &len);
+    text = mp_buf_take(&b, &len);
     return http_send_text(h->c, h->r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, 1);
 }
 
@@ -790,9 +790,9 @@ enum MHD_Result handle_readyz(hctx *h) {
         version = mi.version;
         mp_live_model_info_free(&mi);
     }
-    jbuf b;
-    jb_init(&b);
-    jb_printf(&b, "{\"status\":\"ready\",\"model_version\":%llu}", (unsigned long long)version);
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_printf(&b, "{\"status\":\"ready\",\"model_version\":%llu}", (unsigned long long)version);
     return http_send_json(h->c, h->r, 200, &b);
 }
 
@@ -813,17 +813,17 @@ enum MHD_Result handle_abtest(hctx *h) {
     int csv = format && !strcmp(format, "csv");
     if (bad || (format && !csv && strcmp(format, "json")))
         return http_send_error(h->c, h->r, 400, NULL, "format", "query parameter `format` must be json or csv");
-    jbuf b;
-    jb_init(&b);
+    mp_buf b;
+    mp_buf_init(&b);
     if (csv) mp_serve_explore_abtest_csv(h->srv->explore, &b);
     else mp_serve_explore_abtest_json(h->srv->explore, &b);
-    if (!jb_ok(&b)) {
-        jb_free(&b);
+    if (!mp_buf_ok(&b)) {
+        mp_buf_free(&b);
         return http_send_error(h->c, h->r, 500, NULL, NULL, "out of memory rendering /v1/abtest");
     }
     if (!csv) return http_send_json(h->c, h->r, 200, &b);
     size_t len;
-    char *text = jb_take(&b, &len);
+    char *text = mp_buf_take(&b, &len);
     return http_send_text(h->c, h->r, 200, "text/csv; charset=utf-8", text, len, 1);
 }
 
@@ -868,16 +868,16 @@ enum MHD_Result handle_feedback(hctx *h) {
         if (err.code == MP_EINVAL) return http_send_error(h->c, r, 422, NULL, "reward", "%s", err.msg);
         return http_send_mp_error(h->c, r, &err, NULL);
     }
-    jbuf b;
-    jb_init(&b);
-    jb_cstr(&b, "{\"accepted\":true,\"event_id\":");
-    jb_cstr_json(&b, event_id);
-    jb_cstr(&b, ",\"item\":");
-    jb_cstr_json(&b, item);
-    jb_cstr(&b, ",\"reward\":");
-    jb_f64(&b, reward);
-    jb_cstr(&b, ",\"variant\":");
-    jb_cstr_json(&b, variant);
-    jb_raw(&b, "}", 1);
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_adds(&b, "{\"accepted\":true,\"event_id\":");
+    mp_json_put_cstr(&b, event_id);
+    mp_buf_adds(&b, ",\"item\":");
+    mp_json_put_cstr(&b, item);
+    mp_buf_adds(&b, ",\"reward\":");
+    mp_json_put_f64(&b, reward);
+    mp_buf_adds(&b, ",\"variant\":");
+    mp_json_put_cstr(&b, variant);
+    mp_buf_add(&b, "}", 1);
     return http_send_json(h->c, r, 200, &b);
 }

@@ -36,10 +36,10 @@ enum MHD_Result http_send_text(struct MHD_Connection *c, req *r, int status, con
     return rc;
 }
 
-enum MHD_Result http_send_json(struct MHD_Connection *c, req *r, int status, jbuf *b) {
-    jb_raw(b, "\n", 1);
+enum MHD_Result http_send_json(struct MHD_Connection *c, req *r, int status, mp_buf *b) {
+    mp_buf_add(b, "\n", 1);
     size_t len;
-    char *text = jb_take(b, &len);
+    char *text = mp_buf_take(b, &len);
     if (!text) {
         static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\",\"field\":null}}\n";
         return http_send_text(c, r, 500, "application/json; charset=utf-8", (char *)oom, sizeof oom - 1, 0);
@@ -64,15 +64,15 @@ static const char *code_of_status(int status) {
     }
 }
 
-void http_error_object(jbuf *b, int status, const char *code, const char *message, const char *field) {
-    jb_cstr(b, "{\"code\":");
-    jb_cstr_json(b, code ? code : code_of_status(status));
-    jb_cstr(b, ",\"message\":");
-    jb_cstr_json(b, message);
-    jb_cstr(b, ",\"field\":");
-    if (field && *field) jb_cstr_json(b, field);
-    else jb_cstr(b, "null");
-    jb_cstr(b, "}");
+void http_error_object(mp_buf *b, int status, const char *code, const char *message, const char *field) {
+    mp_buf_adds(b, "{\"code\":");
+    mp_json_put_cstr(b, code ? code : code_of_status(status));
+    mp_buf_adds(b, ",\"message\":");
+    mp_json_put_cstr(b, message);
+    mp_buf_adds(b, ",\"field\":");
+    if (field && *field) mp_json_put_cstr(b, field);
+    else mp_buf_adds(b, "null");
+    mp_buf_adds(b, "}");
 }
 
 enum MHD_Result http_send_error(struct MHD_Connection *c, req *r, int status, const char *code, const char *field,
@@ -82,11 +82,11 @@ enum MHD_Result http_send_error(struct MHD_Connection *c, req *r, int status, co
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    jbuf b;
-    jb_init(&b);
-    jb_cstr(&b, "{\"error\":");
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_adds(&b, "{\"error\":");
     http_error_object(&b, status, code, msg, field);
-    jb_cstr(&b, "}");
+    mp_buf_adds(&b, "}");
     return http_send_json(c, r, status, &b);
 }
 

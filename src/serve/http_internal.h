@@ -12,7 +12,8 @@
 #include <stddef.h>
 
 #include "magpie/error.h"
-#include "serve/jbuf.h"
+#include "magpie/buf.h"
+#include "magpie/json.h"
 
 /* One request's state, from the first callback to the completion notice. Owned by server.c (allocated on the
  * first callback, freed on completion); the handlers read the body and the helpers set status. */
@@ -31,9 +32,9 @@ typedef struct req {
 enum MHD_Result http_send_text(struct MHD_Connection *c, req *r, int status, const char *type, char *text, size_t len,
                                int must_free);
 /* Queues the JSON in b (taken; a newline is appended). */
-enum MHD_Result http_send_json(struct MHD_Connection *c, req *r, int status, jbuf *b);
+enum MHD_Result http_send_json(struct MHD_Connection *c, req *r, int status, mp_buf *b);
 /* {"code":..,"message":..,"field":..} (code NULL: the status's default code). */
-void http_error_object(jbuf *b, int status, const char *code, const char *message, const char *field);
+void http_error_object(mp_buf *b, int status, const char *code, const char *message, const char *field);
 /* Queues {"error":{...}} with a printf message. */
 enum MHD_Result http_send_error(struct MHD_Connection *c, req *r, int status, const char *code, const char *field,
                                 const char *fmt, ...) __attribute__((format(printf, 6, 7)));

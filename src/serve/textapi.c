@@ -75,35 +75,35 @@ enum MHD_Result handle_search(hctx *h) {
         mp_live_list_free(&l);
         return http_send_mp_error(h->c, h->r, &err, NULL);
     }
-    jbuf b;
-    jb_init(&b);
-    jb_cstr(&b, "{\"query\":");
-    jb_cstr_json(&b, q);
-    jb_cstr(&b, ",\"user\":");
-    jb_cstr_json(&b, user);
-    jb_cstr(&b, ",\"model\":");
-    jb_cstr_json(&b, l.model);
-    jb_cstr(&b, ",\"model_version\":");
-    jb_u64(&b, l.model_version);
-    jb_cstr(&b, ",\"history\":");
-    jb_u64(&b, l.n_history);
-    jb_cstr(&b, ",\"items\":[");
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_adds(&b, "{\"query\":");
+    mp_json_put_cstr(&b, q);
+    mp_buf_adds(&b, ",\"user\":");
+    mp_json_put_cstr(&b, user);
+    mp_buf_adds(&b, ",\"model\":");
+    mp_json_put_cstr(&b, l.model);
+    mp_buf_adds(&b, ",\"model_version\":");
+    mp_json_put_u64(&b, l.model_version);
+    mp_buf_adds(&b, ",\"history\":");
+    mp_json_put_u64(&b, l.n_history);
+    mp_buf_adds(&b, ",\"items\":[");
     for (size_t i = 0; i < l.n; i++) {
         const mp_live_item *it = &l.items[i];
-        if (i) jb_raw(&b, ",", 1);
-        jb_cstr(&b, "{\"item\":");
-        jb_cstr_json(&b, it->item);
-        jb_cstr(&b, ",\"title\":");
-        jb_cstr_json(&b, it->title);
-        jb_cstr(&b, ",\"category\":");
-        jb_cstr_json(&b, it->category);
-        jb_cstr(&b, ",\"score\":");
-        jb_f32(&b, it->score);
-        jb_cstr(&b, ",\"reason\":");
-        jb_cstr_json(&b, it->reason ? it->reason : "");
-        jb_raw(&b, "}", 1);
+        if (i) mp_buf_add(&b, ",", 1);
+        mp_buf_adds(&b, "{\"item\":");
+        mp_json_put_cstr(&b, it->item);
+        mp_buf_adds(&b, ",\"title\":");
+        mp_json_put_cstr(&b, it->title);
+        mp_buf_adds(&b, ",\"category\":");
+        mp_json_put_cstr(&b, it->category);
+        mp_buf_adds(&b, ",\"score\":");
+        mp_json_put_f32(&b, it->score);
+        mp_buf_adds(&b, ",\"reason\":");
+        mp_json_put_cstr(&b, it->reason ? it->reason : "");
+        mp_buf_add(&b, "}", 1);
     }
-    jb_cstr(&b, "]}");
+    mp_buf_adds(&b, "]}");
     mp_live_list_free(&l);
     return http_send_json(h->c, h->r, 200, &b);
 }
@@ -119,19 +119,19 @@ static enum MHD_Result emb_error(hctx *h, int status, const char *code, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    jbuf b;
-    jb_init(&b);
-    jb_cstr(&b, "{\"error\":{\"code\":");
-    jb_cstr_json(&b, code);
-    jb_cstr(&b, ",\"message\":");
-    jb_cstr_json(&b, msg);
-    jb_cstr(&b, ",\"field\":");
-    jb_cstr_json(&b, field);
-    jb_cstr(&b, ",\"type\":");
-    jb_cstr_json(&b, status >= 500 ? "server_error" : "invalid_request_error");
-    jb_cstr(&b, ",\"param\":");
-    jb_cstr_json(&b, field);
-    jb_cstr(&b, "}}");
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_adds(&b, "{\"error\":{\"code\":");
+    mp_json_put_cstr(&b, code);
+    mp_buf_adds(&b, ",\"message\":");
+    mp_json_put_cstr(&b, msg);
+    mp_buf_adds(&b, ",\"field\":");
+    mp_json_put_cstr(&b, field);
+    mp_buf_adds(&b, ",\"type\":");
+    mp_json_put_cstr(&b, status >= 500 ? "server_error" : "invalid_request_error");
+    mp_buf_adds(&b, ",\"param\":");
+    mp_json_put_cstr(&b, field);
+    mp_buf_adds(&b, "}}");
     return http_send_json(h->c, h->r, status, &b);
 }
 
@@ -146,18 +146,18 @@ static uint64_t count_tokens(const char *s, size_t len) {
     return n;
 }
 
-static void base64_floats(jbuf *b, const float *v, uint32_t dim) {
+static void base64_floats(mp_buf *b, const float *v, uint32_t dim) {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const unsigned char *p = (const unsigned char *)v; /* little-endian float32, as OpenAI sends */
     size_t n = (size_t)dim * 4;
-    jb_raw(b, "\"", 1);
+    mp_buf_add(b, "\"", 1);
     for (size_t i = 0; i < n; i += 3) {
         unsigned x = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
         char out[4] = {tab[x >> 18 & 63], tab[x >> 12 & 63], i + 1 < n ? tab[x >> 6 & 63] : '=',
                        i + 2 < n ? tab[x & 63] : '='};
-        jb_raw(b, out, 4);
+        mp_buf_add(b, out, 4);
     }
-    jb_raw(b, "\"", 1);
+    mp_buf_add(b, "\"", 1);
 }
 
 /* The body of POST /v1/embeddings, as jbody_decode fills it. */
@@ -301,30 +301,30 @@ enum MHD_Result handle_embeddings(hctx *h) {
     }
     uint64_t tokens = 0;
     for (size_t i = 0; i < n; i++) tokens += count_tokens(texts[i], lens[i]);
-    jbuf b;
-    jb_init(&b);
-    jb_cstr(&b, "{\"object\":\"list\",\"data\":[");
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_adds(&b, "{\"object\":\"list\",\"data\":[");
     for (size_t i = 0; i < n; i++) {
-        if (i) jb_raw(&b, ",", 1);
-        jb_cstr(&b, "{\"object\":\"embedding\",\"index\":");
-        jb_u64(&b, i);
-        jb_cstr(&b, ",\"embedding\":");
+        if (i) mp_buf_add(&b, ",", 1);
+        mp_buf_adds(&b, "{\"object\":\"embedding\",\"index\":");
+        mp_json_put_u64(&b, i);
+        mp_buf_adds(&b, ",\"embedding\":");
         const float *v = vecs + i * dim;
         if (b64) {
             base64_floats(&b, v, dim);
         } else {
-            jb_raw(&b, "[", 1);
+            mp_buf_add(&b, "[", 1);
             for (uint32_t d = 0; d < dim; d++) {
-                if (d) jb_raw(&b, ",", 1);
-                jb_f32(&b, v[d]);
+                if (d) mp_buf_add(&b, ",", 1);
+                mp_json_put_f32(&b, v[d]);
             }
-            jb_raw(&b, "]", 1);
+            mp_buf_add(&b, "]", 1);
         }
-        jb_raw(&b, "}", 1);
+        mp_buf_add(&b, "}", 1);
     }
-    jb_cstr(&b, "],\"model\":");
-    jb_cstr_json(&b, name);
-    jb_printf(&b, ",\"usage\":{\"prompt_tokens\":%llu,\"total_tokens\":%llu}}", (unsigned long long)tokens,
+    mp_buf_adds(&b, "],\"model\":");
+    mp_json_put_cstr(&b, name);
+    mp_buf_printf(&b, ",\"usage\":{\"prompt_tokens\":%llu,\"total_tokens\":%llu}}", (unsigned long long)tokens,
               (unsigned long long)tokens);
     free(vecs);
     jbody_result_free(&res);
