@@ -214,7 +214,7 @@ static const live_filter *adopt_tmp(live_scratch *sc, live_filter *f) {
 int live_filter_get(mp_live *l, live_scratch *sc, const char *text, const live_filter **out, mp_error *err) {
     *out = NULL;
     size_t len = strlen(text);
-    if (live_grow((void **)&sc->key, &sc->key_cap, len + 1, 1))
+    if (mp_grow((void **)&sc->key, &sc->key_cap, len + 1, 1))
         return mp_error_set(err, MP_ENOMEM, "out of memory for a category filter");
     for (size_t i = 0; i < len; i++) {
         char ch = text[i];
@@ -404,7 +404,7 @@ long live_pop_top(mp_live *l, live_scratch *sc, const live_filter *f, uint32_t c
     } else if (f) {
         n_lists = f->n_cats;
     }
-    if (live_grow((void **)&sc->cursor, &sc->cursor_cap, n_lists + 1, sizeof *sc->cursor)) return MP_ENOMEM;
+    if (mp_grow((void **)&sc->cursor, &sc->cursor_cap, n_lists + 1, sizeof *sc->cursor)) return MP_ENOMEM;
     memset(sc->cursor, 0, (n_lists + 1) * sizeof *sc->cursor);
 #define LIST(k) ((cat_only == UINT32_MAX && f) ? &l->pop_cat[f->cats[k]] : one)
     size_t got = 0, passed = 0;
@@ -435,9 +435,9 @@ long live_pop_top(mp_live *l, live_scratch *sc, const live_filter *f, uint32_t c
     if (!incomplete) return (long)got; /* every item with a score was in the lists */
     /* Slow path: the lists ran out before enough items passed (deep pages, many exclusions or unavailable items):
      * rank every item. O(n_items), rare. */
-    if (live_grow((void **)&sc->scores, &sc->scores_cap, l->n_items + 1, sizeof *sc->scores)) return MP_ENOMEM;
+    if (mp_grow((void **)&sc->scores, &sc->scores_cap, l->n_items + 1, sizeof *sc->scores)) return MP_ENOMEM;
     size_t k_all = skip + want;
-    if (live_grow((void **)&sc->top, &sc->top_cap, k_all + 1, sizeof *sc->top)) return MP_ENOMEM;
+    if (mp_grow((void **)&sc->top, &sc->top_cap, k_all + 1, sizeof *sc->top)) return MP_ENOMEM;
     for (uint32_t i = 0; i < l->n_items; i++) sc->scores[i] = pop_accept(l, &q, i) ? (float)(l->pop[i] * shown) : NAN;
     size_t n_top;
     if (mp_topk(sc->scores, l->n_items, NULL, k_all, sc->top, &n_top) != MP_OK) return MP_ENOMEM;

@@ -53,7 +53,7 @@ mp_hnsw_scratch *live_hnsw_scratch_get(live_holder *h, mp_error *err) {
 
 void live_hnsw_scratch_put(live_holder *h, mp_hnsw_scratch *s) {
     pthread_mutex_lock(&h->hs_mu);
-    if (live_grow((void **)&h->hs, &h->cap_hs, h->n_hs + 1, sizeof *h->hs) == MP_OK) {
+    if (mp_grow((void **)&h->hs, &h->cap_hs, h->n_hs + 1, sizeof *h->hs) == MP_OK) {
         h->hs[h->n_hs++] = s;
         s = NULL;
     }

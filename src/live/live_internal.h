@@ -2,7 +2,7 @@
  *   live.c     open / close, loading model holders (load, index, reload with catch-up, swap), info and stats,
  *              scratch pools
  *   holder.c   a holder's life: creation, reference count (acquire / release, the last one frees), HNSW scratches
- *   util.c     leaf helpers touching no live state: the clock, array growth, id checks
+ *   util.c     leaf helpers touching no live state: the clock, id checks (arrays grow with core's mp_grow)
  *   write.c    events, items, users, availability, forgetting
  *   read.c     recommend, similar, popular, history
  *   catalog.c  category matching, cached category filters, the live popularity counters
@@ -55,6 +55,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "magpie/buf.h"
 #include "magpie/ann.h"
 #include "magpie/dataset.h"
 #include "magpie/encoder.h"
@@ -252,8 +253,6 @@ struct mp_live {
 /* ---- util.c ---- */
 /* Wall clock, nanoseconds. */
 int64_t live_now_ns(void);
-/* Grows a scratch array to hold n elements of size elem (contents kept). MP_OK or MP_ENOMEM. */
-int live_grow(void **p, size_t *cap, size_t n, size_t elem);
 /* Validates an external id (non-empty, at most MP_MAX_ID_BYTES, valid UTF-8). NULL if fine, else the reason. */
 const char *live_id_problem(const char *id, size_t len);
 

@@ -59,8 +59,8 @@ static size_t sort_unique(uint32_t *a, size_t n) {
 
 /* Room for n candidates (ids and scores). */
 static int reserve_cand(live_scratch *sc, size_t n) {
-    if (live_grow((void **)&sc->ids, &sc->ids_cap, n + 1, sizeof *sc->ids) ||
-        live_grow((void **)&sc->cand, &sc->cand_cap, n + 1, sizeof *sc->cand))
+    if (mp_grow((void **)&sc->ids, &sc->ids_cap, n + 1, sizeof *sc->ids) ||
+        mp_grow((void **)&sc->cand, &sc->cand_cap, n + 1, sizeof *sc->cand))
         return MP_ENOMEM;
     return MP_OK;
 }
@@ -192,7 +192,7 @@ static int model_rank(mp_live *l, live_holder *h, live_scratch *sc, const mp_use
     const mp_model *m = h->model;
     int rc;
     if (h->has_vectors) {
-        if (live_grow((void **)&sc->q, &sc->q_cap, (size_t)h->dim + 1, sizeof *sc->q))
+        if (mp_grow((void **)&sc->q, &sc->q_cap, (size_t)h->dim + 1, sizeof *sc->q))
             return mp_error_set(err, MP_ENOMEM, "live: out of memory for a query vector");
         int have = 0;
         if ((rc = mp_model_query_vector(m, ctx, sc->q, &have, err))) return rc;
@@ -230,7 +230,7 @@ static int model_rank(mp_live *l, live_holder *h, live_scratch *sc, const mp_use
         }
     }
     uint32_t nm = mp_model_n_items(m);
-    if (live_grow((void **)&sc->scores, &sc->scores_cap, (size_t)nm + 1, sizeof *sc->scores) ||
+    if (mp_grow((void **)&sc->scores, &sc->scores_cap, (size_t)nm + 1, sizeof *sc->scores) ||
         reserve_cand(sc, want))
         return mp_error_set(err, MP_ENOMEM, "live: out of memory scoring %u items", nm);
     if ((rc = mp_model_score_all(m, ctx, sc->scores, err))) return rc;
@@ -253,7 +253,7 @@ static int model_rank(mp_live *l, live_holder *h, live_scratch *sc, const mp_use
 /* Turns a session (external item ids, oldest first) into a history in sc->hist. */
 static int session_history(const mp_live *l, live_scratch *sc, const mp_live_query *q, mp_user_ctx *ctx,
                            size_t *n_unknown, mp_error *err) {
-    if (live_grow((void **)&sc->hist, &sc->hist_cap, q->n_session + 1, sizeof *sc->hist))
+    if (mp_grow((void **)&sc->hist, &sc->hist_cap, q->n_session + 1, sizeof *sc->hist))
         return mp_error_set(err, MP_ENOMEM, "live: out of memory for a session of %zu items", q->n_session);
     int64_t now = (int64_t)time(NULL);
     size_t m = 0, unknown = 0;
@@ -284,8 +284,8 @@ static int search_fill(mp_live *l, live_scratch *sc, const char *text, size_t le
                        const uint8_t *allow, const uint32_t *excl, size_t n_excl, const float *user_scores,
                        uint32_t n_user_scores, size_t want, size_t *n_out, mp_error *err) {
     *n_out = 0;
-    if (live_grow((void **)&sc->mask, &sc->mask_cap, (size_t)l->n_items + 1, 1) ||
-        live_grow((void **)&sc->hits, &sc->hits_cap, want + 1, sizeof *sc->hits) || reserve_cand(sc, want))
+    if (mp_grow((void **)&sc->mask, &sc->mask_cap, (size_t)l->n_items + 1, 1) ||
+        mp_grow((void **)&sc->hits, &sc->hits_cap, want + 1, sizeof *sc->hits) || reserve_cand(sc, want))
         return mp_error_set(err, MP_ENOMEM, "live: out of memory for a search of %zu items", want);
     memcpy(sc->mask, allow, l->n_items);
     for (size_t k = 0; k < n_excl; k++)
@@ -346,7 +346,7 @@ static int recommend_locked(mp_live *l, const mp_live_query *q, live_scratch *sc
     if (want > l->n_items) want = l->n_items;
     /* exclusions (sorted), with room for the model's picks when popular items fill the rest */
     size_t n_seen = q->include_seen ? 0 : ctx.n_history;
-    if (live_grow((void **)&sc->excl, &sc->excl_cap, n_seen + q->n_exclude + want + 1, sizeof *sc->excl))
+    if (mp_grow((void **)&sc->excl, &sc->excl_cap, n_seen + q->n_exclude + want + 1, sizeof *sc->excl))
         return mp_error_set(err, MP_ENOMEM, "live: out of memory for %zu exclusions", n_seen + q->n_exclude);
     size_t n_excl = 0;
     for (size_t k = 0; k < n_seen; k++) sc->excl[n_excl++] = ctx.history[k].item;
@@ -519,7 +519,7 @@ static int search_locked(mp_live *l, const mp_live_search_query *q, live_scratch
         pthread_rwlock_rdlock(&h->lock);
         locked = 1;
         nm = mp_model_n_items(h->model);
-        if (live_grow((void **)&sc->scores, &sc->scores_cap, (size_t)nm + 1, sizeof *sc->scores)) {
+        if (mp_grow((void **)&sc->scores, &sc->scores_cap, (size_t)nm + 1, sizeof *sc->scores)) {
             rc = mp_error_set(err, MP_ENOMEM, "live: out of memory scoring %u items", nm);
             goto out;
         }

@@ -201,7 +201,7 @@ static int flatten(mp_json_cur *c, char **scratch, char **out, size_t *len, size
         if ((t == MP_JSON_STRING ? mp_json_string(c, scratch, &s) : mp_json_number(c, &s, NULL, NULL)) != MP_OK)
             return MP_EINVAL;
         if (s.len == 0) return MP_OK;
-        if (live_grow((void **)out, cap, *len + s.len + 2, 1)) return MP_ENOMEM;
+        if (mp_grow((void **)out, cap, *len + s.len + 2, 1)) return MP_ENOMEM;
         if (*len) (*out)[(*len)++] = ' ';
         memcpy(*out + *len, s.ptr, s.len);
         *len += s.len;
@@ -229,7 +229,7 @@ int live_profile_set(mp_live *l, uint32_t u, mp_str attrs) {
     if (u >= l->uprof_cap) {
         if (!text) return MP_OK;
         size_t old = l->uprof_cap, want = (size_t)u + 1;
-        if (live_grow((void **)&l->uprof, &l->uprof_cap, want, sizeof *l->uprof)) {
+        if (mp_grow((void **)&l->uprof, &l->uprof_cap, want, sizeof *l->uprof)) {
             free(text);
             return MP_ENOMEM;
         }
@@ -353,7 +353,7 @@ out:
 static void enqueue(mp_live *l, const uint32_t *ids, size_t n, int tell) {
     if (!l->emb_init || n == 0) return;
     pthread_mutex_lock(&l->emb_mu);
-    if (live_grow((void **)&l->jobs, &l->cap_jobs, l->n_jobs + n, sizeof *l->jobs) == MP_OK) {
+    if (mp_grow((void **)&l->jobs, &l->cap_jobs, l->n_jobs + n, sizeof *l->jobs) == MP_OK) {
         for (size_t k = 0; k < n; k++) l->jobs[l->n_jobs++] = (live_embed_job){ids[k], (uint8_t)tell};
         pthread_cond_signal(&l->emb_cv);
     }

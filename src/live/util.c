@@ -1,4 +1,5 @@
-/* src/live/util.c: small helpers of the live module that touch no live state (the clock, array growth, id checks).
+/* src/live/util.c: small helpers of the live module that touch no live state (the clock, id checks); arrays grow
+ * with core's mp_grow (magpie/buf.h).
  * A leaf: it calls no other file of the module, so every file may call it without a reference loop. */
 #include <stdlib.h>
 #include <time.h>
@@ -10,17 +11,6 @@ int64_t live_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int live_grow(void **p, size_t *cap, size_t n, size_t elem) {
-    if (n <= *cap && *p) return MP_OK;
-    size_t c = *cap ? *cap : 16;
-    while (c < n) c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q) return MP_ENOMEM;
-    *p = q;
-    *cap = c;
-    return MP_OK;
 }
 
 const char *live_id_problem(const char *id, size_t len) {

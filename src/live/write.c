@@ -124,7 +124,7 @@ static void log_append(mp_live *l, const mp_interaction *ev, size_t n, int64_t a
         l->log_first_seq += drop;
     }
     /* out of memory: the events are stored and served, only a later reload's catch-up will not see them */
-    if (live_grow((void **)&l->log, &l->cap_log, l->n_log + n, sizeof *l->log)) return;
+    if (mp_grow((void **)&l->log, &l->cap_log, l->n_log + n, sizeof *l->log)) return;
     for (size_t k = 0; k < n; k++) {
         l->log[l->n_log].e = ev[k];
         l->log[l->n_log].at_ns = at_ns;
@@ -558,7 +558,7 @@ int mp_live_forget_user(mp_live *l, const char *user, size_t len, uint64_t *n_ev
     live_holder_release(l, hd);
     for (size_t k = 0; k < l->n_log; k++) /* a later reload must not teach the user back to a model */
         if (l->log[k].e.user == uid) l->log[k].e.user = MP_NO_USER;
-    if (live_grow((void **)&l->forgot, &l->cap_forgot, l->n_forgot + 1, sizeof *l->forgot) == MP_OK)
+    if (mp_grow((void **)&l->forgot, &l->cap_forgot, l->n_forgot + 1, sizeof *l->forgot) == MP_OK)
         l->forgot[l->n_forgot++] = uid;
     if (h.cap) free(h.ev);
     pthread_mutex_unlock(&l->write_mu);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "magpie/buf.h"
 #include "magpie/live.h"
 
 static const double bucket_bounds[MP_METRICS_NBUCKETS] = MP_METRICS_BUCKETS;
@@ -205,68 +206,37 @@ void mp_metrics_set_connections(mp_metrics *m, int64_t open_connections) {
 
 /* ---- rendering ----------------------------------------------------------------------------------------------- */
 
-typedef struct buf {
-    char *data;
-    size_t len, cap;
-    int failed; /* an allocation failed: everything after is dropped */
-} buf;
-
-static void put(buf *b, const char *fmt, ...) MP_PRINTF(2, 3);
-static void put(buf *b, const char *fmt, ...) {
-    if (b->failed) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = 1;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap * 2 + (size_t)n;
-        char *d = realloc(b->data, cap);
-        if (!d) {
-            b->failed = 1;
-            return;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-}
+/* Rendering appends to core's mp_buf: an allocation failure sticks and is checked once at the end. */
 
 /* A label value with \, " and newline escaped, as the exposition format requires. */
-static void put_label(buf *b, const char *v) {
-    put(b, "\"");
+static void put_label(mp_buf *b, const char *v) {
+    mp_buf_printf(b, "\"");
     for (; *v && !b->failed; v++) {
         if (*v == '\\')
-            put(b, "\\\\");
+            mp_buf_printf(b, "\\\\");
         else if (*v == '"')
-            put(b, "\\\"");
+            mp_buf_printf(b, "\\\"");
         else if (*v == '\n')
-            put(b, "\\n");
+            mp_buf_printf(b, "\\n");
         else
-            put(b, "%c", *v);
+            mp_buf_printf(b, "%c", *v);
     }
-    put(b, "\"");
+    mp_buf_printf(b, "\"");
 }
 
-static void put_header(buf *b, const char *name, const char *type, const char *help) {
-    put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+static void put_header(mp_buf *b, const char *name, const char *type, const char *help) {
+    mp_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Exact decimal seconds from nanoseconds: 3000000 -> "0.003", 2000000000 -> "2". */
-static void put_seconds_ns(buf *b, uint64_t ns) {
+static void put_seconds_ns(mp_buf *b, uint64_t ns) {
     char frac[16];
     snprintf(frac, sizeof frac, "%09llu", (unsigned long long)(ns % 1000000000u));
     size_t n = 9;
     while (n && frac[n - 1] == '0')
         n--;
     frac[n] = '\0';
-    put(b, "%llu%s%s", (unsigned long long)(ns / 1000000000u), n ? "." : "", frac);
+    mp_buf_printf(b, "%llu%s%s", (unsigned long long)(ns / 1000000000u), n ? "." : "", frac);
 }
 
 /* Resident set size in bytes from /proc/self/statm; -1 if unavailable. */
@@ -284,9 +254,9 @@ static long long resident_bytes(void) {
 int mp_metrics_render(mp_metrics *m, char **out, size_t *len, mp_error *err) {
     *out = NULL;
     if (len) *len = 0;
-    buf b = {malloc(4096), 0, 4096, 0};
-    if (!b.data) return mp_error_set(err, MP_ENOMEM, "metrics: out of memory rendering /metrics");
-    b.data[0] = '\0';
+    mp_buf b;
+    mp_buf_init(&b);
+    mp_buf_reserve(&b, 4096);
 
     put_header(&b, "magpie_http_requests_total", "counter", "HTTP requests served, by route and status code.");
     for (size_t i = 0; i < m->n_endpoints; i++) {
@@ -294,12 +264,12 @@ int mp_metrics_render(mp_metrics *m, char **out, size_t *len, mp_error *err) {
         for (size_t c = 0; c < N_CODE_SLOTS; c++) {
             uint64_t v = atomic_load_explicit(&e->by_code[c], memory_order_relaxed);
             if (!v) continue;
-            put(&b, "magpie_http_requests_total{endpoint=");
+            mp_buf_printf(&b, "magpie_http_requests_total{endpoint=");
             put_label(&b, e->name);
             if (c < MP_METRICS_NCODES)
-                put(&b, ",code=\"%d\"} %llu\n", tracked_codes[c], (unsigned long long)v);
+                mp_buf_printf(&b, ",code=\"%d\"} %llu\n", tracked_codes[c], (unsigned long long)v);
             else
-                put(&b, ",code=\"other\"} %llu\n", (unsigned long long)v);
+                mp_buf_printf(&b, ",code=\"other\"} %llu\n", (unsigned long long)v);
         }
     }
 
@@ -310,32 +280,32 @@ int mp_metrics_render(mp_metrics *m, char **out, size_t *len, mp_error *err) {
         uint64_t cumulative = 0;
         for (size_t k = 0; k <= MP_METRICS_NBUCKETS; k++) {
             cumulative += atomic_load_explicit(&e->by_bucket[k], memory_order_relaxed);
-            put(&b, "magpie_http_request_duration_seconds_bucket{endpoint=");
+            mp_buf_printf(&b, "magpie_http_request_duration_seconds_bucket{endpoint=");
             put_label(&b, e->name);
             if (k < MP_METRICS_NBUCKETS)
-                put(&b, ",le=\"%g\"} %llu\n", bucket_bounds[k], (unsigned long long)cumulative);
+                mp_buf_printf(&b, ",le=\"%g\"} %llu\n", bucket_bounds[k], (unsigned long long)cumulative);
             else
-                put(&b, ",le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
+                mp_buf_printf(&b, ",le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
         }
-        put(&b, "magpie_http_request_duration_seconds_sum{endpoint=");
+        mp_buf_printf(&b, "magpie_http_request_duration_seconds_sum{endpoint=");
         put_label(&b, e->name);
-        put(&b, "} ");
+        mp_buf_printf(&b, "} ");
         put_seconds_ns(&b, atomic_load_explicit(&e->sum_ns, memory_order_relaxed));
-        put(&b, "\n");
+        mp_buf_printf(&b, "\n");
         /* _count equals the +Inf bucket of the same snapshot, as the format requires */
-        put(&b, "magpie_http_request_duration_seconds_count{endpoint=");
+        mp_buf_printf(&b, "magpie_http_request_duration_seconds_count{endpoint=");
         put_label(&b, e->name);
-        put(&b, "} %llu\n", (unsigned long long)cumulative);
+        mp_buf_printf(&b, "} %llu\n", (unsigned long long)cumulative);
     }
 
     put_header(&b, "magpie_events_ingested_total", "counter", "Events accepted and stored.");
-    put(&b, "magpie_events_ingested_total %llu\n",
+    mp_buf_printf(&b, "magpie_events_ingested_total %llu\n",
         (unsigned long long)atomic_load_explicit(&m->events_accepted, memory_order_relaxed));
     put_header(&b, "magpie_events_duplicate_total", "counter", "Events ignored as duplicates of stored ones.");
-    put(&b, "magpie_events_duplicate_total %llu\n",
+    mp_buf_printf(&b, "magpie_events_duplicate_total %llu\n",
         (unsigned long long)atomic_load_explicit(&m->events_duplicate, memory_order_relaxed));
     put_header(&b, "magpie_events_rejected_total", "counter", "Events refused as invalid.");
-    put(&b, "magpie_events_rejected_total %llu\n",
+    mp_buf_printf(&b, "magpie_events_rejected_total %llu\n",
         (unsigned long long)atomic_load_explicit(&m->events_rejected, memory_order_relaxed));
 
     char name[256];
@@ -353,43 +323,39 @@ int mp_metrics_render(mp_metrics *m, char **out, size_t *len, mp_error *err) {
     pthread_mutex_unlock(&m->model_lock);
     put_header(&b, "magpie_model_info", "gauge", "The model being served (always 1).");
     if (model_set) {
-        put(&b, "magpie_model_info{model=");
+        mp_buf_printf(&b, "magpie_model_info{model=");
         put_label(&b, name);
-        put(&b, ",version=\"%llu\"} 1\n", (unsigned long long)version);
+        mp_buf_printf(&b, ",version=\"%llu\"} 1\n", (unsigned long long)version);
     }
     put_header(&b, "magpie_model_version", "gauge", "Version of the model being served (0: none).");
-    put(&b, "magpie_model_version %llu\n", (unsigned long long)version);
+    mp_buf_printf(&b, "magpie_model_version %llu\n", (unsigned long long)version);
     put_header(&b, "magpie_model_loaded_timestamp_seconds", "gauge", "When the model being served was loaded.");
-    put(&b, "magpie_model_loaded_timestamp_seconds %lld\n", (long long)loaded_at);
+    mp_buf_printf(&b, "magpie_model_loaded_timestamp_seconds %lld\n", (long long)loaded_at);
     put_header(&b, "magpie_model_items", "gauge", "Items the model being served can recommend.");
-    put(&b, "magpie_model_items %lu\n", (unsigned long)items);
+    mp_buf_printf(&b, "magpie_model_items %lu\n", (unsigned long)items);
     put_header(&b, "magpie_model_ann_index", "gauge", "1 if recommendations use an HNSW index, else 0.");
-    put(&b, "magpie_model_ann_index %d\n", has_index);
+    mp_buf_printf(&b, "magpie_model_ann_index %d\n", has_index);
     put_header(&b, "magpie_model_reloads_total", "counter", "Model reload attempts, by result.");
-    put(&b, "magpie_model_reloads_total{result=\"ok\"} %llu\n",
+    mp_buf_printf(&b, "magpie_model_reloads_total{result=\"ok\"} %llu\n",
         (unsigned long long)atomic_load_explicit(&m->reloads_ok, memory_order_relaxed));
-    put(&b, "magpie_model_reloads_total{result=\"error\"} %llu\n",
+    mp_buf_printf(&b, "magpie_model_reloads_total{result=\"error\"} %llu\n",
         (unsigned long long)atomic_load_explicit(&m->reloads_error, memory_order_relaxed));
 
     put_header(&b, "magpie_http_open_connections", "gauge", "HTTP connections open now.");
-    put(&b, "magpie_http_open_connections %lld\n",
+    mp_buf_printf(&b, "magpie_http_open_connections %lld\n",
         (long long)atomic_load_explicit(&m->open_connections, memory_order_relaxed));
     long long rss = resident_bytes();
     if (rss >= 0) {
         put_header(&b, "magpie_process_resident_memory_bytes", "gauge", "Resident memory of the server process.");
-        put(&b, "magpie_process_resident_memory_bytes %lld\n", rss);
+        mp_buf_printf(&b, "magpie_process_resident_memory_bytes %lld\n", rss);
     }
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     double up = (double)(now.tv_sec - m->started.tv_sec) + (double)(now.tv_nsec - m->started.tv_nsec) * 1e-9;
     put_header(&b, "magpie_uptime_seconds", "gauge", "Seconds since the server started.");
-    put(&b, "magpie_uptime_seconds %.3f\n", up < 0 ? 0 : up);
+    mp_buf_printf(&b, "magpie_uptime_seconds %.3f\n", up < 0 ? 0 : up);
 
-    if (b.failed) {
-        free(b.data);
-        return mp_error_set(err, MP_ENOMEM, "metrics: out of memory rendering /metrics");
-    }
-    *out = b.data;
-    if (len) *len = b.len;
+    *out = mp_buf_take(&b, len);
+    if (!*out) return mp_error_set(err, MP_ENOMEM, "metrics: out of memory rendering /metrics");
     return MP_OK;
 }
