@@ -1064,13 +1064,13 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* Price bucket edges: quantiles of log1p(price) over the items with a price. */
-static int fit_price_edges(hybrid *h, const mp_train_data *d) {
-    if (!d->item_prices || h->p.price_buckets < 2) return MP_OK;
-    double *v = malloc(((size_t)d->n_items + 1) * sizeof *v);
+static int fit_price_edges(hybrid *h, const double *prices, uint32_t n_items) {
+    if (!prices || h->p.price_buckets < 2) return MP_OK;
+    double *v = malloc(((size_t)n_items + 1) * sizeof *v);
     if (!v) return MP_ENOMEM;
     size_t n = 0;
-    for (uint32_t i = 0; i < d->n_items; i++)
-        if (isfinite(d->item_prices[i]) && d->item_prices[i] >= 0) v[n++] = log1p(d->item_prices[i]);
+    for (uint32_t i = 0; i < n_items; i++)
+        if (isfinite(prices[i]) && prices[i] >= 0) v[n++] = log1p(prices[i]);
     if (n < 2) {
         free(v);
         return MP_OK;
@@ -1158,7 +1158,9 @@ static int hyb_fit(void *impl, const mp_train_data *data, const mp_progress *pro
     hybrid *h = impl;
     if (!data || !data->ui || data->n_items == 0)
         return mp_error_set(err, MP_EEMPTY, "hybrid: no training data (the catalog is empty)");
-    if (data->item_embeddings && data->embedding_dim == 0)
+    static const mp_train_content no_content = {0};
+    const mp_train_content *content = data->content ? data->content : &no_content;
+    if (content->embeddings && content->embedding_dim == 0)
         return mp_error_set(err, MP_EINVAL, "hybrid: item embeddings given with dimension 0");
     hyb_release(h);
     const uint32_t k = h->p.factors, K1 = k + 1;
@@ -1180,7 +1182,7 @@ static int hyb_fit(void *impl, const mp_train_data *data, const mp_progress *pro
 
     fptr = malloc(((size_t)ni + 1) * sizeof *fptr);
     if (alloc_items(h, ni) != MP_OK || !fptr || mp_strmap_create(&h->vocab, 1024) != MP_OK ||
-        fit_price_edges(h, data) != MP_OK || mp_item_titles_copy(data->item_titles, ni, &h->titles) != MP_OK) {
+        fit_price_edges(h, content->prices, ni) != MP_OK || mp_item_titles_copy(data->item_titles, ni, &h->titles) != MP_OK) {
         rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for %u items", ni);
         goto fail;
     }
@@ -1209,10 +1211,10 @@ static int hyb_fit(void *impl, const mp_train_data *data, const mp_progress *pro
     fptr[0] = 0;
     for (uint32_t i = 0; i < ni; i++) {
         const char *title = data->item_titles ? data->item_titles[i] : NULL;
-        const char *desc = data->item_descriptions ? data->item_descriptions[i] : NULL;
-        const char *brand = data->item_brands ? data->item_brands[i] : NULL;
+        const char *desc = content->descriptions ? content->descriptions[i] : NULL;
+        const char *brand = content->brands ? content->brands[i] : NULL;
         const char *cat = h->cats ? h->cats[i] : NULL;
-        double price = data->item_prices ? data->item_prices[i] : NAN;
+        double price = content->prices ? content->prices[i] : NAN;
         if (item_features(h, h->vocab, 1, title, desc, cat, brand, price, &fl) != MP_OK) {
             rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for item features");
             goto fail;
@@ -1383,15 +1385,15 @@ static int hyb_fit(void *impl, const mp_train_data *data, const mp_progress *pro
     }
     if (snap.id_vec && h->best_epoch != h->epochs_run) snapshot_restore(&snap, h);
     if (!snap.id_vec) h->best_epoch = h->epochs_run;
-    if (data->item_embeddings) {
+    if (content->embeddings) {
         build_item_vectors(h, &J, NULL); /* the adapter's targets */
-        if ((rc = fit_adapter(h, data->item_embeddings, data->embedding_dim, err)) != MP_OK) goto fail;
-        if (h->adapter && data->embedding_source && !(h->emb_source = strdup(data->embedding_source))) {
+        if ((rc = fit_adapter(h, content->embeddings, content->embedding_dim, err)) != MP_OK) goto fail;
+        if (h->adapter && content->embedding_source && !(h->emb_source = strdup(content->embedding_source))) {
             rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory");
             goto fail;
         }
     }
-    build_item_vectors(h, &J, h->adapter ? data->item_embeddings : NULL);
+    build_item_vectors(h, &J, h->adapter ? content->embeddings : NULL);
     {
         if (!(h->lex = calloc((size_t)ni + 1, sizeof *h->lex))) {
             rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for the lexical index");
