@@ -10,8 +10,9 @@
  *   hybrid_adapter.c  the ridge adapter from item text embeddings to the behaviour space (adapter, adapter_in,
  *                     emb_dim) and an item's content vectors from its feature list (content_vec, in_content).
  *   hybrid_lexical.c  the lexical channel: idf feature vectors of the items (lex), their inverted index (post),
- *                     successor profiles (succ), content neighbours of items without events, their scores, and
- *                     their model-file encoding. Owns lex / post / succ (hyb_lex_free).
+ *                     successor profiles (succ), their scores and model-file encoding; and, through the index, the
+ *                     content neighbours of items without events (which replace their content_vec / in_content).
+ *                     Owns lex / post / succ (hyb_lex_free).
  *   hybrid_features.c content -> features: the vocabulary (vocab), idf, price buckets (price_edges), the feature
  *                     lists of items and texts (hyb_feats, feat_list), and a user context's history as the towers
  *                     weigh it. Calls no other hybrid file.
@@ -87,6 +88,8 @@ typedef struct hyb_params {
     uint32_t patience, eval_every;
 } hyb_params;
 
+/* The model (the ops' impl block). Every array is owned by it and freed by hyb_release (hybrid.c); which file
+ * writes which is in the map above. */
 typedef struct hybrid {
     hyb_params p;
     /* fitted state */
@@ -121,6 +124,7 @@ typedef struct hybrid {
     double best_valid;
 } hybrid;
 
+/* Small helpers of every file, inline so that none of them is a call between the files. */
 static inline int nonzero(const float *v, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (v[i] != 0) return 1;
