@@ -780,18 +780,18 @@ static int cmd_cold(const char *dir, const opts *o) {
 
     if (!wanted(o, "hybrid")) {
     } else if (have_model("hybrid")) {
-        tbc.ts.data.item_embeddings = use;
-        tbc.ts.data.embedding_dim = use ? MP_USE_DIM : 0;
-        tbc.ts.data.embedding_source = use ? "use-lite" : NULL;
+        tbc.ts.content.embeddings = use;
+        tbc.ts.content.embedding_dim = use ? MP_USE_DIM : 0;
+        tbc.ts.content.embedding_source = use ? "use-lite" : NULL;
         mp_model *hy = fit_model("hybrid", o->hybrid_params, &tbc.ts.data, &fit_s);
         s = sc_model(hy, n_items);
         r = eval_full(&s, cc, n_eval, n_items);
         row_full(use ? "**hybrid** (cold training, titles + USE-Lite)" : "**hybrid** (cold training, titles)", &r, fit_s,
                  o->hybrid_params);
         mp_model_destroy(hy);
-        tbc.ts.data.item_embeddings = NULL;
-        tbc.ts.data.embedding_dim = 0;
-        tbc.ts.data.embedding_source = NULL;
+        tbc.ts.content.embeddings = NULL;
+        tbc.ts.content.embedding_dim = 0;
+        tbc.ts.content.embedding_source = NULL;
     } else {
         printf("| hybrid | n/a | n/a | n/a | n/a | | model \"hybrid\" is not in this build's registry |\n");
     }
@@ -1048,9 +1048,9 @@ static int cmd_llmrank(const char *dir, const opts *o) {
     trainbuf tbt, tbv;
     trainbuf_build(&tbt, &tr_te, n_items, titles);
     trainbuf_build(&tbv, &tr_va, n_items, titles);
-    tbt.ts.data.item_embeddings = tbv.ts.data.item_embeddings = use;
-    tbt.ts.data.embedding_dim = tbv.ts.data.embedding_dim = use ? MP_USE_DIM : 0;
-    tbt.ts.data.embedding_source = tbv.ts.data.embedding_source = use ? "use-lite" : NULL;
+    tbt.ts.content.embeddings = tbv.ts.content.embeddings = use;
+    tbt.ts.content.embedding_dim = tbv.ts.content.embedding_dim = use ? MP_USE_DIM : 0;
+    tbt.ts.content.embedding_source = tbv.ts.content.embedding_source = use ? "use-lite" : NULL;
     printf("Training: %llu events of the %u other users (their full sequences: history + test target); the 200 "
            "users' own histories are only their queries. Models run with their defaults (seqknn's were chosen on Games "
            "validation, full ranking). Blend weights were chosen on validation: %u sampled users' "

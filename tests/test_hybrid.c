@@ -68,7 +68,7 @@ static int fixture_build(fixture *fx, mp_error *err) {
     fx->ts.data.item_category = fx->item_cat;
     fx->ts.data.category_names = (const char *const *)fx->cats;
     fx->ts.data.n_categories = 3;
-    fx->ts.data.item_prices = fx->prices;
+    fx->ts.content.prices = fx->prices;
     fx->ts.data.n_threads = 1;
     return MP_OK;
 }
@@ -310,9 +310,9 @@ MP_TEST(hybrid_warp_and_embeddings_adapter) {
         emb[i * D + 1] = i < GI ? 0.0f : 1.0f;
         emb[i * D + 2] = 0.5f;
     }
-    fx.ts.data.item_embeddings = emb;
-    fx.ts.data.embedding_dim = D;
-    fx.ts.data.embedding_source = "toy";
+    fx.ts.content.embeddings = emb;
+    fx.ts.content.embedding_dim = D;
+    fx.ts.content.embedding_source = "toy";
     mp_model *m = NULL;
     CHECK_OK(fit(&m, &fx.ts.data, "factors=16,epochs=30,threads=1,loss=warp", &err), &err);
     /* an item known only by its embedding lands on the side of its theme */
@@ -357,11 +357,11 @@ MP_TEST(hybrid_adapter_leaves_featured_cold_items_alone) {
     const char *params[2] = {"factors=8,epochs=5,threads=1", "factors=8,epochs=5,threads=1,id_dropout=0.5"};
     for (int v = 0; v < 2; v++) {
         mp_model *plain = NULL, *with = NULL;
-        fx.ts.data.item_embeddings = NULL;
-        fx.ts.data.embedding_dim = 0;
+        fx.ts.content.embeddings = NULL;
+        fx.ts.content.embedding_dim = 0;
         CHECK_OK(fit(&plain, &fx.ts.data, params[v], &err), &err);
-        fx.ts.data.item_embeddings = emb;
-        fx.ts.data.embedding_dim = D;
+        fx.ts.content.embeddings = emb;
+        fx.ts.content.embedding_dim = D;
         CHECK_OK(fit(&with, &fx.ts.data, params[v], &err), &err);
         float a[NI], b[NI];
         double cold_diff = 0, warm_diff = 0;
@@ -385,8 +385,8 @@ MP_TEST(hybrid_adapter_leaves_featured_cold_items_alone) {
         mp_model_destroy(plain);
         mp_model_destroy(with);
     }
-    fx.ts.data.item_embeddings = NULL;
-    fx.ts.data.embedding_dim = 0;
+    fx.ts.content.embeddings = NULL;
+    fx.ts.content.embedding_dim = 0;
     fixture_free(&fx);
 }
 
@@ -460,7 +460,7 @@ MP_TEST(hybrid_review_sentiment_grades_events) {
     CHECK_OK(mp_train_set_build(&ts, ds, ds->events, ds->n_events, NULL, &err), &err);
     CHECK_EQ(mp_csr_nnz(&ts.ui), 1);
     CHECK_EQ(ts.ui.idx[0], 0);
-    CHECK(ts.data.item_brands && ts.data.item_descriptions && ts.data.item_prices);
+    CHECK(ts.data.content && ts.data.content->brands && ts.data.content->descriptions && ts.data.content->prices);
     mp_train_set_free(&ts);
     mp_dataset_destroy(ds);
 

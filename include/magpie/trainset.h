@@ -11,6 +11,18 @@
 
 #define MP_NO_USER UINT32_MAX
 
+/* The content of the training items, which only content-aware (hybrid, cold-start) models read; every member is
+ * optional (NULL). Kept apart from mp_train_data so that the models that ignore content see none of it. (Not
+ * mp_item_content of model.h: that is one item's content, given after training.) */
+typedef struct mp_train_content {
+    const char *const *descriptions; /* [n_items], entries may be NULL */
+    const char *const *brands;       /* [n_items], entries may be NULL */
+    const double *prices;            /* [n_items], NaN = unknown */
+    const float *embeddings;         /* [n_items * embedding_dim] text embeddings (a row of zeros = none) */
+    uint32_t embedding_dim;
+    const char *embedding_source;    /* encoder name the embeddings came from ("use-lite", ...) or NULL */
+} mp_train_content;
+
 /* What a model is trained on. All arrays are borrowed for the duration of fit. */
 typedef struct mp_train_data {
     uint32_t n_users, n_items;
@@ -23,13 +35,7 @@ typedef struct mp_train_data {
     const char *const *category_names; /* [n_categories] or NULL */
     uint32_t n_categories;
     const char *const *item_titles;   /* [n_items] or NULL (entries may be NULL) */
-    /* Content of the items, for content-aware (hybrid, cold-start) models; all optional (NULL). */
-    const char *const *item_descriptions; /* [n_items], entries may be NULL */
-    const char *const *item_brands;       /* [n_items], entries may be NULL */
-    const double *item_prices;            /* [n_items], NaN = unknown */
-    const float *item_embeddings;         /* [n_items * embedding_dim] text embeddings (a row of zeros = none) */
-    uint32_t embedding_dim;
-    const char *embedding_source;         /* encoder name the embeddings came from ("use-lite", ...) or NULL */
+    const mp_train_content *content;  /* the items' content for content-aware models; NULL: none */
     int64_t now;                      /* reference time (latest training ts) */
     const mp_interaction *valid;      /* [n_valid] optional validation events (sorted by user) for early stopping */
     size_t n_valid;
@@ -54,6 +60,8 @@ typedef struct mp_user_ctx {
 
 typedef struct mp_train_set {
     mp_train_data data;   /* points into the members below and into the dataset (which must outlive this) */
+    mp_train_content content; /* data.content points here: the dataset's descriptions, brands and prices; a caller
+                                 may add embeddings (embeddings, embedding_dim, embedding_source) before fitting */
     mp_csr ui, iu;        /* owned */
     mp_weighting weighting;
 } mp_train_set;

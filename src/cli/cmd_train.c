@@ -361,9 +361,9 @@ int cmd_train(int argc, char **argv) {
         ts.data.n_valid = n_valid_ev;
         ts.data.n_threads = (int)threads;
         if (emb.v) {
-            ts.data.item_embeddings = emb.v;
-            ts.data.embedding_dim = emb.dim;
-            ts.data.embedding_source = emb_source;
+            ts.content.embeddings = emb.v;
+            ts.content.embedding_dim = emb.dim;
+            ts.content.embedding_source = emb_source;
         }
     }
     double t1 = cli_now();

@@ -49,9 +49,10 @@ int mp_train_set_build(mp_train_set *ts, const mp_dataset *ds, const mp_interact
     d->category_names = (const char *const *)ds->category_names;
     d->n_categories = ds->n_categories;
     d->item_titles = (const char *const *)ds->item_title;
-    d->item_descriptions = (const char *const *)ds->item_description;
-    d->item_brands = (const char *const *)ds->item_brand;
-    d->item_prices = ds->item_price;
+    ts->content.descriptions = (const char *const *)ds->item_description;
+    ts->content.brands = (const char *const *)ds->item_brand;
+    ts->content.prices = ds->item_price;
+    d->content = &ts->content;
     d->now = latest;
     return MP_OK;
 }

@@ -53,108 +53,33 @@
  * bench/coldstart.sh (a) (the same split with USE-Lite embeddings given, users with a non-empty history): on the
  * validation split (cold --split valid, all 9,699 users) the defaults give Recall@20 0.092 against 0.071 for the
  * character n-gram TF-IDF baseline, on the test split (3,000 users) 0.082 against 0.062 (1.32x); before the adapter
- * was limited to featureless items the embeddings cut the hybrid's test Recall@20 from 0.074 to 0.050 (1,500 users). lexical=15, recency=0.6, transitions=2..16, factors=128
- * moved validation Recall@20 by less than its noise (+-0.005); subwords=1 (0.095 vs 0.103, 7x slower) and
- * neighbours=10 (0.074) were worse, and a z-scored blend with the TF-IDF baseline did not help.
+ * was limited to featureless items the embeddings cut the hybrid's test Recall@20 from 0.074 to 0.050 (1,500 users).
+ * lexical=15, recency=0.6, transitions=2..16, factors=128 moved validation Recall@20 by less than its noise (+-0.005);
+ * subwords=1 (0.095 vs 0.103, 7x slower) and neighbours=10 (0.074) were worse, and a z-scored blend with the TF-IDF
+ * baseline did not help.
  *
  * Real time: update grows the catalog (new items get vectors from set_item); set_item builds the vectors and the
  * index entry of a new or changed item from the stored vocabulary, idf, feature embeddings and adapter, so it is
  * recommendable at once; forget_user has nothing to forget. All of these are saved, so a loaded model does the
- * same. */
+ * same.
+ *
+ * This file is the model (ops, the fit as steps, the user tower, scoring, explain, set_item, save / load); the
+ * features, the lexical channel, the adapter and the SGD have a file each (map in hybrid_internal.h). */
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "magpie/buf.h"
 #include "magpie/linalg.h"
 #include "magpie/model.h"
-#include "magpie/rng.h"
-#include "magpie/strmap.h"
 #include "magpie/text.h"
 #include "magpie/topk.h"
-#include "magpie/trainset.h"
 #include "models/bpr_internal.h"
+#include "models/hybrid_internal.h"
 #include "models/params.h"
 
 #define HYB_FILE_VERSION 1
-#define HYB_MAX_FACTORS 1024
-#define HYB_MAX_PRICE_BUCKETS 64
-#define HYB_MAX_FEAT_LEN 512 /* longer feature strings are cut */
-#define HYB_MAX_VOCAB (1u << 26)
-#define HYB_REDRAWS 16
-
-enum { LOSS_BPR, LOSS_WARP };
 static const char *const loss_names[] = {"bpr", "warp"};
-
-/* group weights of the content features (see the top of the file) */
-#define W_TITLE 1.0f
-#define W_DESC 0.5f
-#define W_CAT 0.5f
-#define W_BRAND 0.5f
-#define W_PRICE 0.25f
-
-typedef struct hyb_params {
-    uint32_t factors; /* k */
-    uint32_t epochs;
-    double learning_rate;
-    double regularization; /* L2 on user, id and feature vectors */
-    int loss;              /* LOSS_* */
-    uint32_t max_trials;   /* warp */
-    uint64_t seed;
-    uint32_t threads;       /* 0: the training data's n_threads */
-    double id_dropout;      /* probability of leaving an item's id vector out of a triple */
-    int subwords;           /* 1: character 3..5-grams of title words as features */
-    uint32_t desc_tokens;   /* description tokens used per item (0: none) */
-    uint32_t price_buckets; /* 0: no price feature */
-    double init_scale;      /* user and id vectors start N(0, init_scale^2 / k); features start at 0 */
-    double history_norm;    /* a user vector is the sum of its items' input vectors over (count)^history_norm */
-    double text_weight;     /* weight of the request text in a fold-in, relative to one history item */
-    double adapter_reg;     /* ridge penalty of the embedding adapter */
-    double feature_init;    /* feature embeddings start N(0, feature_init^2 / k), equal on both sides */
-    int idf;                /* 1: feature weights times their idf */
-    int sequence;           /* 1: train each event against the events before it; 0: against the user's other items */
-    double recency;         /* history weight recency^j of the j-th most recent item (1: all equal) */
-    double lexical;         /* weight of the lexical channel (0: a pure inner-product model) */
-    uint32_t neighbours;    /* items without an id vector take the mean vector of this many content neighbours */
-    double transitions;     /* weight of the successor-profile channel (0: off) */
-    uint32_t patience, eval_every;
-} hyb_params;
-
-typedef struct hybrid {
-    hyb_params p;
-    /* fitted state */
-    uint32_t k; /* factors; vectors have k + 1 floats (the last is the bias, 1 for users) */
-    uint32_t n_users, n_items;
-    float *in_id;       /* [n_items, k] input-side id vectors (how an item in a history speaks for a user) */
-    float *in_content;  /* [n_items, k] input-side content part */
-    float *in_vec;      /* [n_items, k] in_id + in_content */
-    float *in_feat;     /* [n_feats, k] input-side feature embeddings */
-    float *adapter_in;  /* [k, emb_dim] or NULL */
-    float *id_vec;      /* [n_items, k + 1] id vector and bias; zero for items without training events */
-    float *content_vec; /* [n_items, k + 1] the content part (features, plus the adapter for non-warm items) */
-    float *item_vec;    /* [n_items, k + 1] id_vec + content_vec: what scores use */
-    uint8_t *has_id;    /* [n_items] 1 for items with training events */
-    char **titles;      /* [n_items] or NULL entries */
-    char **cats;        /* [n_items] category paths or NULL entries */
-    mp_strmap *vocab;   /* feature string -> row of feat */
-    uint32_t n_feats;
-    float *feat;           /* [n_feats, k + 1] feature embeddings (last: bias) */
-    float *idf;            /* [n_feats] inverse document frequency of each feature over the training items */
-    struct lex_item *lex;  /* [n_items] lexical channel: idf feature vectors of the items (NULL: lexical = 0) */
-    struct lex_post *post; /* [n_feats] its inverted index */
-    struct lex_item *succ; /* [n_items] content profile of what users took next after the item (or NULL) */
-    uint32_t emb_dim;      /* 0: no adapter */
-    char *emb_source;      /* encoder name of the embeddings (may be NULL) */
-    float *adapter;        /* [(k + 1), emb_dim] or NULL */
-    uint32_t n_price_edges;
-    double *price_edges; /* [n_price_edges] ascending log-price bucket edges */
-    uint32_t *warm;      /* [n_warm] items with an id vector: negative sampling */
-    uint32_t n_warm;
-    uint32_t epochs_run, best_epoch;
-    double best_valid;
-} hybrid;
 
 /* In the order of the model file's parameter block. */
 #define HYB_P(kind, nm, fld, ...) MP_P_##kind(nm, hyb_params, fld, __VA_ARGS__)
@@ -174,7 +99,8 @@ static const mp_param_info hyb_params_info[] = {
           "probability of hiding an item's id vector in a training triple (0..1): trains the content "
           "features to rank items alone, as cold items are"),
     HYB_P(BOOL, "subwords", subwords, "0", "1: character 3..5-grams of title words as extra features"),
-    HYB_P(UINT, "desc_tokens", desc_tokens, "64", 0, 100000, "description tokens used per item (0: ignore descriptions)"),
+    HYB_P(UINT, "desc_tokens", desc_tokens, "64", 0, 100000,
+          "description tokens used per item (0: ignore descriptions)"),
     HYB_P(UINT, "price_buckets", price_buckets, "8", 0, HYB_MAX_PRICE_BUCKETS,
           "log-price quantile buckets as a feature (0: no price feature)"),
     HYB_P(REAL, "init_scale", init_scale, "0.1", 0, 100, "user and item-id vectors start N(0, init_scale^2 / factors)",
@@ -187,7 +113,8 @@ static const mp_param_info hyb_params_info[] = {
           .lo_open = 1),
     HYB_P(REAL, "feature_init", feature_init, "1", 0, 100,
           "feature embeddings start N(0, feature_init^2 / factors), equal on the user and item side"),
-    HYB_P(BOOL, "idf", idf, "1", "1: weigh an item's features by their inverse document frequency (rare words count more)"),
+    HYB_P(BOOL, "idf", idf, "1",
+          "1: weigh an item's features by their inverse document frequency (rare words count more)"),
     HYB_P(REAL, "lexical", lexical, "30", 0, 1000,
           "weight of exact feature overlap (idf cosine) with the history and request text; 0: pure factor "
           "model with retrieval vectors"),
@@ -214,11 +141,11 @@ static void hyb_init(void *impl) {
     h->best_valid = NAN;
 }
 
-static void lex_free(hybrid *h);
+void hyb_lex_free(hybrid *h);
 
 static void hyb_release(void *impl) {
     hybrid *h = impl;
-    lex_free(h);
+    hyb_lex_free(h);
     free(h->in_id);
     free(h->in_content);
     free(h->in_vec);
@@ -243,706 +170,6 @@ static void hyb_release(void *impl) {
     h->best_valid = NAN;
 }
 
-/* ---- content features ---- */
-
-/* One item's (or one text's) features: rows of the vocabulary with weights. */
-typedef struct feat_list {
-    uint32_t *idx;
-    float *w;
-    size_t n, cap;
-} feat_list;
-
-static void feat_list_free(feat_list *l) {
-    free(l->idx);
-    free(l->w);
-    memset(l, 0, sizeof *l);
-}
-
-/* Makes room for one more entry after n in the parallel arrays (*idx, *w) of capacity *cap. */
-static int pairs_make_room(uint32_t **idx, float **w, size_t n, size_t *cap) {
-    return mp_grow2((void **)idx, sizeof **idx, (void **)w, sizeof **w, cap, n + 1);
-}
-
-static int feat_list_push(feat_list *l, uint32_t idx, float w) {
-    for (size_t i = 0; i < l->n; i++) /* lists are short: merge repeats by a scan */
-        if (l->idx[i] == idx) {
-            l->w[i] += w;
-            return MP_OK;
-        }
-    if (pairs_make_room(&l->idx, &l->w, l->n, &l->cap) != MP_OK) return MP_ENOMEM;
-    l->idx[l->n] = idx;
-    l->w[l->n] = w;
-    l->n++;
-    return MP_OK;
-}
-
-/* Looks up (or, with `grow`, interns) the feature "<prefix><s[0..len)>"; returns its row or MP_STRMAP_NONE. */
-static int feature_id(mp_strmap *vocab, int grow, const char *prefix, const char *s, size_t len, uint32_t *id) {
-    char buf[HYB_MAX_FEAT_LEN + 8];
-    size_t pl = strlen(prefix);
-    if (len > HYB_MAX_FEAT_LEN) len = HYB_MAX_FEAT_LEN;
-    memcpy(buf, prefix, pl);
-    memcpy(buf + pl, s, len);
-    if (!grow) {
-        *id = mp_strmap_get(vocab, buf, pl + len);
-        return MP_OK;
-    }
-    if (mp_strmap_size(vocab) >= HYB_MAX_VOCAB) {
-        *id = mp_strmap_get(vocab, buf, pl + len);
-        return MP_OK;
-    }
-    return mp_strmap_intern(vocab, buf, pl + len, id, NULL);
-}
-
-/* Adds the word tokens of text (at most max_tokens of them, 0: all) as "w:" features sharing group weight gw. */
-static int add_text(feat_list *l, mp_strmap *vocab, int grow, const char *text, size_t len, int subwords,
-                    size_t max_tokens, float gw) {
-    if (!text || len == 0 || gw <= 0) return MP_OK;
-    mp_text_feat_opts o;
-    mp_text_feat_default(&o);
-    if (subwords) {
-        o.minn = 3;
-        o.maxn = 5;
-    }
-    mp_text_tokens *t = NULL;
-    mp_error e;
-    if (mp_text_features(text, len, &o, &t, &e) != MP_OK) return MP_OK; /* invalid text: no features from it */
-    uint32_t *ids = malloc((t->n ? t->n : 1) * sizeof *ids);
-    if (!ids) {
-        mp_text_tokens_free(t);
-        return MP_ENOMEM;
-    }
-    size_t m = 0, words = 0;
-    int rc = MP_OK;
-    for (size_t i = 0; i < t->n && rc == MP_OK; i++) {
-        const mp_text_token *tok = &t->toks[i];
-        if (tok->kind != MP_TOK_SUBWORD && max_tokens && ++words > max_tokens) break;
-        uint32_t id;
-        rc = feature_id(vocab, grow, tok->kind == MP_TOK_SUBWORD ? "s:" : "w:", t->buf + tok->off, tok->len, &id);
-        if (rc == MP_OK && id != MP_STRMAP_NONE) ids[m++] = id;
-    }
-    for (size_t i = 0; i < m && rc == MP_OK; i++)
-        rc = feat_list_push(l, ids[i], gw / (float)m);
-    free(ids);
-    mp_text_tokens_free(t);
-    return rc;
-}
-
-/* Bucket of a price: the number of edges below log1p(price). */
-static uint32_t price_bucket(const hybrid *h, double price) {
-    double lp = log1p(price);
-    uint32_t b = 0;
-    while (b < h->n_price_edges && h->price_edges[b] < lp)
-        b++;
-    return b;
-}
-
-/* Multiplies the weights by the features' idf (when known) and scales them to sum to 1. */
-static void apply_idf(const hybrid *h, const uint32_t *idx, float *w, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (h->idf && h->p.idf && idx[i] < h->n_feats) w[i] *= h->idf[idx[i]];
-        s += w[i];
-    }
-    if (s > 0)
-        for (size_t i = 0; i < n; i++)
-            w[i] = (float)(w[i] / s);
-}
-
-/* The features of one item's content. `grow` interns new features (fit); otherwise unknown ones are skipped. */
-static int item_features(const hybrid *h, mp_strmap *vocab, int grow, const char *title, const char *desc,
-                         const char *cat, const char *brand, double price, feat_list *l) {
-    l->n = 0;
-    int rc;
-    if (title && (rc = add_text(l, vocab, grow, title, strlen(title), (int)h->p.subwords, 0, W_TITLE))) return rc;
-    if (desc && h->p.desc_tokens && (rc = add_text(l, vocab, grow, desc, strlen(desc), 0, h->p.desc_tokens, W_DESC)))
-        return rc;
-    if (cat && *cat) { /* every prefix of "A > B > C" */
-        uint32_t ids[32];
-        size_t m = 0, len = strlen(cat);
-        for (size_t i = 0; i <= len && m < 32; i++) {
-            if (i == len || (i + 3 <= len && !memcmp(cat + i, " > ", 3))) {
-                uint32_t id;
-                if ((rc = feature_id(vocab, grow, "c:", cat, i, &id))) return rc;
-                if (id != MP_STRMAP_NONE) ids[m++] = id;
-            }
-        }
-        for (size_t i = 0; i < m; i++)
-            if ((rc = feat_list_push(l, ids[i], W_CAT / (float)m))) return rc;
-    }
-    if (brand && *brand) {
-        uint32_t id;
-        if ((rc = feature_id(vocab, grow, "b:", brand, strlen(brand), &id))) return rc;
-        if (id != MP_STRMAP_NONE && (rc = feat_list_push(l, id, W_BRAND))) return rc;
-    }
-    if (h->n_price_edges && isfinite(price) && price >= 0) {
-        char b[16];
-        int n = snprintf(b, sizeof b, "%u", price_bucket(h, price));
-        uint32_t id;
-        if ((rc = feature_id(vocab, grow, "p:", b, (size_t)n, &id))) return rc;
-        if (id != MP_STRMAP_NONE && (rc = feat_list_push(l, id, W_PRICE))) return rc;
-    }
-    apply_idf(h, l->idx, l->w, l->n);
-    return MP_OK;
-}
-
-/* out (k + 1) = sum of the listed feature rows. */
-static void feat_sum(const float *feat, uint32_t K1, const uint32_t *idx, const float *w, size_t n, float *out) {
-    memset(out, 0, K1 * sizeof *out);
-    for (size_t i = 0; i < n; i++) {
-        const float *row = feat + (size_t)idx[i] * K1;
-        const float wi = w[i];
-#pragma omp simd
-        for (uint32_t d = 0; d < K1; d++)
-            out[d] += wi * row[d];
-    }
-}
-
-/* out (rows) += A (rows, D) x (D). */
-static void adapter_apply(const float *A, uint32_t rows, uint32_t D, const float *x, float *out) {
-    for (uint32_t d = 0; d < rows; d++) {
-        const float *row = A + (size_t)d * D;
-        float s = 0;
-        for (uint32_t j = 0; j < D; j++)
-            s += row[j] * x[j];
-        out[d] += s;
-    }
-}
-
-static int nonzero(const float *v, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (v[i] != 0) return 1;
-    return 0;
-}
-
-static int is_positive(const mp_interaction *e) {
-    return e->type != MP_EV_DISLIKE && e->type != MP_EV_RETURN;
-}
-
-static inline float dotf(const float *a, const float *b, uint32_t n) {
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (uint32_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
-/* 1 / count^history_norm */
-static float history_scale(const hybrid *h, double count) {
-    return count > 0 ? (float)pow(count, -h->p.history_norm) : 0.0f;
-}
-
-/* ---- the lexical channel ----
- * score += lexical x (recency-weighted mean over the history (and the request text) of the cosine between the
- * idf-weighted feature vectors of the history item and of the candidate). Exact word overlap is what a factor
- * model of a few dozen dimensions blurs most (a franchise name shared by a handful of items), and it is what ranks
- * a new item whose words match what the user bought. Kept as an inverted index (feature -> items). */
-
-struct lex_item {
-    uint32_t *idx; /* features of the item, ascending */
-    float *w;      /* their idf weights, unit L2 norm */
-    uint32_t n;
-};
-typedef struct lex_item lex_item;
-
-struct lex_post {
-    uint32_t *item;
-    float *w;
-    uint32_t n, cap;
-};
-typedef struct lex_post lex_post;
-
-static void lex_item_free(lex_item *li) {
-    free(li->idx);
-    free(li->w);
-    memset(li, 0, sizeof *li);
-}
-
-/* li = the list (idx, w) rescaled to unit L2 norm (w are the model's weights, which sum to 1). */
-static int lex_item_set(lex_item *li, const uint32_t *idx, const float *w, size_t n) {
-    lex_item_free(li);
-    if (n == 0) return MP_OK;
-    li->idx = malloc(n * sizeof *li->idx);
-    li->w = malloc(n * sizeof *li->w);
-    if (!li->idx || !li->w) {
-        lex_item_free(li);
-        return MP_ENOMEM;
-    }
-    double s = 0;
-    for (size_t x = 0; x < n; x++)
-        s += (double)w[x] * w[x];
-    s = s > 0 ? 1.0 / sqrt(s) : 0;
-    for (size_t x = 0; x < n; x++) {
-        li->idx[x] = idx[x];
-        li->w[x] = (float)(w[x] * s);
-    }
-    li->n = (uint32_t)n;
-    return MP_OK;
-}
-
-static int lex_post_add(lex_post *p, uint32_t item, float w) {
-    size_t cap = p->cap; /* postings keep 32-bit counts to stay small */
-    if (pairs_make_room(&p->item, &p->w, p->n, &cap) != MP_OK) return MP_ENOMEM;
-    p->cap = (uint32_t)cap;
-    p->item[p->n] = item;
-    p->w[p->n] = w;
-    p->n++;
-    return MP_OK;
-}
-
-static void lex_post_remove(lex_post *p, uint32_t item) {
-    for (uint32_t x = 0; x < p->n; x++)
-        if (p->item[x] == item) {
-            p->item[x] = p->item[p->n - 1];
-            p->w[x] = p->w[p->n - 1];
-            p->n--;
-            return;
-        }
-}
-
-static void lex_free(hybrid *h) {
-    if (h->lex)
-        for (uint32_t i = 0; i < h->n_items; i++)
-            lex_item_free(&h->lex[i]);
-    free(h->lex);
-    h->lex = NULL;
-    if (h->succ)
-        for (uint32_t i = 0; i < h->n_items; i++)
-            lex_item_free(&h->succ[i]);
-    free(h->succ);
-    h->succ = NULL;
-    if (h->post)
-        for (uint32_t f = 0; f < h->n_feats; f++) {
-            free(h->post[f].item);
-            free(h->post[f].w);
-        }
-    free(h->post);
-    h->post = NULL;
-}
-
-/* The inverted index from the item lists (h->lex). */
-static int lex_index(hybrid *h) {
-    if (!(h->post = calloc((size_t)h->n_feats + 1, sizeof *h->post))) return MP_ENOMEM;
-    for (uint32_t i = 0; i < h->n_items; i++)
-        for (uint32_t x = 0; x < h->lex[i].n; x++)
-            if (lex_post_add(&h->post[h->lex[i].idx[x]], i, h->lex[i].w[x]) != MP_OK) return MP_ENOMEM;
-    return MP_OK;
-}
-
-/* Replaces item i's list and its postings. */
-static int lex_replace(hybrid *h, uint32_t i, const uint32_t *idx, const float *w, size_t n) {
-    lex_item *li = &h->lex[i];
-    for (uint32_t x = 0; x < li->n; x++)
-        lex_post_remove(&h->post[li->idx[x]], i);
-    if (lex_item_set(li, idx, w, n) != MP_OK) return MP_ENOMEM;
-    for (uint32_t x = 0; x < li->n; x++)
-        if (lex_post_add(&h->post[li->idx[x]], i, li->w[x]) != MP_OK) return MP_ENOMEM;
-    return MP_OK;
-}
-
-/* The vector of an item without an id vector from its content neighbours: the mean of the full vectors of the
- * `neighbours` warm items whose idf feature vectors are most similar to it (cosine), weighted by the similarity,
- * replaces its content vectors (kNN regression from content to the collaborative space: a new "Halo 5" borrows
- * what was learned about "Halo 4"). acc is scratch of n_items floats, all zero on entry and on return. */
-static void lex_neighbour_vector(hybrid *h, uint32_t i, float *acc, uint32_t *touched) {
-    const lex_item *li = &h->lex[i];
-    const uint32_t K = h->p.neighbours, k = h->k, K1 = k + 1;
-    if (K == 0 || li->n == 0) return;
-    uint32_t nt = 0;
-    for (uint32_t x = 0; x < li->n; x++) {
-        const lex_post *p = &h->post[li->idx[x]];
-        for (uint32_t y = 0; y < p->n; y++) {
-            uint32_t j = p->item[y];
-            if (j == i || !h->has_id[j]) continue;
-            if (acc[j] == 0) touched[nt++] = j;
-            acc[j] += li->w[x] * p->w[y];
-            if (acc[j] == 0) acc[j] = 1e-30f; /* stays marked */
-        }
-    }
-    if (nt == 0) return;
-    /* the K largest by partial selection */
-    uint32_t m = nt < K ? nt : K;
-    for (uint32_t a = 0; a < m; a++) {
-        uint32_t best = a;
-        for (uint32_t b = a + 1; b < nt; b++)
-            if (acc[touched[b]] > acc[touched[best]]) best = b;
-        uint32_t tmp = touched[a];
-        touched[a] = touched[best];
-        touched[best] = tmp;
-    }
-    float *c = h->content_vec + (size_t)i * K1, *ci = h->in_content + (size_t)i * k;
-    double wsum = 0;
-    for (uint32_t a = 0; a < m; a++)
-        wsum += acc[touched[a]];
-    if (wsum > 0) {
-        memset(c, 0, K1 * sizeof *c);
-        memset(ci, 0, k * sizeof *ci);
-        for (uint32_t a = 0; a < m; a++) {
-            const uint32_t j = touched[a];
-            const float w = (float)(acc[j] / wsum);
-            const float *qj = h->id_vec + (size_t)j * K1, *cj = h->content_vec + (size_t)j * K1;
-            const float *rj = h->in_id + (size_t)j * k, *dj = h->in_content + (size_t)j * k;
-            for (uint32_t d = 0; d < K1; d++)
-                c[d] += w * (qj[d] + cj[d]);
-            for (uint32_t d = 0; d < k; d++)
-                ci[d] += w * (rj[d] + dj[d]);
-        }
-    }
-    for (uint32_t a = 0; a < nt; a++)
-        acc[touched[a]] = 0;
-}
-
-/* Successor profiles: for every item a, the idf feature vectors of the items that followed it in the users'
- * sequences (the next positive event weighs 1, the one after 0.5), summed, cut to the HYB_SUCC_FEATS largest
- * features and scaled to unit norm. Scoring a candidate against the profiles of the user's history asks "does it
- * look like what people take after what you took?" by content, which reaches items without events. */
-#define HYB_SUCC_FEATS 64
-typedef struct succ_pair {
-    uint32_t a, b;
-    float w;
-} succ_pair;
-
-static int cmp_succ(const void *x, const void *y) {
-    const succ_pair *p = x, *q = y;
-    return (p->a > q->a) - (p->a < q->a);
-}
-
-static int build_successors(hybrid *h, const mp_interaction *ev, size_t n) {
-    const uint32_t ni = h->n_items;
-    if (!(h->succ = calloc((size_t)ni + 1, sizeof *h->succ))) return MP_ENOMEM;
-    succ_pair *pairs = malloc((2 * n + 1) * sizeof *pairs);
-    float *acc = calloc((size_t)h->n_feats + 1, sizeof *acc);
-    uint32_t *touched = malloc(((size_t)h->n_feats + 1) * sizeof *touched);
-    float *tw = malloc(((size_t)h->n_feats + 1) * sizeof *tw);
-    int rc = MP_OK;
-    if (!pairs || !acc || !touched || !tw) {
-        rc = MP_ENOMEM;
-        goto done;
-    }
-    size_t np = 0;
-    for (size_t e = 0; e < n; e++) {
-        const mp_interaction *x = &ev[e];
-        if (!is_positive(x) || x->grade < 0 || x->item >= ni) continue;
-        int found = 0;
-        for (size_t f = e + 1; f < n && ev[f].user == x->user && found < 2; f++) {
-            const mp_interaction *y = &ev[f];
-            if (!is_positive(y) || y->grade < 0 || y->item >= ni || y->item == x->item) continue;
-            pairs[np++] = (succ_pair){x->item, y->item, found ? 0.5f : 1.0f};
-            found++;
-        }
-    }
-    qsort(pairs, np, sizeof *pairs, cmp_succ);
-    for (size_t s0 = 0; s0 < np;) {
-        size_t s1 = s0;
-        uint32_t a = pairs[s0].a, nt = 0;
-        for (; s1 < np && pairs[s1].a == a; s1++) {
-            const lex_item *lb = &h->lex[pairs[s1].b];
-            for (uint32_t x = 0; x < lb->n; x++) {
-                uint32_t f = lb->idx[x];
-                if (acc[f] == 0) touched[nt++] = f;
-                acc[f] += pairs[s1].w * lb->w[x];
-                if (acc[f] == 0) acc[f] = 1e-30f;
-            }
-        }
-        /* keep the largest HYB_SUCC_FEATS */
-        uint32_t m = nt < HYB_SUCC_FEATS ? nt : HYB_SUCC_FEATS;
-        for (uint32_t x = 0; x < m; x++) {
-            uint32_t best = x;
-            for (uint32_t y = x + 1; y < nt; y++)
-                if (acc[touched[y]] > acc[touched[best]]) best = y;
-            uint32_t t = touched[x];
-            touched[x] = touched[best];
-            touched[best] = t;
-        }
-        for (uint32_t x = 0; x < m; x++)
-            tw[x] = acc[touched[x]];
-        if (m && lex_item_set(&h->succ[a], touched, tw, m) != MP_OK) rc = MP_ENOMEM;
-        for (uint32_t x = 0; x < nt; x++)
-            acc[touched[x]] = 0;
-        if (rc != MP_OK) break;
-        s0 = s1;
-    }
-done:
-    free(pairs);
-    free(acc);
-    free(touched);
-    free(tw);
-    return rc;
-}
-
-/* scores[i] += s * cosine(list, item i) over the items sharing a feature with the list. */
-static void lex_accumulate(const hybrid *h, const uint32_t *idx, const float *w, uint32_t n, float s, float *scores) {
-    for (uint32_t x = 0; x < n; x++) {
-        const lex_post *p = &h->post[idx[x]];
-        const float a = s * w[x];
-        for (uint32_t y = 0; y < p->n; y++)
-            scores[p->item[y]] += a * p->w[y];
-    }
-}
-
-/* ---- training ---- */
-
-typedef struct train_job {
-    hybrid *h;
-    const mp_csr *ui;
-    const uint32_t *pair_user;    /* [nnz] */
-    const mp_interaction *events; /* training events sorted by (user, ts) */
-    const uint64_t *usable;       /* [n_usable] events that can be a positive with a preceding history */
-    uint64_t n_usable;
-    const uint32_t *back; /* [n_events] distance from an event back to its user's first event */
-    const uint64_t *fptr; /* [n_items + 1] item feature lists */
-    const uint32_t *fidx;
-    const float *fw;
-    float mean_val;
-    float lr, reg;
-} train_job;
-
-/* Per-thread scratch. */
-typedef struct train_scratch {
-    float *qi, *qj, *pu, *gu; /* [k + 1] each */
-    uint8_t *keep;            /* [max history] id kept for each history item */
-    uint32_t *hist;           /* [max history] history items (sequence mode) */
-    float *hw;                /* [max history] their weights */
-} train_scratch;
-
-/* Output-side vector of item i in training: content features, plus the id vector unless dropped. */
-static void train_item_vec(const train_job *J, uint32_t i, int with_id, float *out) {
-    const hybrid *h = J->h;
-    const uint32_t K1 = h->k + 1;
-    feat_sum(h->feat, K1, J->fidx + J->fptr[i], J->fw + J->fptr[i], J->fptr[i + 1] - J->fptr[i], out);
-    if (with_id && h->has_id[i]) {
-        const float *id = h->id_vec + (size_t)i * K1;
-#pragma omp simd
-        for (uint32_t d = 0; d < K1; d++)
-            out[d] += id[d];
-    }
-}
-
-/* Adds the input-side vector of item i (k) times s to out. */
-static void train_in_add(const train_job *J, uint32_t i, int with_id, float s, float *out) {
-    const hybrid *h = J->h;
-    const uint32_t k = h->k;
-    for (uint64_t p = J->fptr[i]; p < J->fptr[i + 1]; p++) {
-        const float *row = h->in_feat + (size_t)J->fidx[p] * k;
-        const float w = s * J->fw[p];
-#pragma omp simd
-        for (uint32_t d = 0; d < k; d++)
-            out[d] += w * row[d];
-    }
-    if (with_id && h->has_id[i]) {
-        const float *id = h->in_id + (size_t)i * k;
-#pragma omp simd
-        for (uint32_t d = 0; d < k; d++)
-            out[d] += s * id[d];
-    }
-}
-
-/* Moves item i's output parameters by lr * (g * pu - reg * param) (pu's bias slot is 1). */
-static void train_item_step(const train_job *J, uint32_t i, int with_id, const float *pu, float g) {
-    hybrid *h = J->h;
-    const uint32_t K1 = h->k + 1;
-    const float lr = J->lr, reg = J->reg;
-    for (uint64_t p = J->fptr[i]; p < J->fptr[i + 1]; p++) {
-        float *row = h->feat + (size_t)J->fidx[p] * K1;
-        const float w = J->fw[p];
-#pragma omp simd
-        for (uint32_t d = 0; d < K1; d++)
-            row[d] += lr * w * (g * pu[d] - reg * row[d]);
-    }
-    if (with_id && h->has_id[i]) {
-        float *id = h->id_vec + (size_t)i * K1;
-#pragma omp simd
-        for (uint32_t d = 0; d < K1; d++)
-            id[d] += lr * (g * pu[d] - reg * id[d]);
-    }
-}
-
-/* Moves item i's input parameters along gu (the loss gradient's negative with respect to the user vector, already
- * times the history scale). */
-static void train_in_step(const train_job *J, uint32_t i, int with_id, const float *gu) {
-    hybrid *h = J->h;
-    const uint32_t k = h->k;
-    const float lr = J->lr, reg = J->reg;
-    for (uint64_t p = J->fptr[i]; p < J->fptr[i + 1]; p++) {
-        float *row = h->in_feat + (size_t)J->fidx[p] * k;
-        const float w = J->fw[p];
-#pragma omp simd
-        for (uint32_t d = 0; d < k; d++)
-            row[d] += lr * w * (gu[d] - reg * row[d]);
-    }
-    if (with_id && h->has_id[i]) {
-        float *id = h->in_id + (size_t)i * k;
-#pragma omp simd
-        for (uint32_t d = 0; d < k; d++)
-            id[d] += lr * (gu[d] - reg * id[d]);
-    }
-}
-
-static int user_has(const mp_csr *ui, uint32_t u, uint32_t item) {
-    uint64_t lo = ui->ptr[u], hi = ui->ptr[u + 1];
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        if (ui->idx[mid] < item)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < ui->ptr[u + 1] && ui->idx[lo] == item;
-}
-
-static uint32_t draw_negative(const train_job *J, mp_rng *rng, uint32_t u) {
-    const hybrid *h = J->h;
-    uint32_t j = h->warm[mp_rng_below(rng, h->n_warm)];
-    for (int r = 0; r < HYB_REDRAWS && user_has(J->ui, u, j); r++)
-        j = h->warm[mp_rng_below(rng, h->n_warm)];
-    return j;
-}
-
-/* The user's history used for a training pair: the user's other items (at most HYB_TRAIN_HISTORY, the ones
- * nearest the positive in the row, which is sorted by item id, so an arbitrary but fixed subset). */
-#define HYB_TRAIN_HISTORY 64
-
-/* One sample (u, i, j). */
-static void train_sample(const train_job *J, mp_rng *rng, train_scratch *S) {
-    hybrid *h = J->h;
-    const uint32_t k = h->k, K1 = k + 1;
-    const uint64_t nnz = mp_csr_nnz(J->ui);
-    uint64_t p = mp_rng_below(rng, nnz);
-    uint32_t u = J->pair_user[p], i = J->ui->idx[p];
-    uint64_t rb = J->ui->ptr[u], re = J->ui->ptr[u + 1];
-    if (re - rb < 2) return;               /* no other item to speak for the user */
-    if (re - rb > HYB_TRAIN_HISTORY + 1) { /* a window of the row around p */
-        uint64_t lo = p > rb + HYB_TRAIN_HISTORY / 2 ? p - HYB_TRAIN_HISTORY / 2 : rb;
-        if (lo + HYB_TRAIN_HISTORY + 1 > re) lo = re - HYB_TRAIN_HISTORY - 1;
-        rb = lo;
-        re = lo + HYB_TRAIN_HISTORY + 1;
-    }
-    float scale = J->ui->val[p] / J->mean_val;
-    if (scale < 0.25f) scale = 0.25f;
-    if (scale > 4.0f) scale = 4.0f;
-    const double drop = h->p.id_dropout;
-    /* user vector from the other items */
-    float *pu = S->pu;
-    memset(pu, 0, K1 * sizeof *pu);
-    const float hs = history_scale(h, (double)(re - rb - 1));
-    for (uint64_t x = rb; x < re; x++) {
-        if (x == p) continue;
-        S->keep[x - rb] = !(mp_rng_uniform(rng) < drop);
-        train_in_add(J, J->ui->idx[x], S->keep[x - rb], hs, pu);
-    }
-    pu[k] = 1.0f;
-    int id_i = !(mp_rng_uniform(rng) < drop);
-    train_item_vec(J, i, id_i, S->qi);
-    float xi = dotf(pu, S->qi, K1);
-    uint32_t j;
-    int id_j;
-    float g;
-    if (h->p.loss == LOSS_BPR) {
-        j = draw_negative(J, rng, u);
-        id_j = !(mp_rng_uniform(rng) < drop);
-        train_item_vec(J, j, id_j, S->qj);
-        float x = xi - dotf(pu, S->qj, K1);
-        g = scale / (1.0f + expf(x));
-    } else {
-        uint32_t trials = 0;
-        float x = 0;
-        for (;;) {
-            j = draw_negative(J, rng, u);
-            id_j = !(mp_rng_uniform(rng) < drop);
-            train_item_vec(J, j, id_j, S->qj);
-            trials++;
-            x = xi - dotf(pu, S->qj, K1);
-            if (x < 1.0f || trials >= h->p.max_trials) break;
-        }
-        if (x >= 1.0f) return; /* no violation found */
-        double n1 = (double)h->n_warm - 1;
-        if (n1 < 2) n1 = 2;
-        double rank = floor(n1 / trials);
-        g = scale * (float)(log(rank > 1 ? rank : 1) / log(n1));
-        if (g <= 0) g = scale * 0.01f;
-    }
-    /* input side: d loss / d pu = -g (qi - qj); each history item moves by its share hs */
-    for (uint32_t d = 0; d < k; d++)
-        S->gu[d] = g * hs * (S->qi[d] - S->qj[d]);
-    for (uint64_t x = rb; x < re; x++)
-        if (x != p) train_in_step(J, J->ui->idx[x], S->keep[x - rb], S->gu);
-    train_item_step(J, i, id_i, pu, g);
-    train_item_step(J, j, id_j, pu, -g);
-}
-
-/* One sample in sequence mode: a positive event and, as the user's history, the positive events before it (most
- * recent first, at most HYB_TRAIN_HISTORY, repeats of the positive skipped), weighted recency^j. */
-static void train_sample_seq(const train_job *J, mp_rng *rng, train_scratch *S) {
-    hybrid *h = J->h;
-    const uint32_t k = h->k, K1 = k + 1;
-    const uint64_t e = J->usable[mp_rng_below(rng, J->n_usable)];
-    const mp_interaction *ev = J->events;
-    const uint32_t u = ev[e].user, i = ev[e].item;
-    const uint64_t start = e - J->back[e];
-    size_t nh = 0;
-    float wsum = 0, wj = 1;
-    const float r = (float)h->p.recency;
-    for (uint64_t x = e; x > start && nh < HYB_TRAIN_HISTORY; x--) {
-        const mp_interaction *he = &ev[x - 1];
-        if (!is_positive(he) || he->grade < 0 || he->item == i || he->item >= h->n_items) continue;
-        int dup = 0;
-        for (size_t y = 0; y < nh && !dup; y++)
-            dup = S->hist[y] == he->item;
-        if (dup) continue;
-        S->hist[nh] = he->item;
-        S->hw[nh] = wj;
-        wsum += wj;
-        wj *= r;
-        nh++;
-    }
-    if (nh == 0) return;
-    const double drop = h->p.id_dropout;
-    float *pu = S->pu;
-    memset(pu, 0, K1 * sizeof *pu);
-    const float hs = history_scale(h, wsum);
-    for (size_t x = 0; x < nh; x++) {
-        S->keep[x] = !(mp_rng_uniform(rng) < drop);
-        train_in_add(J, S->hist[x], S->keep[x], hs * S->hw[x], pu);
-    }
-    pu[k] = 1.0f;
-    int id_i = !(mp_rng_uniform(rng) < drop);
-    train_item_vec(J, i, id_i, S->qi);
-    float xi = dotf(pu, S->qi, K1);
-    uint32_t j;
-    int id_j;
-    float g;
-    if (h->p.loss == LOSS_BPR) {
-        j = draw_negative(J, rng, u);
-        id_j = !(mp_rng_uniform(rng) < drop);
-        train_item_vec(J, j, id_j, S->qj);
-        g = 1.0f / (1.0f + expf(xi - dotf(pu, S->qj, K1)));
-    } else {
-        uint32_t trials = 0;
-        float x = 0;
-        for (;;) {
-            j = draw_negative(J, rng, u);
-            id_j = !(mp_rng_uniform(rng) < drop);
-            train_item_vec(J, j, id_j, S->qj);
-            trials++;
-            x = xi - dotf(pu, S->qj, K1);
-            if (x < 1.0f || trials >= h->p.max_trials) break;
-        }
-        if (x >= 1.0f) return;
-        double n1 = (double)h->n_warm - 1;
-        if (n1 < 2) n1 = 2;
-        double rank = floor(n1 / trials);
-        g = (float)(log(rank > 1 ? rank : 1) / log(n1));
-        if (g <= 0) g = 0.01f;
-    }
-    for (size_t x = 0; x < nh; x++) {
-        for (uint32_t d = 0; d < k; d++)
-            S->gu[d] = g * hs * S->hw[x] * (S->qi[d] - S->qj[d]);
-        train_in_step(J, S->hist[x], S->keep[x], S->gu);
-    }
-    train_item_step(J, i, id_i, pu, g);
-    train_item_step(J, j, id_j, pu, -g);
-}
-
 /* item_vec = id_vec + content_vec and in_vec = in_id + in_content for items [from, to). */
 static void refresh_items(hybrid *h, uint32_t from, uint32_t to) {
     const size_t K1 = h->k + 1, k = h->k;
@@ -952,188 +179,13 @@ static void refresh_items(hybrid *h, uint32_t from, uint32_t to) {
         h->in_vec[x] = h->in_id[x] + h->in_content[x];
 }
 
-/* Both content parts of item i from its feature list plus, for items without an id vector, the adapters. */
-static void content_from_list(hybrid *h, uint32_t i, const uint32_t *idx, const float *w, size_t n, const float *emb) {
-    const uint32_t k = h->k, K1 = k + 1;
-    float *c = h->content_vec + (size_t)i * K1, *ci = h->in_content + (size_t)i * k;
-    feat_sum(h->feat, K1, idx, w, n, c);
-    feat_sum(h->in_feat, k, idx, w, n, ci);
-    /* Without id vectors (id_dropout=1) every item's vector is its content part, and the adapter only predicts that
-     * part from the embedding: mixing that shrunk prediction into items without events would move them, and them
-     * only, toward the mean (on Games cold items it cut Recall@20 from 0.074 to 0.050), so it then serves only
-     * items without any content features. */
-    const int adapt = h->p.id_dropout < 1 || n == 0;
-    if (adapt && h->adapter && emb && !h->has_id[i] && nonzero(emb, h->emb_dim)) {
-        /* the adapter predicts a warm item's whole vector: an item with features averages the two predictions */
-        const float keep = n ? 0.5f : 0.0f, add = n ? 0.5f : 1.0f;
-        float *tmp = calloc(K1, sizeof *tmp);
-        if (!tmp) return;
-        adapter_apply(h->adapter, K1, h->emb_dim, emb, tmp);
-        for (uint32_t d = 0; d < K1; d++)
-            c[d] = keep * c[d] + add * tmp[d];
-        memset(tmp, 0, K1 * sizeof *tmp);
-        adapter_apply(h->adapter_in, k, h->emb_dim, emb, tmp);
-        for (uint32_t d = 0; d < k; d++)
-            ci[d] = keep * ci[d] + add * tmp[d];
-        free(tmp);
-    }
-}
-
 static int hyb_score_all(const void *impl, const mp_user_ctx *ctx, float *scores, mp_error *err);
 
-/* Ridge regressions from the warm items' text embeddings X (n_warm, D) to their id vectors: out (rows, D) with
- * (X^T X + lambda I) a_d = X^T t_d for every output d, t_d the d-th column of target (n_items, ld). */
-static int ridge_adapter(const hybrid *h, const float *X, const uint32_t *rows_of, size_t nw, uint32_t D,
-                         const double *Lfac, const float *target, uint32_t rows, uint32_t ld, float *out) {
-    double *b = malloc((size_t)D * sizeof *b);
-    if (!b) return MP_ENOMEM;
-    for (uint32_t d = 0; d < rows; d++) {
-        memset(b, 0, (size_t)D * sizeof *b);
-        for (size_t r = 0; r < nw; r++) {
-            const double t = target[(size_t)rows_of[r] * ld + d];
-            const float *x = X + r * D;
-            for (uint32_t j = 0; j < D; j++)
-                b[j] += t * x[j];
-        }
-        mp_cholesky_solve_factored(Lfac, b, D);
-        for (uint32_t j = 0; j < D; j++)
-            out[(size_t)d * D + j] = (float)b[j];
-    }
-    (void)h;
-    free(b);
-    return MP_OK;
-}
-
-static int fit_adapter(hybrid *h, const float *emb, uint32_t D, mp_error *err) {
-    const uint32_t k = h->k, K1 = k + 1;
-    size_t nw = 0;
-    for (uint32_t w = 0; w < h->n_warm; w++)
-        if (nonzero(emb + (size_t)h->warm[w] * D, D)) nw++;
-    if (nw == 0) return MP_OK;
-    float *X = malloc(nw * D * sizeof *X);
-    uint32_t *rows_of = malloc(nw * sizeof *rows_of);
-    float *G = malloc((size_t)D * D * sizeof *G);
-    double *A = malloc((size_t)D * D * sizeof *A);
-    h->adapter = calloc((size_t)K1 * D, sizeof *h->adapter);
-    h->adapter_in = calloc((size_t)k * D, sizeof *h->adapter_in);
-    int rc = MP_OK;
-    if (!X || !rows_of || !G || !A || !h->adapter || !h->adapter_in) {
-        rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory fitting the embedding adapter (%u dimensions)", D);
-        goto done;
-    }
-    size_t r = 0;
-    for (uint32_t w = 0; w < h->n_warm; w++) {
-        const float *x = emb + (size_t)h->warm[w] * D;
-        if (!nonzero(x, D)) continue;
-        memcpy(X + r * D, x, D * sizeof *x);
-        rows_of[r++] = h->warm[w];
-    }
-    mp_gram(X, nw, D, D, G);
-    for (size_t x = 0; x < (size_t)D * D; x++)
-        A[x] = G[x];
-    for (uint32_t j = 0; j < D; j++)
-        A[(size_t)j * D + j] += h->p.adapter_reg;
-    if (mp_cholesky_factor(A, D) != MP_OK) {
-        rc = mp_error_set(err, MP_ERANGE,
-                          "hybrid: the embedding adapter's system is not positive definite; "
-                          "raise adapter_reg");
-        goto done;
-    }
-    if (ridge_adapter(h, X, rows_of, nw, D, A, h->item_vec, K1, K1, h->adapter) != MP_OK ||
-        ridge_adapter(h, X, rows_of, nw, D, A, h->in_vec, k, k, h->adapter_in) != MP_OK) {
-        rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory fitting the embedding adapter");
-        goto done;
-    }
-    h->emb_dim = D;
-done:
-    if (rc != MP_OK) {
-        free(h->adapter);
-        free(h->adapter_in);
-        h->adapter = h->adapter_in = NULL;
-    }
-    free(X);
-    free(rows_of);
-    free(G);
-    free(A);
-    return rc;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Price bucket edges: quantiles of log1p(price) over the items with a price. */
-static int fit_price_edges(hybrid *h, const mp_train_data *d) {
-    if (!d->item_prices || h->p.price_buckets < 2) return MP_OK;
-    double *v = malloc(((size_t)d->n_items + 1) * sizeof *v);
-    if (!v) return MP_ENOMEM;
-    size_t n = 0;
-    for (uint32_t i = 0; i < d->n_items; i++)
-        if (isfinite(d->item_prices[i]) && d->item_prices[i] >= 0) v[n++] = log1p(d->item_prices[i]);
-    if (n < 2) {
-        free(v);
-        return MP_OK;
-    }
-    qsort(v, n, sizeof *v, cmp_double);
-    h->price_edges = malloc(h->p.price_buckets * sizeof *h->price_edges);
-    if (!h->price_edges) {
-        free(v);
-        return MP_ENOMEM;
-    }
-    uint32_t m = 0;
-    for (uint32_t b = 1; b < h->p.price_buckets; b++) {
-        double e = v[(size_t)((double)b / h->p.price_buckets * (double)(n - 1))];
-        if (m == 0 || e > h->price_edges[m - 1]) h->price_edges[m++] = e;
-    }
-    h->n_price_edges = m;
-    free(v);
-    return MP_OK;
-}
-
-/* The trained parameters, for early stopping. */
-typedef struct snapshot {
-    float *id_vec, *feat, *in_id, *in_feat;
-} snapshot;
-
-static void snapshot_free(snapshot *s) {
-    free(s->id_vec);
-    free(s->feat);
-    free(s->in_id);
-    free(s->in_feat);
-    memset(s, 0, sizeof *s);
-}
-
-static int snapshot_take(snapshot *s, const hybrid *h) {
-    const size_t K1 = h->k + 1, k = h->k;
-    size_t ni = (size_t)h->n_items, nf = (size_t)h->n_feats;
-    if (!s->id_vec) {
-        s->id_vec = malloc((ni * K1 + 1) * sizeof(float));
-        s->feat = malloc((nf * K1 + 1) * sizeof(float));
-        s->in_id = malloc((ni * k + 1) * sizeof(float));
-        s->in_feat = malloc((nf * k + 1) * sizeof(float));
-        if (!s->id_vec || !s->feat || !s->in_id || !s->in_feat) return MP_ENOMEM;
-    }
-    memcpy(s->id_vec, h->id_vec, ni * K1 * sizeof(float));
-    memcpy(s->feat, h->feat, nf * K1 * sizeof(float));
-    memcpy(s->in_id, h->in_id, ni * k * sizeof(float));
-    memcpy(s->in_feat, h->in_feat, nf * k * sizeof(float));
-    return MP_OK;
-}
-
-static void snapshot_restore(const snapshot *s, hybrid *h) {
-    const size_t K1 = h->k + 1, k = h->k;
-    memcpy(h->id_vec, s->id_vec, (size_t)h->n_items * K1 * sizeof(float));
-    memcpy(h->feat, s->feat, (size_t)h->n_feats * K1 * sizeof(float));
-    memcpy(h->in_id, s->in_id, (size_t)h->n_items * k * sizeof(float));
-    memcpy(h->in_feat, s->in_feat, (size_t)h->n_feats * k * sizeof(float));
-}
-
 /* Content vectors of every item (features and the adapters) and the scoring vectors. */
-static void build_item_vectors(hybrid *h, const train_job *J, const float *emb) {
+static void build_item_vectors(hybrid *h, const hyb_feats *fs, const float *emb) {
     for (uint32_t i = 0; i < h->n_items; i++)
-        content_from_list(h, i, J->fidx + J->fptr[i], J->fw + J->fptr[i], J->fptr[i + 1] - J->fptr[i],
-                          emb ? emb + (size_t)i * h->emb_dim : NULL);
+        hyb_content_from_list(h, i, fs->idx + fs->ptr[i], fs->w + fs->ptr[i], fs->ptr[i + 1] - fs->ptr[i],
+                              emb ? emb + (size_t)i * h->emb_dim : NULL);
     refresh_items(h, 0, h->n_items);
 }
 
@@ -1154,293 +206,147 @@ static int alloc_items(hybrid *h, uint32_t ni) {
     return MP_OK;
 }
 
-static int hyb_fit(void *impl, const mp_train_data *data, const mp_progress *progress, mp_error *err) {
-    hybrid *h = impl;
-    if (!data || !data->ui || data->n_items == 0)
-        return mp_error_set(err, MP_EEMPTY, "hybrid: no training data (the catalog is empty)");
-    if (data->item_embeddings && data->embedding_dim == 0)
-        return mp_error_set(err, MP_EINVAL, "hybrid: item embeddings given with dimension 0");
-    hyb_release(h);
-    const uint32_t k = h->p.factors, K1 = k + 1;
-    h->k = k;
-    h->n_users = data->n_users;
-    h->n_items = data->n_items;
-    const uint32_t ni = h->n_items;
-    int rc = MP_OK;
-    uint64_t *fptr = NULL;
-    uint32_t *fidx = NULL, *pair_user = NULL;
-    float *fw = NULL, *scratch = NULL;
-    uint8_t *keep = NULL;
-    uint64_t *usable = NULL, n_usable = 0;
-    uint32_t *back = NULL, *hist = NULL;
-    float *hw = NULL;
-    feat_list fl = {0};
-    snapshot snap = {0};
-    mp_rng *rngs = NULL;
+/* ---- fit, as steps ---- */
 
-    fptr = malloc(((size_t)ni + 1) * sizeof *fptr);
-    if (alloc_items(h, ni) != MP_OK || !fptr || mp_strmap_create(&h->vocab, 1024) != MP_OK ||
-        fit_price_edges(h, data) != MP_OK || mp_item_titles_copy(data->item_titles, ni, &h->titles) != MP_OK) {
-        rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for %u items", ni);
-        goto fail;
-    }
+/* Titles and category paths of the items (kept for set_item, explain and the model file), the price buckets and
+ * an empty vocabulary. */
+static int fit_catalog(hybrid *h, const mp_train_data *data, const mp_train_content *content, mp_error *err) {
+    const uint32_t ni = h->n_items;
+    if (alloc_items(h, ni) != MP_OK || mp_strmap_create(&h->vocab, 1024) != MP_OK ||
+        hyb_fit_price_edges(h, content->prices, ni) != MP_OK ||
+        mp_item_titles_copy(data->item_titles, ni, &h->titles) != MP_OK)
+        return mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for %u items", ni);
     if (data->item_category && data->category_names) {
-        if (!(h->cats = calloc((size_t)ni + 1, sizeof *h->cats))) {
-            rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for item categories");
-            goto fail;
-        }
+        if (!(h->cats = calloc((size_t)ni + 1, sizeof *h->cats)))
+            return mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for item categories");
         for (uint32_t i = 0; i < ni; i++) {
             uint32_t c = data->item_category[i];
             if (c == 0 || c >= data->n_categories || !data->category_names[c]) continue;
-            if (!(h->cats[i] = strdup(data->category_names[c]))) {
-                rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for item categories");
-                goto fail;
-            }
+            if (!(h->cats[i] = strdup(data->category_names[c])))
+                return mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for item categories");
         }
     }
-    /* feature lists of all items (the vocabulary grows from them) */
-    size_t cap = (size_t)ni * 8 + 16, nnzf = 0;
-    fidx = malloc(cap * sizeof *fidx);
-    fw = malloc(cap * sizeof *fw);
-    if (!fidx || !fw) {
-        rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for item features");
-        goto fail;
-    }
-    fptr[0] = 0;
-    for (uint32_t i = 0; i < ni; i++) {
-        const char *title = data->item_titles ? data->item_titles[i] : NULL;
-        const char *desc = data->item_descriptions ? data->item_descriptions[i] : NULL;
-        const char *brand = data->item_brands ? data->item_brands[i] : NULL;
-        const char *cat = h->cats ? h->cats[i] : NULL;
-        double price = data->item_prices ? data->item_prices[i] : NAN;
-        if (item_features(h, h->vocab, 1, title, desc, cat, brand, price, &fl) != MP_OK) {
-            rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for item features");
-            goto fail;
-        }
-        if (nnzf + fl.n > cap) {
-            size_t c2 = (nnzf + fl.n) * 2;
-            uint32_t *a = realloc(fidx, c2 * sizeof *a);
-            if (a) fidx = a;
-            float *b = realloc(fw, c2 * sizeof *b);
-            if (b) fw = b;
-            if (!a || !b) {
-                rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for item features");
-                goto fail;
-            }
-            cap = c2;
-        }
-        memcpy(fidx + nnzf, fl.idx, fl.n * sizeof *fidx);
-        memcpy(fw + nnzf, fl.w, fl.n * sizeof *fw);
-        nnzf += fl.n;
-        fptr[i + 1] = nnzf;
-    }
-    h->n_feats = (uint32_t)mp_strmap_size(h->vocab);
-    /* idf over the items, then the weights of the lists built without it */
-    if (!(h->idf = calloc((size_t)h->n_feats + 1, sizeof *h->idf))) {
-        rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for %u features", h->n_feats);
-        goto fail;
-    }
-    for (size_t x = 0; x < nnzf; x++)
-        h->idf[fidx[x]] += 1.0f;
-    for (uint32_t f = 0; f < h->n_feats; f++)
-        h->idf[f] = (float)(log((1.0 + ni) / (1.0 + h->idf[f])) + 1.0);
-    for (uint32_t i = 0; i < ni; i++)
-        apply_idf(h, fidx + fptr[i], fw + fptr[i], fptr[i + 1] - fptr[i]);
+    return MP_OK;
+}
+
+/* The warm items (those with training events: id vectors and negatives) and the starting vectors from the seed. */
+static int fit_init_vectors(hybrid *h, const mp_train_data *data, mp_error *err) {
+    const uint32_t k = h->k, K1 = k + 1, ni = h->n_items;
     h->feat = calloc(((size_t)h->n_feats + 1) * K1, sizeof *h->feat);
     h->in_feat = calloc(((size_t)h->n_feats + 1) * k, sizeof *h->in_feat);
-    if (!h->feat || !h->in_feat) {
-        rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for %u feature embeddings", h->n_feats);
-        goto fail;
-    }
-    /* warm items, pair owners, initial vectors */
+    if (!h->feat || !h->in_feat)
+        return mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for %u feature embeddings", h->n_feats);
     for (uint32_t i = 0; i < ni; i++)
         if (data->iu && i < data->iu->n_rows && data->iu->ptr[i + 1] > data->iu->ptr[i]) {
             h->has_id[i] = 1;
             h->warm[h->n_warm++] = i;
         }
-    const uint64_t nnz = mp_csr_nnz(data->ui);
-    if (nnz == 0 || h->n_warm == 0) {
-        rc = mp_error_set(err, MP_EEMPTY, "hybrid: no positive training events to learn from");
-        goto fail;
+    if (mp_csr_nnz(data->ui) == 0 || h->n_warm == 0)
+        return mp_error_set(err, MP_EEMPTY, "hybrid: no positive training events to learn from");
+    mp_rng rng;
+    mp_rng_seed(&rng, h->p.seed);
+    const float scale = (float)(h->p.init_scale / sqrt((double)k));
+    for (uint32_t w = 0; w < h->n_warm && h->p.id_dropout < 1; w++) { /* id_dropout=1: no id vectors */
+        float *q = h->id_vec + (size_t)h->warm[w] * K1, *r = h->in_id + (size_t)h->warm[w] * k;
+        for (uint32_t d = 0; d < k; d++)
+            q[d] = scale * (float)mp_rng_normal(&rng);
+        for (uint32_t d = 0; d < k; d++)
+            r[d] = scale * (float)mp_rng_normal(&rng);
     }
-    if (!(pair_user = malloc(nnz * sizeof *pair_user))) {
-        rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for %llu training pairs", (unsigned long long)nnz);
-        goto fail;
-    }
-    double val_sum = 0;
-    for (uint32_t u = 0; u < data->ui->n_rows; u++)
-        for (uint64_t p = data->ui->ptr[u]; p < data->ui->ptr[u + 1]; p++) {
-            pair_user[p] = u;
-            val_sum += data->ui->val[p];
+    /* both sides of a feature start equal, so before any training an item scores a history by the overlap of
+     * their features (a random projection of bag-of-words matching), which training then refines */
+    const float fscale = (float)(h->p.feature_init / sqrt((double)k));
+    for (uint32_t f = 0; f < h->n_feats; f++)
+        for (uint32_t d = 0; d < k; d++) {
+            float v = fscale * (float)mp_rng_normal(&rng);
+            h->in_feat[(size_t)f * k + d] = v;
+            h->feat[(size_t)f * K1 + d] = v;
         }
-    {
-        mp_rng rng;
-        mp_rng_seed(&rng, h->p.seed);
-        const float scale = (float)(h->p.init_scale / sqrt((double)k));
-        for (uint32_t w = 0; w < h->n_warm && h->p.id_dropout < 1; w++) { /* id_dropout=1: no id vectors */
-            float *q = h->id_vec + (size_t)h->warm[w] * K1, *r = h->in_id + (size_t)h->warm[w] * k;
-            for (uint32_t d = 0; d < k; d++)
-                q[d] = scale * (float)mp_rng_normal(&rng);
-            for (uint32_t d = 0; d < k; d++)
-                r[d] = scale * (float)mp_rng_normal(&rng);
-        }
-        /* both sides of a feature start equal, so before any training an item scores a history by the overlap of
-         * their features (a random projection of bag-of-words matching), which training then refines */
-        const float fscale = (float)(h->p.feature_init / sqrt((double)k));
-        for (uint32_t f = 0; f < h->n_feats; f++)
-            for (uint32_t d = 0; d < k; d++) {
-                float v = fscale * (float)mp_rng_normal(&rng);
-                h->in_feat[(size_t)f * k + d] = v;
-                h->feat[(size_t)f * K1 + d] = v;
-            }
-    }
-    /* sequence mode: the events that have a positive event of their user before them */
-    if (h->p.sequence && data->events && data->n_events) {
-        usable = malloc(data->n_events * sizeof *usable);
-        back = malloc(data->n_events * sizeof *back);
-        if (!usable || !back) {
-            rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for %zu events", data->n_events);
-            goto fail;
-        }
-        uint64_t start = 0;
-        for (size_t e = 0; e < data->n_events; e++) {
-            if (e == 0 || data->events[e].user != data->events[e - 1].user) start = e;
-            uint64_t d = e - start;
-            back[e] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
-            const mp_interaction *x = &data->events[e];
-            if (d > 0 && is_positive(x) && x->grade >= 0 && x->item < ni && h->has_id[x->item]) usable[n_usable++] = e;
-        }
-    }
-    train_job J = {.h = h,
-                   .events = data->events,
-                   .usable = usable,
-                   .n_usable = n_usable,
-                   .back = back,
-                   .ui = data->ui,
-                   .pair_user = pair_user,
-                   .fptr = fptr,
-                   .fidx = fidx,
-                   .fw = fw,
-                   .mean_val = (float)(val_sum / (double)nnz),
-                   .lr = (float)h->p.learning_rate,
-                   .reg = (float)h->p.regularization};
-    if (!(J.mean_val > 0)) J.mean_val = 1;
-    const int n_threads = mp_bprmf_threads(h->p.threads, data);
-    rngs = malloc((size_t)n_threads * sizeof *rngs);
-    scratch = malloc((size_t)n_threads * 4 * K1 * sizeof *scratch);
-    keep = malloc((size_t)n_threads * (HYB_TRAIN_HISTORY + 2));
-    hist = malloc((size_t)n_threads * (HYB_TRAIN_HISTORY + 2) * sizeof *hist);
-    hw = malloc((size_t)n_threads * (HYB_TRAIN_HISTORY + 2) * sizeof *hw);
-    if (!rngs || !scratch || !keep || !hist || !hw) {
-        rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for training threads");
-        goto fail;
-    }
-    for (int t = 0; t < n_threads; t++)
-        mp_rng_seed(&rngs[t], h->p.seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(t + 2)));
+    return MP_OK;
+}
+
+/* The epochs, with early stopping on validation NDCG@10 when data has validation events: the best epoch's
+ * parameters are restored at the end. */
+static int fit_epochs(hybrid *h, const mp_train_data *data, const hyb_feats *fs, hyb_trainer *tr,
+                      const mp_progress *progress, mp_error *err) {
     const int validate = data->valid && data->n_valid > 0;
     uint32_t eval_every = h->p.eval_every ? h->p.eval_every : (h->p.epochs >= 10 ? h->p.epochs / 10 : 1);
     uint32_t since_best = 0;
+    hyb_snapshot snap = {0};
+    int rc = MP_OK;
     h->best_valid = NAN;
     for (uint32_t ep = 0; ep < h->p.epochs; ep++) {
-#pragma omp parallel num_threads(n_threads)
-        {
-            int t = omp_get_thread_num();
-            float *base = scratch + (size_t)t * 4 * K1;
-            const size_t off = (size_t)t * (HYB_TRAIN_HISTORY + 2);
-            train_scratch S = {base, base + K1, base + 2 * K1, base + 3 * K1, keep + off, hist + off, hw + off};
-            const uint64_t total = J.n_usable ? J.n_usable : nnz;
-            uint64_t share = total / (uint64_t)n_threads + ((uint64_t)t < total % (uint64_t)n_threads);
-            if (J.n_usable)
-                for (uint64_t s = 0; s < share; s++)
-                    train_sample_seq(&J, &rngs[t], &S);
-            else
-                for (uint64_t s = 0; s < share; s++)
-                    train_sample(&J, &rngs[t], &S);
-        }
+        hyb_train_epoch(tr);
         h->epochs_run = ep + 1;
         mp_progress_report(progress, "fit", ep + 1, h->p.epochs);
         if (validate && ((ep + 1) % eval_every == 0 || ep + 1 == h->p.epochs)) {
-            build_item_vectors(h, &J, NULL);
+            build_item_vectors(h, fs, NULL);
             double v;
             rc = mp_train_data_valid_ndcg(data, hyb_score_all, h, 10, &v, err);
             if (rc == MP_EEMPTY) { /* nothing to validate on: train all epochs */
                 rc = MP_OK;
                 continue;
             }
-            if (rc != MP_OK) goto fail;
+            if (rc != MP_OK) break;
             if (isnan(h->best_valid) || v > h->best_valid) {
                 h->best_valid = v;
                 h->best_epoch = ep + 1;
                 since_best = 0;
-                if (snapshot_take(&snap, h) != MP_OK) {
+                if (hyb_snapshot_take(&snap, h) != MP_OK) {
                     rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for the early-stopping snapshot");
-                    goto fail;
+                    break;
                 }
             } else if (h->p.patience && ++since_best >= h->p.patience) {
                 break;
             }
         }
     }
-    if (snap.id_vec && h->best_epoch != h->epochs_run) snapshot_restore(&snap, h);
-    if (!snap.id_vec) h->best_epoch = h->epochs_run;
-    if (data->item_embeddings) {
-        build_item_vectors(h, &J, NULL); /* the adapter's targets */
-        if ((rc = fit_adapter(h, data->item_embeddings, data->embedding_dim, err)) != MP_OK) goto fail;
-        if (h->adapter && data->embedding_source && !(h->emb_source = strdup(data->embedding_source))) {
-            rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory");
-            goto fail;
-        }
+    if (rc == MP_OK) {
+        if (snap.id_vec && h->best_epoch != h->epochs_run) hyb_snapshot_restore(&snap, h);
+        if (!snap.id_vec) h->best_epoch = h->epochs_run;
     }
-    build_item_vectors(h, &J, h->adapter ? data->item_embeddings : NULL);
-    {
-        if (!(h->lex = calloc((size_t)ni + 1, sizeof *h->lex))) {
-            rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for the lexical index");
-            goto fail;
-        }
-        for (uint32_t i = 0; i < ni; i++)
-            if (lex_item_set(&h->lex[i], fidx + fptr[i], fw + fptr[i], fptr[i + 1] - fptr[i]) != MP_OK) {
-                rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for the lexical index");
-                goto fail;
-            }
-        if (lex_index(h) != MP_OK) {
-            rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for the lexical index");
-            goto fail;
-        }
-        if (h->p.transitions > 0 && data->events && build_successors(h, data->events, data->n_events) != MP_OK) {
-            rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for successor profiles");
-            goto fail;
-        }
-        float *acc = calloc((size_t)ni + 1, sizeof *acc);
-        uint32_t *touched = malloc(((size_t)ni + 1) * sizeof *touched);
-        if (!acc || !touched) {
-            free(acc);
-            free(touched);
-            rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory for content neighbours");
-            goto fail;
-        }
-        for (uint32_t i = 0; i < ni; i++)
-            if (!h->has_id[i]) lex_neighbour_vector(h, i, acc, touched);
-        free(acc);
-        free(touched);
-        refresh_items(h, 0, ni);
+    hyb_snapshot_free(&snap);
+    return rc;
+}
+
+/* The items' content vectors from the trained features, with the embedding adapter fitted on the trained vectors
+ * first when the data has embeddings. */
+static int fit_content_vectors(hybrid *h, const mp_train_content *content, const hyb_feats *fs, mp_error *err) {
+    int rc;
+    if (content->embeddings) {
+        build_item_vectors(h, fs, NULL); /* the adapter's targets */
+        if ((rc = hyb_fit_adapter(h, content->embeddings, content->embedding_dim, err)) != MP_OK) return rc;
+        if (h->adapter && content->embedding_source && !(h->emb_source = strdup(content->embedding_source)))
+            return mp_error_set(err, MP_ENOMEM, "hybrid: out of memory");
     }
-    goto done;
-fail:
+    build_item_vectors(h, fs, h->adapter ? content->embeddings : NULL);
+    return MP_OK;
+}
+
+static int hyb_fit(void *impl, const mp_train_data *data, const mp_progress *progress, mp_error *err) {
+    hybrid *h = impl;
+    static const mp_train_content no_content = {0};
+    const mp_train_content *content = data && data->content ? data->content : &no_content;
+    if (!data || !data->ui || data->n_items == 0)
+        return mp_error_set(err, MP_EEMPTY, "hybrid: no training data (the catalog is empty)");
+    if (content->embeddings && content->embedding_dim == 0)
+        return mp_error_set(err, MP_EINVAL, "hybrid: item embeddings given with dimension 0");
     hyb_release(h);
-done:
-    snapshot_free(&snap);
-    feat_list_free(&fl);
-    free(fptr);
-    free(fidx);
-    free(fw);
-    free(pair_user);
-    free(rngs);
-    free(scratch);
-    free(keep);
-    free(hist);
-    free(hw);
-    free(usable);
-    free(back);
+    h->k = h->p.factors;
+    h->n_users = data->n_users;
+    h->n_items = data->n_items;
+    hyb_feats fs = {0}; /* the items' feature lists, for training and the lexical index */
+    hyb_trainer tr = {0};
+    int rc;
+    if ((rc = fit_catalog(h, data, content, err)) || (rc = hyb_features_build(h, data, content, &fs, err)) ||
+        (rc = fit_init_vectors(h, data, err)) || (rc = hyb_trainer_init(&tr, h, data, &fs, err)) ||
+        (rc = fit_epochs(h, data, &fs, &tr, progress, err)) || (rc = fit_content_vectors(h, content, &fs, err)) ||
+        (rc = hyb_lex_build(h, &fs, data, err)))
+        hyb_release(h);
+    else
+        refresh_items(h, 0, h->n_items); /* content neighbours changed items without events */
+    hyb_trainer_free(&tr);
+    hyb_feats_free(&fs);
     return rc;
 }
 
@@ -1453,55 +359,31 @@ static int add_text_vector(const hybrid *h, const mp_user_ctx *ctx, float s, flo
     *have = 0;
     if (ctx->text && ctx->text_len) {
         feat_list l = {0};
-        int rc = add_text(&l, h->vocab, 0, ctx->text, ctx->text_len, (int)h->p.subwords, 0, W_TITLE);
+        int rc = hyb_add_text(&l, h->vocab, 0, ctx->text, ctx->text_len, (int)h->p.subwords, 0, W_TITLE);
         if (rc != MP_OK) {
-            feat_list_free(&l);
+            hyb_feat_list_free(&l);
             return mp_error_set(err, MP_ENOMEM, "hybrid: out of memory reading the request text");
         }
-        apply_idf(h, l.idx, l.w, l.n);
+        hyb_apply_idf(h, l.idx, l.w, l.n);
         for (size_t x = 0; x < l.n; x++) {
             const float *row = h->in_feat + (size_t)l.idx[x] * k;
             for (uint32_t d = 0; d < k; d++)
                 out[d] += s * l.w[x] * row[d];
         }
         *have = l.n > 0;
-        feat_list_free(&l);
+        hyb_feat_list_free(&l);
     }
     if (h->adapter_in && ctx->text_embedding && ctx->text_embedding_dim == h->emb_dim &&
         nonzero(ctx->text_embedding, h->emb_dim)) {
         float *tmp = calloc(k, sizeof *tmp);
         if (!tmp) return mp_error_set(err, MP_ENOMEM, "hybrid: out of memory reading the request text");
-        adapter_apply(h->adapter_in, k, h->emb_dim, ctx->text_embedding, tmp);
+        hyb_adapter_apply(h->adapter_in, k, h->emb_dim, ctx->text_embedding, tmp);
         for (uint32_t d = 0; d < k; d++)
             out[d] += s * tmp[d];
         free(tmp);
         *have = 1;
     }
     return MP_OK;
-}
-
-/* The history as scoring sees it: distinct positive items the model knows, most recent first (at most
- * HYB_MAX_HISTORY; older ones would weigh under recency^HYB_MAX_HISTORY anyway) with weights recency^j. Returns the
- * count; *wsum gets the sum of the weights. */
-#define HYB_MAX_HISTORY 256
-static size_t collect_history(const hybrid *h, const mp_user_ctx *ctx, uint32_t *items, float *w, double *wsum) {
-    size_t n = 0;
-    double wj = 1;
-    *wsum = 0;
-    for (size_t x = ctx->n_history; x-- > 0 && n < HYB_MAX_HISTORY;) {
-        const mp_interaction *e = &ctx->history[x];
-        if (e->item >= h->n_items || !is_positive(e) || e->grade < 0) continue;
-        int dup = 0;
-        for (size_t y = 0; y < n && !dup; y++)
-            dup = items[y] == e->item;
-        if (dup) continue;
-        items[n] = e->item;
-        w[n] = (float)wj;
-        *wsum += wj;
-        wj *= h->p.recency;
-        n++;
-    }
-    return n;
 }
 
 /* The user vector (k + 1): the history items' input vectors (distinct positive items the model knows) and the
@@ -1512,7 +394,7 @@ static int user_vector(const hybrid *h, const mp_user_ctx *ctx, float *pu, mp_er
     uint32_t items[HYB_MAX_HISTORY];
     float w[HYB_MAX_HISTORY];
     double wsum;
-    size_t n = collect_history(h, ctx, items, w, &wsum);
+    size_t n = hyb_collect_history(h, ctx, items, w, &wsum);
     for (size_t x = 0; x < n; x++) {
         const float *v = h->in_vec + (size_t)items[x] * k;
         for (uint32_t d = 0; d < k; d++)
@@ -1526,43 +408,6 @@ static int user_vector(const hybrid *h, const mp_user_ctx *ctx, float *pu, mp_er
     for (uint32_t d = 0; d < k; d++)
         pu[d] *= s;
     pu[k] = 1.0f;
-    return MP_OK;
-}
-
-/* Adds the lexical channel to scores: the history weighted as in user_vector, the text like one item of weight
- * text_weight; the weights are divided by their sum (a weighted mean of cosines). */
-static int lex_score(const hybrid *h, const mp_user_ctx *ctx, float *scores, mp_error *err) {
-    feat_list l = {0};
-    if (ctx->text && ctx->text_len) {
-        if (add_text(&l, h->vocab, 0, ctx->text, ctx->text_len, (int)h->p.subwords, 0, W_TITLE) != MP_OK) {
-            feat_list_free(&l);
-            return mp_error_set(err, MP_ENOMEM, "hybrid: out of memory reading the request text");
-        }
-        apply_idf(h, l.idx, l.w, l.n);
-    }
-    lex_item tl = {0};
-    if (l.n && lex_item_set(&tl, l.idx, l.w, l.n) != MP_OK) {
-        feat_list_free(&l);
-        return mp_error_set(err, MP_ENOMEM, "hybrid: out of memory reading the request text");
-    }
-    feat_list_free(&l);
-    uint32_t items[HYB_MAX_HISTORY];
-    float w[HYB_MAX_HISTORY];
-    double wsum;
-    size_t n = collect_history(h, ctx, items, w, &wsum);
-    if (tl.n) wsum += h->p.text_weight;
-    if (wsum > 0) {
-        for (size_t x = 0; x < n; x++) {
-            const lex_item *li = &h->lex[items[x]];
-            lex_accumulate(h, li->idx, li->w, li->n, (float)(h->p.lexical * w[x] / wsum), scores);
-            if (h->succ) {
-                const lex_item *si = &h->succ[items[x]];
-                lex_accumulate(h, si->idx, si->w, si->n, (float)(h->p.transitions * w[x] / wsum), scores);
-            }
-        }
-        if (tl.n) lex_accumulate(h, tl.idx, tl.w, tl.n, (float)(h->p.lexical * h->p.text_weight / wsum), scores);
-    }
-    lex_item_free(&tl);
     return MP_OK;
 }
 
@@ -1580,7 +425,7 @@ static int hyb_score_all(const void *impl, const mp_user_ctx *ctx, float *scores
     rc = user_vector(h, ctx, pu, err);
     if (rc == MP_OK) mp_sgemv(h->n_items, h->k + 1, h->item_vec, h->k + 1, pu, scores);
     free(pu);
-    if (rc == MP_OK && h->lex && h->p.lexical > 0) rc = lex_score(h, ctx, scores, err);
+    if (rc == MP_OK && h->lex && h->p.lexical > 0) rc = hyb_lex_score(h, ctx, scores, err);
     return rc;
 }
 
@@ -1731,7 +576,8 @@ static int hyb_explain(const void *impl, const mp_user_ctx *ctx, uint32_t item, 
         if (h->titles && h->titles[e->item])
             snprintf(buf, cap, "similar to \xE2\x80\x98%.150s\xE2\x80\x99 that you %s", h->titles[e->item],
                      mp_bprmf_verb(e->type));
-        else snprintf(buf, cap, "similar to item %u that you %s", e->item, mp_bprmf_verb(e->type));
+        else
+            snprintf(buf, cap, "similar to item %u that you %s", e->item, mp_bprmf_verb(e->type));
     } else if (!h->has_id[item] && h->cats && h->cats[item]) {
         snprintf(buf, cap, "new in %s", h->cats[item]);
     } else if (!h->has_id[item]) {
@@ -1820,20 +666,20 @@ static int hyb_set_item(void *impl, uint32_t item, const mp_item_content *c, mp_
     char *title = c->title ? strdup(c->title) : NULL;
     char *cat = c->category && *c->category ? strdup(c->category) : NULL;
     if (grow_items(h, item + 1) != MP_OK || (c->title && !title) || (c->category && *c->category && !cat) ||
-        item_features(h, h->vocab, 0, c->title, c->description, c->category, c->brand, c->price, &l) != MP_OK) {
+        hyb_item_features(h, h->vocab, 0, c->title, c->description, c->category, c->brand, c->price, &l) != MP_OK) {
         free(title);
         free(cat);
-        feat_list_free(&l);
+        hyb_feat_list_free(&l);
         return mp_error_set(err, MP_ENOMEM, "hybrid: out of memory adding item %u", item);
     }
-    content_from_list(h, item, l.idx, l.w, l.n, c->embedding_dim == h->emb_dim ? c->embedding : NULL);
-    if (h->lex && lex_replace(h, item, l.idx, l.w, l.n) != MP_OK) {
+    hyb_content_from_list(h, item, l.idx, l.w, l.n, c->embedding_dim == h->emb_dim ? c->embedding : NULL);
+    if (h->lex && hyb_lex_replace(h, item, l.idx, l.w, l.n) != MP_OK) {
         free(title);
         free(cat);
-        feat_list_free(&l);
+        hyb_feat_list_free(&l);
         return mp_error_set(err, MP_ENOMEM, "hybrid: out of memory indexing item %u", item);
     }
-    feat_list_free(&l);
+    hyb_feat_list_free(&l);
     if (!h->has_id[item] && h->p.neighbours) {
         float *acc = calloc((size_t)h->n_items + 1, sizeof *acc);
         uint32_t *touched = malloc(((size_t)h->n_items + 1) * sizeof *touched);
@@ -1844,7 +690,7 @@ static int hyb_set_item(void *impl, uint32_t item, const mp_item_content *c, mp_
             free(cat);
             return mp_error_set(err, MP_ENOMEM, "hybrid: out of memory adding item %u", item);
         }
-        lex_neighbour_vector(h, item, acc, touched);
+        hyb_lex_neighbour_vector(h, item, acc, touched);
         free(acc);
         free(touched);
     }
@@ -1857,38 +703,6 @@ static int hyb_set_item(void *impl, uint32_t item, const mp_item_content *c, mp_
 }
 
 /* ---- save / load ---- */
-
-static void put_lists(mp_mf_writer *w, const lex_item *a, uint32_t n) {
-    for (uint32_t i = 0; i < n; i++) {
-        mp_mf_put_u32(w, a[i].n);
-        mp_mf_put_u32s(w, a[i].idx, a[i].n);
-        mp_mf_put_f32s(w, a[i].w, a[i].n);
-    }
-}
-
-/* Reads what put_lists wrote into a new array *out ([ni]); features must be < nf. */
-static int get_lists(mp_mf_reader *r, lex_item **out, uint32_t ni, uint32_t nf, mp_error *err) {
-    lex_item *a = calloc((size_t)ni + 1, sizeof *a);
-    *out = a;
-    if (!a) return mp_error_set(err, MP_ENOMEM, "hybrid: out of memory loading the lexical index");
-    for (uint32_t i = 0; i < ni; i++) {
-        uint32_t n;
-        int rc;
-        if ((rc = mp_mf_get_u32(r, &n, err))) return rc;
-        if ((uint64_t)n * 8 > mp_mf_remaining(r))
-            return mp_error_set(err, MP_ECORRUPT, "hybrid payload: feature list of item %u exceeds the file", i);
-        lex_item *li = &a[i];
-        li->idx = malloc(((size_t)n + 1) * sizeof *li->idx);
-        li->w = malloc(((size_t)n + 1) * sizeof *li->w);
-        if (!li->idx || !li->w) return mp_error_set(err, MP_ENOMEM, "hybrid: out of memory loading the lexical index");
-        li->n = n;
-        if ((rc = mp_mf_get_u32s(r, li->idx, n, err)) || (rc = mp_mf_get_f32s(r, li->w, n, err))) return rc;
-        for (uint32_t x = 0; x < n; x++)
-            if (li->idx[x] >= nf)
-                return mp_error_set(err, MP_ECORRUPT, "hybrid payload: feature out of range in the list of item %u", i);
-    }
-    return MP_OK;
-}
 
 static int hyb_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     const hybrid *h = impl;
@@ -1923,9 +737,9 @@ static int hyb_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     mp_item_titles_save(w, h->titles, h->n_items);
     mp_item_titles_save(w, h->cats, h->n_items);
     mp_mf_put_u32(w, h->lex ? 1 : 0);
-    if (h->lex) put_lists(w, h->lex, h->n_items);
+    if (h->lex) hyb_lex_put_lists(w, h->lex, h->n_items);
     mp_mf_put_u32(w, h->succ ? 1 : 0);
-    if (h->succ) put_lists(w, h->succ, h->n_items);
+    if (h->succ) hyb_lex_put_lists(w, h->succ, h->n_items);
     return MP_OK;
 }
 
@@ -1933,8 +747,9 @@ static int hyb_load(void *impl, mp_mf_reader *r, mp_error *err) {
     hybrid *h = impl;
     hyb_release(h);
     int rc;
-    if ((rc = mp_params_get(hyb_params_info, MP_PARAM_COUNT(hyb_params_info), &h->p, r, "hybrid", err)) || (rc = mp_mf_get_u32(r, &h->epochs_run, err)) ||
-        (rc = mp_mf_get_u32(r, &h->best_epoch, err)) || (rc = mp_mf_get_f64(r, &h->best_valid, err)))
+    if ((rc = mp_params_get(hyb_params_info, MP_PARAM_COUNT(hyb_params_info), &h->p, r, "hybrid", err)) ||
+        (rc = mp_mf_get_u32(r, &h->epochs_run, err)) || (rc = mp_mf_get_u32(r, &h->best_epoch, err)) ||
+        (rc = mp_mf_get_f64(r, &h->best_valid, err)))
         return rc;
     uint32_t nu, ni, nf, ed, npe;
     if ((rc = mp_mf_get_u32(r, &nu, err)) || (rc = mp_mf_get_u32(r, &ni, err)) || (rc = mp_mf_get_u32(r, &nf, err)) ||
@@ -2013,8 +828,8 @@ static int hyb_load(void *impl, mp_mf_reader *r, mp_error *err) {
         goto fail;
     }
     if (has_lex) {
-        if ((rc = get_lists(r, &h->lex, ni, nf, err))) goto fail;
-        if (lex_index(h) != MP_OK) {
+        if ((rc = hyb_lex_get_lists(r, &h->lex, ni, nf, err))) goto fail;
+        if (hyb_lex_index(h) != MP_OK) {
             rc = mp_error_set(err, MP_ENOMEM, "hybrid: out of memory loading the lexical index");
             goto fail;
         }
@@ -2025,7 +840,7 @@ static int hyb_load(void *impl, mp_mf_reader *r, mp_error *err) {
         rc = mp_error_set(err, MP_ECORRUPT, "hybrid payload: bad successor-profile flag");
         goto fail;
     }
-    if (has_succ && (rc = get_lists(r, &h->succ, ni, nf, err))) goto fail;
+    if (has_succ && (rc = hyb_lex_get_lists(r, &h->succ, ni, nf, err))) goto fail;
     for (uint32_t i = 0; i < ni; i++) {
         if (h->has_id[i] > 1) {
             rc = mp_error_set(err, MP_ECORRUPT, "hybrid payload: bad warm flag of item %u", i);
