@@ -338,7 +338,7 @@ MP_TEST(hybrid_warp_and_embeddings_adapter) {
     fixture_free(&fx);
 }
 
-/* Without id vectors (id_dropout=1, the default) the adapter leaves items that have content features alone: their
+/* Without id vectors (id_dropout=1) the adapter leaves items that have content features alone: their
  * vectors are content-only like every warm item's, and mixing in the (shrunk) adapter prediction moved only the
  * items without events toward the mean (it cut cold-item Recall@20 on Games from 0.074 to 0.050). So the same fit
  * with and without item embeddings scores every titled item the same; with id vectors (id_dropout < 1) the adapter
@@ -354,7 +354,7 @@ MP_TEST(hybrid_adapter_leaves_featured_cold_items_alone) {
         emb[i * D + 1] = i < GI ? 0.0f : 1.0f;
         emb[i * D + 2] = 0.5f;
     }
-    const char *params[2] = {"factors=8,epochs=5,threads=1", "factors=8,epochs=5,threads=1,id_dropout=0.5"};
+    const char *params[2] = {"factors=8,epochs=5,threads=1,id_dropout=1", "factors=8,epochs=5,threads=1,id_dropout=0.5"};
     for (int v = 0; v < 2; v++) {
         mp_model *plain = NULL, *with = NULL;
         fx.ts.content.embeddings = NULL;

@@ -56,8 +56,9 @@ typedef struct mp_param_info {
     uint64_t imin, imax;       /* integer types: inclusive bounds */
     double lo, hi;             /* DOUBLE: bounds; hi may be INFINITY (any finite value) */
     int lo_open;               /* DOUBLE: lo itself is refused */
-    int allow_auto;            /* DOUBLE: "auto" is accepted: the value becomes 0 and the int at auto_offset 1 */
-    size_t auto_offset;        /* DOUBLE with allow_auto: offsetof the int flag (saved as u32 after the value) */
+    int allow_auto;            /* DOUBLE, UINT: "auto" is accepted: the value becomes 0 and the int at auto_offset 1
+                                * (the model derives the value from the data at fit) */
+    size_t auto_offset;        /* with allow_auto: offsetof the int flag (saved as u32 after the value) */
     const char *const *choices; /* CHOICE: names, index = stored value */
     uint32_t n_choices;
     const char *alias;         /* another accepted name, or NULL */

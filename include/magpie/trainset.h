@@ -74,6 +74,11 @@ MP_EXPORT int mp_train_set_build(mp_train_set *ts, const mp_dataset *ds, const m
                                  const mp_weighting *w, mp_error *err);
 MP_EXPORT void mp_train_set_free(mp_train_set *ts);
 
+/* Mean distinct items per user of the training matrix: nnz(ui) over the users with at least one item (0 when there
+ * are none). The statistic the data-adaptive defaults read (docs/defaults.md): short sessions of a large catalog
+ * (Amazon reviews, about 7) and long rating histories (MovieLens, about 80) want different settings. Pure. */
+MP_EXPORT double mp_train_data_items_per_user(const mp_train_data *data);
+
 /* Validation NDCG@k for early stopping: for each user with events in data->valid, scores all items with `fn`
  * (ctx.history = the user's training events), excludes training items, ranks (mp_topk) and averages NDCG@k
  * against the user's validation items. MP_EEMPTY when there are no validation events. Users are scored in parallel

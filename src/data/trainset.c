@@ -330,3 +330,11 @@ int mp_train_data_valid_ndcg_block(const mp_train_data *data, mp_score_block_fn 
     free(ndcg);
     return rc;
 }
+
+double mp_train_data_items_per_user(const mp_train_data *data) {
+    if (!data || !data->ui || !data->ui->ptr) return 0;
+    const mp_csr *ui = data->ui;
+    uint64_t users = 0;
+    for (uint32_t u = 0; u < ui->n_rows; u++) users += ui->ptr[u + 1] > ui->ptr[u];
+    return users ? (double)mp_csr_nnz(ui) / (double)users : 0;
+}

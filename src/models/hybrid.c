@@ -78,15 +78,18 @@
 #include "models/hybrid_internal.h"
 #include "models/params.h"
 
-#define HYB_FILE_VERSION 1
+/* Version 2: recency may be "auto" (its flag follows it as a u32); version 1 files have no flag. */
+#define HYB_FILE_VERSION 2
 static const char *const loss_names[] = {"bpr", "warp"};
+/* "0" and "1" keep the indices of the boolean this once was, so older model files read the same. */
+static const char *const sequence_names[] = {"0", "1", "auto"};
 
 /* In the order of the model file's parameter block. */
 #define HYB_P(kind, nm, fld, ...) MP_P_##kind(nm, hyb_params, fld, __VA_ARGS__)
 static const mp_param_info hyb_params_info[] = {
     HYB_P(UINT, "factors", factors, "64", 1, HYB_MAX_FACTORS, "latent dimensions k (1..1024)", MP_TUNED_LOG(16, 256)),
     HYB_P(UINT, "epochs", epochs, "20", 1, 1000000, "maximum training epochs (>= 1)"),
-    HYB_P(REAL, "learning_rate", learning_rate, "0.2", 0, 10, "SGD step size (> 0)", .lo_open = 1,
+    HYB_P(REAL, "learning_rate", learning_rate, "0.05", 0, 10, "SGD step size (> 0)", .lo_open = 1,
           MP_TUNED_LOG(0.001, 0.1)),
     HYB_P(REAL, "regularization", regularization, "0.001", 0, 100,
           "L2 penalty on user, item-id and feature vectors (>= 0)", MP_TUNED_LOG(1e-4, 1)),
@@ -95,7 +98,7 @@ static const mp_param_info hyb_params_info[] = {
     HYB_P(U64, "seed", seed, "1", 0, UINT64_MAX, "random seed"),
     HYB_P(UINT, "threads", threads, "0", 0, 1024,
           "Hogwild threads (0: as many as the caller allows); threads=1 is reproducible"),
-    HYB_P(REAL, "id_dropout", id_dropout, "1", 0, 1,
+    HYB_P(REAL, "id_dropout", id_dropout, "0.25", 0, 1,
           "probability of hiding an item's id vector in a training triple (0..1): trains the content "
           "features to rank items alone, as cold items are"),
     HYB_P(BOOL, "subwords", subwords, "0", "1: character 3..5-grams of title words as extra features"),
@@ -105,7 +108,7 @@ static const mp_param_info hyb_params_info[] = {
           "log-price quantile buckets as a feature (0: no price feature)"),
     HYB_P(REAL, "init_scale", init_scale, "0.1", 0, 100, "user and item-id vectors start N(0, init_scale^2 / factors)",
           .lo_open = 1),
-    HYB_P(REAL, "history_norm", history_norm, "0.25", 0, 1,
+    HYB_P(REAL, "history_norm", history_norm, "1", 0, 1,
           "a user's vector is the sum of its history items' vectors / count^history_norm (0..1)"),
     HYB_P(REAL, "text_weight", text_weight, "3", 0, 1000,
           "weight of a request's text (query, profile) in a fold-in, relative to one history item"),
@@ -124,11 +127,13 @@ static const mp_param_info hyb_params_info[] = {
     HYB_P(REAL, "transitions", transitions, "8", 0, 1000,
           "weight of the content of what users took next after their history items (successor "
           "profiles; 0: off); adds to the lexical channel"),
-    HYB_P(BOOL, "sequence", sequence, "1",
+    HYB_P(CHOICE, "sequence", sequence, "auto", sequence_names,
           "1: learn to predict each event from the events before it (order matters); 0: from the user's "
-          "other items"),
-    HYB_P(REAL, "recency", recency, "0.8", 0, 1,
-          "weight recency^j of the j-th most recent history item in a user's vector (0..1; 1: equal)", .lo_open = 1),
+          "other items; auto: 1 when users have fewer than 30 items on average (sessions), else 0"),
+    HYB_P(REAL_AUTO, "recency", recency, recency_auto, "auto", 0, 1,
+          "weight recency^j of the j-th most recent history item in a user's vector (0..1; 1: equal); auto: 0.8 "
+          "when users have fewer than 30 items on average, else 1 (docs/defaults.md)",
+          .lo_open = 1),
     HYB_P(UINT, "patience", patience, "3", 0, 1000000,
           "early stopping: validation checks without improvement before stopping (0: never)"),
     HYB_P(UINT, "eval_every", eval_every, "0", 0, 1000000, "epochs between validation NDCG@10 checks (0: epochs / 10)"),
@@ -332,6 +337,11 @@ static int hyb_fit(void *impl, const mp_train_data *data, const mp_progress *pro
     if (content->embeddings && content->embedding_dim == 0)
         return mp_error_set(err, MP_EINVAL, "hybrid: item embeddings given with dimension 0");
     hyb_release(h);
+    /* The data-adaptive defaults (docs/defaults.md): short histories of a large catalog are sequences, long
+     * rating histories (MovieLens, about 80 items a user) are sets, read with equal weights. */
+    const int long_histories = mp_train_data_items_per_user(data) >= 30;
+    h->sequence_on = h->p.sequence == 2 ? !long_histories : h->p.sequence;
+    if (h->p.recency_auto) h->p.recency = long_histories ? 1.0 : 0.8;
     h->k = h->p.factors;
     h->n_users = data->n_users;
     h->n_items = data->n_items;
@@ -747,7 +757,14 @@ static int hyb_load(void *impl, mp_mf_reader *r, mp_error *err) {
     hybrid *h = impl;
     hyb_release(h);
     int rc;
-    if ((rc = mp_params_get(hyb_params_info, MP_PARAM_COUNT(hyb_params_info), &h->p, r, "hybrid", err)) ||
+    mp_param_info table[MP_PARAM_COUNT(hyb_params_info)]; /* a version 1 file has no auto flag after recency */
+    memcpy(table, hyb_params_info, sizeof table);
+    if (mp_mf_reader_model_version(r) < 2) {
+        for (size_t i = 0; i < MP_PARAM_COUNT(hyb_params_info); i++)
+            if (!strcmp(table[i].name, "recency")) table[i].allow_auto = 0;
+        h->p.recency_auto = 0;
+    }
+    if ((rc = mp_params_get(table, MP_PARAM_COUNT(hyb_params_info), &h->p, r, "hybrid", err)) ||
         (rc = mp_mf_get_u32(r, &h->epochs_run, err)) || (rc = mp_mf_get_u32(r, &h->best_epoch, err)) ||
         (rc = mp_mf_get_f64(r, &h->best_valid, err)))
         return rc;

@@ -80,8 +80,10 @@ typedef struct hyb_params {
     double adapter_reg;     /* ridge penalty of the embedding adapter */
     double feature_init;    /* feature embeddings start N(0, feature_init^2 / k), equal on both sides */
     int idf;                /* 1: feature weights times their idf */
-    int sequence;           /* 1: train each event against the events before it; 0: against the user's other items */
+    int sequence;           /* 1: train each event against the events before it; 0: against the user's other items;
+                             * 2 (auto): decided at fit from the data (hyb_fit) */
     double recency;         /* history weight recency^j of the j-th most recent item (1: all equal) */
+    int recency_auto;       /* 1: recency was decided at fit from the data (hyb_fit) */
     double lexical;         /* weight of the lexical channel (0: a pure inner-product model) */
     uint32_t neighbours;    /* items without an id vector take the mean vector of this many content neighbours */
     double transitions;     /* weight of the successor-profile channel (0: off) */
@@ -94,6 +96,7 @@ typedef struct hybrid {
     hyb_params p;
     /* fitted state */
     uint32_t k; /* factors; vectors have k + 1 floats (the last is the bias, 1 for users) */
+    int sequence_on; /* the sequence mode this fit trains with (p.sequence, auto resolved) */
     uint32_t n_users, n_items;
     float *in_id;       /* [n_items, k] input-side id vectors (how an item in a history speaks for a user) */
     float *in_content;  /* [n_items, k] input-side content part */

@@ -274,7 +274,7 @@ int hyb_trainer_init(hyb_trainer *tr, hybrid *h, const mp_train_data *data, cons
         }
     /* sequence mode: the events that have a positive event of their user before them */
     uint64_t n_usable = 0;
-    if (h->p.sequence && data->events && data->n_events) {
+    if (h->sequence_on && data->events && data->n_events) {
         tr->usable = malloc(data->n_events * sizeof *tr->usable);
         tr->back = malloc(data->n_events * sizeof *tr->back);
         if (!tr->usable || !tr->back)

@@ -31,7 +31,8 @@ static const char *expectation(const mp_param_info *p, char *buf, size_t cap) {
     case MP_PARAM_INT:
     case MP_PARAM_UINT:
     case MP_PARAM_U64:
-        snprintf(buf, cap, "an integer in %llu..%llu", (unsigned long long)p->imin, (unsigned long long)p->imax);
+        snprintf(buf, cap, "%san integer in %llu..%llu", p->allow_auto ? "auto or " : "", (unsigned long long)p->imin,
+                 (unsigned long long)p->imax);
         break;
     case MP_PARAM_DOUBLE:
         if (isinf(p->hi))
@@ -87,6 +88,11 @@ int mp_param_set(const mp_param_info *p, void *params, const char *value, mp_err
     case MP_PARAM_INT:
     case MP_PARAM_UINT:
     case MP_PARAM_U64: {
+        if (p->allow_auto && p->type == MP_PARAM_UINT && !strcmp(value, "auto")) {
+            *(uint32_t *)f = 0;
+            *(int *)((char *)params + p->auto_offset) = 1;
+            return MP_OK;
+        }
         /* strtoull would wrap "-1" round to a huge value: only digits are numbers here */
         if (!(value[0] >= '0' && value[0] <= '9')) return bad_value(p, value, err);
         char *end;
@@ -96,6 +102,7 @@ int mp_param_set(const mp_param_info *p, void *params, const char *value, mp_err
         if (p->type == MP_PARAM_INT) *(int *)f = (int)v;
         else if (p->type == MP_PARAM_UINT) *(uint32_t *)f = (uint32_t)v;
         else *(uint64_t *)f = (uint64_t)v;
+        if (p->allow_auto) *(int *)((char *)params + p->auto_offset) = 0;
         return MP_OK;
     }
     case MP_PARAM_DOUBLE: {
@@ -140,14 +147,23 @@ static int field_ok(const mp_param_info *p, const void *params) {
     case MP_PARAM_BOOL: return *(const int *)f == 0 || *(const int *)f == 1;
     case MP_PARAM_INT: return *(const int *)f >= 0 && (uint64_t)*(const int *)f >= p->imin &&
                               (uint64_t)*(const int *)f <= p->imax;
-    case MP_PARAM_UINT: return *(const uint32_t *)f >= p->imin && *(const uint32_t *)f <= p->imax;
-    case MP_PARAM_U64: return *(const uint64_t *)f >= p->imin && *(const uint64_t *)f <= p->imax;
-    case MP_PARAM_DOUBLE: {
-        double v = *(const double *)f;
-        /* with "auto" the value is what the model chose at fit: still within the bounds */
+    case MP_PARAM_UINT: {
+        uint32_t v = *(const uint32_t *)f;
         if (p->allow_auto) {
             int a = *(const int *)((const char *)params + p->auto_offset);
             if (a != 0 && a != 1) return 0;
+            if (a) return v == 0; /* the model derives the value at fit and keeps 0 here */
+        }
+        return v >= p->imin && v <= p->imax;
+    }
+    case MP_PARAM_U64: return *(const uint64_t *)f >= p->imin && *(const uint64_t *)f <= p->imax;
+    case MP_PARAM_DOUBLE: {
+        double v = *(const double *)f;
+        /* with "auto" the value is 0 until a fit chooses it, then what the fit chose: within the bounds */
+        if (p->allow_auto) {
+            int a = *(const int *)((const char *)params + p->auto_offset);
+            if (a != 0 && a != 1) return 0;
+            if (a && v == 0) return 1;
         }
         return real_in_bounds(p, v);
     }
@@ -161,7 +177,10 @@ const char *mp_param_format(const mp_param_info *p, const void *params, char *bu
     switch (p->type) {
     case MP_PARAM_BOOL:
     case MP_PARAM_INT: snprintf(buf, cap, "%d", *(const int *)f); break;
-    case MP_PARAM_UINT: snprintf(buf, cap, "%u", (unsigned)*(const uint32_t *)f); break;
+    case MP_PARAM_UINT:
+        if (p->allow_auto && *(const int *)((const char *)params + p->auto_offset)) snprintf(buf, cap, "auto");
+        else snprintf(buf, cap, "%u", (unsigned)*(const uint32_t *)f);
+        break;
     case MP_PARAM_U64: snprintf(buf, cap, "%llu", (unsigned long long)*(const uint64_t *)f); break;
     case MP_PARAM_DOUBLE:
         if (p->allow_auto && *(const int *)((const char *)params + p->auto_offset)) snprintf(buf, cap, "auto");
@@ -195,7 +214,10 @@ void mp_params_put(const mp_param_info *table, size_t n, const void *params, mp_
         case MP_PARAM_BOOL:
         case MP_PARAM_INT:
         case MP_PARAM_CHOICE: mp_mf_put_u32(w, (uint32_t)*(const int *)f); break;
-        case MP_PARAM_UINT: mp_mf_put_u32(w, *(const uint32_t *)f); break;
+        case MP_PARAM_UINT:
+            mp_mf_put_u32(w, *(const uint32_t *)f);
+            if (p->allow_auto) mp_mf_put_u32(w, (uint32_t)*(const int *)((const char *)params + p->auto_offset));
+            break;
         case MP_PARAM_U64: mp_mf_put_u64(w, *(const uint64_t *)f); break;
         case MP_PARAM_DOUBLE:
             mp_mf_put_f64(w, *(const double *)f);
@@ -220,7 +242,13 @@ int mp_params_get(const mp_param_info *table, size_t n, void *params, mp_mf_read
             /* a value above INT_MAX is out of every int field's range: keep it negative so the check refuses it */
             if (rc == MP_OK) *(int *)f = u > INT32_MAX ? -1 : (int)u;
             break;
-        case MP_PARAM_UINT: rc = mp_mf_get_u32(r, (uint32_t *)f, err); break;
+        case MP_PARAM_UINT:
+            rc = mp_mf_get_u32(r, (uint32_t *)f, err);
+            if (rc == MP_OK && p->allow_auto) {
+                rc = mp_mf_get_u32(r, &u, err);
+                if (rc == MP_OK) *(int *)((char *)params + p->auto_offset) = u > 1 ? -1 : (int)u;
+            }
+            break;
         case MP_PARAM_U64: rc = mp_mf_get_u64(r, (uint64_t *)f, err); break;
         case MP_PARAM_DOUBLE:
             rc = mp_mf_get_f64(r, (double *)f, err);

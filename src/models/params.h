@@ -32,6 +32,10 @@
 #define MP_P_REAL_AUTO(nm, st, fld, flag, def, lo_, hi_, hlp, ...)                                                     \
     {.name = (nm), .default_value = (def), .help = (hlp), .type = MP_PARAM_DOUBLE, .offset = offsetof(st, fld),        \
      .lo = (lo_), .hi = (hi_), .allow_auto = 1, .auto_offset = offsetof(st, flag), __VA_ARGS__}
+/* A uint32 that also takes "auto" (value 0, flag 1; a number sets the flag to 0). */
+#define MP_P_UINT_AUTO(nm, st, fld, flag, def, lo_, hi_, hlp, ...)                                                     \
+    {.name = (nm), .default_value = (def), .help = (hlp), .type = MP_PARAM_UINT, .offset = offsetof(st, fld),          \
+     .imin = (lo_), .imax = (hi_), .allow_auto = 1, .auto_offset = offsetof(st, flag), __VA_ARGS__}
 /* `names` must be an array (its length is taken with sizeof). */
 #define MP_P_CHOICE(nm, st, fld, def, names, hlp, ...)                                                                 \
     {.name = (nm), .default_value = (def), .help = (hlp), .type = MP_PARAM_CHOICE, .offset = offsetof(st, fld),        \

@@ -45,6 +45,7 @@ typedef struct seqknn {
     /* parameters */
     uint32_t window;
     double forward, backward, decay, alpha, beta, shrink, recency, popularity;
+    int recency_auto; /* 1: recency is chosen at fit time from the data (sk_auto_recency) */
 
     /* fitted state (owned) */
     uint32_t n_items, n_users;
@@ -71,15 +72,18 @@ static const mp_param_info sk_params[] = {
               "popularity damping of the recommended item j, in [0, 2] (0: popular items are not damped)"),
     MP_P_REAL("shrink", seqknn, shrink, "5", 0, 1e9, "added to the similarity denominator (>= 0): damps pairs of rare items",
               MP_TUNED_LINEAR(0, 100)),
-    MP_P_REAL("recency", seqknn, recency, "2", 0, 1e9,
-              "history half-life in items: the r-th most recent item weighs 0.5^(r / recency); 0: all equal"),
+    MP_P_REAL_AUTO("recency", seqknn, recency, recency_auto, "auto", 0, 1e9,
+                   "history half-life in items: the r-th most recent item weighs 0.5^(r / recency); 0: all equal; "
+                   "auto: 2 when users have fewer than 30 items on average (sessions), else 0 (docs/defaults.md)"),
     MP_P_REAL("popularity", seqknn, popularity, "0.03", 0, 1e9,
               "adds popularity * n_j / max n to every score (>= 0): a tie-breaker for items that co-occur with "
               "nothing in the history"),
     {NULL},
 };
-/* Version 1 files hold the window, then the eight real parameters as one array (a u64 count before them). */
+/* Files hold the window, then the eight real parameters as one array with a u64 count before it. The count is
+ * 8 in files written before recency took "auto", 9 since (recency's auto flag follows it as a u32). */
 #define SK_N_REALS 8
+#define SK_RECENCY 7 /* index of recency in sk_params */
 _Static_assert(MP_PARAM_COUNT(sk_params) == 1 + SK_N_REALS, "seqknn: the file layout is the window and 8 reals");
 
 static void sk_release(void *impl) {
@@ -198,6 +202,9 @@ static int sk_fit(void *impl, const mp_train_data *data, const mp_progress *prog
     sk_release(m);
     if (!data->events || data->n_events == 0) return mp_error_set(err, MP_EEMPTY, "seqknn: no training events");
     cf_type_weights(data, m->type_weight);
+    /* recency=auto: short histories (sessions of a large catalog) are best read most-recent-first, long rating
+     * histories as a set. Chosen on validation splits: Beauty and the demo shop want 2, MovieLens-100K 0. */
+    if (m->recency_auto) m->recency = mp_train_data_items_per_user(data) < 30 ? 2 : 0;
     const uint32_t n = data->n_items, W = m->window;
     const size_t ne = data->n_events;
     for (size_t e = 1; e < ne; e++)
@@ -564,7 +571,7 @@ static int sk_save(const void *impl, mp_mf_writer *w, mp_error *err) {
     const seqknn *m = impl;
     (void)err;
     mp_params_put(sk_params, 1, m, w);
-    mp_mf_put_u64(w, SK_N_REALS);
+    mp_mf_put_u64(w, SK_N_REALS + 1);
     mp_params_put(sk_params + 1, SK_N_REALS, m, w);
     mp_mf_put_u32(w, m->n_items);
     mp_mf_put_u32(w, m->n_users);
@@ -592,8 +599,14 @@ static int sk_load(void *impl, mp_mf_reader *r, mp_error *err) {
     int rc;
     if ((rc = mp_params_get(sk_params, 1, m, r, "seqknn", err)) || (rc = mp_mf_get_u64(r, &n_reals, err)))
         return rc;
-    if (n_reals != SK_N_REALS) return sk_bad(err, "parameter block of another layout");
-    if ((rc = mp_params_get(sk_params + 1, SK_N_REALS, m, r, "seqknn", err)) || (rc = mp_mf_get_u32(r, &n, err)) ||
+    if (n_reals != SK_N_REALS && n_reals != SK_N_REALS + 1) return sk_bad(err, "parameter block of another layout");
+    mp_param_info reals[SK_N_REALS]; /* an older file has no auto flag after recency */
+    memcpy(reals, sk_params + 1, sizeof reals);
+    if (n_reals == SK_N_REALS) {
+        reals[SK_RECENCY - 1].allow_auto = 0;
+        m->recency_auto = 0;
+    }
+    if ((rc = mp_params_get(reals, SK_N_REALS, m, r, "seqknn", err)) || (rc = mp_mf_get_u32(r, &n, err)) ||
         (rc = mp_mf_get_u32(r, &nu, err)) || (rc = mp_mf_get_f32s(r, m->type_weight, MP_EV_NTYPES, err)))
         return rc;
     if ((uint64_t)n * 8 + nu > mp_mf_remaining(r)) return sk_bad(err, "item or user count does not fit the file");
