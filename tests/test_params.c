@@ -267,6 +267,13 @@ MP_TEST(params_tune_ranges_lie_within_bounds) {
                       p->tune_lo);
             CHECK_MSG(p->type != MP_PARAM_CHOICE && p->type != MP_PARAM_BOOL, "%s.%s: a range over choices",
                       ops->name, p->name);
+            /* the search reaches around the defaults: tune's first trial is the defaults, and the defaults are
+             * judged against what tune finds (a default outside the range was als' regularization 75 in 1e-3..10) */
+            if (strcmp(p->default_value, "auto") != 0) {
+                double d = strtod(p->default_value, NULL);
+                CHECK_MSG(d >= p->tune_lo && d <= p->tune_hi, "%s.%s: default %s outside the tune range %g..%g",
+                          ops->name, p->name, p->default_value, p->tune_lo, p->tune_hi);
+            }
             for (int side = 0; side < 2; side++) {
                 double v = side ? p->tune_hi : p->tune_lo;
                 char text[64];

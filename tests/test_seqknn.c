@@ -253,3 +253,33 @@ MP_TEST(seqknn_update_learns_new_transitions_and_forget_undoes_them) {
     CHECK(mp_model_set_param(m, "nope", "1", &err) == MP_EINVAL);
     mp_model_destroy(m);
 }
+
+/* recency=auto (the default) reads the data: users with fewer than 30 items on average (sessions) weigh their
+ * history by recency 2, users with long histories (ratings) weigh it equally (recency 0); the scores match the
+ * explicit settings exactly. */
+MP_TEST(seqknn_recency_auto_follows_history_length) {
+    enum { NU = 40, NI = 60 };
+    static mp_interaction ev[NU * NI];
+    for (int longer = 0; longer < 2; longer++) {
+        const uint32_t per_user = longer ? 40 : 6;
+        size_t n = 0;
+        for (uint32_t u = 0; u < NU; u++)
+            for (uint32_t j = 0; j < per_user; j++)
+                ev[n++] = (mp_interaction){.user = u, .item = (u * 7 + j * 3) % NI, .ts = 1000 + (int64_t)j,
+                                           .type = MP_EV_PURCHASE};
+        mp_train_data d = {.n_users = NU, .n_items = NI, .events = ev, .n_events = n, .n_threads = 1};
+        CHECK_NEAR(mp_train_data_items_per_user(&d), per_user, 1e-9);
+        mp_error err;
+        mp_error_clear(&err);
+        mp_model *a = NULL, *b = NULL;
+        CHECK_OK(fit_sk(&a, &d, NULL, &err), &err);
+        CHECK_OK(fit_sk(&b, &d, longer ? "recency=0" : "recency=2", &err), &err);
+        mp_user_ctx ctx = ctx_of(ev, 5);
+        float sa[NI], sb[NI];
+        CHECK_OK(mp_model_score_all(a, &ctx, sa, &err), &err);
+        CHECK_OK(mp_model_score_all(b, &ctx, sb, &err), &err);
+        for (uint32_t i = 0; i < NI; i++) CHECK_MSG(sa[i] == sb[i], "item %u: auto %g, explicit %g", i, sa[i], sb[i]);
+        mp_model_destroy(a);
+        mp_model_destroy(b);
+    }
+}

@@ -75,7 +75,7 @@ MP_EXPORT int mp_train_set_build(mp_train_set *ts, const mp_dataset *ds, const m
 MP_EXPORT void mp_train_set_free(mp_train_set *ts);
 
 /* Mean distinct items per user of the training matrix: nnz(ui) over the users with at least one item (0 when there
- * are none). The statistic the data-adaptive defaults read (docs/defaults.md): short sessions of a large catalog
+ * are none; without ui, events per user). The statistic the data-adaptive defaults read (docs/defaults.md): short sessions of a large catalog
  * (Amazon reviews, about 7) and long rating histories (MovieLens, about 80) want different settings. Pure. */
 MP_EXPORT double mp_train_data_items_per_user(const mp_train_data *data);
 

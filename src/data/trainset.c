@@ -332,7 +332,12 @@ int mp_train_data_valid_ndcg_block(const mp_train_data *data, mp_score_block_fn 
 }
 
 double mp_train_data_items_per_user(const mp_train_data *data) {
-    if (!data || !data->ui || !data->ui->ptr) return 0;
+    if (!data) return 0;
+    if (!data->ui || !data->ui->ptr) { /* no matrix (hand-made input): events per user, sorted by user */
+        uint64_t users = 0;
+        for (size_t e = 0; e < data->n_events; e++) users += e == 0 || data->events[e].user != data->events[e - 1].user;
+        return users ? (double)data->n_events / (double)users : 0;
+    }
     const mp_csr *ui = data->ui;
     uint64_t users = 0;
     for (uint32_t u = 0; u < ui->n_rows; u++) users += ui->ptr[u + 1] > ui->ptr[u];

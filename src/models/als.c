@@ -88,8 +88,10 @@ static const mp_param_info als_params[] = {
     MP_P_UINT("factors", als, factors, "256", 1, ALS_MAX_FACTORS, "latent factors per user and item",
               MP_TUNED_LOG(16, 256)),
     MP_P_UINT("iterations", als, iterations, "15", 1, 100000, "alternating sweeps (users, then items)"),
+    /* the tuned range holds the default: tune's first trial is the defaults, its search must be able to reach
+     * beside them (the range was 1e-3..10, below the default) */
     MP_P_REAL("regularization", als, reg, "75", 0, INFINITY, "L2 penalty on the factors (>= 0)", .alias = "reg",
-              MP_TUNED_LOG(1e-3, 10)),
+              MP_TUNED_LOG(0.1, 1000)),
     MP_P_REAL("alpha", als, alpha, "5", 0, INFINITY, "confidence slope: c = 1 + alpha * weighted value",
               MP_TUNED_LOG(1, 50)),
     MP_P_CHOICE("solver", als, solver, "cg", als_solver_names,
