@@ -57,12 +57,14 @@ MP_EXPORT const char *mp_err_name(int code);
 typedef struct mp_error {
     int code;                   /* last code set (MP_OK when clear) */
     char msg[MP_ERROR_MSG_MAX]; /* human-readable, actionable message */
+    char field[64];             /* the input field the error is about ("ts"), or "" (set by the record parser, so
+                                 * a caller can name it without reading msg) */
 } mp_error;
 
 /* Clears `err` (no-op on NULL). */
 MP_EXPORT void mp_error_clear(mp_error *err);
-/* Sets code and printf-formatted message; returns `code` so callers can `return mp_error_set(...)`.
- * `err` may be NULL (the code is still returned). */
+/* Sets code and printf-formatted message and clears `field`; returns `code` so callers can
+ * `return mp_error_set(...)`. `err` may be NULL (the code is still returned). */
 MP_EXPORT int mp_error_set(mp_error *err, int code, const char *fmt, ...) MP_PRINTF(3, 4);
 /* Prepends "prefix: " to the current message (for adding file or context); no-op on NULL. It returns nothing on
  * purpose: `return mp_error_prefix(err, ...)` once returned MP_OK for a caller that passed no mp_error, turning a

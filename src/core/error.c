@@ -30,11 +30,13 @@ void mp_error_clear(mp_error *err) {
     if (!err) return;
     err->code = MP_OK;
     err->msg[0] = '\0';
+    err->field[0] = '\0';
 }
 
 int mp_error_set(mp_error *err, int code, const char *fmt, ...) {
     if (!err) return code;
     err->code = code;
+    err->field[0] = '\0';
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);

@@ -590,10 +590,12 @@ static int bad_field(mp_reader *r, mp_error *err, const char *field, size_t fiel
     char fname[80];
     mp_io_snippet(fname, sizeof fname, field, field_len, 0);
     if (got)
-        return mp_error_set(err, MP_EBADREC, "%s:%llu: field `%s`: %s, got %s", r->path, (unsigned long long)r->lineno,
-                            fname, reason, snip);
-    return mp_error_set(err, MP_EBADREC, "%s:%llu: field `%s`: %s", r->path, (unsigned long long)r->lineno, fname,
-                        reason);
+        mp_error_set(err, MP_EBADREC, "%s:%llu: field `%s`: %s, got %s", r->path, (unsigned long long)r->lineno, fname,
+                     reason, snip);
+    else
+        mp_error_set(err, MP_EBADREC, "%s:%llu: field `%s`: %s", r->path, (unsigned long long)r->lineno, fname, reason);
+    if (err) snprintf(err->field, sizeof err->field, "%s", fname);
+    return MP_EBADREC;
 }
 
 static int bad_named(mp_reader *r, mp_error *err, int fid, const char *reason, const char *got, size_t got_len,

@@ -114,22 +114,6 @@ static void trim_partial_utf8(char *s) {
     if (want > 1 && len - (i - 1) < want) s[i - 1] = 0;
 }
 
-void mp_decode_field_of(const char *message, char *field, size_t cap) {
-    if (cap == 0) return;
-    field[0] = 0;
-    if (!message) return;
-    const char *p = strstr(message, ": field `");
-    if (!p) return;
-    p += strlen(": field `");
-    const char *q = strchr(p, '`');
-    if (!q) return;
-    size_t n = (size_t)(q - p);
-    if (n >= cap) n = cap - 1;
-    memcpy(field, p, n);
-    field[n] = 0;
-    trim_partial_utf8(field);
-}
-
 /* 1-based byte position of `at` in the body, as the record parser reports positions. */
 static size_t byte_at(const char *body, size_t len, const char *at) {
     if (!at || at < body) return 1;
@@ -170,7 +154,8 @@ typedef struct decoder {
 } decoder;
 
 /* Counts a bad record and keeps its message while fewer than max_errors are kept. */
-static void add_error(decoder *dc, size_t index, const char *msg) {
+static void add_error(decoder *dc, size_t index, const mp_error *perr) {
+    const char *msg = perr->msg;
     mp_decoded *out = dc->out;
     out->n_bad++;
     if (out->n_errors >= dc->max_errors) return;
@@ -193,7 +178,8 @@ static void add_error(decoder *dc, size_t index, const char *msg) {
     if (k > 0 && strncmp(msg, pre, (size_t)k) == 0) rest = msg + k;
     snprintf(e->message, sizeof e->message, "%s[%zu]: %s", name, index, rest);
     trim_partial_utf8(e->message);
-    mp_decode_field_of(e->message, e->field, sizeof e->field);
+    snprintf(e->field, sizeof e->field, "%s", perr->field);
+    trim_partial_utf8(e->field);
 }
 
 /* 1 when s[0..len) is a well-formed JSON object none of whose keys (decoded) is "id". */
@@ -269,7 +255,7 @@ static int decode_one_record(decoder *dc, const char *s, size_t len, int lone, m
     if (rc == MP_ENOMEM) return mp_error_set(err, MP_ENOMEM, "body: out of memory");
     if (rc == MP_EBADREC) {
         free(copy);
-        add_error(dc, index, perr.msg);
+        add_error(dc, index, &perr);
         return MP_OK;
     }
     if (rc != MP_OK) {

@@ -56,7 +56,4 @@ int mp_decode_item_at(mp_decoded *out, const char *body, size_t len, int ndjson,
                       size_t id_len, mp_error *err);
 void mp_decoded_free(mp_decoded *d);
 
-/* Reads the field name out of a validation message ("...: field `ts`: ...") into field (cap bytes); "" if none. */
-void mp_decode_field_of(const char *message, char *field, size_t cap);
-
 #endif

@@ -104,11 +104,7 @@ enum MHD_Result http_send_mp_error(struct MHD_Connection *c, req *r, const mp_er
     case MP_EUNSUPPORTED: status = 400; break;
     default: status = 500; break;
     }
-    char f[64] = "";
-    if (!field) {
-        mp_decode_field_of(err->msg, f, sizeof f);
-        field = f;
-    }
+    if (!field) field = err->field;
     return http_send_error(c, r, status, NULL, field, "%s", err->msg[0] ? err->msg : mp_strerror(err->code));
 }
 
