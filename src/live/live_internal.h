@@ -55,17 +55,17 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "magpie/buf.h"
 #include "magpie/ann.h"
+#include "magpie/buf.h"
 #include "magpie/dataset.h"
 #include "magpie/encoder.h"
 #include "magpie/explore.h"
-#include "magpie/search.h"
-#include "magpie/textindex.h"
 #include "magpie/live.h"
 #include "magpie/model.h"
+#include "magpie/search.h"
 #include "magpie/store.h"
 #include "magpie/strmap.h"
+#include "magpie/textindex.h"
 
 #define LIVE_POP_TOP 256       /* items kept per popularity top list (per category, and overall) */
 #define LIVE_MAX_FILTERS 512   /* cached category filters; further distinct filters are built per request */

@@ -230,8 +230,7 @@ static int model_rank(mp_live *l, live_holder *h, live_scratch *sc, const mp_use
         }
     }
     uint32_t nm = mp_model_n_items(m);
-    if (mp_grow((void **)&sc->scores, &sc->scores_cap, (size_t)nm + 1, sizeof *sc->scores) ||
-        reserve_cand(sc, want))
+    if (mp_grow((void **)&sc->scores, &sc->scores_cap, (size_t)nm + 1, sizeof *sc->scores) || reserve_cand(sc, want))
         return mp_error_set(err, MP_ENOMEM, "live: out of memory scoring %u items", nm);
     if ((rc = mp_model_score_all(m, ctx, sc->scores, err))) return rc;
     for (size_t j = 0; j < n_excl; j++) /* NaN never ranks */

@@ -27,14 +27,14 @@ void mp_serve_explore_stats_json(mp_explore *x, mp_buf *b) {
         mp_buf_adds(b, ",\"weight\":");
         mp_json_put_f64(b, v->weight);
         mp_buf_printf(b,
-                  ",\"requests\":%llu,\"impressions\":%llu,\"feedback\":%llu,\"clicks\":%llu,\"reward_sum\":%.6f,"
-                  "\"updates\":%llu,\"events_held\":%zu,\"users\":%llu,\"converted_users\":%llu,"
-                  "\"purchases\":%llu,\"untracked_users\":%llu}",
-                  (unsigned long long)v->requests, (unsigned long long)v->impressions,
-                  (unsigned long long)v->feedback, (unsigned long long)v->clicks, v->reward_sum,
-                  (unsigned long long)v->updates, v->events_held, (unsigned long long)v->users,
-                  (unsigned long long)v->converted_users, (unsigned long long)v->purchases,
-                  (unsigned long long)v->untracked_users);
+                      ",\"requests\":%llu,\"impressions\":%llu,\"feedback\":%llu,\"clicks\":%llu,\"reward_sum\":%.6f,"
+                      "\"updates\":%llu,\"events_held\":%zu,\"users\":%llu,\"converted_users\":%llu,"
+                      "\"purchases\":%llu,\"untracked_users\":%llu}",
+                      (unsigned long long)v->requests, (unsigned long long)v->impressions,
+                      (unsigned long long)v->feedback, (unsigned long long)v->clicks, v->reward_sum,
+                      (unsigned long long)v->updates, v->events_held, (unsigned long long)v->users,
+                      (unsigned long long)v->converted_users, (unsigned long long)v->purchases,
+                      (unsigned long long)v->untracked_users);
     }
     mp_buf_adds(b, "]}");
 }
@@ -48,7 +48,7 @@ void mp_serve_explore_metrics(mp_explore *x, mp_buf *b) {
                                         "feedback with reward > 0", "purchase events by users the variant served"};
     for (int s = 0; s < 5; s++) {
         mp_buf_printf(b, "# HELP magpie_ab_%s_total A/B variant %s.\n# TYPE magpie_ab_%s_total counter\n", names[s],
-                  helps[s], names[s]);
+                      helps[s], names[s]);
         for (size_t i = 0; i < st.n_variants; i++) {
             const mp_explore_variant_stats *v = &st.variants[i];
             uint64_t n = s == 0   ? v->requests
@@ -60,21 +60,21 @@ void mp_serve_explore_metrics(mp_explore *x, mp_buf *b) {
         }
     }
     mp_buf_adds(b, "# HELP magpie_ab_users Distinct users a variant served (tracked).\n# TYPE magpie_ab_users gauge\n"
-               "# HELP magpie_ab_converted_users Served users with positive feedback or a purchase.\n"
-               "# TYPE magpie_ab_converted_users gauge\n");
+                   "# HELP magpie_ab_converted_users Served users with positive feedback or a purchase.\n"
+                   "# TYPE magpie_ab_converted_users gauge\n");
     for (size_t i = 0; i < st.n_variants; i++)
         mp_buf_printf(b, "magpie_ab_users{variant=\"%s\"} %llu\nmagpie_ab_converted_users{variant=\"%s\"} %llu\n",
-                  st.variants[i].name, (unsigned long long)st.variants[i].users, st.variants[i].name,
-                  (unsigned long long)st.variants[i].converted_users);
+                      st.variants[i].name, (unsigned long long)st.variants[i].users, st.variants[i].name,
+                      (unsigned long long)st.variants[i].converted_users);
     mp_buf_adds(b, "# HELP magpie_ab_reward_sum Sum of positive feedback rewards per A/B variant.\n"
-               "# TYPE magpie_ab_reward_sum counter\n");
+                   "# TYPE magpie_ab_reward_sum counter\n");
     for (size_t i = 0; i < st.n_variants; i++)
         mp_buf_printf(b, "magpie_ab_reward_sum{variant=\"%s\"} %.6f\n", st.variants[i].name, st.variants[i].reward_sum);
     mp_buf_adds(b, "# HELP magpie_bandit_events_held Served lists that still accept feedback.\n"
-               "# TYPE magpie_bandit_events_held gauge\n");
+                   "# TYPE magpie_bandit_events_held gauge\n");
     for (size_t i = 0; i < st.n_variants; i++)
         mp_buf_printf(b, "magpie_bandit_events_held{variant=\"%s\"} %zu\n", st.variants[i].name,
-                  st.variants[i].events_held);
+                      st.variants[i].events_held);
 }
 
 void mp_serve_explore_abtest_json(mp_explore *x, mp_buf *b) {
@@ -94,10 +94,10 @@ void mp_serve_explore_abtest_json(mp_explore *x, mp_buf *b) {
         mp_buf_adds(b, ",\"policy\":");
         mp_json_put_cstr(b, v->policy);
         mp_buf_printf(b, ",\"users\":%llu,\"converted_users\":%llu,\"rate\":", (unsigned long long)arms[i].n,
-                  (unsigned long long)arms[i].conv);
+                      (unsigned long long)arms[i].conv);
         mp_json_put_f64(b, arms[i].n ? (double)arms[i].conv / (double)arms[i].n : 0.0);
         mp_buf_printf(b, ",\"purchases\":%llu,\"untracked_users\":%llu}", (unsigned long long)v->purchases,
-                  (unsigned long long)v->untracked_users);
+                      (unsigned long long)v->untracked_users);
     }
     mp_buf_adds(b, "],\"comparisons\":[");
     mp_abtest_opts ao;
@@ -120,8 +120,10 @@ void mp_serve_explore_abtest_json(mp_explore *x, mp_buf *b) {
             static const char *const k[] = {"diff", "diff_lo", "diff_hi", "lift", "lift_lo", "lift_hi", "z", "p_value"};
             for (int j = 0; j < 8; j++) {
                 mp_buf_printf(b, ",\"%s\":", k[j]);
-                if (isfinite(f[j])) mp_json_put_f64(b, f[j]);
-                else mp_buf_adds(b, "null");
+                if (isfinite(f[j]))
+                    mp_json_put_f64(b, f[j]);
+                else
+                    mp_buf_adds(b, "null");
             }
             mp_buf_adds(b, ",\"significant\":");
             mp_json_put_bool(b, r.significant);

@@ -5,8 +5,8 @@
 #ifndef MAGPIE_SERVE_EXPLOREJSON_H
 #define MAGPIE_SERVE_EXPLOREJSON_H
 
-#include "magpie/explore.h"
 #include "magpie/buf.h"
+#include "magpie/explore.h"
 #include "magpie/json.h"
 
 /* Appends ,"bandit":{...} (policy, features, per-variant counters) to a /v1/stats object being written. NULL x:

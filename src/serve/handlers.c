@@ -20,7 +20,6 @@
 /* ---------------------------------------------------------------------------------------------------------------
  * Handlers */
 
-
 static void write_list_items(mp_buf *b, const mp_live_list *l, int with_reason, const mp_explore_slate *sl) {
     mp_buf_adds(b, "\"items\":[");
     size_t n = sl ? sl->k : l->n;
@@ -41,8 +40,10 @@ static void write_list_items(mp_buf *b, const mp_live_list *l, int with_reason, 
         }
         if (sl) {
             mp_buf_adds(b, ",\"propensity\":");
-            if (isfinite(sl->propensity[i])) mp_json_put_f64(b, sl->propensity[i]);
-            else mp_buf_adds(b, "null");
+            if (isfinite(sl->propensity[i]))
+                mp_json_put_f64(b, sl->propensity[i]);
+            else
+                mp_buf_adds(b, "null");
         }
         mp_buf_add(b, "}", 1);
     }
@@ -518,8 +519,10 @@ static int decode_body(hctx *h, mp_record_kind kind, const char *path_id, size_t
             mp_buf_adds(&b, ",\"message\":");
             mp_json_put_cstr(&b, d->errors[i].message);
             mp_buf_adds(&b, ",\"field\":");
-            if (d->errors[i].field[0]) mp_json_put_cstr(&b, d->errors[i].field);
-            else mp_buf_adds(&b, "null");
+            if (d->errors[i].field[0])
+                mp_json_put_cstr(&b, d->errors[i].field);
+            else
+                mp_buf_adds(&b, "null");
             mp_buf_add(&b, "}", 1);
         }
         mp_buf_adds(&b, "]}");
@@ -688,7 +691,8 @@ static void write_model_info(mp_buf *b, const mp_live_model_info *mi) {
     mp_buf_adds(b, ",\"meta\":");
     if (mi->meta_json && mp_json_validate(mi->meta_json, strlen(mi->meta_json), NULL) == MP_OK)
         mp_buf_adds(b, mi->meta_json);
-    else mp_buf_adds(b, "null");
+    else
+        mp_buf_adds(b, "null");
     mp_buf_add(b, "}", 1);
 }
 
@@ -725,18 +729,19 @@ enum MHD_Result handle_stats(hctx *h) {
     mp_buf b;
     mp_buf_init(&b);
     mp_buf_printf(&b,
-              "{\"users\":%llu,\"items\":%llu,\"available_items\":%llu,\"events\":%llu,\"categories\":%llu,"
-              "\"per_type\":{",
-              (unsigned long long)st.n_users, (unsigned long long)st.n_items, (unsigned long long)st.n_available_items,
-              (unsigned long long)st.n_events, (unsigned long long)st.n_categories);
+                  "{\"users\":%llu,\"items\":%llu,\"available_items\":%llu,\"events\":%llu,\"categories\":%llu,"
+                  "\"per_type\":{",
+                  (unsigned long long)st.n_users, (unsigned long long)st.n_items,
+                  (unsigned long long)st.n_available_items, (unsigned long long)st.n_events,
+                  (unsigned long long)st.n_categories);
     for (int t = 0; t < MP_EV_NTYPES; t++)
         mp_buf_printf(&b, "%s\"%s\":%llu", t ? "," : "", mp_event_type_name(t), (unsigned long long)st.per_type[t]);
     mp_buf_printf(&b,
-              "},\"events_ingested\":%llu,\"events_duplicates\":%llu,\"users_forgotten\":%llu,\"ts_min\":%lld,"
-              "\"ts_max\":%lld,\"uptime_seconds\":%lld,\"event_rate\":[",
-              (unsigned long long)st.events_ingested, (unsigned long long)st.events_duplicates,
-              (unsigned long long)st.users_forgotten, (long long)st.ts_min, (long long)st.ts_max,
-              (long long)(time(NULL) - h->srv->started));
+                  "},\"events_ingested\":%llu,\"events_duplicates\":%llu,\"users_forgotten\":%llu,\"ts_min\":%lld,"
+                  "\"ts_max\":%lld,\"uptime_seconds\":%lld,\"event_rate\":[",
+                  (unsigned long long)st.events_ingested, (unsigned long long)st.events_duplicates,
+                  (unsigned long long)st.users_forgotten, (long long)st.ts_min, (long long)st.ts_max,
+                  (long long)(time(NULL) - h->srv->started));
     double rate[120];
     size_t nr = mp_metrics_event_rate(h->srv->metrics, rate, 120);
     for (size_t i = 0; i < nr; i++) {

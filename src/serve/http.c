@@ -70,8 +70,10 @@ void http_error_object(mp_buf *b, int status, const char *code, const char *mess
     mp_buf_adds(b, ",\"message\":");
     mp_json_put_cstr(b, message);
     mp_buf_adds(b, ",\"field\":");
-    if (field && *field) mp_json_put_cstr(b, field);
-    else mp_buf_adds(b, "null");
+    if (field && *field)
+        mp_json_put_cstr(b, field);
+    else
+        mp_buf_adds(b, "null");
     mp_buf_adds(b, "}");
 }
 

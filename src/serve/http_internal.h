@@ -11,8 +11,8 @@
 #include <microhttpd.h>
 #include <stddef.h>
 
-#include "magpie/error.h"
 #include "magpie/buf.h"
+#include "magpie/error.h"
 #include "magpie/json.h"
 
 /* One request's state, from the first callback to the completion notice. Owned by server.c (allocated on the

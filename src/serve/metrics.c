@@ -300,13 +300,13 @@ int mp_metrics_render(mp_metrics *m, char **out, size_t *len, mp_error *err) {
 
     put_header(&b, "magpie_events_ingested_total", "counter", "Events accepted and stored.");
     mp_buf_printf(&b, "magpie_events_ingested_total %llu\n",
-        (unsigned long long)atomic_load_explicit(&m->events_accepted, memory_order_relaxed));
+                  (unsigned long long)atomic_load_explicit(&m->events_accepted, memory_order_relaxed));
     put_header(&b, "magpie_events_duplicate_total", "counter", "Events ignored as duplicates of stored ones.");
     mp_buf_printf(&b, "magpie_events_duplicate_total %llu\n",
-        (unsigned long long)atomic_load_explicit(&m->events_duplicate, memory_order_relaxed));
+                  (unsigned long long)atomic_load_explicit(&m->events_duplicate, memory_order_relaxed));
     put_header(&b, "magpie_events_rejected_total", "counter", "Events refused as invalid.");
     mp_buf_printf(&b, "magpie_events_rejected_total %llu\n",
-        (unsigned long long)atomic_load_explicit(&m->events_rejected, memory_order_relaxed));
+                  (unsigned long long)atomic_load_explicit(&m->events_rejected, memory_order_relaxed));
 
     char name[256];
     uint64_t version;
@@ -337,13 +337,13 @@ int mp_metrics_render(mp_metrics *m, char **out, size_t *len, mp_error *err) {
     mp_buf_printf(&b, "magpie_model_ann_index %d\n", has_index);
     put_header(&b, "magpie_model_reloads_total", "counter", "Model reload attempts, by result.");
     mp_buf_printf(&b, "magpie_model_reloads_total{result=\"ok\"} %llu\n",
-        (unsigned long long)atomic_load_explicit(&m->reloads_ok, memory_order_relaxed));
+                  (unsigned long long)atomic_load_explicit(&m->reloads_ok, memory_order_relaxed));
     mp_buf_printf(&b, "magpie_model_reloads_total{result=\"error\"} %llu\n",
-        (unsigned long long)atomic_load_explicit(&m->reloads_error, memory_order_relaxed));
+                  (unsigned long long)atomic_load_explicit(&m->reloads_error, memory_order_relaxed));
 
     put_header(&b, "magpie_http_open_connections", "gauge", "HTTP connections open now.");
     mp_buf_printf(&b, "magpie_http_open_connections %lld\n",
-        (long long)atomic_load_explicit(&m->open_connections, memory_order_relaxed));
+                  (long long)atomic_load_explicit(&m->open_connections, memory_order_relaxed));
     long long rss = resident_bytes();
     if (rss >= 0) {
         put_header(&b, "magpie_process_resident_memory_bytes", "gauge", "Resident memory of the server process.");

@@ -325,7 +325,7 @@ enum MHD_Result handle_embeddings(hctx *h) {
     mp_buf_adds(&b, "],\"model\":");
     mp_json_put_cstr(&b, name);
     mp_buf_printf(&b, ",\"usage\":{\"prompt_tokens\":%llu,\"total_tokens\":%llu}}", (unsigned long long)tokens,
-              (unsigned long long)tokens);
+                  (unsigned long long)tokens);
     free(vecs);
     jbody_result_free(&res);
     free(texts);
