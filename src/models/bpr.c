@@ -976,14 +976,11 @@ static int bpr_load(void *impl, mp_mf_reader *r, mp_error *err) {
     bpr *b = impl;
     bpr_release(b);
     int rc;
-    mp_param_info table[MP_PARAM_COUNT(bpr_params_info)]; /* a version 1 file has no auto flag after epochs */
-    memcpy(table, bpr_params_info, sizeof table);
-    if (mp_mf_reader_model_version(r) < 2) {
-        for (size_t i = 0; i < MP_PARAM_COUNT(bpr_params_info); i++) table[i].allow_auto = 0;
-        b->p.epochs_auto = 0;
-    }
-    if ((rc = mp_params_get(table, MP_PARAM_COUNT(bpr_params_info), &b->p, r, "bpr", err)) || (rc = mp_mf_get_u32(r, &b->epochs_run, err)) ||
-        (rc = mp_mf_get_u32(r, &b->best_epoch, err)) || (rc = mp_mf_get_f64(r, &b->best_valid, err)))
+    /* a version 1 file has no auto flag after epochs */
+    rc = (mp_mf_reader_model_version(r) < 2 ? mp_params_get_flagless : mp_params_get)(
+        bpr_params_info, MP_PARAM_COUNT(bpr_params_info), &b->p, r, "bpr", err);
+    if (rc || (rc = mp_mf_get_u32(r, &b->epochs_run, err)) || (rc = mp_mf_get_u32(r, &b->best_epoch, err)) ||
+        (rc = mp_mf_get_f64(r, &b->best_valid, err)))
         return rc;
     if ((rc = mp_factors_load(&b->f, r, err))) return rc;
     if (b->f.k != b->p.factors || (b->f.item_bias != NULL) != (b->p.item_bias != 0)) {

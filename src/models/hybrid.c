@@ -757,15 +757,10 @@ static int hyb_load(void *impl, mp_mf_reader *r, mp_error *err) {
     hybrid *h = impl;
     hyb_release(h);
     int rc;
-    mp_param_info table[MP_PARAM_COUNT(hyb_params_info)]; /* a version 1 file has no auto flag after recency */
-    memcpy(table, hyb_params_info, sizeof table);
-    if (mp_mf_reader_model_version(r) < 2) {
-        for (size_t i = 0; i < MP_PARAM_COUNT(hyb_params_info); i++)
-            if (!strcmp(table[i].name, "recency")) table[i].allow_auto = 0;
-        h->p.recency_auto = 0;
-    }
-    if ((rc = mp_params_get(table, MP_PARAM_COUNT(hyb_params_info), &h->p, r, "hybrid", err)) ||
-        (rc = mp_mf_get_u32(r, &h->epochs_run, err)) || (rc = mp_mf_get_u32(r, &h->best_epoch, err)) ||
+    /* a version 1 file has no auto flag after recency */
+    rc = (mp_mf_reader_model_version(r) < 2 ? mp_params_get_flagless : mp_params_get)(
+        hyb_params_info, MP_PARAM_COUNT(hyb_params_info), &h->p, r, "hybrid", err);
+    if (rc || (rc = mp_mf_get_u32(r, &h->epochs_run, err)) || (rc = mp_mf_get_u32(r, &h->best_epoch, err)) ||
         (rc = mp_mf_get_f64(r, &h->best_valid, err)))
         return rc;
     uint32_t nu, ni, nf, ed, npe;

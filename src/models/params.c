@@ -227,8 +227,8 @@ void mp_params_put(const mp_param_info *table, size_t n, const void *params, mp_
     }
 }
 
-int mp_params_get(const mp_param_info *table, size_t n, void *params, mp_mf_reader *r, const char *what,
-                  mp_error *err) {
+static int params_read(const mp_param_info *table, size_t n, void *params, mp_mf_reader *r, const char *what,
+                       int with_auto_flags, mp_error *err) {
     for (size_t i = 0; i < n; i++) {
         const mp_param_info *p = &table[i];
         void *f = field(p, params);
@@ -244,19 +244,16 @@ int mp_params_get(const mp_param_info *table, size_t n, void *params, mp_mf_read
             break;
         case MP_PARAM_UINT:
             rc = mp_mf_get_u32(r, (uint32_t *)f, err);
-            if (rc == MP_OK && p->allow_auto) {
-                rc = mp_mf_get_u32(r, &u, err);
-                if (rc == MP_OK) *(int *)((char *)params + p->auto_offset) = u > 1 ? -1 : (int)u;
-            }
             break;
         case MP_PARAM_U64: rc = mp_mf_get_u64(r, (uint64_t *)f, err); break;
         case MP_PARAM_DOUBLE:
             rc = mp_mf_get_f64(r, (double *)f, err);
-            if (rc == MP_OK && p->allow_auto) {
-                rc = mp_mf_get_u32(r, &u, err);
-                if (rc == MP_OK) *(int *)((char *)params + p->auto_offset) = u > 1 ? -1 : (int)u;
-            }
             break;
+        }
+        if (rc == MP_OK && p->allow_auto) { /* only UINT and DOUBLE take "auto" */
+            u = 0;
+            if (with_auto_flags) rc = mp_mf_get_u32(r, &u, err);
+            if (rc == MP_OK) *(int *)((char *)params + p->auto_offset) = u > 1 ? -1 : (int)u;
         }
         if (rc) return rc;
         if (!field_ok(p, params)) {
@@ -267,6 +264,16 @@ int mp_params_get(const mp_param_info *table, size_t n, void *params, mp_mf_read
         }
     }
     return MP_OK;
+}
+
+int mp_params_get(const mp_param_info *table, size_t n, void *params, mp_mf_reader *r, const char *what,
+                  mp_error *err) {
+    return params_read(table, n, params, r, what, 1, err);
+}
+
+int mp_params_get_flagless(const mp_param_info *table, size_t n, void *params, mp_mf_reader *r, const char *what,
+                           mp_error *err) {
+    return params_read(table, n, params, r, what, 0, err);
 }
 
 /* A number as written in a table: 15 significant digits give back the literal (0.2, not 0.20000000000000001). */

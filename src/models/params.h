@@ -62,5 +62,9 @@ const char *mp_param_format(const mp_param_info *p, const void *params, char *bu
 void mp_params_put(const mp_param_info *table, size_t n, const void *params, mp_mf_writer *w);
 int mp_params_get(const mp_param_info *table, size_t n, void *params, mp_mf_reader *r, const char *what,
                   mp_error *err);
+/* The same for a file written before its model's parameters took "auto": no flag follows any value, and every
+ * auto flag is set to 0 (the file holds the number that was used). */
+int mp_params_get_flagless(const mp_param_info *table, size_t n, void *params, mp_mf_reader *r, const char *what,
+                           mp_error *err);
 
 #endif

@@ -85,7 +85,6 @@ static const mp_param_info sk_params[] = {
 /* Files hold the window, then the eight real parameters as one array with a u64 count before it. The count is
  * 8 in files written before recency took "auto", 9 since (recency's auto flag follows it as a u32). */
 #define SK_N_REALS 8
-#define SK_RECENCY 7 /* index of recency in sk_params */
 _Static_assert(MP_PARAM_COUNT(sk_params) == 1 + SK_N_REALS, "seqknn: the file layout is the window and 8 reals");
 
 static void sk_release(void *impl) {
@@ -602,14 +601,11 @@ static int sk_load(void *impl, mp_mf_reader *r, mp_error *err) {
     if ((rc = mp_params_get(sk_params, 1, m, r, "seqknn", err)) || (rc = mp_mf_get_u64(r, &n_reals, err)))
         return rc;
     if (n_reals != SK_N_REALS && n_reals != SK_N_REALS + 1) return sk_bad(err, "parameter block of another layout");
-    mp_param_info reals[SK_N_REALS]; /* an older file has no auto flag after recency */
-    memcpy(reals, sk_params + 1, sizeof reals);
-    if (n_reals == SK_N_REALS) {
-        reals[SK_RECENCY - 1].allow_auto = 0;
-        m->recency_auto = 0;
-    }
-    if ((rc = mp_params_get(reals, SK_N_REALS, m, r, "seqknn", err)) || (rc = mp_mf_get_u32(r, &n, err)) ||
-        (rc = mp_mf_get_u32(r, &nu, err)) || (rc = mp_mf_get_f32s(r, m->type_weight, MP_EV_NTYPES, err)))
+    /* an older file has no auto flag after recency */
+    rc = (n_reals == SK_N_REALS ? mp_params_get_flagless : mp_params_get)(sk_params + 1, SK_N_REALS, m, r, "seqknn",
+                                                                          err);
+    if (rc || (rc = mp_mf_get_u32(r, &n, err)) || (rc = mp_mf_get_u32(r, &nu, err)) ||
+        (rc = mp_mf_get_f32s(r, m->type_weight, MP_EV_NTYPES, err)))
         return rc;
     if ((uint64_t)n * 8 + nu > mp_mf_remaining(r)) return sk_bad(err, "item or user count does not fit the file");
     if (sk_grow_items(m, n) || sk_grow_users(m, nu)) {
