@@ -27,7 +27,7 @@ endif
 CFLAGS ?=
 ALL_CFLAGS := $(CFLAGS_BASE) $(CFLAGS)
 
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/io/*.c src/data/*.c src/store/*.c src/ingest/*.c src/models/*.c src/eval/*.c \
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/io/*.c src/nn/*.c src/data/*.c src/store/*.c src/ingest/*.c src/models/*.c src/eval/*.c \
                               src/ann/*.c src/live/*.c src/text/*.c src/bandit/*.c src/sim/*.c))
 # The HTTP server (libmicrohttpd) is part of the `magpie` binary and the tests, not of libmagpie.
 SERVE_SRC := $(sort $(wildcard src/serve/*.c))
