@@ -107,3 +107,22 @@ echo
 echo "Long-term: 30 simulated days of shoppers fitted on this shop (2 seeds, a small RL run; bench/simulate.sh is the full one)"
 "$MAGPIE" simulate --db "$DB" --seeds 2 --sim max_users=400 --rl-epochs 15 --quiet \
     --policy greedy --policy greedy+protect --policy egreedy:epsilon=0.1 --policy rl
+
+step "10. The sequential transformer (sasrec, on the neural core): a session's recommendations follow it as it grows"
+"$MAGPIE" train --db "$DB" --model sasrec --valid-share 0.1 --out "$OUT/sasrec.model" --quiet
+"$MAGPIE" serve --db "$DB" --model "$OUT/sasrec.model" --port 0 --encoder none 2>"$OUT/serve-sasrec.log" &
+serve_pid=$!
+trap 'kill "$serve_pid" 2>/dev/null' EXIT
+for _ in $(seq 1 100); do grep -q "ready in" "$OUT/serve-sasrec.log" 2>/dev/null && break; sleep 0.1; done
+url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$OUT/serve-sasrec.log" | head -1)
+session=""
+for item in $(head -40 "$OUT/events.jsonl" | sed -n 's/.*"item":"\([^"]*\)".*/\1/p' | uniq | head -4); do
+    session="${session:+$session,}\"$item\""
+    echo "POST /v1/recommend {\"items\": [$session]}"
+    curl -s -H 'Content-Type: application/json' -d "{\"items\":[$session],\"n\":3,\"explain\":true}" "$url/v1/recommend" |
+        sed 's/"items":/\n  "items":/; s/},{/},\n           {/g'
+    echo
+done
+kill -TERM "$serve_pid"
+wait "$serve_pid" || true
+trap - EXIT

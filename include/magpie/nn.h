@@ -275,6 +275,9 @@ typedef struct mp_nn_tfm {
     mp_nn_tfm_acts acts;
     float *dacts_memory;      /* backward scratch */
     size_t batch;             /* B of the last forward */
+    size_t seq_len;           /* T of the last forward (max_len unless mp_nn_tfm_forward_len) */
+    float train_dropout;      /* dropout p the last forward applied (0 at inference) */
+    int is_view;              /* 1: params_memory is borrowed (mp_nn_tfm_view) */
     uint64_t step;            /* optimiser updates so far */
 } mp_nn_tfm;
 
@@ -296,15 +299,31 @@ MP_EXPORT int mp_nn_tfm_alloc(mp_nn_tfm *m, size_t max_batch, int grads, mp_erro
  * Possible errors: MP_EINVAL (B > max_batch, an id >= V). */
 MP_EXPORT int mp_nn_tfm_forward(mp_nn_tfm *m, const uint32_t *inp, const float *extra, size_t B, int train,
                                 uint64_t dropout_seed, mp_error *err);
-/* Sets gradients to zero (grads.wte only on the rows in wte_rows, unless dense was used). */
+/* The same over the newest T <= max_len positions only: inp (B,T), extra (B,T,C), output (B,T,C); position t of
+ * the window uses wpe[max_len - T + t], so the newest item keeps the last position whatever T is. A batch whose
+ * sequences are all short runs in a fraction of the time. Possible errors as above, and MP_EINVAL for T == 0 or
+ * T > max_len. The backward and the loss then use the same T. */
+MP_EXPORT int mp_nn_tfm_forward_len(mp_nn_tfm *m, const uint32_t *inp, const float *extra, size_t B, size_t T,
+                                    int train, uint64_t dropout_seed, mp_error *err);
+/* Sets gradients to zero: grads.wte only on the rows listed in wte_rows (a loss that gives every row of wte a
+ * gradient, such as mp_nn_softmax_xent, calls mp_nn_rows_all(&m->wte_rows) so that all of it is cleared). */
 MP_EXPORT void mp_nn_tfm_zero_grad(mp_nn_tfm *m);
-/* Backward of the last forward, from dlnf (B,T,C) (the loss's gradient at the output; may be overwritten).
+/* Backward of the last forward (its B and T), from dlnf (B,T,C) (the loss's gradient at the output; may be overwritten).
  * Adds into m->grads; dextra (B,T,C) += the gradient at `extra` when not NULL. */
 MP_EXPORT void mp_nn_tfm_backward(mp_nn_tfm *m, const uint32_t *inp, float *dlnf, float *dextra);
-/* One AdamW update of every parameter (wte densely, or on wte_rows only when sparse_wte), after clipping the
+/* One AdamW update of every parameter (wte densely, or only its rows in wte_rows when sparse_wte), after clipping the
  * global gradient norm to max_norm (<= 0: no clipping); increments m->step. Returns the norm before clipping.
  * Layer-norm weights and biases get no weight decay. */
 MP_EXPORT float mp_nn_tfm_update(mp_nn_tfm *m, const mp_nn_adamw *opt, float max_norm, int sparse_wte);
+
+/* A view for inference: shares m's parameters (read-only; m must outlive the view and not change while it is used)
+ * and owns activations for max_batch sequences, so that several threads can each run forward on their own view.
+ * Free with mp_nn_tfm_free, which then frees only what the view owns. Possible errors: MP_ENOMEM, MP_EINVAL. */
+MP_EXPORT int mp_nn_tfm_view(mp_nn_tfm *view, const mp_nn_tfm *m, size_t max_batch, mp_error *err);
+/* Grows the item table to n_vocab rows (>= cfg.n_vocab): the old rows are kept, the new ones are zero for the
+ * caller to fill. Gradients, moments and activations are dropped (a trained model grows between fits). Possible
+ * errors: MP_EINVAL (a smaller n_vocab), MP_ENOMEM (then m is unchanged). */
+MP_EXPORT int mp_nn_tfm_grow_vocab(mp_nn_tfm *m, uint32_t n_vocab, mp_error *err);
 
 /* Checkpoints inside a model file (modelfile.h carries the version and checksum): the config, then the tensors.
  * load checks the stored config against `expect` (NULL = accept any) and refuses another architecture with

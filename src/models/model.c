@@ -18,6 +18,7 @@ extern const mp_model_ops mp_ease_ops;
 extern const mp_model_ops mp_mf_ops;
 extern const mp_model_ops mp_hybrid_ops;
 extern const mp_model_ops mp_seqknn_ops;
+extern const mp_model_ops mp_sasrec_ops;
 
 static const mp_model_ops *const registry[] = {
     &mp_pop_ops,
@@ -28,6 +29,7 @@ static const mp_model_ops *const registry[] = {
     &mp_mf_ops,
     &mp_hybrid_ops,
     &mp_seqknn_ops,
+    &mp_sasrec_ops,
     NULL,
 };
 
