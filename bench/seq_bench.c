@@ -100,8 +100,10 @@ static int model_score(const void *ctx, const mp_user_ctx *u, float *scores, mp_
 
 static void print_row(const char *label, const char *params, const mp_eval_result *r, double fit_s, uint32_t epochs) {
     const mp_topk_metrics *m = r->overall.at;
-    printf("| %s | %s | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %s%u | %.0f |\n", label, params, m[0].hr, m[0].ndcg,
-           m[1].hr, m[1].ndcg, m[2].hr, m[2].ndcg, epochs ? "" : "-", epochs, fit_s);
+    char ep[16] = "-";
+    if (epochs) snprintf(ep, sizeof ep, "%u", epochs);
+    printf("| %s | %s | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %s | %.0f |\n", label, params, m[0].hr, m[0].ndcg,
+           m[1].hr, m[1].ndcg, m[2].hr, m[2].ndcg, ep, fit_s);
     printf("RESULT %s hr5=%.4f ndcg5=%.4f hr10=%.4f ndcg10=%.4f hr20=%.4f ndcg20=%.4f epochs=%u fit_s=%.1f\n", label,
            m[0].hr, m[0].ndcg, m[1].hr, m[1].ndcg, m[2].hr, m[2].ndcg, epochs, fit_s);
     fflush(stdout);

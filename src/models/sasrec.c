@@ -41,19 +41,34 @@
  * position; above this many items loss=auto samples and loss=full is refused. */
 #define SR_FULL_MAX_ITEMS 262144u
 /* Content features for set_item: category one-hot, hashed brand, price buckets, text embedding. */
-#define SR_BRAND_BUCKETS 64
+#define SR_BRAND_BUCKETS 256
 #define SR_PRICE_BUCKETS 12
 
 typedef enum { SR_LOSS_AUTO, SR_LOSS_FULL, SR_LOSS_SAMPLED } sr_loss;
 static const char *const sr_loss_names[] = {"auto", "full", "sampled"};
+typedef enum { SR_FEAT_NONE, SR_FEAT_CONTENT } sr_feat_mode;
+static const char *const sr_feat_names[] = {"none", "content"};
 
 typedef struct sr_params {
     uint32_t dim, layers, heads, ffn, max_len, batch, epochs, patience, eval_every, negatives, warmup;
     int ffn_auto;
     double dropout, lr, weight_decay, clip;
     uint64_t seed;
-    int loss;
+    int loss, features;
 } sr_params;
+
+/* Item features added to the input embedding (features=content): each item has up to three ids into one table Wf
+ * (its category, its hashed brand, its price bucket) and optionally a text embedding that a block of Wf projects:
+ *   extra(i) = Wf[cat_i] + Wf[n_cat + brand_i] + Wf[n_cat + B + price_i] + text_i . Wf[n_cat + B + P ..]   (C)
+ * learned with the transformer (AdamW). */
+#define SR_NFID 3
+typedef struct sr_inputs {
+    uint32_t n_cat, text_dim, rows; /* rows of Wf: n_cat + SR_BRAND_BUCKETS + SR_PRICE_BUCKETS + text_dim */
+    uint32_t *fid;                  /* (n_items, 3) row ids into Wf, MP_NN_PAD when absent */
+    float *text;                    /* (n_items, text_dim) or NULL */
+    float *W;                       /* (rows, C); NULL: no input features */
+    float *gW, *mW, *vW;            /* training only (dense AdamW: the table is small) */
+} sr_inputs;
 
 /* Ridge projection content features (D) -> embedding (C), for items added after training. */
 typedef struct sr_content {
@@ -70,6 +85,7 @@ typedef struct sasrec {
     double best_valid; /* NaN when not measured */
     int loss_used;     /* SR_LOSS_FULL or SR_LOSS_SAMPLED */
     sr_content content; /* W NULL: no content projection */
+    sr_inputs in;      /* W NULL: no input features */
     char **titles;     /* [n_items] or NULL */
 } sasrec;
 
@@ -96,6 +112,9 @@ static const mp_param_info sr_param_table[] = {
                 "full: softmax over every item; sampled: shared popularity negatives with the log-Q correction; "
                 "auto: full up to 262144 items"),
     MP_P_UINT("negatives", sr_params, negatives, "1024", 1, 1000000, "negatives per batch with loss=sampled"),
+    MP_P_CHOICE("features", sr_params, features, "none", sr_feat_names,
+                "content: add each item's category, brand, price bucket and text embedding (when the data has them) "
+                "to its input embedding; none: item ids only"),
     MP_P_U64("seed", sr_params, seed, "42", 0, UINT64_MAX, "random seed (weights, batches, dropout)"),
     {NULL},
 };
@@ -107,12 +126,18 @@ static int sr_check_params(const void *params, mp_error *err) {
     return MP_OK;
 }
 
+static void sr_inputs_free(sr_inputs *in) {
+    free(in->fid), free(in->text), free(in->W), free(in->gW), free(in->mW), free(in->vW);
+    memset(in, 0, sizeof *in);
+}
+
 static void sr_release(void *impl) {
     sasrec *m = impl;
     mp_nn_tfm_free(&m->t);
     free(m->content.W);
     mp_item_titles_free(m->content.cat_names, m->content.n_categories);
     memset(&m->content, 0, sizeof m->content);
+    sr_inputs_free(&m->in);
     mp_item_titles_free(m->titles, m->n_items);
     m->titles = NULL;
     m->n_items = 0;
@@ -157,6 +182,90 @@ static size_t sr_history(const sasrec *m, const mp_user_ctx *ctx, uint32_t *seq,
     return n;
 }
 
+static uint32_t sr_hash(const char *s) {
+    uint32_t h = 2166136261u;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+/* ---- input features -------------------------------------------------------------------------------------- */
+
+static uint32_t sr_price_bucket(double price) {
+    if (!(isfinite(price) && price > 0)) return MP_NN_PAD;
+    int b = (int)floor(log2(price + 1));
+    return (uint32_t)(b < 0 ? 0 : b >= SR_PRICE_BUCKETS ? SR_PRICE_BUCKETS - 1 : b);
+}
+
+/* extra (N,C) += the features of items inp[0..N) (MP_NN_PAD and items without features add nothing). idx (N) is
+ * scratch; xt (N, text_dim) scratch when there are text embeddings. */
+static void sr_extra_fwd(const sr_inputs *in, const uint32_t *inp, size_t N, size_t C, float *extra, uint32_t *idx,
+                         float *xt) {
+    memset(extra, 0, N * C * sizeof *extra);
+    for (int f = 0; f < SR_NFID; f++) {
+        for (size_t i = 0; i < N; i++) idx[i] = inp[i] == MP_NN_PAD ? MP_NN_PAD : in->fid[(size_t)inp[i] * SR_NFID + f];
+        mp_nn_embedding_fwd(extra, idx, in->W, N, C, 1.0f, 1);
+    }
+    if (in->text) {
+        size_t D = in->text_dim, off = (size_t)in->rows - D;
+        for (size_t i = 0; i < N; i++) {
+            if (inp[i] == MP_NN_PAD) memset(xt + i * D, 0, D * sizeof *xt);
+            else memcpy(xt + i * D, in->text + (size_t)inp[i] * D, D * sizeof *xt);
+        }
+        mp_nn_gemm(0, 0, N, C, D, 1.0f, xt, D, in->W + off * C, C, 1.0f, extra, C);
+    }
+}
+
+/* gW += the gradient of extra's forward, given dextra (N,C); xt still holds the forward's text rows. */
+static void sr_extra_bwd(sr_inputs *in, const uint32_t *inp, size_t N, size_t C, const float *dextra, uint32_t *idx,
+                         const float *xt) {
+    for (int f = 0; f < SR_NFID; f++) {
+        for (size_t i = 0; i < N; i++) idx[i] = inp[i] == MP_NN_PAD ? MP_NN_PAD : in->fid[(size_t)inp[i] * SR_NFID + f];
+        mp_nn_embedding_bwd(in->gW, NULL, dextra, idx, N, C, 1.0f);
+    }
+    if (in->text) {
+        size_t D = in->text_dim, off = (size_t)in->rows - D;
+        mp_nn_gemm(1, 0, D, C, N, 1.0f, xt, D, dextra, C, 1.0f, in->gW + off * C, C);
+    }
+}
+
+/* Builds the feature ids of the training items and allocates Wf (small random values) with its training state.
+ * Leaves in->W NULL when the data has no content at all. */
+static int sr_inputs_build(sasrec *m, const mp_train_data *data, mp_error *err) {
+    sr_inputs *in = &m->in;
+    const mp_train_content *tc = data->content;
+    size_t V = data->n_items, C = m->p.dim;
+    int has_cat = data->item_category && data->n_categories > 1, has_brand = tc && tc->brands,
+        has_price = tc && tc->prices, has_text = tc && tc->embeddings && tc->embedding_dim > 0;
+    if (!has_cat && !has_brand && !has_price && !has_text) return MP_OK;
+    in->n_cat = has_cat ? data->n_categories : 0;
+    in->text_dim = has_text ? tc->embedding_dim : 0;
+    in->rows = in->n_cat + SR_BRAND_BUCKETS + SR_PRICE_BUCKETS + in->text_dim;
+    in->fid = malloc(V * SR_NFID * sizeof *in->fid);
+    in->W = malloc((size_t)in->rows * C * sizeof *in->W);
+    in->gW = calloc((size_t)in->rows * C, sizeof *in->gW);
+    in->mW = calloc((size_t)in->rows * C, sizeof *in->mW);
+    in->vW = calloc((size_t)in->rows * C, sizeof *in->vW);
+    if (has_text) in->text = malloc(V * in->text_dim * sizeof *in->text);
+    if (!in->fid || !in->W || !in->gW || !in->mW || !in->vW || (has_text && !in->text)) {
+        sr_inputs_free(in);
+        return mp_error_set(err, MP_ENOMEM, "sasrec: out of memory for the item features");
+    }
+    for (size_t i = 0; i < V; i++) {
+        uint32_t *f = in->fid + i * SR_NFID;
+        f[0] = has_cat && data->item_category[i] > 0 && data->item_category[i] < in->n_cat ? data->item_category[i]
+                                                                                          : MP_NN_PAD;
+        f[1] = has_brand && tc->brands[i] && *tc->brands[i] ? in->n_cat + sr_hash(tc->brands[i]) % SR_BRAND_BUCKETS
+                                                            : MP_NN_PAD;
+        uint32_t pb = has_price ? sr_price_bucket(tc->prices[i]) : MP_NN_PAD;
+        f[2] = pb == MP_NN_PAD ? MP_NN_PAD : in->n_cat + SR_BRAND_BUCKETS + pb;
+        if (has_text) memcpy(in->text + i * in->text_dim, tc->embeddings + i * in->text_dim, in->text_dim * sizeof(float));
+    }
+    mp_rng rng;
+    mp_rng_seed(&rng, m->p.seed ^ 0xFEA7u);
+    for (size_t i = 0; i < (size_t)in->rows * C; i++) in->W[i] = (float)(0.02 * mp_rng_normal(&rng));
+    return MP_OK;
+}
+
 /* ---- scoring ---------------------------------------------------------------------------------------------- */
 
 /* Query vectors (n, C) of n contexts: the network's output at each history's newest position, on a view of the
@@ -169,7 +278,11 @@ static int sr_queries(const sasrec *m, const mp_user_ctx *ctxs, size_t n, float 
     if (rc) return rc;
     uint32_t *inp = malloc(block * T * sizeof *inp), *seq = malloc(T * sizeof *seq);
     size_t *len = malloc(block * sizeof *len);
-    if (!inp || !seq || !len) {
+    const sr_inputs *in = &m->in;
+    float *extra = in->W ? malloc(block * T * C * sizeof *extra) : NULL;
+    uint32_t *idx = in->W ? malloc(block * T * sizeof *idx) : NULL;
+    float *xt = in->text ? malloc(block * T * in->text_dim * sizeof *xt) : NULL;
+    if (!inp || !seq || !len || (in->W && (!extra || !idx)) || (in->text && !xt)) {
         rc = mp_error_set(err, MP_ENOMEM, "sasrec: out of memory scoring");
         goto done;
     }
@@ -183,9 +296,11 @@ static int sr_queries(const sasrec *m, const mp_user_ctx *ctxs, size_t n, float 
             uint32_t *row = inp + j * Tw;
             size_t L = len[j];
             for (size_t t = 0; t < Tw - L; t++) row[t] = MP_NN_PAD;
-            sr_history(m, &ctxs[b0 + j], row + (Tw - L), NULL);
+            sr_history(m, &ctxs[b0 + j], seq, NULL); /* seq holds max_len ids; the first L are the history */
+            memcpy(row + (Tw - L), seq, L * sizeof *seq);
         }
-        if ((rc = mp_nn_tfm_forward_len(&v, inp, NULL, B, Tw, 0, 0, err))) goto done;
+        if (in->W) sr_extra_fwd(in, inp, B * Tw, C, extra, idx, xt);
+        if ((rc = mp_nn_tfm_forward_len(&v, inp, in->W ? extra : NULL, B, Tw, 0, 0, err))) goto done;
         for (size_t j = 0; j < B; j++) {
             have[b0 + j] = len[j] > 0;
             if (len[j]) memcpy(q + (b0 + j) * C, v.acts.lnf + (j * Tw + Tw - 1) * C, C * sizeof(float));
@@ -196,6 +311,9 @@ done:
     free(inp);
     free(seq);
     free(len);
+    free(extra);
+    free(idx);
+    free(xt);
     mp_nn_tfm_free(&v);
     return rc;
 }
@@ -263,6 +381,8 @@ static int sr_explain(const void *impl, const mp_user_ctx *ctx, uint32_t item, c
     size_t *pos = malloc(T * sizeof *pos);
     mp_nn_tfm v;
     memset(&v, 0, sizeof v);
+    float *extra = NULL, *xt = NULL;
+    uint32_t *idx = NULL;
     int rc = seq && pos ? MP_OK : mp_error_set(err, MP_ENOMEM, "sasrec: out of memory");
     size_t L = rc ? 0 : sr_history(m, ctx, seq, pos);
     if (rc == MP_OK && L == 0) {
@@ -270,8 +390,15 @@ static int sr_explain(const void *impl, const mp_user_ctx *ctx, uint32_t item, c
                                                    : "popular right now (no history to personalise from yet)");
         goto done;
     }
+    if (rc == MP_OK && m->in.W) {
+        extra = malloc(L * C * sizeof *extra);
+        idx = malloc(L * sizeof *idx);
+        xt = m->in.text ? malloc(L * m->in.text_dim * sizeof *xt) : NULL;
+        if (!extra || !idx || (m->in.text && !xt)) rc = mp_error_set(err, MP_ENOMEM, "sasrec: out of memory");
+        else sr_extra_fwd(&m->in, seq, L, C, extra, idx, xt);
+    }
     if (rc == MP_OK) rc = mp_nn_tfm_view(&v, &m->t, 1, err);
-    if (rc == MP_OK) rc = mp_nn_tfm_forward_len(&v, seq, NULL, 1, L, 0, 0, err);
+    if (rc == MP_OK) rc = mp_nn_tfm_forward_len(&v, seq, extra, 1, L, 0, 0, err);
     if (rc == MP_OK) {
         /* att (L_layers, 1, NH, L, L): the last layer, query row L-1 */
         const float *att = v.acts.att + (size_t)(m->p.layers - 1) * v.max_batch * NH * T * T;
@@ -299,16 +426,13 @@ done:
     mp_nn_tfm_free(&v);
     free(seq);
     free(pos);
+    free(extra);
+    free(idx);
+    free(xt);
     return rc;
 }
 
 /* ---- content projection (set_item) ------------------------------------------------------------------------ */
-
-static uint32_t sr_hash(const char *s) {
-    uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
-}
 
 /* Feature vector x (D) of one item's content; returns how many features are present (0: none). */
 static size_t sr_features(const sr_content *c, uint32_t category, const char *brand, double price, const float *emb,
@@ -392,6 +516,33 @@ done:
     return rc;
 }
 
+/* Grows the feature ids (and text rows) of the input features to n items; new items have none. */
+static int sr_inputs_grow(sr_inputs *in, uint32_t old_n, uint32_t n) {
+    if (!in->W) return MP_OK;
+    uint32_t *fid = realloc(in->fid, (size_t)n * SR_NFID * sizeof *fid);
+    if (!fid) return MP_ENOMEM;
+    in->fid = fid;
+    for (size_t i = (size_t)old_n * SR_NFID; i < (size_t)n * SR_NFID; i++) fid[i] = MP_NN_PAD;
+    if (in->text) {
+        float *t = realloc(in->text, (size_t)n * in->text_dim * sizeof *t);
+        if (!t) return MP_ENOMEM;
+        in->text = t;
+        memset(t + (size_t)old_n * in->text_dim, 0, (size_t)(n - old_n) * in->text_dim * sizeof *t);
+    }
+    return MP_OK;
+}
+
+/* The input features of one item from its content (category id cat or UINT32_MAX). */
+static void sr_inputs_set(sr_inputs *in, uint32_t item, uint32_t cat, const mp_item_content *c) {
+    uint32_t *f = in->fid + (size_t)item * SR_NFID;
+    f[0] = cat > 0 && cat < in->n_cat ? cat : MP_NN_PAD;
+    f[1] = c->brand && *c->brand ? in->n_cat + sr_hash(c->brand) % SR_BRAND_BUCKETS : MP_NN_PAD;
+    uint32_t pb = sr_price_bucket(c->price);
+    f[2] = pb == MP_NN_PAD ? MP_NN_PAD : in->n_cat + SR_BRAND_BUCKETS + pb;
+    if (in->text && c->embedding && c->embedding_dim == in->text_dim)
+        memcpy(in->text + (size_t)item * in->text_dim, c->embedding, in->text_dim * sizeof(float));
+}
+
 static int sr_set_item(void *impl, uint32_t item, const mp_item_content *content, mp_error *err) {
     sasrec *m = impl;
     const sr_content *c = &m->content;
@@ -415,13 +566,15 @@ static int sr_set_item(void *impl, uint32_t item, const mp_item_content *content
         goto done;
     }
     if (item >= m->n_items) {
-        if ((rc = mp_item_titles_grow(&m->titles, m->n_items, item + 1))) {
+        if ((rc = mp_item_titles_grow(&m->titles, m->n_items, item + 1)) ||
+            (rc = sr_inputs_grow(&m->in, m->n_items, item + 1))) {
             rc = mp_error_set(err, rc, "sasrec: out of memory");
             goto done;
         }
         if ((rc = mp_nn_tfm_grow_vocab(&m->t, item + 1, err))) goto done;
         m->n_items = item + 1;
     }
+    if (m->in.W) sr_inputs_set(&m->in, item, cat, content);
     size_t C = m->p.dim;
     float *e = m->t.params.wte + (size_t)item * C;
     for (size_t k = 0; k < C; k++) {
@@ -557,11 +710,15 @@ typedef struct sr_work {
     uint32_t *order, *bperm;
     size_t *bstart;
     float *best;                /* snapshot of the best epoch's parameters */
+    float *extra, *dextra, *xt; /* (B,T,C) input features and their gradient; (B,T,text_dim) text rows */
+    uint32_t *fidx;             /* (B,T) scratch ids */
+    float *best_in;             /* snapshot of the feature table */
 } sr_work;
 
 static void sr_work_free(sr_work *w) {
     free(w->inp), free(w->tgt), free(w->vtgt), free(w->hv), free(w->dhv), free(w->dlnf), free(w->scratch);
     free(w->neg), free(w->pairs), free(w->order), free(w->bperm), free(w->bstart), free(w->best);
+    free(w->extra), free(w->dextra), free(w->xt), free(w->fidx), free(w->best_in);
 }
 
 /* One batch: forward, loss, backward, update. Returns the batch's summed loss in *loss, rows in *rows. */
@@ -586,7 +743,9 @@ static int sr_step(sasrec *m, const sr_seqs *s, sr_work *w, const uint32_t *user
         }
         N += keep;
     }
-    int rc = mp_nn_tfm_forward_len(&m->t, w->inp, NULL, B, Tw, 1, seed, err);
+    sr_inputs *in = &m->in;
+    if (in->W) sr_extra_fwd(in, w->inp, B * Tw, C, w->extra, w->fidx, w->xt);
+    int rc = mp_nn_tfm_forward_len(&m->t, w->inp, in->W ? w->extra : NULL, B, Tw, 1, seed, err);
     if (rc) return rc;
     size_t r = 0;
     for (size_t i = 0; i < B * Tw; i++)
@@ -612,8 +771,17 @@ static int sr_step(sasrec *m, const sr_seqs *s, sr_work *w, const uint32_t *user
     r = 0;
     for (size_t i = 0; i < B * Tw; i++)
         if (w->tgt[i] != MP_NN_PAD) memcpy(w->dlnf + i * C, w->dhv + (r++) * C, C * sizeof(float));
-    mp_nn_tfm_backward(&m->t, w->inp, w->dlnf, NULL);
+    if (in->W) memset(w->dextra, 0, B * Tw * C * sizeof(float));
+    mp_nn_tfm_backward(&m->t, w->inp, w->dlnf, in->W ? w->dextra : NULL);
     mp_nn_tfm_update(&m->t, opt, (float)m->p.clip, sampled);
+    if (in->W) {
+        size_t nw = (size_t)in->rows * C;
+        memset(in->gW, 0, nw * sizeof(float));
+        sr_extra_bwd(in, w->inp, B * Tw, C, w->dextra, w->fidx, w->xt);
+        float f = mp_nn_clip_factor(mp_nn_sqnorm(in->gW, nw), (float)m->p.clip);
+        if (f != 1.0f) mp_nn_scale(in->gW, nw, f);
+        mp_nn_adamw_update(opt, m->t.step, in->W, in->gW, in->mW, in->vW, nw);
+    }
     *loss += l;
     *rows += cnt;
     return MP_OK;
@@ -673,6 +841,20 @@ static int sr_fit(void *impl, const mp_train_data *data, const mp_progress *prog
         goto fail;
     }
     if (sampled && (rc = sr_proposal(&s, V, &cum, &logq, err))) goto fail;
+    if (p->features == SR_FEAT_CONTENT) {
+        if ((rc = sr_inputs_build(m, data, err))) goto fail;
+        if (m->in.W) {
+            w.extra = malloc(N * C * sizeof *w.extra);
+            w.dextra = malloc(N * C * sizeof *w.dextra);
+            w.fidx = malloc(N * sizeof *w.fidx);
+            w.best_in = malloc((size_t)m->in.rows * C * sizeof *w.best_in);
+            w.xt = m->in.text ? malloc(N * m->in.text_dim * sizeof *w.xt) : NULL;
+            if (!w.extra || !w.dextra || !w.fidx || !w.best_in || (m->in.text && !w.xt)) {
+                rc = mp_error_set(err, MP_ENOMEM, "sasrec: out of memory for the item features");
+                goto fail;
+            }
+        }
+    }
     if ((rc = mp_item_titles_copy(data->item_titles, (uint32_t)V, &m->titles))) {
         rc = mp_error_set(err, rc, "sasrec: out of memory for titles");
         goto fail;
@@ -718,12 +900,19 @@ static int sr_fit(void *impl, const mp_train_data *data, const mp_progress *prog
             m->best_epoch = epoch;
             since_best = 0;
             memcpy(w.best, m->t.params_memory, m->t.n_params * sizeof(float));
+            if (m->in.W) memcpy(w.best_in, m->in.W, (size_t)m->in.rows * C * sizeof(float));
         } else if (++since_best >= p->patience) {
             break;
         }
     }
-    if (m->best_epoch && m->best_epoch != m->epochs_run)
+    if (m->best_epoch && m->best_epoch != m->epochs_run) {
         memcpy(m->t.params_memory, w.best, m->t.n_params * sizeof(float));
+        if (m->in.W) memcpy(m->in.W, w.best_in, (size_t)m->in.rows * C * sizeof(float));
+    }
+    if (m->in.W) { /* training state of the feature table */
+        free(m->in.gW), free(m->in.mW), free(m->in.vW);
+        m->in.gW = m->in.mW = m->in.vW = NULL;
+    }
     if (!m->best_epoch) m->best_epoch = m->epochs_run;
     if ((rc = sr_fit_content(m, data, err))) goto fail;
     /* keep the parameters only: gradients, moments and activations are training state */
@@ -767,6 +956,15 @@ static int sr_save(const void *impl, mp_mf_writer *w, mp_error *err) {
         mp_mf_put_f32s(w, c->W, (size_t)c->D * m->p.dim);
         mp_item_titles_save(w, c->cat_names, c->n_categories);
     }
+    const sr_inputs *in = &m->in;
+    mp_mf_put_u32(w, in->W ? 1 : 0);
+    if (in->W) {
+        mp_mf_put_u32(w, in->n_cat);
+        mp_mf_put_u32(w, in->text_dim);
+        mp_mf_put_u32s(w, in->fid, (size_t)m->n_items * SR_NFID);
+        mp_mf_put_f32s(w, in->W, (size_t)in->rows * m->p.dim);
+        if (in->text_dim) mp_mf_put_f32s(w, in->text, (size_t)m->n_items * in->text_dim);
+    }
     mp_item_titles_save(w, m->titles, m->n_items);
     return MP_OK;
 }
@@ -804,6 +1002,34 @@ static int sr_load(void *impl, mp_mf_reader *r, mp_error *err) {
         }
         if ((rc = mp_mf_get_f32s(r, c->W, (size_t)c->D * m->p.dim, err))) goto fail;
         if ((rc = mp_item_titles_load(r, &c->cat_names, c->n_categories, "sasrec", err))) goto fail;
+    }
+    uint32_t has_in;
+    if ((rc = mp_mf_get_u32(r, &has_in, err))) goto fail;
+    if (has_in) {
+        sr_inputs *in = &m->in;
+        if ((rc = mp_mf_get_u32(r, &in->n_cat, err)) || (rc = mp_mf_get_u32(r, &in->text_dim, err))) goto fail;
+        if (in->n_cat > (1u << 24) || in->text_dim > 4096) {
+            rc = mp_error_set(err, MP_ECORRUPT, "sasrec payload: input feature table too large");
+            goto fail;
+        }
+        in->rows = in->n_cat + SR_BRAND_BUCKETS + SR_PRICE_BUCKETS + in->text_dim;
+        size_t C = m->p.dim;
+        in->fid = malloc((size_t)n * SR_NFID * sizeof *in->fid);
+        in->W = malloc((size_t)in->rows * C * sizeof *in->W);
+        in->text = in->text_dim ? malloc((size_t)n * in->text_dim * sizeof *in->text) : NULL;
+        if (!in->fid || !in->W || (in->text_dim && !in->text)) {
+            rc = mp_error_set(err, MP_ENOMEM, "sasrec: out of memory");
+            goto fail;
+        }
+        if ((rc = mp_mf_get_u32s(r, in->fid, (size_t)n * SR_NFID, err)) ||
+            (rc = mp_mf_get_f32s(r, in->W, (size_t)in->rows * C, err)) ||
+            (in->text_dim && (rc = mp_mf_get_f32s(r, in->text, (size_t)n * in->text_dim, err))))
+            goto fail;
+        for (size_t i = 0; i < (size_t)n * SR_NFID; i++)
+            if (in->fid[i] != MP_NN_PAD && in->fid[i] >= in->rows - in->text_dim) {
+                rc = mp_error_set(err, MP_ECORRUPT, "sasrec payload: an item feature id is out of range");
+                goto fail;
+            }
     }
     if ((rc = mp_item_titles_load(r, &m->titles, n, "sasrec", err))) goto fail;
     return MP_OK;
