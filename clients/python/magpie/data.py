@@ -102,9 +102,9 @@ class TrainSet:
             self._keep += [ui, iu]
             d.ui = ctypes.pointer(ui.struct)
             d.iu = ctypes.pointer(iu.struct)
-        if ds._titles_c is not None and not d.item_titles:
+        if ds._titles_c is not None:  # the caller's titles (the dataset from arrays has none)
             d.item_titles = ds._titles_c
-        if ds._categories_c is not None and not d.category_names:
+        if ds._categories_c is not None:
             d.item_category = ptr(ds._category_idx, _lib.c_u32)
             d.category_names = ds._categories_c
             d.n_categories = len(ds._category_names)
@@ -277,12 +277,12 @@ class Dataset:
         return cls(ds, source, **kw)
 
     @classmethod
-    def coerce(cls, data):
+    def coerce(cls, data, show_progress=False, callback=None):
         """A Dataset from whatever fit / evaluate accept: a Dataset, a store path, a DataFrame or a sparse matrix."""
         if isinstance(data, Dataset):
             return data
         if isinstance(data, (str, os.PathLike)):
-            return cls.from_store(os.fspath(data))
+            return cls.from_store(os.fspath(data), show_progress=show_progress, callback=callback)
         import scipy.sparse as sp
         if sp.issparse(data):
             return cls.from_csr(data)

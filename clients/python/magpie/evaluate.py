@@ -43,7 +43,7 @@ def evaluate(model, data, protocol="loo", k=(5, 10, 20), *, seed=42, history="ex
         m = model
     else:
         m = Model(str(model), **params)
-    ds = Dataset.coerce(data)
+    ds = Dataset.coerce(data, show_progress, callback)
     if on not in ("test", "valid"):
         raise ValueError(f"on: expected 'test' or 'valid', got {on!r}")
     if fit_on not in ("train", "train+valid"):

@@ -153,7 +153,7 @@ class Model:
         (0: all cores, like `magpie train`). valid: optional validation events (numpy array in the layout of
         Dataset.events) for models that stop early. Returns self."""
         lib = _lib.load()
-        ds = Dataset.coerce(user_items)
+        ds = Dataset.coerce(user_items, show_progress, callback)
         prog = Progress(show_progress, callback)
         with ds.train_set(n_threads=n_threads) as ts:
             if valid is not None:
