@@ -2,6 +2,7 @@
 
 import ctypes
 import os
+import time
 from collections import namedtuple
 
 import numpy as np
@@ -116,6 +117,7 @@ class Model:
         self.name = str(name)
         self.params = {}
         self.dataset = None  # the Dataset of the last fit (histories for recommend when no user_items are given)
+        self.fit_seconds = None
         self.set_params(**params)
 
     @classmethod
@@ -127,6 +129,7 @@ class Model:
         self.name = ops.name.decode()
         self.params = {}
         self.dataset = None
+        self.fit_seconds = None
         return self
 
     @property
@@ -151,7 +154,8 @@ class Model:
         matrix (implicit's orientation: rows are users). callback(stage, done, total, unit) gets the library's
         progress; show_progress draws it with tqdm when tqdm is installed. n_threads: threads the model may use
         (0: all cores, like `magpie train`). valid: optional validation events (numpy array in the layout of
-        Dataset.events) for models that stop early. Returns self."""
+        Dataset.events) for models that stop early. Returns self; fit_seconds is then the library's fit alone
+        (what `magpie train` logs as "fit")."""
         lib = _lib.load()
         ds = Dataset.coerce(user_items, show_progress, callback)
         prog = Progress(show_progress, callback)
@@ -162,7 +166,9 @@ class Model:
                 ts.data.n_valid = len(valid)
             err = new_error()
             with self._lock.write():
+                t0 = time.perf_counter()
                 rc = lib.mp_model_fit(self._m, ctypes.byref(ts.data), prog.pointer(), err)
+                self.fit_seconds = time.perf_counter() - t0
         prog.raise_pending()
         check(rc, err)
         self.dataset = ds
