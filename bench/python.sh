@@ -7,7 +7,7 @@
 # Usage: bench/python.sh   (BUILD=dir, default build)
 # The fit row is the library's fit call alone on both sides: what `magpie train` logs ("fit X s", 2 decimals) and
 # Model.fit_seconds (without the training-matrix build, which `magpie train` counts under load).
-#   USERS=40000 ITEMS=8000 (demo shop size)  FACTORS=64 ITERS=15 THREADS=2 REPEAT=3
+#   USERS=40000 ITEMS=8000 (demo shop size)  FACTORS=64 ITERS=15 THREADS=2 REPEAT=5
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
