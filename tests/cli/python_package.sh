@@ -17,12 +17,12 @@ preload=""
 asan=$(ldd "$LIB" | awk '/libasan\.so/ {print $3; exit}')
 if [ -n "$asan" ]; then
     preload=$asan
-    export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
+    export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 MAGPIE_ASAN=1
     echo "ASan build: python runs with LD_PRELOAD=$preload"
 fi
 cd "$ROOT/clients/python"
 status=0
-LD_PRELOAD=$preload "$PY" -m pytest -q -p no:cacheprovider -p no:hypothesispytest tests >"$tmp/pytest.log" 2>&1 ||
+LD_PRELOAD=$preload "$PY" -m pytest -q -rs -p no:cacheprovider -p no:hypothesispytest tests >"$tmp/pytest.log" 2>&1 ||
     status=$?
 cat "$tmp/pytest.log"
 [ "$status" -eq 0 ] || fail "pytest (exit $status)"

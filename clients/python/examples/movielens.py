@@ -4,7 +4,7 @@
 
 DIR defaults to ../shared/data/ml-100k beside the repository (u.data: user, item, rating, unix time, tab
 separated; u.item: `|`-separated, title in the second field; see that directory's SOURCE.md). --quick uses the
-first 300 users and fewer iterations (the test suite runs it so). The library is found as the package finds it
+first 200 users and fewer iterations (the test suite runs it so). The library is found as the package finds it
 (MAGPIE_LIB, then the repository's build/).
 """
 
@@ -20,7 +20,7 @@ DEFAULT_DATA = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "ml-1
 # %% arguments
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--data", default=DEFAULT_DATA, help="the ml-100k directory (default: %(default)s)")
-ap.add_argument("--quick", action="store_true", help="first 300 users, fewer iterations")
+ap.add_argument("--quick", action="store_true", help="first 200 users, fewer iterations")
 args = ap.parse_args()
 
 ratings_path = os.path.join(args.data, "u.data")
@@ -40,14 +40,14 @@ ratings = pd.read_csv(ratings_path, sep="\t", names=["user", "item", "value", "t
 ratings["type"] = "rating"
 movies = pd.read_csv(items_path, sep="|", header=None, encoding="latin-1", usecols=[0, 1], names=["item", "title"])
 if args.quick:
-    ratings = ratings[ratings.user <= 300]
+    ratings = ratings[ratings.user <= 200]
 print(f"{len(ratings)} ratings by {ratings.user.nunique()} users of {ratings.item.nunique()} movies")
 
 ds = magpie.Dataset.from_events(ratings, item_titles=dict(zip(movies.item, movies.title)))
 print(ds)
 
 # %% fit ALS (implicit feedback: every rating counts as an interaction, weighted by the rating event's weight)
-params = dict(factors=32, iterations=6 if args.quick else 15, seed=1)
+params = dict(factors=32, iterations=4 if args.quick else 15, seed=1)
 t0 = time.perf_counter()
 model = magpie.Model("als", **params).fit(ds, show_progress=False)
 print(f"fitted {model} in {time.perf_counter() - t0:.2f} s")

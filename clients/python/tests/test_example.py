@@ -22,7 +22,7 @@ def test_movielens_example_quick():
     r = run("--quick", "--data", DATA)
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    assert "ratings by 300 users" in out
+    assert "ratings by 200 users" in out
     hr = float(out.split("HR@10 ")[1].split()[0])
     assert 0.02 < hr < 0.5, out  # far above random (10 / ~1500 items), below the impossible
     recs = [line for line in out.splitlines() if line.startswith("  ") and ". " in line[:6]]
