@@ -4,8 +4,13 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config libsqlite3-dev sqlite3 gawk libopenblas-dev libmicrohttpd-dev libicu-dev libcurl4-openssl-dev curl python3)
 # `deps.sh test`: also what the test suite needs beyond the build: clang + its sanitizer runtime for the libFuzzer
-# targets, Chromium for the dashboard's browser test (Node.js and npm come with the machine).
-if [ "${1:-}" = "test" ]; then pkgs+=(clang libclang-rt-14-dev libomp-dev chromium); fi
+# targets, Chromium for the dashboard's browser test (Node.js and npm come with the machine), and for the Python
+# package's tests (tests/cli/python_package.sh, run by /usr/bin/python3) numpy, scipy, pandas, pytest and the
+# setuptools + pip that `pip install ./clients/python` builds with offline.
+if [ "${1:-}" = "test" ]; then
+    pkgs+=(clang libclang-rt-14-dev libomp-dev chromium python3-numpy python3-scipy python3-pandas python3-pytest
+           python3-setuptools python3-pip)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

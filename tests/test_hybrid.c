@@ -470,3 +470,31 @@ MP_TEST(hybrid_review_sentiment_grades_events) {
     mp_store_close(s);
     mp_textclf_free(clf);
 }
+
+/* Items without any content (a store with events but no item records): hybrid fits on behaviour alone instead of
+ * copying an empty feature list from NULL (UBSan found it through the Python package). */
+MP_TEST(hybrid_fits_items_without_content) {
+    mp_error err;
+    mp_error_clear(&err);
+    mp_interaction ev[40];
+    size_t n = 0;
+    for (uint32_t u = 0; u < 8; u++)
+        for (uint32_t k = 0; k < 5; k++)
+            ev[n++] = (mp_interaction){.user = u, .item = (u % 2) * 5 + k, .ts = (int64_t)n, .type = MP_EV_PURCHASE};
+    mp_dataset *ds = NULL;
+    CHECK_OK(mp_dataset_from_interactions(&ds, 8, 10, ev, n, &err), &err);
+    mp_train_set ts;
+    memset(&ts, 0, sizeof ts);
+    CHECK_OK(mp_train_set_build(&ts, ds, ds->events, ds->n_events, NULL, &err), &err);
+    mp_model *m = NULL;
+    CHECK_OK(fit(&m, &ts.data, "factors=4,epochs=5,threads=1,seed=1", &err), &err);
+    uint32_t items[3];
+    size_t got;
+    mp_interaction hist[1] = {{.user = 0, .item = 0, .ts = 1, .type = MP_EV_PURCHASE}};
+    mp_user_ctx ctx = {.user = 0, .history = hist, .n_history = 1};
+    CHECK_OK(mp_model_recommend(m, &ctx, 3, NULL, 0, 1, NULL, items, NULL, &got, &err), &err);
+    CHECK_EQ(got, 3);
+    mp_model_destroy(m);
+    mp_train_set_free(&ts);
+    mp_dataset_destroy(ds);
+}

@@ -259,3 +259,62 @@ MP_TEST(model_load_refuses_unknown_or_newer_models) {
     CHECK_CONTAINS(err.msg, trail);
     CHECK_CONTAINS(err.msg, "truncated");
 }
+
+/* The batch call gives each user's row exactly what mp_model_recommend gives, on 1 and 3 threads, with short rows
+ * padded, and reports progress up to the total. */
+static void count_progress(void *ctx, const char *stage, uint64_t done, uint64_t total, const char *unit) {
+    uint64_t *last = ctx;
+    (void)unit;
+    if (!strcmp(stage, "recommend") && done <= total) *last = done;
+}
+
+MP_TEST(model_recommend_many_matches_single_calls) {
+    mp_error err;
+    mp_error_clear(&err);
+    mp_model *m;
+    CHECK_OK(tiny_model(&m, &err), &err);
+    enum { NU = 40, N = 4 };
+    mp_interaction hist[NU][3];
+    mp_user_ctx ctx[NU];
+    for (uint32_t u = 0; u < NU; u++) {
+        size_t h = u % 4; /* 0..3 history items: rows of 5 - h items, some shorter than N */
+        for (size_t k = 0; k < h; k++)
+            hist[u][k] = (mp_interaction){.user = u, .item = (uint32_t)((u + k) % 5), .ts = (int64_t)k, .type = MP_EV_VIEW};
+        ctx[u] = (mp_user_ctx){.user = u < 5 ? u : MP_NO_USER, .history = hist[u], .n_history = h};
+    }
+    uint8_t allow[5] = {1, 1, 1, 0, 1};
+    for (int threads = 1; threads <= 3; threads += 2) {
+        uint32_t items[NU * N];
+        float scores[NU * N];
+        size_t n_out[NU];
+        uint64_t last = 0;
+        mp_progress prog = {count_progress, &last};
+        CHECK_OK(mp_model_recommend_many(m, ctx, NU, N, 1, allow, threads, &prog, items, scores, n_out, &err), &err);
+        CHECK_EQ(last, NU);
+        for (uint32_t u = 0; u < NU; u++) {
+            uint32_t want[N];
+            float want_s[N];
+            size_t got;
+            CHECK_OK(mp_model_recommend(m, &ctx[u], N, NULL, 0, 1, allow, want, want_s, &got, &err), &err);
+            CHECK_EQ(n_out[u], got);
+            for (size_t r = 0; r < got; r++) {
+                CHECK_EQ(items[u * N + r], want[r]);
+                CHECK(scores[u * N + r] == want_s[r]);
+            }
+            for (size_t r = got; r < N; r++) {
+                CHECK_EQ(items[u * N + r], UINT32_MAX);
+                CHECK(isnan(scores[u * N + r]));
+            }
+        }
+    }
+    uint32_t items[N];
+    size_t n_out[1];
+    CHECK_EQ(mp_model_recommend_many(m, ctx, 1, 0, 1, NULL, 1, NULL, items, NULL, n_out, &err), MP_EINVAL);
+    CHECK_EQ(mp_model_recommend_many(m, NULL, 1, N, 1, NULL, 1, NULL, items, NULL, n_out, &err), MP_EINVAL);
+    mp_model *unfitted;
+    CHECK_OK(mp_model_create(&unfitted, "pop", &err), &err);
+    CHECK_EQ(mp_model_recommend_many(unfitted, ctx, 1, N, 1, NULL, 1, NULL, items, NULL, n_out, &err), MP_EINVAL);
+    CHECK_CONTAINS(err.msg, "not fitted");
+    mp_model_destroy(unfitted);
+    mp_model_destroy(m);
+}

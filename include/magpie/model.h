@@ -174,6 +174,17 @@ MP_EXPORT int mp_model_score_all(const mp_model *m, const mp_user_ctx *ctx, floa
 MP_EXPORT int mp_model_recommend(const mp_model *m, const mp_user_ctx *ctx, size_t n, const uint32_t *exclude,
                                  size_t n_exclude, int exclude_history, const uint8_t *allow, uint32_t *out_items,
                                  float *out_scores, size_t *n_out, mp_error *err);
+/* Top-n for many users in one call (batch scoring: the Python package, whole-catalogue runs): row j of
+ * out_items / out_scores ([n_ctx * n], row-major) gets what mp_model_recommend(ctxs[j], n, NULL, 0,
+ * exclude_history, allow) writes, n_out[j] its count, and the row's unused slots UINT32_MAX / NaN. Users are
+ * ranked on n_threads threads (0: all cores) with one score buffer per thread; rows do not depend on the thread
+ * count. progress (may be NULL) gets stage "recommend" with users done of n_ctx, from the calling thread. A reading
+ * call (see Threads). Possible errors: as mp_model_recommend (the message names the failing row; other rows are
+ * then unspecified), MP_EINVAL (n == 0 or ctxs NULL with n_ctx > 0). */
+MP_EXPORT int mp_model_recommend_many(const mp_model *m, const mp_user_ctx *ctxs, size_t n_ctx, size_t n,
+                                      int exclude_history, const uint8_t *allow, int n_threads,
+                                      const mp_progress *progress, uint32_t *out_items, float *out_scores,
+                                      size_t *n_out, mp_error *err);
 MP_EXPORT int mp_model_predict_rating(const mp_model *m, uint32_t user, uint32_t item, double *out, mp_error *err);
 MP_EXPORT int mp_model_similar(const mp_model *m, uint32_t item, size_t n, uint32_t *out_items, float *out_scores,
                                size_t *n_out, mp_error *err);

@@ -236,9 +236,11 @@ int hyb_features_build(hybrid *h, const mp_train_data *data, const mp_train_cont
             }
             cap = c2;
         }
-        memcpy(fidx + nnzf, fl.idx, fl.n * sizeof *fidx);
-        memcpy(fw + nnzf, fl.w, fl.n * sizeof *fw);
-        nnzf += fl.n;
+        if (fl.n) { /* an item without any content has no list (fl.idx may be NULL) */
+            memcpy(fidx + nnzf, fl.idx, fl.n * sizeof *fidx);
+            memcpy(fw + nnzf, fl.w, fl.n * sizeof *fw);
+            nnzf += fl.n;
+        }
         fptr[i + 1] = nnzf;
     }
     h->n_feats = (uint32_t)mp_strmap_size(h->vocab);

@@ -3,6 +3,7 @@
 #include "magpie/topk.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,28 @@ int mp_model_score_all(const mp_model *m, const mp_user_ctx *ctx, float *scores,
     return m->ops->score_all(m->impl, ctx ? ctx : &anon, scores, err);
 }
 
+/* mp_model_recommend's ranking into a caller's score buffer ([n_items]); the model is known to be fitted. */
+static int recommend_with(const mp_model *m, const mp_user_ctx *ctx, size_t n, const uint32_t *exclude,
+                          size_t n_exclude, int exclude_history, const uint8_t *allow, float *scores,
+                          uint32_t *out_items, float *out_scores, size_t *n_out, mp_error *err) {
+    uint32_t n_items = mp_model_n_items(m);
+    int rc = mp_model_score_all(m, ctx, scores, err);
+    if (rc) return rc;
+    /* NaN never ranks in mp_topk, so exclusions are written as NaN. */
+    for (size_t i = 0; i < n_exclude; i++)
+        if (exclude[i] < n_items) scores[exclude[i]] = NAN;
+    if (exclude_history && ctx)
+        for (size_t i = 0; i < ctx->n_history; i++)
+            if (ctx->history[i].item < n_items) scores[ctx->history[i].item] = NAN;
+    size_t got;
+    rc = mp_topk(scores, n_items, allow, n, out_items, &got);
+    if (rc) return mp_error_set(err, rc, "recommend: cannot rank %u items: %s", n_items, mp_strerror(rc));
+    if (out_scores)
+        for (size_t i = 0; i < got; i++) out_scores[i] = scores[out_items[i]];
+    *n_out = got;
+    return MP_OK;
+}
+
 int mp_model_recommend(const mp_model *m, const mp_user_ctx *ctx, size_t n, const uint32_t *exclude,
                        size_t n_exclude, int exclude_history, const uint8_t *allow, uint32_t *out_items,
                        float *out_scores, size_t *n_out, mp_error *err) {
@@ -220,28 +243,81 @@ int mp_model_recommend(const mp_model *m, const mp_user_ctx *ctx, size_t n, cons
     if (n == 0 || n_items == 0) return MP_OK;
     float *scores = malloc((size_t)n_items * sizeof *scores);
     if (!scores) return mp_error_set(err, MP_ENOMEM, "model %s: out of memory scoring %u items", m->ops->name, n_items);
-    rc = mp_model_score_all(m, ctx, scores, err);
-    if (rc) {
-        free(scores);
-        return rc;
-    }
-    /* NaN never ranks in mp_topk, so exclusions are written as NaN. */
-    for (size_t i = 0; i < n_exclude; i++)
-        if (exclude[i] < n_items) scores[exclude[i]] = NAN;
-    if (exclude_history && ctx)
-        for (size_t i = 0; i < ctx->n_history; i++)
-            if (ctx->history[i].item < n_items) scores[ctx->history[i].item] = NAN;
-    size_t got;
-    rc = mp_topk(scores, n_items, allow, n, out_items, &got);
-    if (rc) {
-        free(scores);
-        return mp_error_set(err, rc, "recommend: cannot rank %u items: %s", n_items, mp_strerror(rc));
-    }
-    if (out_scores)
-        for (size_t i = 0; i < got; i++) out_scores[i] = scores[out_items[i]];
-    *n_out = got;
+    rc = recommend_with(m, ctx, n, exclude, n_exclude, exclude_history, allow, scores, out_items, out_scores, n_out,
+                        err);
     free(scores);
-    return MP_OK;
+    return rc;
+}
+
+int mp_model_recommend_many(const mp_model *m, const mp_user_ctx *ctxs, size_t n_ctx, size_t n,
+                            int exclude_history, const uint8_t *allow, int n_threads, const mp_progress *progress,
+                            uint32_t *out_items, float *out_scores, size_t *n_out, mp_error *err) {
+    int rc = need_fitted(m, err);
+    if (rc) return rc;
+    if (n == 0) return mp_error_set(err, MP_EINVAL, "recommend: n must be at least 1");
+    if (n_ctx > 0 && (!ctxs || !out_items || !n_out))
+        return mp_error_set(err, MP_EINVAL, "recommend: %zu users but no contexts or output arrays", n_ctx);
+    for (size_t j = 0; j < n_ctx; j++) {
+        n_out[j] = 0;
+        for (size_t r = 0; r < n; r++) {
+            out_items[j * n + r] = UINT32_MAX;
+            if (out_scores) out_scores[j * n + r] = NAN;
+        }
+    }
+    uint32_t n_items = mp_model_n_items(m);
+    if (n_ctx == 0 || n_items == 0) {
+        mp_progress_report(progress, "recommend", n_ctx, n_ctx);
+        return MP_OK;
+    }
+    int nt = n_threads > 0 ? n_threads : omp_get_max_threads();
+    if ((size_t)nt > n_ctx) nt = (int)n_ctx;
+    int failed = 0;
+    size_t done = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        mp_error local;
+        mp_error_clear(&local);
+        size_t last_report = 0; /* the calling thread's last report */
+        float *scores = malloc((size_t)n_items * sizeof *scores);
+        if (!scores) {
+#pragma omp critical(mp_recommend_many_err)
+            if (!failed) {
+                failed = 1;
+                rc = mp_error_set(err, MP_ENOMEM, "model %s: out of memory scoring %u items", m->ops->name, n_items);
+            }
+        }
+#pragma omp for schedule(dynamic, 8)
+        for (size_t j = 0; j < n_ctx; j++) {
+            int stop;
+#pragma omp atomic read
+            stop = failed;
+            if (stop) continue;
+            int r = recommend_with(m, &ctxs[j], n, NULL, 0, exclude_history, allow, scores, out_items + j * n,
+                                   out_scores ? out_scores + j * n : NULL, &n_out[j], &local);
+            if (r) {
+#pragma omp critical(mp_recommend_many_err)
+                if (!failed) {
+                    failed = 1;
+                    rc = r;
+                    if (err) {
+                        *err = local;
+                        mp_error_prefix(err, "recommend: user %zu of %zu (id %u)", j, n_ctx, ctxs[j].user);
+                    }
+                }
+                continue;
+            }
+            size_t now;
+#pragma omp atomic capture
+            now = ++done;
+            if (progress && omp_get_thread_num() == 0 && now - last_report >= 256 && now < n_ctx) {
+                last_report = now;
+                mp_progress_report(progress, "recommend", now, n_ctx);
+            }
+        }
+        free(scores);
+    }
+    if (rc == MP_OK) mp_progress_report(progress, "recommend", n_ctx, n_ctx);
+    return rc;
 }
 
 int mp_model_predict_rating(const mp_model *m, uint32_t user, uint32_t item, double *out, mp_error *err) {
