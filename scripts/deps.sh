@@ -2,10 +2,11 @@
 # Installs what Magpie needs to build and run its demo (Debian 12), and with `test` what the tests need. Idempotent: installs only what is
 # missing, and runs `apt-get update` at most once.
 set -euo pipefail
-pkgs=(build-essential pkg-config libsqlite3-dev sqlite3 gawk libopenblas-dev libmicrohttpd-dev libicu-dev libcurl4-openssl-dev curl python3)
+pkgs=(build-essential pkg-config libsqlite3-dev sqlite3 libpq-dev gawk libopenblas-dev libmicrohttpd-dev libicu-dev libcurl4-openssl-dev curl python3)
 # `deps.sh test`: also what the test suite needs beyond the build: clang + its sanitizer runtime for the libFuzzer
-# targets, Chromium for the dashboard's browser test (Node.js and npm come with the machine).
-if [ "${1:-}" = "test" ]; then pkgs+=(clang libclang-rt-14-dev libomp-dev chromium); fi
+# targets, Chromium for the dashboard's browser test (Node.js and npm come with the machine), the PostgreSQL server
+# (15) that tests/pg.sh starts for the PostgreSQL store tests (its own cluster in a temporary directory).
+if [ "${1:-}" = "test" ]; then pkgs+=(clang libclang-rt-14-dev libomp-dev chromium postgresql); fi
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

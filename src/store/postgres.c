@@ -74,6 +74,7 @@ enum {
     PS_EMB_PUT,
     PS_EMB_GET,
     PS_EMB_DIM,
+    PS_MOVE_STAGE,
     PS_COUNT
 };
 
@@ -141,6 +142,13 @@ static const stmt_def stmt_defs[PS_COUNT] = {
     [PS_EMB_DIM] = {"SELECT dim FROM embeddings WHERE kind = $1 AND source = $2 AND id <> $3 LIMIT 1",
                     3,
                     {OID_INT2, OID_TEXT, OID_INT8}},
+    /* the staged rows into events, in the caller's order, emptying the staging table (see add_events_once) */
+    [PS_MOVE_STAGE] = {"WITH d AS (DELETE FROM mp_stage RETURNING *) "
+                       "INSERT INTO events(user_id, item_id, type, ts, value, text, session) "
+                       "SELECT user_id, item_id, type, ts, value, text, session FROM d ORDER BY seq "
+                       "ON CONFLICT DO NOTHING",
+                       0,
+                       {0}},
 };
 
 /* Migration N takes schema version N-1 to N; they run in order inside one transaction at open. */
@@ -175,6 +183,7 @@ typedef struct pg_store {
     int lost;             /* the last failure was a lost connection (lets an own transaction retry once) */
     int32_t lock_key;     /* advisory lock of this store: FNV-1a of the schema name */
     char prepared[PS_COUNT]; /* 1 once stmt_defs[i] is prepared on this connection */
+    size_t stage_dead;       /* rows deleted from mp_stage since its last TRUNCATE */
 } pg_store;
 
 static pg_store *impl(mp_store *s) {
@@ -298,6 +307,7 @@ static int exec_simple(pg_store *q, const char *sql, mp_error *err, const char *
 /* Session settings, after every (re)connect. */
 static int setup_session(pg_store *q, mp_error *err) {
     memset(q->prepared, 0, sizeof q->prepared);
+    q->stage_dead = 0;
     /* synchronous_commit = on: a commit returns after the server has written it to its WAL (see the top). */
     int rc = exec_simple(q,
                          "SET synchronous_commit = on; SET client_encoding = 'UTF8'; SET lock_timeout = '10s';"
@@ -1003,20 +1013,24 @@ static int copy_rows(pg_store *q, const mp_event_row *rows, size_t n, mp_error *
     return rc;
 }
 
-/* COPY into the staging table, then one INSERT ... SELECT in the caller's order; the staging table is emptied. */
+/* COPY into the staging table, then one statement that empties it into events in the caller's order. The DELETE
+ * leaves dead rows in the temporary table (autovacuum never visits those), so it is truncated every STAGE_TRUNCATE
+ * rows: measured on 250k events in batches of 256, moving the rows with DELETE ... RETURNING and truncating now and
+ * then is about twice as fast as a TRUNCATE after every batch. */
+#define STAGE_TRUNCATE 65536
 static int add_events_once(pg_store *q, const mp_event_row *rows, size_t n, uint64_t *added, mp_error *err) {
     int rc = copy_rows(q, rows, n, err);
     PGresult *r = NULL;
     if (rc == MP_OK)
-        rc = run(q, -1,
-                 "INSERT INTO events(user_id, item_id, type, ts, value, text, session) "
-                 "SELECT user_id, item_id, type, ts, value, text, session FROM mp_stage ORDER BY seq "
-                 "ON CONFLICT DO NOTHING",
-                 0, NULL, NULL, NULL, 0, PGRES_COMMAND_OK, &r, err, "writing events");
+        rc = run(q, PS_MOVE_STAGE, NULL, 0, NULL, NULL, NULL, 0, PGRES_COMMAND_OK, &r, err, "writing events");
     if (rc == MP_OK) {
         *added = (uint64_t)strtoull(PQcmdTuples(r), NULL, 10);
         PQclear(r);
-        rc = exec_simple(q, "TRUNCATE mp_stage", err, "emptying the staging table");
+        q->stage_dead += n;
+        if (q->stage_dead >= STAGE_TRUNCATE) {
+            rc = exec_simple(q, "TRUNCATE mp_stage", err, "emptying the staging table");
+            q->stage_dead = 0;
+        }
     }
     return rc;
 }
