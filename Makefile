@@ -11,7 +11,7 @@ BUILD     ?= build
 CC        ?= cc
 SANITIZER ?=
 BLAS      ?= openblas
-PKGS      := sqlite3 libmicrohttpd icu-uc libcurl
+PKGS      := sqlite3 libpq libmicrohttpd icu-uc libcurl
 ifeq ($(BLAS),openblas)
 PKGS      += openblas
 BLAS_DEF  := -DMP_HAVE_CBLAS=1

@@ -5,12 +5,17 @@
 #   (a) parse only:   magpie import events FILE --dry-run
 #   (b) full import:  magpie import events FILE into a fresh store
 #   (c) sqlite3 .import of the same CSV into a fresh table with the same columns (plain rowid table, no index)
+#   (d) magpie import events FILE into a fresh PostgreSQL store (a new schema; COPY, dedup, commit)
+#   (e) psql \copy of the same CSV into a plain table with the same columns (no index, no dedup)
 # then prints a markdown table with events/s and the goals. Work files go to bench/out/ (gitignored).
+# PostgreSQL: MAGPIE_BENCH_PG=postgres://... uses that database; otherwise a throwaway server is started with
+# tests/pg.sh (fsync=off, like the tests) and stopped at the end; PG=0 skips (d) and (e).
 #
 #   BUILD=build bench/ingest.sh            # or: make bench
 #   EVENTS=1000000 bench/ingest.sh         # smaller run
 #   KEEP=1 bench/ingest.sh                 # reuse an existing CSV of the same size
 #   GEN=awk bench/ingest.sh                # plain 4-column CSV from awk even if gen-demo exists
+#   PG=0 bench/ingest.sh                   # SQLite rows only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -92,6 +97,40 @@ t1=$(now)
 sqlite_s=$(echo "$t1 - $t0" | bc -l)
 sq_rows=$(sqlite3 "$OUT/sqlite.db" "SELECT count(*) FROM events")
 
+# ---- (d) magpie import into PostgreSQL, (e) psql \copy of the same CSV ----
+if [ "${PG:-1}" != 0 ]; then
+    PSQL=$(pg_config --bindir)/psql
+    pg_dir=""
+    trap '[ -n "$pg_dir" ] && ./tests/pg.sh stop "$pg_dir"' EXIT
+    pg_uri=${MAGPIE_BENCH_PG:-}
+    if [ -z "$pg_uri" ]; then
+        eval "$(./tests/pg.sh start)"
+        pg_dir=$MAGPIE_TEST_PG_DIR
+        pg_uri=$MAGPIE_TEST_PG
+    fi
+    sep='?'
+    case $pg_uri in *\?*) sep='&' ;; esac
+    "$PSQL" -X -q "$pg_uri" -c "DROP SCHEMA IF EXISTS bench_ingest CASCADE; CREATE SCHEMA bench_ingest" >/dev/null 2>&1
+    store_uri="${pg_uri}${sep}options=-csearch_path%3Dbench_ingest"
+    t0=$(now)
+    "$MAGPIE" import events "$CSV" --db "$store_uri" --quiet
+    t1=$(now)
+    pg_import_s=$(echo "$t1 - $t0" | bc -l)
+    pg_stored=$("$MAGPIE" stats --db "$store_uri" --json | sed 's/.*"events":\([0-9]*\).*/\1/')
+    [ "$pg_stored" = "$distinct" ] || { echo "bench: PostgreSQL store holds $pg_stored events, expected $distinct" >&2; exit 1; }
+    pg_cols=$(echo "$header" | awk -F, '{for (i = 1; i <= NF; i++) printf "%s\"%s\" %s", (i > 1 ? ", " : ""), $i, ($i == "ts" ? "bigint" : ($i == "value" ? "double precision" : "text"))}')
+    "$PSQL" -X -q "$pg_uri" -c "CREATE TABLE bench_ingest.plain($pg_cols)" >/dev/null
+    t0=$(now)
+    "$PSQL" -X -q "$pg_uri" -c "\\copy bench_ingest.plain FROM '$CSV' WITH (FORMAT csv, HEADER true)" >/dev/null
+    t1=$(now)
+    psql_s=$(echo "$t1 - $t0" | bc -l)
+    psql_rows=$("$PSQL" -X -t -A "$pg_uri" -c "SELECT count(*) FROM bench_ingest.plain")
+    pg_mb=$("$PSQL" -X -t -A "$store_uri" -c "SELECT pg_total_relation_size('events') / 1048576")
+    plain_mb=$("$PSQL" -X -t -A "$pg_uri" -c "SELECT pg_total_relation_size('bench_ingest.plain') / 1048576")
+    pg_server=$("$PSQL" -X -t -A "$pg_uri" -c "SHOW server_version" | cut -d' ' -f1)
+    "$PSQL" -X -q "$pg_uri" -c "DROP SCHEMA bench_ingest CASCADE" >/dev/null 2>&1
+fi
+
 rate() { echo "$1 / $2" | bc -l | awk '{printf "%.0f", $1}'; }
 parse_r=$(rate "$n_lines" "$parse_s")
 import_r=$(rate "$n_lines" "$import_s")
@@ -114,4 +153,19 @@ cat <<EOF
 
 store: $db_mb MiB for $stored events (sqlite3 .import table: $sq_mb MiB)
 EOF
+if [ -n "${pg_import_s:-}" ]; then
+    pg_ratio=$(echo "$psql_s / $pg_import_s" | bc -l | awk '{printf "%.2f", $1}')
+    cat <<EOF
+
+### Ingest into PostgreSQL $pg_server (same CSV)
+
+| step | seconds | events/s |
+|---|---:|---:|
+| (d) magpie import (fresh schema, COPY + dedup into the keyed table, commit) | $(printf %.2f "$pg_import_s") | $(rate "$n_lines" "$pg_import_s") |
+| (e) psql \\copy (plain table, no index, no dedup) | $(printf %.2f "$psql_s") | $(rate "$psql_rows" "$psql_s") |
+| ratio magpie / psql \\copy (speed) | | $pg_ratio |
+
+PostgreSQL events table: $pg_mb MiB with its key for $pg_stored events (plain \\copy table: $plain_mb MiB)
+EOF
+fi
 rm -f "$OUT"/sqlite.db "$OUT"/none.db

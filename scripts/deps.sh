@@ -2,14 +2,15 @@
 # Installs what Magpie needs to build and run its demo (Debian 12), and with `test` what the tests need. Idempotent: installs only what is
 # missing, and runs `apt-get update` at most once.
 set -euo pipefail
-pkgs=(build-essential pkg-config libsqlite3-dev sqlite3 gawk libopenblas-dev libmicrohttpd-dev libicu-dev libcurl4-openssl-dev curl python3)
+pkgs=(build-essential pkg-config libsqlite3-dev sqlite3 libpq-dev gawk libopenblas-dev libmicrohttpd-dev libicu-dev libcurl4-openssl-dev curl python3)
 # `deps.sh test`: also what the test suite needs beyond the build: clang + its sanitizer runtime for the libFuzzer
-# targets, Chromium for the dashboard's browser test (Node.js and npm come with the machine), and for the Python
-# package's tests (tests/cli/python_package.sh, run by /usr/bin/python3) numpy, scipy, pandas, pytest and the
+# targets, Chromium for the dashboard's browser test (Node.js and npm come with the machine), the PostgreSQL server
+# (15) that tests/pg.sh starts for the PostgreSQL store tests (its own cluster in a temporary directory), and for the
+# Python package's tests (tests/cli/python_package.sh, run by /usr/bin/python3) numpy, scipy, pandas, pytest and the
 # setuptools + pip that `pip install ./clients/python` builds with offline.
 if [ "${1:-}" = "test" ]; then
-    pkgs+=(clang libclang-rt-14-dev libomp-dev chromium python3-numpy python3-scipy python3-pandas python3-pytest
-           python3-setuptools python3-pip)
+    pkgs+=(clang libclang-rt-14-dev libomp-dev chromium postgresql python3-numpy python3-scipy python3-pandas
+           python3-pytest python3-setuptools python3-pip)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -8,6 +8,21 @@ cd "$(dirname "$0")/.."
 ./scripts/deps.sh test || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
 echo "== dependencies: $SECONDS s =="
 
+# One throwaway PostgreSQL for the whole run (all three builds): the store tests and tests/cli/kill9.sh and
+# pg_store.sh run against it as well as against SQLite. MAGPIE_TEST_PG_REQUIRED makes its absence a failure of those
+# tests rather than "not run". Stopped on exit, also on failure or Ctrl-C.
+export MAGPIE_TEST_PG_REQUIRED=1
+pg_dir=""
+trap '[ -n "$pg_dir" ] && ./tests/pg.sh stop "$pg_dir"' EXIT
+t0=$SECONDS
+if pg_env=$(./tests/pg.sh start); then
+    eval "$pg_env"
+    pg_dir=$MAGPIE_TEST_PG_DIR
+    echo "== PostgreSQL for the tests: $MAGPIE_TEST_PG ($((SECONDS - t0)) s) =="
+else
+    echo "== PostgreSQL did not start: every PostgreSQL test will FAIL =="
+fi
+
 total_pass=0
 total_fail=0
 run_suite() { # $1 = label, rest = make variables

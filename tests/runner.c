@@ -39,6 +39,14 @@ void mp_test_fail(mp_test_ctx *t, const char *file, int line, const char *fmt, .
     snprintf(t->where, sizeof t->where, "%s:%d: %s", file, line, msg);
 }
 
+void mp_test_not_run(mp_test_ctx *t, const char *fmt, ...) {
+    t->not_run = 1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->where, sizeof t->where, fmt, ap);
+    va_end(ap);
+}
+
 const char *mp_test_tmpdir(mp_test_ctx *t) {
     static char path[512];
     snprintf(path, sizeof path, "%s/%s-%d", tmp_root, t->name, ++tmp_counter);
@@ -112,7 +120,7 @@ int main(int argc, char **argv) {
         perror("mkdtemp");
         return 2;
     }
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, not_run = 0;
     size_t n = sizeof all_tests / sizeof all_tests[0];
     for (size_t i = 0; i < n; i++) {
         if (filter && !strstr(all_tests[i].name, filter)) continue;
@@ -122,7 +130,10 @@ int main(int argc, char **argv) {
         all_tests[i].fn(&t);
         clock_gettime(CLOCK_MONOTONIC, &b);
         double ms = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
-        if (t.failed) {
+        if (t.not_run && !t.failed) {
+            not_run++;
+            printf("not run %s: %s\n", t.name, t.where);
+        } else if (t.failed) {
             failed++;
             printf("FAIL %s (%.0f ms)\n     %s\n", t.name, ms, t.where);
         } else {
@@ -132,6 +143,7 @@ int main(int argc, char **argv) {
         fflush(stdout);
     }
     if (!getenv("MP_TEST_KEEP")) nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (not_run) printf("%d not run (see the \"not run\" lines above)\n", not_run);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

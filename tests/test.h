@@ -12,10 +12,15 @@
 typedef struct mp_test_ctx {
     const char *name;
     int failed;
+    int not_run; /* set by mp_test_not_run: reported as "not run", counted in neither passed nor failed */
     char where[512];
 } mp_test_ctx;
 
 void mp_test_fail(mp_test_ctx *t, const char *file, int line, const char *fmt, ...);
+/* Marks the test as not run (the caller returns at once): for tests that need something the environment lacks, e.g.
+ * the PostgreSQL variants of the store tests when MAGPIE_TEST_PG is unset. The runner prints "not run NAME: why" and
+ * a count before its closing line; scripts/test.sh makes sure nothing it needs is missing (such tests fail there). */
+void mp_test_not_run(mp_test_ctx *t, const char *fmt, ...);
 /* A fresh empty directory for this test (removed after the run unless MP_TEST_KEEP is set). */
 const char *mp_test_tmpdir(mp_test_ctx *t);
 /* Writes `text` to dir/name and returns the full path (static buffer rotated among 8). */

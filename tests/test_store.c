@@ -1,3 +1,11 @@
+/* tests/test_store.c: the store's contract, run against both backends. Every test body takes a fixture and runs
+ * twice: MP_TEST(store_X_sqlite) on files in the test's temporary directory, MP_TEST(store_X_pg) on PostgreSQL, in
+ * schemas of their own (so tests never see each other's data) of the database named by MAGPIE_TEST_PG, a postgres://
+ * URI. scripts/test.sh starts a throwaway server (tests/pg.sh) and sets MAGPIE_TEST_PG and MAGPIE_TEST_PG_REQUIRED=1;
+ * there a missing MAGPIE_TEST_PG makes every PostgreSQL variant FAIL. Run alone without it (a developer running
+ * build/magpie-tests), they report "not run" instead, counted apart from passed and failed.
+ *   eval "$(tests/pg.sh start)"; build/magpie-tests store_; tests/pg.sh stop "$MAGPIE_TEST_PG_DIR" */
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 
@@ -11,13 +19,120 @@ static mp_str S(const char *s) {
     return r;
 }
 
-static const char *db_path(mp_test_ctx *t, const char *name) {
-    static char buf[4][1024];
-    static int k;
-    char *b = buf[k++ % 4];
-    snprintf(b, 1024, "%s/%s", mp_test_tmpdir(t), name);
-    return b;
+typedef struct fx {
+    mp_test_ctx *t;
+    int pg;          /* 1: PostgreSQL, 0: SQLite */
+    char uris[6][1024]; /* the stores made by fx_store, rotated */
+    char schemas[6][64];
+    int n;
+} fx;
+
+/* The admin connection to the PostgreSQL test database (one per test process, reachable until exit). */
+static PGconn *pg_admin(mp_test_ctx *t) {
+    static PGconn *conn;
+    if (conn && PQstatus(conn) == CONNECTION_OK) return conn;
+    if (conn) PQfinish(conn);
+    conn = PQconnectdb(getenv("MAGPIE_TEST_PG"));
+    if (PQstatus(conn) != CONNECTION_OK) {
+        mp_test_fail(t, __FILE__, __LINE__, "cannot connect to MAGPIE_TEST_PG: %s", PQerrorMessage(conn));
+        return NULL;
+    }
+    PGresult *r = PQexec(conn, "SET client_min_messages = warning");
+    PQclear(r);
+    return conn;
 }
+
+/* Runs SQL on the admin connection; 0 on success (else the test is marked failed). */
+static int pg_exec(mp_test_ctx *t, const char *sql) {
+    PGconn *c = pg_admin(t);
+    if (!c) return -1;
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok) mp_test_fail(t, __FILE__, __LINE__, "%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+/* The URI of a new, empty store called `name` in this test: a file path, or a fresh schema. `extra` (may be NULL)
+ * is appended to a PostgreSQL URI's parameters ("application_name=x"). NULL (test failed) when it cannot be made. */
+static const char *fx_store_ex(fx *f, const char *name, const char *extra) {
+    int k = f->n++ % 6;
+    char *uri = f->uris[k];
+    if (!f->pg) {
+        snprintf(uri, 1024, "%s/%s", mp_test_tmpdir(f->t), name);
+        return uri;
+    }
+    uint32_t h = 2166136261u;
+    for (const char *c = f->t->name; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
+    char schema[64];
+    int o = snprintf(schema, sizeof schema, "t_%08x_", h);
+    for (const char *c = name; *c && o < 60; c++)
+        schema[o++] = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ? *c : '_';
+    schema[o] = 0;
+    memcpy(f->schemas[k], schema, sizeof schema);
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", schema, schema);
+    if (pg_exec(f->t, sql)) return NULL;
+    const char *base = getenv("MAGPIE_TEST_PG");
+    snprintf(uri, 1024, "%s%soptions=-csearch_path%%3D%s%s%s", base, strchr(base, '?') ? "&" : "?", schema,
+             extra ? "&" : "", extra ? extra : "");
+    return uri;
+}
+
+static const char *fx_store(fx *f, const char *name) {
+    return fx_store_ex(f, name, NULL);
+}
+
+/* Runs SQL directly in the store made by the last fx_store call (outside Magpie): sqlite3 on the file, or the admin
+ * connection with the store's schema first on the search_path. 0 on success. */
+static int fx_sql(fx *f, const char *sql) {
+    int k = (f->n - 1) % 6;
+    if (!f->pg) {
+        sqlite3 *db;
+        if (sqlite3_open(f->uris[k], &db) != SQLITE_OK) return -1;
+        char *msg = NULL;
+        int rc = sqlite3_exec(db, sql, 0, 0, &msg);
+        if (rc != SQLITE_OK) mp_test_fail(f->t, __FILE__, __LINE__, "%s: %s", sql, msg ? msg : "?");
+        sqlite3_free(msg);
+        sqlite3_close(db);
+        return rc == SQLITE_OK ? 0 : -1;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "SET search_path = %s", f->schemas[k]);
+    int rc = pg_exec(f->t, path);
+    if (rc == 0) rc = pg_exec(f->t, sql);
+    pg_exec(f->t, "RESET search_path");
+    return rc;
+}
+
+typedef void (*store_body)(mp_test_ctx *t, fx *f);
+
+static void run_sqlite(mp_test_ctx *t, store_body body) {
+    fx f = {.t = t, .pg = 0};
+    body(t, &f);
+}
+
+static void run_pg(mp_test_ctx *t, store_body body) {
+    const char *uri = getenv("MAGPIE_TEST_PG");
+    if (!uri || !*uri) {
+        const char *req = getenv("MAGPIE_TEST_PG_REQUIRED");
+        if (req && *req && strcmp(req, "0"))
+            mp_test_fail(t, __FILE__, __LINE__,
+                         "MAGPIE_TEST_PG is not set, but this run requires the PostgreSQL variants "
+                         "(MAGPIE_TEST_PG_REQUIRED): did tests/pg.sh start fail?");
+        else
+            mp_test_not_run(t, "MAGPIE_TEST_PG is unset (eval \"$(tests/pg.sh start)\" to run the PostgreSQL "
+                               "variants; scripts/test.sh always does)");
+        return;
+    }
+    fx f = {.t = t, .pg = 1};
+    if (!pg_admin(t)) return;
+    body(t, &f);
+}
+
+/* One test body, two registered tests (the Makefile collects MP_TEST lines, so they are written out). */
+#define BOTH(name) static void body_##name(mp_test_ctx *t, fx *f)
 
 typedef struct {
     mp_event_row rows[64];
@@ -40,96 +155,157 @@ static int add_ev(mp_store *s, uint32_t user, uint32_t item, int type, int64_t t
     return mp_store_add_event(s, &e, inserted, err);
 }
 
-MP_TEST(store_open_creates_schema_and_reopens) {
+BOTH(open_creates_schema_and_reopens) {
     mp_error err;
     mp_store *s;
-    const char *path = db_path(t, "a.db");
+    const char *path = fx_store(f, "a.db");
+    CHECK(path);
     CHECK_OK(mp_store_open(&s, path, MP_STORE_READWRITE, &err), &err);
     char *v = NULL;
     CHECK_EQ(mp_store_meta_get(s, "nope", &v, &err), MP_ENOTFOUND);
     CHECK_OK(mp_store_meta_set(s, "weights", "view=1", &err), &err);
+    CHECK_OK(mp_store_meta_set(s, "weights", "view=2", &err), &err); /* replaces */
     CHECK_EQ(mp_store_meta_set(s, "schema_version", "7", &err), MP_EINVAL);
     mp_store_close(s);
     mp_store_close(NULL);
     CHECK_OK(mp_store_open(&s, path, MP_STORE_READONLY, &err), &err);
     CHECK_OK(mp_store_meta_get(s, "weights", &v, &err), &err);
-    CHECK(strcmp(v, "view=1") == 0);
+    CHECK(strcmp(v, "view=2") == 0);
     free(v);
     CHECK_OK(mp_store_meta_get(s, "schema_version", &v, &err), &err);
     CHECK_EQ(atoi(v), MP_STORE_SCHEMA_VERSION);
     free(v);
+    CHECK_OK(mp_store_meta_get(s, "created_at", &v, &err), &err);
+    CHECK(atol(v) > 1600000000);
+    free(v);
+    /* a read-only handle cannot write */
+    CHECK_EQ(mp_store_meta_set(s, "weights", "x", &err), MP_ESTORE);
     mp_store_close(s);
-    /* the sqlite: prefix names the same file */
-    char uri[1100];
-    snprintf(uri, sizeof uri, "sqlite:%s", path);
-    CHECK_OK(mp_store_open(&s, uri, MP_STORE_READONLY, &err), &err);
-    mp_store_close(s);
+    if (!f->pg) { /* the sqlite: prefix names the same file */
+        char uri[1100];
+        snprintf(uri, sizeof uri, "sqlite:%s", path);
+        CHECK_OK(mp_store_open(&s, uri, MP_STORE_READONLY, &err), &err);
+        mp_store_close(s);
+        CHECK(mp_store_uri_file(uri) && strcmp(mp_store_uri_file(uri), path) == 0);
+    } else {
+        CHECK(mp_store_uri_is_postgres(path));
+        CHECK(mp_store_uri_file(path) == NULL);
+    }
 }
+MP_TEST(store_open_creates_schema_and_reopens_sqlite) { run_sqlite(t, body_open_creates_schema_and_reopens); }
+MP_TEST(store_open_creates_schema_and_reopens_pg) { run_pg(t, body_open_creates_schema_and_reopens); }
 
-MP_TEST(store_refuses_newer_version_and_foreign_files) {
+BOTH(refuses_newer_version_and_foreign_stores) {
     mp_error err;
     mp_store *s;
-    const char *path = db_path(t, "v.db");
+    const char *path = fx_store(f, "v.db");
+    CHECK(path);
     CHECK_OK(mp_store_open(&s, path, MP_STORE_READWRITE, &err), &err);
     mp_store_close(s);
-    sqlite3 *db;
-    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'", 0, 0, 0) == SQLITE_OK);
-    sqlite3_close(db);
+    CHECK(fx_sql(f, "UPDATE meta SET value = '99' WHERE key = 'schema_version'") == 0);
     CHECK_EQ(mp_store_open(&s, path, MP_STORE_READWRITE, &err), MP_EVERSION);
     CHECK(s == NULL);
     CHECK_CONTAINS(err.msg, "schema version 99");
+    char supported[64];
+    snprintf(supported, sizeof supported, "up to version %d", MP_STORE_SCHEMA_VERSION);
+    CHECK_CONTAINS(err.msg, supported);
     CHECK_EQ(mp_store_open(&s, path, MP_STORE_READONLY, &err), MP_EVERSION);
+    CHECK(fx_sql(f, "UPDATE meta SET value = 'two' WHERE key = 'schema_version'") == 0);
+    CHECK_EQ(mp_store_open(&s, path, MP_STORE_READWRITE, &err), MP_ECORRUPT);
+    CHECK_CONTAINS(err.msg, "not a number");
 
-    /* an SQLite file of someone else's is not silently taken over */
-    const char *other = db_path(t, "other.db");
-    CHECK(sqlite3_open(other, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "CREATE TABLE t(x)", 0, 0, 0) == SQLITE_OK);
-    sqlite3_close(db);
+    /* a database of someone else's is not silently taken over */
+    const char *other = fx_store(f, "other.db");
+    CHECK(other);
+    CHECK(fx_sql(f, "CREATE TABLE t(x integer)") == 0);
     CHECK_EQ(mp_store_open(&s, other, MP_STORE_READWRITE, &err), MP_ECORRUPT);
     CHECK_CONTAINS(err.msg, "not a Magpie store");
 
-    /* a text file is not a database */
-    const char *txt = mp_test_write_file(t, "notes.db", "hello, this is not a database at all.................\n");
-    CHECK_EQ(mp_store_open(&s, txt, MP_STORE_READWRITE, &err), MP_ECORRUPT);
+    if (!f->pg) { /* a text file is not a database */
+        const char *txt = mp_test_write_file(t, "notes.db", "hello, this is not a database at all.................\n");
+        CHECK_EQ(mp_store_open(&s, txt, MP_STORE_READWRITE, &err), MP_ECORRUPT);
+    }
 }
+MP_TEST(store_refuses_newer_version_and_foreign_stores_sqlite) { run_sqlite(t, body_refuses_newer_version_and_foreign_stores); }
+MP_TEST(store_refuses_newer_version_and_foreign_stores_pg) { run_pg(t, body_refuses_newer_version_and_foreign_stores); }
 
-MP_TEST(store_migrates_from_version_zero) {
-    /* A file holding only an empty meta table (version 0) gets every migration applied in order. */
+BOTH(migrates_from_version_zero) {
+    /* A store holding only an empty meta table (version 0) gets every migration applied in order. */
     mp_error err;
-    const char *path = db_path(t, "m.db");
-    sqlite3 *db;
-    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)", 0, 0, 0) == SQLITE_OK);
-    sqlite3_close(db);
+    const char *path = fx_store(f, "m.db");
+    CHECK(path);
+    CHECK(fx_sql(f, "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)") == 0);
     mp_store *s;
-    CHECK_EQ(mp_store_open(&s, path, MP_STORE_READONLY, &err), MP_ECORRUPT); /* read-only cannot migrate */
+    /* read-only cannot migrate (SQLite: an empty file is damaged; PostgreSQL: no store in the schema yet) */
+    CHECK_EQ(mp_store_open(&s, path, MP_STORE_READONLY, &err), f->pg ? MP_ENOTFOUND : MP_ECORRUPT);
     CHECK_OK(mp_store_open(&s, path, MP_STORE_READWRITE, &err), &err);
     mp_store_stats st;
     CHECK_OK(mp_store_stats_get(s, &st, &err), &err);
     CHECK_EQ(st.n_events, 0);
+    float v[2] = {1, 2};
+    mp_item it = {.id = S("x"), .available = 1};
+    CHECK_OK(mp_store_put_item(s, 0, &it, &err), &err);
+    CHECK_OK(mp_store_put_embedding(s, MP_KIND_ITEMS, 0, "user", v, 2, 0, &err), &err); /* version 2's table */
     mp_store_close(s);
 }
+MP_TEST(store_migrates_from_version_zero_sqlite) { run_sqlite(t, body_migrates_from_version_zero); }
+MP_TEST(store_migrates_from_version_zero_pg) { run_pg(t, body_migrates_from_version_zero); }
 
-MP_TEST(store_readonly_missing_and_unsupported_uris) {
+BOTH(migrates_from_version_one) {
+    /* A version-1 store (no embeddings table): read-only it has no embeddings; read-write migrates it. */
+    mp_error err;
+    const char *path = fx_store(f, "one.db");
+    CHECK(path);
+    mp_store *s;
+    CHECK_OK(mp_store_open(&s, path, MP_STORE_READWRITE, &err), &err);
+    mp_item it = {.id = S("x"), .available = 1};
+    CHECK_OK(mp_store_put_item(s, 0, &it, &err), &err);
+    mp_store_close(s);
+    CHECK(fx_sql(f, "DROP TABLE embeddings; UPDATE meta SET value = '1' WHERE key = 'schema_version'") == 0);
+    CHECK_OK(mp_store_open(&s, path, MP_STORE_READONLY, &err), &err);
+    float v[2];
+    uint32_t dim;
+    CHECK_EQ(mp_store_get_embedding(s, MP_KIND_ITEMS, 0, "user", v, 2, &dim, NULL, &err), MP_ENOTFOUND);
+    CHECK_CONTAINS(err.msg, "predates embeddings");
+    mp_store_close(s);
+    CHECK_OK(mp_store_open(&s, path, MP_STORE_READWRITE, &err), &err);
+    const float w[2] = {3, 4};
+    CHECK_OK(mp_store_put_embedding(s, MP_KIND_ITEMS, 0, "user", w, 2, 0, &err), &err);
+    char *ver = NULL;
+    CHECK_OK(mp_store_meta_get(s, "schema_version", &ver, &err), &err);
+    CHECK_EQ(atoi(ver), MP_STORE_SCHEMA_VERSION);
+    free(ver);
+    mp_store_close(s);
+}
+MP_TEST(store_migrates_from_version_one_sqlite) { run_sqlite(t, body_migrates_from_version_one); }
+MP_TEST(store_migrates_from_version_one_pg) { run_pg(t, body_migrates_from_version_one); }
+
+BOTH(readonly_missing) {
     mp_error err;
     mp_store *s = (mp_store *)&err; /* must be reset to NULL on failure */
-    const char *path = db_path(t, "missing.db");
+    const char *path = fx_store(f, "missing.db");
+    CHECK(path);
     CHECK_EQ(mp_store_open(&s, path, MP_STORE_READONLY, &err), MP_ENOTFOUND);
     CHECK(s == NULL);
     CHECK_CONTAINS(err.msg, "does not exist");
-    FILE *f = fopen(path, "r");
-    CHECK(f == NULL); /* a read-only open must not create the file */
-    CHECK_EQ(mp_store_open(&s, "postgres://localhost/magpie", MP_STORE_READWRITE, &err), MP_EUNSUPPORTED);
-    CHECK_CONTAINS(err.msg, "PostgreSQL");
+    CHECK_CONTAINS(err.msg, "import data first");
+    /* a read-only open must not create anything: a read-write open afterwards finds an empty store */
+    CHECK_EQ(mp_store_open(&s, path, MP_STORE_READONLY, &err), MP_ENOTFOUND);
+    if (!f->pg) {
+        FILE *fp = fopen(path, "r");
+        CHECK(fp == NULL);
+        CHECK_EQ(mp_store_open(&s, mp_test_tmpdir(t), MP_STORE_READWRITE, &err), MP_EINVAL);
+    }
     CHECK_EQ(mp_store_open(&s, "mysql://x", MP_STORE_READWRITE, &err), MP_EUNSUPPORTED);
-    CHECK_EQ(mp_store_open(&s, mp_test_tmpdir(t), MP_STORE_READWRITE, &err), MP_EINVAL);
+    CHECK_EQ(mp_store_open(&s, "", MP_STORE_READWRITE, &err), MP_EINVAL);
 }
+MP_TEST(store_readonly_missing_sqlite) { run_sqlite(t, body_readonly_missing); }
+MP_TEST(store_readonly_missing_pg) { run_pg(t, body_readonly_missing); }
 
-MP_TEST(store_events_scan_order_and_duplicates) {
+BOTH(events_scan_order_and_duplicates) {
     mp_error err;
     mp_store *s;
-    CHECK_OK(mp_store_open(&s, db_path(t, "e.db"), MP_STORE_READWRITE, &err), &err);
+    CHECK_OK(mp_store_open(&s, fx_store(f, "e.db"), MP_STORE_READWRITE, &err), &err);
     CHECK_OK(mp_store_begin(s, &err), &err);
     int ins;
     /* inserted out of order on purpose */
@@ -156,6 +332,8 @@ MP_TEST(store_events_scan_order_and_duplicates) {
     CHECK_EQ(c.rows[0].has_value, 0);
     mp_store_close(s);
 }
+MP_TEST(store_events_scan_order_and_duplicates_sqlite) { run_sqlite(t, body_events_scan_order_and_duplicates); }
+MP_TEST(store_events_scan_order_and_duplicates_pg) { run_pg(t, body_events_scan_order_and_duplicates); }
 
 static int stop_after_two(void *ctx, const mp_event_row *e) {
     int *n = ctx;
@@ -163,10 +341,10 @@ static int stop_after_two(void *ctx, const mp_event_row *e) {
     return ++*n == 2 ? 42 : 0;
 }
 
-MP_TEST(store_rollback_discards_and_scan_stops) {
+BOTH(rollback_discards_and_scan_stops) {
     mp_error err;
     mp_store *s;
-    const char *path = db_path(t, "r.db");
+    const char *path = fx_store(f, "r.db");
     CHECK_OK(mp_store_open(&s, path, MP_STORE_READWRITE, &err), &err);
     CHECK_OK(mp_store_begin(s, &err), &err);
     int ins;
@@ -192,6 +370,8 @@ MP_TEST(store_rollback_discards_and_scan_stops) {
     CHECK_EQ(st.n_events, 5);
     mp_store_close(s);
 }
+MP_TEST(store_rollback_discards_and_scan_stops_sqlite) { run_sqlite(t, body_rollback_discards_and_scan_stops); }
+MP_TEST(store_rollback_discards_and_scan_stops_pg) { run_pg(t, body_rollback_discards_and_scan_stops); }
 
 typedef struct {
     int n;
@@ -212,10 +392,10 @@ static int item_cb(void *ctx, uint32_t id, const mp_item *it) {
     return 0;
 }
 
-MP_TEST(store_users_items_ids_and_bare_puts) {
+BOTH(users_items_ids_and_bare_puts) {
     mp_error err;
     mp_store *s;
-    CHECK_OK(mp_store_open(&s, db_path(t, "i.db"), MP_STORE_READWRITE, &err), &err);
+    CHECK_OK(mp_store_open(&s, fx_store(f, "i.db"), MP_STORE_READWRITE, &err), &err);
     CHECK_OK(mp_store_begin(s, &err), &err);
     mp_item full = {.id = S("sku-1"), .title = S("Red mug"), .price = 9.5, .has_price = 1, .available = 1};
     mp_item bare = {.id = S("sku-1"), .available = 1};
@@ -249,11 +429,13 @@ MP_TEST(store_users_items_ids_and_bare_puts) {
     CHECK_EQ(l.has_price[1], 0);
     mp_store_close(s);
 }
+MP_TEST(store_users_items_ids_and_bare_puts_sqlite) { run_sqlite(t, body_users_items_ids_and_bare_puts); }
+MP_TEST(store_users_items_ids_and_bare_puts_pg) { run_pg(t, body_users_items_ids_and_bare_puts); }
 
-MP_TEST(store_stats_counts) {
+BOTH(stats_counts) {
     mp_error err;
     mp_store *s;
-    CHECK_OK(mp_store_open(&s, db_path(t, "s.db"), MP_STORE_READWRITE, &err), &err);
+    CHECK_OK(mp_store_open(&s, fx_store(f, "s.db"), MP_STORE_READWRITE, &err), &err);
     mp_store_stats st;
     CHECK_OK(mp_store_stats_get(s, &st, &err), &err);
     CHECK_EQ(st.n_events, 0);
@@ -292,12 +474,14 @@ MP_TEST(store_stats_counts) {
     CHECK_NEAR(st.density, 3.0 / 4.0, 1e-12);
     mp_store_close(s);
 }
+MP_TEST(store_stats_counts_sqlite) { run_sqlite(t, body_stats_counts); }
+MP_TEST(store_stats_counts_pg) { run_pg(t, body_stats_counts); }
 
-MP_TEST(store_reader_sees_only_committed) {
+BOTH(reader_sees_only_committed) {
     /* A second (read-only) connection sees only committed rows. */
     mp_error err;
     mp_store *a, *b;
-    const char *path = db_path(t, "w.db");
+    const char *path = fx_store(f, "w.db");
     CHECK_OK(mp_store_open(&a, path, MP_STORE_READWRITE, &err), &err);
     CHECK_OK(mp_store_open(&b, path, MP_STORE_READONLY, &err), &err);
     CHECK_OK(mp_store_begin(a, &err), &err);
@@ -312,6 +496,8 @@ MP_TEST(store_reader_sees_only_committed) {
     mp_store_close(a);
     mp_store_close(b);
 }
+MP_TEST(store_reader_sees_only_committed_sqlite) { run_sqlite(t, body_reader_sees_only_committed); }
+MP_TEST(store_reader_sees_only_committed_pg) { run_pg(t, body_reader_sees_only_committed); }
 
 typedef struct {
     int n;
@@ -346,10 +532,10 @@ static int import_event(mp_store *s, const char *user, const char *item, int64_t
     return rc;
 }
 
-MP_TEST(store_forget_user_tombstone_keeps_id_reserved) {
+BOTH(forget_user_tombstone_keeps_id_reserved) {
     mp_error err;
     mp_store *s;
-    const char *path = db_path(t, "f.db");
+    const char *path = fx_store(f, "f.db");
     CHECK_OK(mp_store_open(&s, path, MP_STORE_READWRITE, &err), &err);
     CHECK_OK(import_event(s, "alice", "a", 10, &err), &err);
     CHECK_OK(import_event(s, "bob", "a", 11, &err), &err);
@@ -411,11 +597,13 @@ MP_TEST(store_forget_user_tombstone_keeps_id_reserved) {
     mp_dataset_destroy(ds);
     mp_store_close(s);
 }
+MP_TEST(store_forget_user_tombstone_keeps_id_reserved_sqlite) { run_sqlite(t, body_forget_user_tombstone_keeps_id_reserved); }
+MP_TEST(store_forget_user_tombstone_keeps_id_reserved_pg) { run_pg(t, body_forget_user_tombstone_keeps_id_reserved); }
 
-MP_TEST(store_set_item_available) {
+BOTH(set_item_available) {
     mp_error err;
     mp_store *s;
-    CHECK_OK(mp_store_open(&s, db_path(t, "av.db"), MP_STORE_READWRITE, &err), &err);
+    CHECK_OK(mp_store_open(&s, fx_store(f, "av.db"), MP_STORE_READWRITE, &err), &err);
     CHECK_OK(mp_store_begin(s, &err), &err);
     mp_item it = {.id = S("sku-1"), .title = S("Mug"), .available = 1};
     CHECK_OK(mp_store_put_item(s, 0, &it, &err), &err);
@@ -436,12 +624,14 @@ MP_TEST(store_set_item_available) {
     mp_dataset_destroy(ds);
     mp_store_close(s);
 }
+MP_TEST(store_set_item_available_sqlite) { run_sqlite(t, body_set_item_available); }
+MP_TEST(store_set_item_available_pg) { run_pg(t, body_set_item_available); }
 
-MP_TEST(store_bare_put_refuses_clashes) {
+BOTH(bare_put_refuses_clashes) {
     /* Two writers handing out ids from their own memory (a server and an import) must not mix rows up. */
     mp_error err;
     mp_store *s;
-    CHECK_OK(mp_store_open(&s, db_path(t, "c.db"), MP_STORE_READWRITE, &err), &err);
+    CHECK_OK(mp_store_open(&s, fx_store(f, "c.db"), MP_STORE_READWRITE, &err), &err);
     CHECK_OK(mp_store_begin(s, &err), &err);
     mp_user a = {.id = S("alice")}, b = {.id = S("bob")};
     CHECK_OK(mp_store_put_user(s, 0, &a, &err), &err);
@@ -456,3 +646,269 @@ MP_TEST(store_bare_put_refuses_clashes) {
     CHECK_OK(mp_store_commit(s, &err), &err);
     mp_store_close(s);
 }
+MP_TEST(store_bare_put_refuses_clashes_sqlite) { run_sqlite(t, body_bare_put_refuses_clashes); }
+MP_TEST(store_bare_put_refuses_clashes_pg) { run_pg(t, body_bare_put_refuses_clashes); }
+
+typedef struct {
+    uint64_t n;
+    int in_order;
+    uint32_t last_user;
+    int64_t last_ts;
+    char first_text[16];
+} scan_count;
+
+static int count_cb(void *ctx, const mp_event_row *e) {
+    scan_count *c = ctx;
+    if (c->n && (e->user < c->last_user || (e->user == c->last_user && e->ts < c->last_ts))) c->in_order = 0;
+    if (c->n == 0) snprintf(c->first_text, sizeof c->first_text, "%.*s", (int)e->text.len, e->text.ptr);
+    c->last_user = e->user;
+    c->last_ts = e->ts;
+    c->n++;
+    return 0;
+}
+
+BOTH(bulk_events_dedup_all_or_nothing) {
+    /* The bulk path (COPY with PostgreSQL): duplicates inside a batch and against the store collapse, the first
+     * of two exact duplicates wins, a rolled-back batch leaves nothing, and scans page through large results. */
+    mp_error err;
+    mp_store *s;
+    const char *path = fx_store(f, "bulk.db");
+    CHECK_OK(mp_store_open(&s, path, MP_STORE_READWRITE, &err), &err);
+    enum { N = 25000 };
+    mp_event_row *rows = calloc(N + 10, sizeof *rows);
+    CHECK(rows);
+    for (int i = 0; i < N; i++) /* written in reverse key order on purpose */
+        rows[i] = (mp_event_row){.user = (uint32_t)(N - 1 - i) / 100, .item = (uint32_t)i % 97, .type = MP_EV_VIEW,
+                                 .ts = 1000 + (N - i), .value = i * 0.5, .has_value = i % 2, .text = S("")};
+    rows[0].text = S("first");
+    for (int k = 0; k < 10; k++) { /* ten exact duplicates at the end, with other text */
+        rows[N + k] = rows[k];
+        rows[N + k].text = S("second");
+    }
+    uint64_t added = 0;
+    CHECK_OK(mp_store_begin(s, &err), &err);
+    CHECK_OK(mp_store_add_events(s, rows, N + 10, &added, &err), &err);
+    CHECK_EQ(added, N);
+    CHECK_OK(mp_store_commit(s, &err), &err);
+    /* again, outside a transaction: nothing new */
+    CHECK_OK(mp_store_add_events(s, rows, 300, &added, &err), &err);
+    CHECK_EQ(added, 0);
+    /* a rolled-back batch leaves nothing */
+    mp_event_row more[50];
+    for (int i = 0; i < 50; i++)
+        more[i] = (mp_event_row){.user = 900, .item = (uint32_t)i, .type = MP_EV_CLICK, .ts = i};
+    CHECK_OK(mp_store_begin(s, &err), &err);
+    CHECK_OK(mp_store_add_events(s, more, 50, &added, &err), &err);
+    CHECK_EQ(added, 50);
+    CHECK_OK(mp_store_rollback(s, &err), &err);
+    mp_store_stats st;
+    CHECK_OK(mp_store_stats_get(s, &st, &err), &err);
+    CHECK_EQ(st.n_events, N);
+    CHECK_EQ(st.per_type[MP_EV_VIEW], N);
+    CHECK_EQ(st.ts_min, 1001);
+    CHECK_EQ(st.ts_max, 1000 + N);
+    CHECK_EQ(st.n_active_users, N / 100);
+    /* outside a transaction a batch commits on its own (a new handle sees it) */
+    CHECK_OK(mp_store_add_events(s, more, 50, &added, &err), &err);
+    CHECK_EQ(added, 50);
+    mp_store *r;
+    CHECK_OK(mp_store_open(&r, path, MP_STORE_READONLY, &err), &err);
+    scan_count c = {.in_order = 1};
+    CHECK_OK(mp_store_scan_events(r, count_cb, &c, &err), &err);
+    CHECK_EQ(c.n, N + 50);
+    CHECK(c.in_order);
+    mp_store_close(r);
+    /* the first of two exact duplicates won */
+    mp_event_row probe = rows[0];
+    probe.text = S("third");
+    int ins = 1;
+    CHECK_OK(mp_store_add_event(s, &probe, &ins, &err), &err);
+    CHECK_EQ(ins, 0);
+    mp_store_close(s);
+    free(rows);
+    if (f->pg) {
+        CHECK(fx_sql(f, "DO $$ BEGIN IF (SELECT text FROM events WHERE user_id = 249 AND item_id = 0 AND ts = 26000) "
+                        "IS DISTINCT FROM 'first' THEN RAISE 'the first duplicate did not win'; END IF; END $$") == 0);
+    } else {
+        CHECK(fx_sql(f, "CREATE TABLE chk(x CHECK (x = 'first')); INSERT INTO chk SELECT text FROM events "
+                        "WHERE user = 249 AND item = 0 AND ts = 26000") == 0);
+    }
+}
+MP_TEST(store_bulk_events_dedup_all_or_nothing_sqlite) { run_sqlite(t, body_bulk_events_dedup_all_or_nothing); }
+MP_TEST(store_bulk_events_dedup_all_or_nothing_pg) { run_pg(t, body_bulk_events_dedup_all_or_nothing); }
+
+typedef struct {
+    int n;
+    uint32_t ids[8];
+    float first[8];
+} emb_seen;
+
+static int emb_cb(void *ctx, uint32_t id, const float *v, uint32_t dim, uint64_t text_hash) {
+    emb_seen *e = ctx;
+    (void)dim;
+    (void)text_hash;
+    if (e->n >= 8) return 1;
+    e->ids[e->n] = id;
+    e->first[e->n++] = v[0];
+    return 0;
+}
+
+BOTH(embeddings_round_trip) {
+    mp_error err;
+    mp_store *s;
+    const char *path = fx_store(f, "emb.db");
+    CHECK_OK(mp_store_open(&s, path, MP_STORE_READWRITE, &err), &err);
+    const char *names[] = {"a", "b", "c", "d"};
+    for (uint32_t i = 0; i < 4; i++) {
+        mp_item it = {.id = S(names[i]), .available = 1};
+        mp_user u = {.id = S(names[i])};
+        CHECK_OK(mp_store_put_item(s, i, &it, &err), &err);
+        CHECK_OK(mp_store_put_user(s, i, &u, &err), &err);
+    }
+    const float a[3] = {1.0f, -2.5f, 0.25f}, b[3] = {3.0f, 0, 0}, c[3] = {-1.0f, 1e-30f, 3.4e38f};
+    CHECK_OK(mp_store_put_embedding(s, MP_KIND_ITEMS, 2, "user", a, 3, 0, &err), &err);
+    CHECK_OK(mp_store_put_embedding(s, MP_KIND_ITEMS, 0, "user", b, 3, 0, &err), &err);
+    CHECK_OK(mp_store_put_embedding(s, MP_KIND_ITEMS, 3, "user", c, 3, 0xFFFFFFFFFFFFFFF0ull, &err), &err);
+    const float u2[2] = {0.5f, 0.5f};
+    CHECK_OK(mp_store_put_embedding(s, MP_KIND_ITEMS, 0, "it's-quoted", u2, 2, 77, &err), &err);
+    CHECK_OK(mp_store_put_embedding(s, MP_KIND_USERS, 1, "user", u2, 2, 0, &err), &err);
+    CHECK_OK(mp_store_put_embedding(s, MP_KIND_USERS, 2, "user", u2, 2, 0, &err), &err);
+    float v[8];
+    uint32_t dim = 0;
+    uint64_t h = 1;
+    CHECK_OK(mp_store_get_embedding(s, MP_KIND_ITEMS, 3, "user", v, 8, &dim, &h, &err), &err);
+    CHECK_EQ(dim, 3);
+    CHECK(h == 0xFFFFFFFFFFFFFFF0ull); /* the full 64 bits survive */
+    CHECK(memcmp(v, c, sizeof c) == 0);
+    CHECK_EQ(mp_store_get_embedding(s, MP_KIND_ITEMS, 2, "user", v, 2, &dim, NULL, &err), MP_ERANGE);
+    CHECK_EQ(dim, 3);
+    CHECK_EQ(mp_store_get_embedding(s, MP_KIND_ITEMS, 1, "user", v, 8, &dim, NULL, &err), MP_ENOTFOUND);
+    CHECK_EQ(mp_store_put_embedding(s, MP_KIND_ITEMS, 1, "user", u2, 2, 0, &err), MP_EINVAL); /* dim 2 vs 3 */
+    CHECK_CONTAINS(err.msg, "dimension 3");
+    CHECK_EQ(mp_store_put_embedding(s, MP_KIND_ITEMS, 9, "user", a, 3, 0, &err), MP_ENOTFOUND);
+    emb_seen e = {0};
+    CHECK_OK(mp_store_scan_embeddings(s, MP_KIND_ITEMS, "user", emb_cb, &e, &err), &err);
+    CHECK_EQ(e.n, 3);
+    CHECK_EQ(e.ids[0], 0);
+    CHECK_EQ(e.ids[1], 2);
+    CHECK_EQ(e.ids[2], 3);
+    CHECK_NEAR(e.first[1], 1.0, 0);
+    memset(&e, 0, sizeof e);
+    CHECK_OK(mp_store_scan_embeddings(s, MP_KIND_ITEMS, "it's-quoted", emb_cb, &e, &err), &err);
+    CHECK_EQ(e.n, 1);
+    /* forgetting a user deletes their vectors, and no vector comes back for them */
+    CHECK_OK(mp_store_forget_user(s, 1, NULL, &err), &err);
+    CHECK_EQ(mp_store_get_embedding(s, MP_KIND_USERS, 1, "user", v, 8, &dim, NULL, &err), MP_ENOTFOUND);
+    CHECK_EQ(mp_store_put_embedding(s, MP_KIND_USERS, 1, "user", u2, 2, 0, &err), MP_ENOTFOUND);
+    CHECK_CONTAINS(err.msg, "forgotten");
+    CHECK_OK(mp_store_get_embedding(s, MP_KIND_USERS, 2, "user", v, 8, &dim, NULL, &err), &err);
+    uint64_t n = 0;
+    CHECK_OK(mp_store_delete_embeddings(s, MP_KIND_ITEMS, "user", &n, &err), &err);
+    CHECK_EQ(n, 3);
+    CHECK_OK(mp_store_put_embedding(s, MP_KIND_ITEMS, 1, "user", u2, 2, 0, &err), &err); /* a new dimension now */
+    mp_store_close(s);
+}
+MP_TEST(store_embeddings_round_trip_sqlite) { run_sqlite(t, body_embeddings_round_trip); }
+MP_TEST(store_embeddings_round_trip_pg) { run_pg(t, body_embeddings_round_trip); }
+
+/* ---- PostgreSQL only: connection faults and URIs ---- */
+
+BOTH(pg_unreachable_and_bad_uris) {
+    mp_error err;
+    mp_store *s = (mp_store *)&err;
+    /* nothing listens on port 1: MP_EIO naming the address; the password never shows */
+    CHECK_EQ(mp_store_open(&s, "postgresql://magpie:s3cret@127.0.0.1:1/nowhere?connect_timeout=3", MP_STORE_READWRITE,
+                           &err),
+             MP_EIO);
+    CHECK(s == NULL);
+    CHECK_CONTAINS(err.msg, "cannot connect to PostgreSQL at host 127.0.0.1 port 1 database nowhere");
+    CHECK(!strstr(err.msg, "s3cret"));
+    CHECK_EQ(mp_store_open(&s, "postgres://127.0.0.1:1/x?password=s3cret&connect_timeout=3", MP_STORE_READONLY, &err),
+             MP_EIO);
+    CHECK(!strstr(err.msg, "s3cret"));
+    CHECK_EQ(mp_store_open(&s, "postgres://x/y?nosuchoption=1", MP_STORE_READONLY, &err), MP_EINVAL);
+    CHECK_CONTAINS(err.msg, "not a valid PostgreSQL URI");
+    /* a search_path naming no existing schema: nowhere to create the store */
+    char uri[1200];
+    const char *base = getenv("MAGPIE_TEST_PG");
+    snprintf(uri, sizeof uri, "%s%soptions=-csearch_path%%3Dno_such_schema_here", base, strchr(base, '?') ? "&" : "?");
+    CHECK_EQ(mp_store_open(&s, uri, MP_STORE_READWRITE, &err), MP_EINVAL);
+    CHECK_CONTAINS(err.msg, "CREATE SCHEMA");
+    CHECK_EQ(mp_store_open(&s, uri, MP_STORE_READONLY, &err), MP_ENOTFOUND);
+    (void)f;
+}
+MP_TEST(store_pg_unreachable_and_bad_uris) { run_pg(t, body_pg_unreachable_and_bad_uris); }
+
+/* Ends the server side of every connection whose application_name is `app` (waits until they are gone). */
+static int kill_backends(mp_test_ctx *t, const char *app) {
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = '%s'", app);
+    return pg_exec(t, sql);
+}
+
+#define DROP_LOST_ROLE                                                                                                 \
+    "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mp_test_lost_role') THEN "                        \
+    "DROP OWNED BY mp_test_lost_role; DROP ROLE mp_test_lost_role; END IF; END $$"
+
+BOTH(pg_connection_lost) {
+    mp_error err;
+    mp_store *s;
+    const char *uri = fx_store_ex(f, "lost", "application_name=mp_test_lost");
+    CHECK(uri);
+    CHECK_OK(mp_store_open(&s, uri, MP_STORE_READWRITE, &err), &err);
+    int ins;
+    CHECK_OK(add_ev(s, 0, 0, MP_EV_VIEW, 1, NULL, &err, &ins), &err);
+    /* outside a transaction: retried once on a new connection, the caller sees nothing */
+    CHECK(kill_backends(t, "mp_test_lost") == 0);
+    mp_store_stats st;
+    CHECK_OK(mp_store_stats_get(s, &st, &err), &err);
+    CHECK_EQ(st.n_events, 1);
+    CHECK(kill_backends(t, "mp_test_lost") == 0);
+    CHECK_OK(add_ev(s, 0, 1, MP_EV_VIEW, 2, NULL, &err, &ins), &err); /* a prepared statement, prepared again */
+    CHECK_EQ(ins, 1);
+    CHECK(kill_backends(t, "mp_test_lost") == 0);
+    mp_event_row rows[8];
+    for (int i = 0; i < 8; i++)
+        rows[i] = (mp_event_row){.user = 1, .item = (uint32_t)i, .type = MP_EV_CLICK, .ts = i};
+    uint64_t added = 0;
+    CHECK_OK(mp_store_add_events(s, rows, 8, &added, &err), &err); /* the COPY path, its own transaction */
+    CHECK_EQ(added, 8);
+    /* inside a transaction: gone, said so, and refused until the rollback, which reconnects */
+    CHECK_OK(mp_store_begin(s, &err), &err);
+    CHECK_OK(add_ev(s, 2, 0, MP_EV_VIEW, 3, NULL, &err, &ins), &err);
+    CHECK(kill_backends(t, "mp_test_lost") == 0);
+    CHECK_EQ(add_ev(s, 2, 1, MP_EV_VIEW, 4, NULL, &err, &ins), MP_EIO);
+    CHECK_CONTAINS(err.msg, "lost inside a transaction");
+    CHECK_CONTAINS(err.msg, "nothing of it was written");
+    CHECK_EQ(mp_store_add_events(s, rows, 8, &added, &err), MP_EIO);
+    CHECK_CONTAINS(err.msg, "roll back");
+    CHECK_EQ(mp_store_commit(s, &err), MP_EIO);
+    CHECK_OK(mp_store_rollback(s, &err), &err);
+    CHECK_OK(mp_store_stats_get(s, &st, &err), &err);
+    CHECK_EQ(st.n_events, 10); /* the lost transaction's event is not there */
+    CHECK_OK(mp_store_begin(s, &err), &err);
+    CHECK_OK(add_ev(s, 2, 0, MP_EV_VIEW, 3, NULL, &err, &ins), &err);
+    CHECK_OK(mp_store_commit(s, &err), &err);
+    mp_store_close(s);
+
+    /* when the new connection cannot be made either: an error that says both why's */
+    CHECK(pg_exec(t, DROP_LOST_ROLE "; CREATE ROLE mp_test_lost_role LOGIN") == 0);
+    int k = (f->n - 1) % 6;
+    char sql[300], uri2[1200];
+    snprintf(sql, sizeof sql, "GRANT ALL ON SCHEMA %s TO mp_test_lost_role; GRANT SELECT ON ALL TABLES IN SCHEMA %s TO mp_test_lost_role",
+             f->schemas[k], f->schemas[k]);
+    CHECK(pg_exec(t, sql) == 0);
+    snprintf(uri2, sizeof uri2, "%s&user=mp_test_lost_role", uri);
+    CHECK_OK(mp_store_open(&s, uri2, MP_STORE_READONLY, &err), &err);
+    CHECK(pg_exec(t, "ALTER ROLE mp_test_lost_role NOLOGIN") == 0);
+    CHECK(kill_backends(t, "mp_test_lost") == 0);
+    int rc = mp_store_stats_get(s, &st, &err);
+    mp_store_close(s);
+    pg_exec(t, DROP_LOST_ROLE);
+    CHECK_EQ(rc, MP_EIO);
+    CHECK_CONTAINS(err.msg, "connection to PostgreSQL was lost");
+    CHECK_CONTAINS(err.msg, "reconnecting failed");
+    CHECK_CONTAINS(err.msg, "not permitted to log in");
+}
+MP_TEST(store_pg_connection_lost) { run_pg(t, body_pg_connection_lost); }

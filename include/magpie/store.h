@@ -1,18 +1,23 @@
-/* magpie/store.h: the storage interface. The embedded default is SQLite (WAL, crash-safe); a PostgreSQL
- * backend will implement the same operations table later, so nothing above this header knows which is used.
+/* magpie/store.h: the storage interface. Two backends behind one operations table: embedded SQLite (a file path;
+ * WAL, crash-safe; the default) and PostgreSQL (a postgres:// URI), so nothing above this header knows which is used.
  *
  * Ids: every user and item has an external string id and a dense internal uint32 id assigned by the store in
  * insertion order (0, 1, 2, ...). Internal ids never change and are never reused, so model files can refer
  * to them. Acknowledged (committed) writes survive a kill -9 of the process; after a power loss or OS crash the
  * last few commits may be rolled back, never half-applied (SQLite WAL, synchronous=NORMAL; see src/store/sqlite.c).
- * Thread safety: a handle is used by one thread at a time (the SQLite connection is opened without a mutex), for
- * reads too; open one handle per thread for concurrent reads. Different handles, also on one file, may be used at
- * once from different threads or processes; writers then wait for SQLite's lock (up to 10 s, then MP_ESTORE).
+ * With PostgreSQL a commit returns once the server has it (synchronous_commit=on); what survives a crash of the
+ * server is the server's fsync setting (src/store/postgres.c).
+ * Thread safety: a handle is used by one thread at a time (the SQLite connection is opened without a mutex; a libpq
+ * connection is one socket), for reads too; open one handle per thread for concurrent reads. Different handles, also
+ * on one store, may be used at once from different threads or processes; writers (mp_store_begin) then take turns:
+ * one waits for the other's lock up to 10 s, then MP_ESTORE.
  * Callbacks of the scans below must not call into the handle that is scanning.
  *
- * Errors: every call that reaches the database can fail with what SQLite reports, mapped as
- *   MP_ESTORE (the database is locked by another writer, the store is read-only, or another SQLite error),
- *   MP_EIO (an I/O error, the disk is full, the file cannot be opened) and
+ * Errors: every call that reaches the database can fail with what the database reports, mapped as
+ *   MP_ESTORE (the store is locked by another writer, the store is read-only, or another database error),
+ *   MP_EIO (an I/O error, the disk is full, the file cannot be opened; PostgreSQL: the server cannot be reached or
+ *           the connection was lost: a call outside a transaction is retried once on a new connection first, inside
+ *           one the transaction is gone and every call fails until mp_store_rollback, which reconnects) and
  *   MP_ECORRUPT (not a Magpie store, or a damaged file); the message tells which.
  * These three are written "store errors" below, and the Errors lines add what else each call can return. */
 #ifndef MAGPIE_STORE_H
@@ -32,15 +37,24 @@ typedef enum {
     MP_STORE_READONLY = 1,  /* fail if missing */
 } mp_store_mode;
 
-/* Opens a store. `uri` is a file path or "sqlite:PATH" (embedded SQLite); "postgres://..." is reserved for the
- * PostgreSQL backend (MP_EUNSUPPORTED until it exists). Creates the schema or migrates an older one (read-write;
- * a read-only open of a version-1 store works and simply has no embeddings). A database from a newer Magpie is
- * refused with MP_EVERSION. *out is owned by the caller: mp_store_close it.
- * Errors: MP_EINVAL (out NULL, empty path, the path is a directory), MP_EUNSUPPORTED (postgres:// or another URI
- * scheme), MP_ENOTFOUND (READONLY and the file does not exist), MP_EVERSION (schema newer than this Magpie),
- * MP_ECORRUPT (an SQLite file that is not a Magpie store, a bad schema_version, READONLY on an empty file),
- * MP_ENOMEM, store errors (MP_ESTORE, MP_EIO). */
+/* Opens a store. `uri` is a file path or "sqlite:PATH" (embedded SQLite), or a libpq URI "postgres://..." /
+ * "postgresql://..." (PostgreSQL; the store lives in the first schema of the search_path, e.g.
+ * "postgres://u@host/db?options=-csearch_path%3Dshop"; the schema must exist). Creates the schema or migrates an
+ * older one (read-write; a read-only open of a version-1 store works and simply has no embeddings). A database from a
+ * newer Magpie is refused with MP_EVERSION. *out is owned by the caller: mp_store_close it.
+ * Errors: MP_EINVAL (out NULL, empty path, the path is a directory, a malformed postgres URI, no schema on the
+ * search_path to create the store in), MP_EUNSUPPORTED (another URI scheme), MP_ENOTFOUND (READONLY and the file
+ * does not exist / the schema holds no store yet), MP_EVERSION (schema newer than this Magpie; the message names both
+ * versions), MP_ECORRUPT (a database that is not a Magpie store, a bad schema_version, READONLY on an empty SQLite
+ * file), MP_ENOMEM, store errors (MP_ESTORE, MP_EIO: also the PostgreSQL server cannot be reached, the message names
+ * its host, port and database). */
 MP_EXPORT int mp_store_open(mp_store **out, const char *uri, mp_store_mode mode, mp_error *err);
+/* 1 when `uri` names a PostgreSQL store (postgres:// or postgresql://). Thread-safe (no state). */
+MP_EXPORT int mp_store_uri_is_postgres(const char *uri);
+/* The file path of an SQLite store URI (a plain path, or what follows "sqlite:" / "sqlite://"), a pointer into uri;
+ * NULL for a server URI (postgres://) or an unknown scheme. For callers that check the file before opening (stat,
+ * the -wal file): a NULL answer means there is no file to look at. Thread-safe (no state). */
+MP_EXPORT const char *mp_store_uri_file(const char *uri);
 /* Closes; NULL is a no-op. An open transaction is rolled back. */
 MP_EXPORT void mp_store_close(mp_store *s);
 

@@ -32,7 +32,8 @@ static void usage(FILE *f) {
             "                            {\"file\":..,\"line\":..,\"error\":..,\"record\":\"<raw line>\"}\n"
             "  --dry-run                 validate and count only; the store is not touched\n"
             "  --preset NAME PATH        import a public dataset in its native layout (see below)\n"
-            "  --db PATH                 store file (default: $MAGPIE_DB or ./magpie.db; created if missing)\n"
+            "  --db PATH, --store URI    store file (default: $MAGPIE_DB or ./magpie.db; created if missing) or\n"
+            "                            postgres://... URI\n"
             "  -q, --quiet               no progress or summary, only errors\n"
             "  -h, --help                this text\n"
             "\n"
@@ -553,7 +554,8 @@ int cmd_import(int argc, char **argv) {
         {"format", required_argument, NULL, 'f'}, {"skip-bad", required_argument, NULL, 's'},
         {"dry-run", no_argument, NULL, 'n'},      {"db", required_argument, NULL, 'd'},
         {"preset", required_argument, NULL, 'p'}, {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"store", required_argument, NULL, 'd'},  {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *db = cli_default_db(), *rejects = NULL, *preset = NULL;
     mp_format fmt = MP_FORMAT_AUTO;
@@ -623,10 +625,13 @@ int cmd_import(int argc, char **argv) {
     mp_error err;
     mp_store *s = NULL;
     struct stat sb;
-    if (dry_run && stat(db, &sb) != 0)
+    const char *db_file = mp_store_uri_file(db); /* NULL for a server (postgres://) */
+    if (dry_run && db_file && stat(db_file, &sb) != 0)
         rc = mp_store_open(&s, ":memory:", MP_STORE_READWRITE, &err);
     else
         rc = mp_store_open(&s, db, dry_run ? MP_STORE_READONLY : MP_STORE_READWRITE, &err);
+    if (dry_run && !db_file && rc == MP_ENOTFOUND) /* a server store that holds no Magpie tables yet */
+        rc = mp_store_open(&s, ":memory:", MP_STORE_READWRITE, &err);
     if (rc != MP_OK) {
         free(pos);
         return cli_fail("import", "%s", err.msg);

@@ -28,7 +28,7 @@ static void usage(FILE *f) {
             "  --explain            add the reason for each item (\"popular in Skin Care this week\")\n"
             "  --json               one JSON object per user and line instead of text\n"
             "  --allow-unknown      for users not in the store, print popular items (labelled) instead of failing\n"
-            "  --db PATH            store (default: $MAGPIE_DB or ./magpie.db)\n"
+            "  --db PATH, --store URI  store: file or postgres:// URI (default: $MAGPIE_DB or ./magpie.db)\n"
             "  --help               show this help\n");
 }
 
@@ -96,7 +96,8 @@ static int recommend_one(const rec_ctx *c, const char *ext, uint32_t user, mp_er
 
 int cmd_recommend(int argc, char **argv) {
     static const struct option opts[] = {
-        {"db", required_argument, NULL, 'D'},      {"model", required_argument, NULL, 'M'},
+        {"db", required_argument, NULL, 'D'},      {"store", required_argument, NULL, 'D'},
+        {"model", required_argument, NULL, 'M'},
         {"user", required_argument, NULL, 'u'},    {"users", required_argument, NULL, 'U'},
         {"n", required_argument, NULL, 'n'},       {"category", required_argument, NULL, 'c'},
         {"explain", no_argument, NULL, 'e'},       {"json", no_argument, NULL, 'j'},
@@ -156,7 +157,8 @@ int cmd_recommend(int argc, char **argv) {
         return cli_fail(cmd, "%s", err.msg);
     }
     struct stat st;
-    if (stat(db, &st) != 0) {
+    const char *db_file = mp_store_uri_file(db); /* NULL for a server store: the open below reports it */
+    if (db_file && stat(db_file, &st) != 0) {
         mp_model_destroy(m);
         free(users);
         return cli_fail(cmd, "no store at %s (pass --db PATH)", db);

@@ -15,7 +15,7 @@ static void usage(FILE *f) {
         "interaction matrix (pairs / (active users x active items)). The store is opened read-only.\n"
         "\n"
         "options:\n"
-        "  --db PATH   store file (default: $MAGPIE_DB or ./magpie.db)\n"
+        "  --db PATH   store file or postgres:// URI (default: $MAGPIE_DB or ./magpie.db); --store is the same\n"
         "  --json      one JSON object on stdout instead of the table, for scripts:\n"
         "              {\"events\":N,\"per_type\":{\"view\":N,...},\"users\":N,\"items\":N,\"active_users\":N,\n"
         "               \"active_items\":N,\"pairs\":N,\"ts_min\":N,\"ts_max\":N,\"first\":\"ISO\",\"last\":\"ISO\",\n"
@@ -36,6 +36,7 @@ static void iso_time(int64_t ts, char *buf, size_t cap) {
 int cmd_stats(int argc, char **argv) {
     static const struct option longopts[] = {
         {"db", required_argument, NULL, 'd'},
+        {"store", required_argument, NULL, 'd'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},

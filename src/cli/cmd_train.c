@@ -50,7 +50,7 @@ static void usage(FILE *f, const char *only) {
             "                         become negative feedback\n"
             "  --review-positive-label L  the classifier's positive label (default: positive or\n"
             "                         __label__positive)\n"
-            "  --db PATH              store (default: $MAGPIE_DB or ./magpie.db)\n"
+            "  --db PATH, --store URI store: file or postgres:// URI (default: $MAGPIE_DB or ./magpie.db)\n"
             "  --quiet                no progress or summary\n"
             "  --help                 show this help\n\n"
             "models%s:\n",
@@ -187,7 +187,8 @@ static int load_item_embeddings(mp_store *s, const char *source, uint32_t n_item
 
 int cmd_train(int argc, char **argv) {
     static const struct option opts[] = {
-        {"db", required_argument, NULL, 'D'},     {"model", required_argument, NULL, 'M'},
+        {"db", required_argument, NULL, 'D'},     {"store", required_argument, NULL, 'D'},
+        {"model", required_argument, NULL, 'M'},
         {"param", required_argument, NULL, 'p'},  {"weights", required_argument, NULL, 'w'},
         {"half-life-days", required_argument, NULL, 'H'}, {"out", required_argument, NULL, 'o'},
         {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
@@ -287,7 +288,8 @@ int cmd_train(int argc, char **argv) {
     }
 
     struct stat st;
-    if (stat(db, &st) != 0) {
+    const char *db_file = mp_store_uri_file(db); /* NULL for a server store: the open below reports it */
+    if (db_file && stat(db_file, &st) != 0) {
         mp_model_destroy(m);
         return cli_fail(cmd, "no store at %s (import data first with `magpie import`, or pass --db PATH)", db);
     }

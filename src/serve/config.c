@@ -666,7 +666,7 @@ int mp_serve_config_validate(const mp_serve_config *c, mp_error *err) {
                                     s->key);
         }
     }
-    if (!c->db[0]) return mp_error_set(err, MP_EINVAL, "setting `db`: the store path is empty (give --db FILE)");
+    if (!c->db[0]) return mp_error_set(err, MP_EINVAL, "setting `db`: the store path is empty (give --db FILE or --store postgres://...)");
     if (!c->listen[0])
         return mp_error_set(err, MP_EINVAL, "setting `listen`: the address is empty (e.g. 127.0.0.1 or 0.0.0.0)");
     if (strcmp(c->ann, "auto") != 0 && strcmp(c->ann, "on") != 0 && strcmp(c->ann, "off") != 0)
@@ -932,6 +932,7 @@ void mp_serve_config_print(const mp_serve_config *c, FILE *f) {
 
 const char *mp_serve_config_key_of_flag(const char *flag) {
     if (!flag) return NULL;
+    if (!strcmp(flag, "store")) return "db"; /* --store URI, as the other commands take it */
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const char *k = settings[i].key, *g = flag;
         for (; *k && *g; k++, g++)

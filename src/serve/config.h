@@ -27,7 +27,7 @@
  * BOOL (true/false/1/0/yes/no/on/off), KEYS (comma list), DUR (seconds: 30, 500ms, 2s, 5m, 1h; stored in ms).
  * The env var is MAGPIE_ + upper-cased key; the flag is --key with '_' written '-'. */
 #define MP_SERVE_SETTINGS(X)                                                                                          \
-    X(db, STR, "db", "magpie.db", "store to serve (SQLite file path)")                                               \
+    X(db, STR, "db", "magpie.db", "store to serve: SQLite file path or postgres:// URI (flag --store too)")          \
     X(model, STR, "model", "", "model file written by `magpie train` (empty: live popularity only)")                 \
     X(listen, STR, "listen", "127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)")                       \
     X(port, INT, "port", "8080", "TCP port (0: pick a free one and print it)")                                       \
@@ -124,7 +124,7 @@ MP_EXPORT void mp_serve_config_help(FILE *f);
 /* Writes the effective settings as a config file (keys redacted as "***"), with origins as comments. */
 MP_EXPORT void mp_serve_config_print(const mp_serve_config *c, FILE *f);
 /* Maps a flag name without dashes ("max-body"; "max_body" also accepted) to its key ("max_body"); NULL if no
- * such setting. Static. */
+ * such setting; "store" is another name of "db". Static. */
 MP_EXPORT const char *mp_serve_config_key_of_flag(const char *flag);
 /* 1 if `key` names a BOOL setting (so a flag may stand alone: `--access-log` means true), else 0. */
 MP_EXPORT int mp_serve_config_is_bool(const char *key);

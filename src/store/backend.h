@@ -1,5 +1,5 @@
 /* src/store/backend.h: what a storage backend implements. mp_store (store.c) is a thin dispatcher over an
- * operations table, so a PostgreSQL backend can be added by writing one more table; nothing outside src/store/
+ * operations table, so a backend is one more table (sqlite.c, postgres.c); nothing outside src/store/
  * includes this header. Every operation has the contract of the public function of the same name in
  * include/magpie/store.h. */
 #ifndef MAGPIE_STORE_BACKEND_H
@@ -8,7 +8,7 @@
 #include "magpie/store.h"
 
 typedef struct mp_store_ops {
-    const char *name; /* "sqlite" */
+    const char *name; /* "sqlite", "postgres" */
     void (*close)(mp_store *s);
     int (*begin)(mp_store *s, mp_error *err);
     int (*commit)(mp_store *s, mp_error *err);
@@ -46,5 +46,7 @@ struct mp_store {
 
 /* Opens the embedded SQLite backend on `path` (sqlite.c). */
 int mp_sqlite_open(mp_store **out, const char *path, mp_store_mode mode, mp_error *err);
+/* Opens the PostgreSQL backend on a postgres:// or postgresql:// URI (postgres.c). */
+int mp_postgres_open(mp_store **out, const char *uri, mp_store_mode mode, mp_error *err);
 
 #endif

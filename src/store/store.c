@@ -8,21 +8,27 @@ int mp_store_open(mp_store **out, const char *uri, mp_store_mode mode, mp_error 
     if (!out) return mp_error_set(err, MP_EINVAL, "mp_store_open: out is NULL");
     *out = NULL;
     if (!uri || !*uri) return mp_error_set(err, MP_EINVAL, "store: empty path (give --db PATH or set MAGPIE_DB)");
-    if (!strncmp(uri, "postgres://", 11) || !strncmp(uri, "postgresql://", 13))
-        return mp_error_set(err, MP_EUNSUPPORTED,
-                            "store \"%s\": the PostgreSQL backend is not available in this build; use a file path "
-                            "(embedded SQLite) instead",
-                            uri);
-    const char *path = uri;
-    if (!strncmp(uri, "sqlite:", 7)) {
-        path = uri + 7;
-        if (!strncmp(path, "//", 2)) path += 2; /* sqlite:///abs/path and sqlite://rel both work */
-    } else if (strstr(uri, "://")) {
+    if (mp_store_uri_is_postgres(uri)) return mp_postgres_open(out, uri, mode, err);
+    const char *path = mp_store_uri_file(uri);
+    if (!path)
         return mp_error_set(err, MP_EUNSUPPORTED,
                             "store \"%s\": unknown URI scheme (use a file path, sqlite:PATH or postgres://...)", uri);
-    }
     if (!*path) return mp_error_set(err, MP_EINVAL, "store \"%s\": empty path", uri);
     return mp_sqlite_open(out, path, mode, err);
+}
+
+int mp_store_uri_is_postgres(const char *uri) {
+    return uri && (!strncmp(uri, "postgres://", 11) || !strncmp(uri, "postgresql://", 13));
+}
+
+const char *mp_store_uri_file(const char *uri) {
+    if (!uri || mp_store_uri_is_postgres(uri)) return NULL;
+    if (!strncmp(uri, "sqlite:", 7)) {
+        const char *path = uri + 7;
+        if (!strncmp(path, "//", 2)) path += 2; /* sqlite:///abs/path and sqlite://rel both work */
+        return path;
+    }
+    return strstr(uri, "://") ? NULL : uri;
 }
 
 void mp_store_close(mp_store *s) {
