@@ -15,7 +15,8 @@ expect_fail "dropout" "$MAGPIE" train --db shop.db --model sasrec --param dropou
     --out seq.mpm --quiet
 [ -s seq.mpm ] || fail "no model file"
 
-"$MAGPIE" serve --db shop.db --model seq.mpm --port 0 2>serve.err &
+# --ann on: the answers come from the HNSW index over the item embeddings (query_vector . item_vectors)
+"$MAGPIE" serve --db shop.db --model seq.mpm --port 0 --ann on 2>serve.err &
 pid=$!
 wait_ready serve.err 100
 url=$(server_url serve.err)
