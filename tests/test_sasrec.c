@@ -312,3 +312,42 @@ MP_TEST(nn_checkpoint_of_another_architecture_is_refused) {
     CHECK_CONTAINS(err.msg, "n_heads (3) must divide dim (8)");
     mp_nn_tfm_free(&a);
 }
+
+MP_TEST(sasrec_item_features_in_the_input_round_trip) {
+    sr_fx f;
+    fx_init(&f);
+    mp_error err;
+    mp_error_clear(&err);
+    mp_model *m = NULL, *c = NULL, *plain = NULL;
+    char p[256];
+    snprintf(p, sizeof p, "%s,features=content", SMALL);
+    CHECK_OK(fit_sr(&m, &f.d, p, &err), &err);
+    CHECK_OK(fit_sr(&plain, &f.d, SMALL, &err), &err);
+    mp_interaction h[3];
+    walk(h, 4, 3);
+    mp_user_ctx ctx = ctx_of(h, 3);
+    float a[SR_K + 2], b[SR_K + 2], z[SR_K];
+    CHECK_OK(mp_model_score_all(m, &ctx, a, &err), &err);
+    CHECK_OK(mp_model_score_all(plain, &ctx, z, &err), &err);
+    CHECK(memcmp(a, z, sizeof z) != 0); /* the features change the model */
+    uint32_t top[1];
+    size_t n;
+    CHECK_OK(mp_model_recommend(m, &ctx, 1, NULL, 0, 1, NULL, top, NULL, &n, &err), &err);
+    CHECK_EQ(top[0], 7);
+    /* a new item gets its category's input feature and an embedding; the file keeps both */
+    mp_item_content ic = {.title = "New Tea", .category = "Tea", .price = 4.5};
+    CHECK_OK(mp_model_set_item(m, SR_K, &ic, &err), &err);
+    mp_interaction h2[2] = {h[0], {.user = MP_NO_USER, .item = SR_K, .ts = 9000, .type = MP_EV_VIEW}};
+    mp_user_ctx ctx2 = ctx_of(h2, 2);
+    char path[600];
+    snprintf(path, sizeof path, "%s/feat.mpm", mp_test_tmpdir(t));
+    CHECK_OK(mp_model_save(m, path, &err), &err);
+    CHECK_OK(mp_model_load(&c, path, &err), &err);
+    CHECK_OK(mp_model_score_all(m, &ctx2, a, &err), &err);
+    CHECK_OK(mp_model_score_all(c, &ctx2, b, &err), &err);
+    CHECK(memcmp(a, b, (SR_K + 1) * sizeof(float)) == 0);
+    mp_model_destroy(m);
+    mp_model_destroy(c);
+    mp_model_destroy(plain);
+    fx_free(&f);
+}
