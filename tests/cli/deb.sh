@@ -12,7 +12,7 @@
 
 # A package is made from a release build; the sanitizer build's run of this script would check the same scripts
 # and files again (about 9 s), so it stops here, saying so.
-if readelf -d "$MAGPIE" 2>/dev/null | grep -q 'libasan\|libubsan'; then
+if [[ $(readelf -d "$MAGPIE" 2>/dev/null) == *libasan* || $(readelf -d "$MAGPIE" 2>/dev/null) == *libubsan* ]]; then
     echo "deb: skipped in a sanitizer build (packages are made from release builds)"
     echo "ok"
     exit 0

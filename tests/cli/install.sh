@@ -86,7 +86,7 @@ int main(void) {
 }
 EOF
 san=()
-if readelf -d "$root/lib/libmagpie.so.$version" | grep -q 'libasan\|libubsan'; then
+if [[ $(readelf -d "$root/lib/libmagpie.so.$version") == *lib[at]san* || $(readelf -d "$root/lib/libmagpie.so.$version") == *libubsan* ]]; then
     san=(-fsanitize=address,undefined) # a sanitizer build: the program must carry the same runtime
 fi
 # shellcheck disable=SC2086
