@@ -77,8 +77,8 @@ $(LIB_OBJ): ALL_CFLAGS += -fvisibility=hidden
 $(BUILD)/src/cli/main.o: ALL_CFLAGS += -DMAGPIE_VERSION='"$(VERSION)"'
 $(BUILD)/src/cli/main.o: VERSION
 
-# The dashboard files are embedded into the server with .incbin.
-$(BUILD)/src/serve/assets.o: web/index.html web/dashboard.js web/dashboard.css
+# The dashboard files and the OpenAPI description are embedded into the server with .incbin.
+$(BUILD)/src/serve/assets.o: web/index.html web/dashboard.js web/dashboard.css docs/openapi.yaml
 
 # Benchmark programs: one bench/<name>.c each, linked with the library.
 $(BUILD)/bench/%: bench/%.c $(STATIC)

@@ -89,6 +89,8 @@ static const struct {
     {"GET", "index.html", ROUTE_AUTH_NONE, "GET /"},
     {"GET", "dashboard.js", ROUTE_AUTH_NONE, "GET /"},
     {"GET", "dashboard.css", ROUTE_AUTH_NONE, "GET /"},
+    {"GET", "openapi.yaml", ROUTE_AUTH_NONE, "GET /openapi.yaml"},
+    {"HEAD", "openapi.yaml", ROUTE_AUTH_NONE, "GET /openapi.yaml"},
 };
 
 MP_TEST(serveroutes_documented_auth_and_labels) {

@@ -124,7 +124,7 @@ for page in magpie $(for c in $commands; do echo "magpie-$c"; done); do
     grep -q '^\.SH NAME$' "$f" && grep -q '^\.SH DESCRIPTION$' "$f" || fail "$page.1 lacks NAME / DESCRIPTION"
     warn=$(groff -man -Tutf8 -ww -z "$f" 2>&1) || fail "groff failed on $page.1"
     [ -z "$warn" ] || fail "groff warns on $page.1: $warn"
-    MANWIDTH=200 man -l "$f" 2>/dev/null | col -b >"$page.txt"
+    MANWIDTH=200 man -l "$f" >"$page.txt" 2>/dev/null
     grep -q "^NAME" "$page.txt" || fail "man -l $page.1 did not render"
 done
 grep -q "magpie-serve - HTTP/JSON service" magpie-serve.txt || fail "magpie-serve(1) NAME line"
