@@ -31,6 +31,8 @@ to_roff() {
     END {
         title = toupper(name)
         printf ".TH %s 1 \"\" \"magpie %s\" \"Magpie manual\"\n", esc(title), version
+        print ".nh"
+        print ".ad l"
         print ".SH NAME"
         print esc(name) " \\- " esc(summary)
         i = 1

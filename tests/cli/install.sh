@@ -122,11 +122,13 @@ for page in magpie $(for c in $commands; do echo "magpie-$c"; done); do
     [ -f "$f" ] || fail "no man page $page.1"
     [[ $(head -1 "$f") == ".TH "* ]] || fail "$page.1 does not start with .TH"
     grep -q '^\.SH NAME$' "$f" && grep -q '^\.SH DESCRIPTION$' "$f" || fail "$page.1 lacks NAME / DESCRIPTION"
-    warn=$(groff -man -Tutf8 -ww -z "$f" 2>&1) || fail "groff failed on $page.1"
-    [ -z "$warn" ] || fail "groff warns on $page.1: $warn"
-    MANWIDTH=200 man -l "$f" >"$page.txt" 2>/dev/null
-    grep -q "^NAME" "$page.txt" || fail "man -l $page.1 did not render"
+    # one groff pass: the text, and any warning on stderr (what man would run, without its pager and cache)
+    groff -man -Tutf8 -P-cbou -rLL=200n -ww "$f" >"$page.txt" 2>groff.err || fail "groff failed on $page.1"
+    [ ! -s groff.err ] || fail "groff warns on $page.1: $(cat groff.err)"
+    grep -q "^NAME" "$page.txt" || fail "$page.1 did not render"
 done
+MANWIDTH=120 man -l "$root/share/man/man1/magpie.1" >man.txt 2>&1 || fail "man -l magpie.1: $(cat man.txt)"
+grep -q "magpie-train(1)" man.txt || fail "man -l magpie.1 lacks SEE ALSO magpie-train(1)"
 grep -q "magpie-serve - HTTP/JSON service" magpie-serve.txt || fail "magpie-serve(1) NAME line"
 for c in $commands; do
     "$bin" "$c" --help | grep -o -- '--[a-z][a-z0-9-]*' | sort -u >opts.txt
