@@ -5,12 +5,16 @@ set -euo pipefail
 pkgs=(build-essential pkg-config libsqlite3-dev sqlite3 libpq-dev gawk libopenblas-dev libmicrohttpd-dev libicu-dev libcurl4-openssl-dev curl python3)
 # `deps.sh test`: also what the test suite needs beyond the build: clang + its sanitizer runtime for the libFuzzer
 # targets, Chromium for the dashboard's browser test (Node.js and npm come with the machine), the PostgreSQL server
-# (15) that tests/pg.sh starts for the PostgreSQL store tests (its own cluster in a temporary directory), and for the
+# (15) that tests/pg.sh starts for the PostgreSQL store tests (its own cluster in a temporary directory), for the
 # Python package's tests (tests/cli/python_package.sh, run by /usr/bin/python3) numpy, scipy, pandas, pytest and the
-# setuptools + pip that `pip install ./clients/python` builds with offline.
+# setuptools + pip that `pip install ./clients/python` builds with offline, python3-yaml and python3-jsonschema for
+# the OpenAPI check (tests/serve/openapi_check.py, /usr/bin/python3), and for the install and package tests
+# (tests/cli/install.sh, deb.sh) man-db and groff (man pages), systemd (systemd-analyze), adduser (the package's
+# user) and dpkg-dev (dpkg-shlibdeps).
 if [ "${1:-}" = "test" ]; then
     pkgs+=(clang libclang-rt-14-dev libomp-dev chromium postgresql python3-numpy python3-scipy python3-pandas
-           python3-pytest python3-setuptools python3-pip)
+           python3-pytest python3-setuptools python3-pip python3-yaml python3-jsonschema man-db groff-base systemd
+           adduser dpkg-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -89,6 +89,8 @@ static const struct {
     {"GET", "index.html", ROUTE_AUTH_NONE, "GET /"},
     {"GET", "dashboard.js", ROUTE_AUTH_NONE, "GET /"},
     {"GET", "dashboard.css", ROUTE_AUTH_NONE, "GET /"},
+    {"GET", "openapi.yaml", ROUTE_AUTH_NONE, "GET /openapi.yaml"},
+    {"HEAD", "openapi.yaml", ROUTE_AUTH_NONE, "GET /openapi.yaml"},
 };
 
 MP_TEST(serveroutes_documented_auth_and_labels) {
@@ -117,7 +119,7 @@ MP_TEST(serveroutes_documented_auth_and_labels) {
     size_t series[64];
     CHECK(mp_n_routes < 64);
     size_t n = route_series(labels, series);
-    CHECK_EQ(n, 23);
+    CHECK_EQ(n, 24);
     CHECK(!strcmp(labels[n - 1], ROUTE_OTHER_LABEL));
     for (size_t r = 0; r < mp_n_routes; r++) {
         CHECK(series[r] < n - 1);

@@ -27,7 +27,7 @@ static void usage(FILE *f) {
     static char out_buf[1 << 16];
     if (f == stdout) setvbuf(stdout, out_buf, _IOFBF, sizeof out_buf);
     fprintf(f,
-            "usage: magpie serve [--config FILE] [--SETTING VALUE ...] [--print-config]\n\n"
+            "usage: magpie serve [--config FILE] [--SETTING VALUE ...] [--print-config | --routes]\n\n"
             "Serves recommendations over HTTP/JSON (API: docs/api.md): writes (events, items, users, the right\n"
             "to be forgotten), reads (recommend with reasons, anonymous sessions, similar, popular, history),\n"
             "/healthz, /readyz, /metrics (Prometheus) and a dashboard at /. Events change a user's next\n"
@@ -40,6 +40,7 @@ static void usage(FILE *f) {
             "options:\n"
             "  --config FILE      read settings from FILE\n"
             "  --print-config     print the effective settings (keys redacted) and exit\n"
+            "  --routes           print the endpoints (METHOD /PATH KEY QUERY-PARAMETERS) and exit\n"
             "  --help             show this help\n\n"
             "\n");
     mp_serve_config_help(f);
@@ -53,7 +54,8 @@ typedef struct flag_set {
 } flag_set;
 
 /* Reads "--flag=value" / "--flag value" arguments (a bare boolean flag means true) into *fs, and --config, --help,
- * --print-config. Returns 0, or 2 after a usage error. fs arrays have room for argc entries. */
+ * --print-config (print_config 1) and --routes (print_config 2). Returns 0, or 2 after a usage error. fs arrays
+ * have room for argc entries. */
 static int parse_flags(int argc, char **argv, flag_set *fs, const char **config_path, int *print_config, int *help) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -63,6 +65,10 @@ static int parse_flags(int argc, char **argv, flag_set *fs, const char **config_
         }
         if (!strcmp(a, "--print-config")) {
             *print_config = 1;
+            continue;
+        }
+        if (!strcmp(a, "--routes")) {
+            *print_config = 2;
             continue;
         }
         if (strncmp(a, "--", 2))
@@ -176,6 +182,10 @@ int cmd_serve(int argc, char **argv) {
     if ((rc = parse_flags(argc, argv, &fs, &config_path, &print_config, &help)) != 0) goto out;
     if (help) {
         usage(stdout);
+        goto out;
+    }
+    if (print_config == 2) { /* --routes */
+        mp_serve_print_routes(stdout);
         goto out;
     }
     if (config_path && *config_path && mp_serve_config_load_file(&cfg, config_path, &err) != MP_OK) {

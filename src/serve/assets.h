@@ -1,4 +1,5 @@
-/* src/serve/assets.h: the dashboard's static files (web/), embedded in the binary at build time. */
+/* src/serve/assets.h: the dashboard's static files (web/) and docs/openapi.yaml, embedded in the binary at build
+ * time. */
 #ifndef MAGPIE_SERVE_ASSETS_H
 #define MAGPIE_SERVE_ASSETS_H
 

@@ -808,6 +808,13 @@ enum MHD_Result handle_dashboard(hctx *h) {
     return http_send_text(h->c, h->r, 200, a.content_type, (char *)a.data, a.len, 0);
 }
 
+/* GET /openapi.yaml: the API's OpenAPI 3.1 description, embedded at build time. */
+enum MHD_Result handle_openapi(hctx *h) {
+    mp_asset a;
+    if (!mp_asset_find("openapi.yaml", &a)) return http_send_error(h->c, h->r, 404, NULL, NULL, "no such page");
+    return http_send_text(h->c, h->r, 200, a.content_type, (char *)a.data, a.len, 0);
+}
+
 
 /* GET /v1/abtest: per-variant conversion counts and comparisons (JSON), or with format=csv the per-user rows that
  * `magpie abtest --csv` reads. */

@@ -88,5 +88,6 @@ enum MHD_Result handle_healthz(hctx *h);
 enum MHD_Result handle_readyz(hctx *h);
 enum MHD_Result handle_metrics(hctx *h);
 enum MHD_Result handle_dashboard(hctx *h); /* the page and its files, by h->path */
+enum MHD_Result handle_openapi(hctx *h);   /* docs/openapi.yaml (also with the dashboard off) */
 
 #endif

@@ -2,7 +2,10 @@
  * Order matters only where two patterns match one path: the first route that matches the method wins. */
 #include "serve/routes.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#include "serve/server.h"
 
 static const char *const q_none[] = {NULL};
 static const char *const q_n[] = {"n", NULL};
@@ -47,6 +50,7 @@ const route mp_routes[] = {
     {GET | HEAD, "index.html", "GET /", NONE, 0, NULL, NULL, handle_dashboard},
     {GET | HEAD, "dashboard.js", "GET /", NONE, 0, NULL, NULL, handle_dashboard},
     {GET | HEAD, "dashboard.css", "GET /", NONE, 0, NULL, NULL, handle_dashboard},
+    {GET | HEAD, "openapi.yaml", "GET /openapi.yaml", NONE, 0, NULL, NULL, handle_openapi},
 };
 const size_t mp_n_routes = sizeof mp_routes / sizeof mp_routes[0];
 
@@ -106,4 +110,25 @@ size_t route_series(const char **labels, size_t *series) {
     }
     labels[n++] = ROUTE_OTHER_LABEL;
     return n;
+}
+
+void mp_serve_print_routes(FILE *f) {
+    static const char *const names[ROUTE_N_METHODS] = ROUTE_METHOD_NAMES;
+    static const char *const auth[] = {"none", "read", "write", "admin"};
+    for (size_t i = 0; i < mp_n_routes; i++) {
+        const route *rt = &mp_routes[i];
+        for (unsigned b = 0; b < ROUTE_N_METHODS; b++) {
+            if (!(rt->methods & (1u << b))) continue;
+            fprintf(f, "%s /%s %s ", names[b], rt->pattern, auth[rt->auth]);
+            if (!(rt->flags & ROUTE_LIVE)) {
+                fputs("any", f);
+            } else if (!rt->query[0]) {
+                fputs("-", f);
+            } else {
+                for (size_t q = 0; rt->query[q]; q++)
+                    fprintf(f, "%s%s", q ? "," : "", rt->query[q]);
+            }
+            fputc('\n', f);
+        }
+    }
 }

@@ -7,6 +7,7 @@
 #define MAGPIE_SERVE_SERVER_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "magpie/error.h"
 #include "magpie/live.h"
@@ -35,6 +36,12 @@ void mp_server_stop(mp_server *s);
 struct mp_encoder;
 int mp_serve_open_encoder(const mp_serve_config *cfg, struct mp_encoder **out, char *warning, size_t cap,
                           mp_error *err);
+
+/* (routes.c) Writes the route table to f, one line per endpoint and method: "METHOD /PATTERN AUTH QUERY" with
+ * AUTH none / read / write / admin, "*" for a captured path segment, QUERY the allowed query parameters separated
+ * by commas ("-" when there are none; "any" for routes that do not check their query). What `magpie serve
+ * --routes` prints; tests/cli/openapi.sh compares it with docs/openapi.yaml. Reentrant. */
+void mp_serve_print_routes(FILE *f);
 
 /* (http.c) Percent-decodes s[0..n) into out (room for n + 1 bytes); `plus_space` turns '+' into ' ' (query strings).
  * Returns the decoded length, or -1 for a bad escape ("%G1", "%4") or a decoded NUL byte. */
