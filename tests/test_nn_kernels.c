@@ -661,3 +661,102 @@ MP_TEST(nn_softmax_and_attention_same_bits_at_1_and_2_threads) {
         free(out[1]), free(att), free(datt), free(g), free(dq[0]), free(dq[1]), free(valid);
     CHECK(same);
 }
+
+/* ---- optimisers and schedules ---- */
+
+MP_TEST(nn_adamw_two_steps_by_hand) {
+    /* lr 0.1, betas (0.9, 0.999), eps 1e-8, weight decay 0.01; p = 1, gradients 0.5 then -0.2.
+     * step 1: m = 0.05, v = 0.00025, m^ = 0.5, v^ = 0.25: p = 1 - 0.1 * 0.5/(0.5 + 1e-8) - 0.1 * 0.01 * 1
+     *         = 0.899000002
+     * step 2: m = 0.025, v = 0.00028975, m^ = 0.025/0.19, v^ = 0.00028975/0.001999:
+     *         p = 0.899000002 - 0.1 * 0.1315789/0.3807197 - 0.001 * 0.899000002 = 0.8635404181 */
+    mp_nn_adamw o = {0.1f, 0.9f, 0.999f, 1e-8f, 0.01f};
+    float p = 1.0f, m = 0.0f, v = 0.0f, g1 = 0.5f, g2 = -0.2f;
+    mp_nn_adamw_update(&o, 1, &p, &g1, &m, &v, 1);
+    CHECK_NEAR(p, 0.899000002, 1e-6);
+    CHECK_NEAR(m, 0.05, 1e-7);
+    CHECK_NEAR(v, 0.00025, 1e-8); /* 1 - 0.999f is 1.3e-5 off in float */
+    mp_nn_adamw_update(&o, 2, &p, &g2, &m, &v, 1);
+    CHECK_NEAR(p, 0.8635404181, 1e-6);
+    CHECK_NEAR(m, 0.025, 1e-7);
+    CHECK_NEAR(v, 0.00028975, 1e-8);
+}
+
+MP_TEST(nn_adamw_rows_equals_dense_when_all_rows_listed) {
+    mp_rng rng;
+    mp_rng_seed(&rng, 91);
+    size_t R = 300, C = 130; /* threaded */
+    size_t n = R * C;
+    float *p1 = zf(n), *p2 = zf(n), *g = zf(n), *m1 = zf(n), *m2 = zf(n), *v1 = zf(n), *v2 = zf(n);
+    fillf(&rng, p1, n, -1, 1), fillf(&rng, g, n, -1, 1);
+    memcpy(p2, p1, n * sizeof *p1);
+    mp_nn_adamw o = {1e-3f, 0.9f, 0.98f, 1e-8f, 0.1f};
+    mp_nn_rows rows;
+    CHECK_EQ(mp_nn_rows_init(&rows, R), MP_OK);
+    mp_nn_rows_all(&rows);
+    int ok = rows.n == R;
+    for (uint64_t step = 1; step <= 3; step++) {
+        mp_nn_adamw_update(&o, step, p1, g, m1, v1, n);
+        mp_nn_adamw_update_rows(&o, step, p2, g, m2, v2, &rows, C);
+    }
+    ok &= memcmp(p1, p2, n * 4) == 0 && memcmp(m1, m2, n * 4) == 0 && memcmp(v1, v2, n * 4) == 0;
+    /* a sparse step moves only the listed rows */
+    mp_nn_rows_clear(&rows);
+    mp_nn_rows_add(&rows, 7);
+    mp_nn_rows_add(&rows, 2);
+    mp_nn_rows_add(&rows, 7);
+    ok &= rows.n == 2 && rows.list[0] == 7 && rows.list[1] == 2;
+    memcpy(p1, p2, n * 4);
+    mp_nn_adamw_update_rows(&o, 4, p2, g, m2, v2, &rows, C);
+    for (size_t r = 0; r < R; r++) {
+        int moved = memcmp(p1 + r * C, p2 + r * C, C * 4) != 0;
+        ok &= moved == (r == 7 || r == 2);
+    }
+    /* norms and scaling, dense and rows */
+    double sq = mp_nn_sqnorm(g, n), want = 0, sqr = mp_nn_sqnorm_rows(g, &rows, C), wantr = 0;
+    for (size_t i = 0; i < n; i++) want += (double)g[i] * g[i];
+    for (size_t c = 0; c < C; c++) wantr += (double)g[7 * C + c] * g[7 * C + c] + (double)g[2 * C + c] * g[2 * C + c];
+    ok &= fabs(sq - want) < 1e-9 * want && fabs(sqr - wantr) < 1e-9 * wantr;
+    float before = g[2 * C], other = g[3 * C];
+    mp_nn_scale_rows(g, &rows, C, 0.5f);
+    ok &= g[2 * C] == 0.5f * before && g[3 * C] == other;
+    mp_nn_scale(g, n, 2.0f);
+    ok &= g[2 * C] == before && g[3 * C] == 2.0f * other;
+    mp_nn_rows_free(&rows);
+    free(p1), free(p2), free(g), free(m1), free(m2), free(v1), free(v2);
+    CHECK(ok);
+}
+
+MP_TEST(nn_sgd_clip_and_lr_schedules) {
+    /* SGD with momentum 0.9, wd 0.1, lr 0.5: mom = g; p = 1 - 0.5 (0.2 + 0.1) = 0.85; then mom = 0.9*0.2 + 0.2 */
+    float p = 1.0f, g = 0.2f, mom = 0.0f;
+    mp_nn_sgd_update(0.5f, 0.9f, 0.1f, &p, &g, &mom, 1);
+    CHECK_NEAR(p, 0.85, 1e-7);
+    mp_nn_sgd_update(0.5f, 0.9f, 0.1f, &p, &g, &mom, 1);
+    CHECK_NEAR(mom, 0.38, 1e-7);
+    CHECK_NEAR(p, 0.85 - 0.5 * (0.38 + 0.085), 1e-6);
+    float q = 1.0f;
+    mp_nn_sgd_update(0.5f, 0.0f, 0.0f, &q, &g, NULL, 1); /* no momentum buffer */
+    CHECK_NEAR(q, 0.9, 1e-7);
+    /* clip: norm 5 to 2 -> 0.4; below the limit, no limit, zero gradient -> 1 */
+    CHECK_NEAR(mp_nn_clip_factor(25.0, 2.0f), 0.4, 1e-7);
+    CHECK(mp_nn_clip_factor(1.0, 2.0f) == 1.0f);
+    CHECK(mp_nn_clip_factor(25.0, 0.0f) == 1.0f);
+    CHECK(mp_nn_clip_factor(0.0, 1.0f) == 1.0f);
+    /* warm-up 4 of 14 steps: base/4 at 0, base at 3; then decays from base at step 4 to min_ratio base at 13 */
+    CHECK_NEAR(mp_nn_lr_at(1.0f, 0, 4, 14, MP_NN_DECAY_COSINE, 0.1f), 0.25, 1e-7);
+    CHECK_NEAR(mp_nn_lr_at(1.0f, 1, 4, 14, MP_NN_DECAY_COSINE, 0.1f), 0.5, 1e-7);
+    CHECK_NEAR(mp_nn_lr_at(1.0f, 3, 4, 14, MP_NN_DECAY_COSINE, 0.1f), 1.0, 1e-7);
+    CHECK_NEAR(mp_nn_lr_at(1.0f, 4, 4, 14, MP_NN_DECAY_COSINE, 0.1f), 1.0, 1e-7);
+    CHECK_NEAR(mp_nn_lr_at(1.0f, 13, 4, 14, MP_NN_DECAY_COSINE, 0.1f), 0.1, 1e-7);
+    CHECK_NEAR(mp_nn_lr_at(1.0f, 13, 4, 14, MP_NN_DECAY_LINEAR, 0.1f), 0.1, 1e-7);
+    /* midpoint (f = 0.5 at step 8.5): linear is exact at step 7 (f = 1/3): 1 - 0.9/3 = 0.7; cosine at f = 1/3:
+     * 0.1 + 0.9 * (1 + cos(pi/3)) / 2 = 0.775 */
+    CHECK_NEAR(mp_nn_lr_at(1.0f, 7, 4, 14, MP_NN_DECAY_LINEAR, 0.1f), 0.7, 1e-6);
+    CHECK_NEAR(mp_nn_lr_at(1.0f, 7, 4, 14, MP_NN_DECAY_COSINE, 0.1f), 0.775, 1e-6);
+    CHECK_NEAR(mp_nn_lr_at(2.0f, 10, 4, 14, MP_NN_DECAY_NONE, 0.1f), 2.0, 1e-7);
+    CHECK_NEAR(mp_nn_lr_at(2.0f, 0, 0, 14, MP_NN_DECAY_LINEAR, 0.0f), 2.0, 1e-7); /* no warm-up */
+    /* monotone decay */
+    for (uint64_t s = 4; s < 13; s++)
+        CHECK(mp_nn_lr_at(1.0f, s + 1, 4, 14, MP_NN_DECAY_COSINE, 0.0f) < mp_nn_lr_at(1.0f, s, 4, 14, MP_NN_DECAY_COSINE, 0.0f));
+}

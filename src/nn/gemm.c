@@ -162,10 +162,36 @@ typedef struct gemm_args {
     const float *A, *B;
     float *C;
     ukr_fn ukr;
+    int simd; /* the AVX2 kernel and packing */
 } gemm_args;
 
+#ifdef NN_X86
+/* 8 rows (stride ld) x 8 k of B^T into dst[k][NR] columns c0..c0+8: an 8x8 transpose in registers. */
+AVX_FN static void transpose8(float *dst, const float *src, size_t ld) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld), r2 = _mm256_loadu_ps(src + 2 * ld),
+           r3 = _mm256_loadu_ps(src + 3 * ld), r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld),
+           r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst + 0 * NR, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + 1 * NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
 /* op(B) k [p0, p0+kc), columns [j0, j0+nc) into NR-wide panels Bp[panel][k][NR], zero columns past nc. */
-static void pack_b(float *Bp, int trans, const float *B, size_t ldb, size_t j0, size_t nc, size_t p0, size_t kc) {
+static void pack_b(float *Bp, int trans, const float *B, size_t ldb, size_t j0, size_t nc, size_t p0, size_t kc,
+                   int simd) {
     for (size_t jp = 0; jp < nc; jp += NR) {
         size_t nr = nc - jp < NR ? nc - jp : NR;
         float *dst = Bp + jp * kc;
@@ -179,7 +205,16 @@ static void pack_b(float *Bp, int trans, const float *B, size_t ldb, size_t j0, 
         } else {
             if (nr == NR) { /* 16 rows of B at once: each k row of the panel gathers one float from each */
                 const float *r0 = B + (j0 + jp) * ldb + p0;
-                for (size_t k = 0; k < kc; k++)
+                size_t k = 0;
+#ifdef NN_X86
+                if (simd)
+                    for (; k + 8 <= kc; k += 8) {
+                        transpose8(dst + k * NR, r0 + k, ldb);
+                        transpose8(dst + k * NR + 8, r0 + 8 * ldb + k, ldb);
+                    }
+#endif
+                (void)simd;
+                for (; k < kc; k++)
                     for (size_t c = 0; c < NR; c++) dst[k * NR + c] = r0[c * ldb + k];
                 continue;
             }
@@ -204,7 +239,7 @@ static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_
         /* B in place when it is not transposed and the tile is whole NR panels; else packed */
         int direct_b = !g->tb && nc % NR == 0;
         if (!direct_b && !(packed[0] == j0 + 1 && packed[1] == p0 && packed[2] == nc)) {
-            pack_b(Bp, g->tb, g->B, g->ldb, j0, nc, p0, kc);
+            pack_b(Bp, g->tb, g->B, g->ldb, j0, nc, p0, kc, g->simd);
             packed[0] = j0 + 1;
             packed[1] = p0;
             packed[2] = nc;
@@ -269,9 +304,12 @@ void mp_nn_gemm_path(int path, int trans_a, int trans_b, size_t M, size_t N, siz
             for (size_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
         return;
     }
-    gemm_args g = {trans_a, trans_b, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, ukr_plain};
+    gemm_args g = {trans_a, trans_b, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, ukr_plain, 0};
 #ifdef NN_X86
-    if ((path == MP_NN_GEMM_AUTO || path == MP_NN_GEMM_AVX2) && mp_nn_simd()) g.ukr = ukr_avx2;
+    if ((path == MP_NN_GEMM_AUTO || path == MP_NN_GEMM_AVX2) && mp_nn_simd()) {
+        g.ukr = ukr_avx2;
+        g.simd = 1;
+    }
 #endif
 #ifndef MP_HAVE_CBLAS
     if (path == MP_NN_GEMM_CBLAS) path = MP_NN_GEMM_AUTO;
@@ -280,7 +318,7 @@ void mp_nn_gemm_path(int path, int trans_a, int trans_b, size_t M, size_t N, siz
      * every thread busy (the tiling changes no result, see the top of the file). */
     int nth = 1;
 #ifdef _OPENMP
-    if (!omp_in_parallel() && (double)M * N * K > 65536.0) nth = omp_get_max_threads();
+    if (!omp_in_parallel() && (double)M * N * K > 1048576.0) nth = omp_get_max_threads(); /* ~25 us of work */
 #endif
     size_t mcap = K <= 128 ? MC_SMALL_K : MC;
     size_t mc = M < mcap ? round_up(M, MR) : mcap, nc = N < NC ? round_up(N, NR) : NC;
