@@ -36,7 +36,7 @@
 #define NR 16
 #define KC 256
 #define MC_SMALL_K 264 /* rows per tile when K <= 128 (A's block stays in L2); multiple of MR */
-#define MC 120
+#define MC 120 /* rows per tile otherwise; MC * KC <= MC_SMALL_K * 128 (the packed A) */
 #define NC 128 /* multiple of NR */
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -109,6 +109,10 @@ AVX_FN static inline void avx_store_row(float *c, __m256 a0, __m256 a1, __m256 v
 AVX_FN static void ukr_avx2(const ukr_args *u) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int i = 0; i < MR; i++) { /* C's 6 rows are far apart: fetch them while the k loop runs */
+        _mm_prefetch((const char *)(u->c + i * u->ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(u->c + i * u->ldc + NR - 1), _MM_HINT_T0);
+    }
     const float *a0 = u->a, *a1 = a0 + u->rs, *a2 = a1 + u->rs, *a3 = a2 + u->rs, *a4 = a3 + u->rs,
                 *a5 = a4 + u->rs, *b = u->b;
     size_t cs = u->cs, bs = u->bs;
@@ -230,7 +234,8 @@ static void pack_b(float *Bp, int trans, const float *B, size_t ldb, size_t j0, 
 
 /* One tile [i0, i0+mc) x [j0, j0+nc) of C, all of K. Bp (KC*NC) is this thread's; *packed remembers which
  * (j0, p0) it holds so consecutive tiles of one column block do not pack again. */
-static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_t nc, float *Bp, size_t *packed) {
+static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_t nc, float *Ap, float *Bp,
+                      size_t *packed) {
     float edge[MR * NR], apad[KC * MR];
     size_t rs = g->ta ? 1 : g->lda, cs = g->ta ? g->lda : 1;
     for (size_t p0 = 0; p0 < g->K; p0 += KC) {
@@ -243,6 +248,22 @@ static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_
             packed[0] = j0 + 1;
             packed[1] = p0;
             packed[2] = nc;
+        }
+        size_t mfull = mc / MR * MR, mr_last = mc - mfull;
+        if (g->ta) { /* A^T: k runs down A's rows, lda apart; pack the tile's rows into [panel][k][MR] */
+            for (size_t k = 0; k < kc; k++) {
+                const float *src = g->A + (p0 + k) * g->lda + i0;
+                size_t ip = 0;
+                for (; ip < mfull; ip += MR) memcpy(Ap + ip * kc + k * MR, src + ip, MR * sizeof *Ap);
+                if (mr_last) {
+                    float *dst = Ap + ip * kc + k * MR;
+                    for (size_t r = 0; r < MR; r++) dst[r] = r < mr_last ? src[ip + r] : 0.0f;
+                }
+            }
+        } else if (mr_last) { /* the last rows, zero-padded to MR: [k][MR], once per K block */
+            const float *a = g->A + (i0 + mfull) * rs + p0 * cs;
+            for (size_t k = 0; k < kc; k++)
+                for (size_t r = 0; r < MR; r++) apad[k * MR + r] = r < mr_last ? a[r * rs + k * cs] : 0.0f;
         }
         for (size_t jr = 0; jr < nc; jr += NR) {
             size_t nr = nc - jr < NR ? nc - jr : NR;
@@ -258,9 +279,11 @@ static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_
                 u.a = g->A + i * rs + p0 * cs;
                 u.rs = rs;
                 u.cs = cs;
-                if (mr < MR) { /* the last rows, zero-padded to MR: [k][MR] */
-                    for (size_t k = 0; k < kc; k++)
-                        for (size_t r = 0; r < MR; r++) apad[k * MR + r] = r < mr ? u.a[r * rs + k * cs] : 0.0f;
+                if (g->ta) {
+                    u.a = Ap + ir * kc;
+                    u.rs = 1;
+                    u.cs = MR;
+                } else if (mr < MR) {
                     u.a = apad;
                     u.rs = 1;
                     u.cs = MR;
@@ -337,7 +360,7 @@ void mp_nn_gemm_path(int path, int trans_a, int trans_b, size_t M, size_t N, siz
 #pragma omp parallel num_threads(nth) if (nth > 1)
 #endif
     {
-        float Bp[KC * NC]; /* 128 KiB of this thread's stack */
+        float Bp[KC * NC], Ap[MC_SMALL_K * 128]; /* 128 + 132 KiB of this thread's stack */
         size_t packed[3] = {0, 0, 0};
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
@@ -351,7 +374,7 @@ void mp_nn_gemm_path(int path, int trans_a, int trans_b, size_t M, size_t N, siz
                 continue;
             }
 #endif
-            gemm_tile(&g, i0, m1, j0, n1, Bp, packed);
+            gemm_tile(&g, i0, m1, j0, n1, Ap, Bp, packed);
         }
     }
 }
