@@ -334,7 +334,8 @@ MP_TEST(nn_attention_matches_ref_and_no_valid_key) {
     mp_rng rng;
     mp_rng_seed(&rng, 52);
     for (size_t NH = 1; NH <= 2; NH++) {
-        size_t B = 5, T = 9, C = 32, nq = B * T * 3 * C, no = B * T * C, na = B * NH * T * T;
+        /* T = 9: the direct path; T = 40: the products (more than 16 positions from the first valid one) */
+        size_t B = 5, T = NH == 1 ? 9 : 40, C = 32, nq = B * T * 3 * C, no = B * T * C, na = B * NH * T * T;
         uint8_t *valid = calloc(B * T, 1);
         for (size_t b = 0; b < B; b++)
             for (size_t tt = 0; tt < T; tt++) valid[b * T + tt] = tt >= b; /* left padding; row 0 all valid */

@@ -462,7 +462,17 @@ void mp_nn_residual_bwd(float *da, float *db, const float *dout, size_t n) {
 
 /* ---- attention ---- */
 
-/* out (B,T,C), att (B,NH,T,T), qkv (B,T,3C), valid (B,T). One (b, h) per work item; its outputs are disjoint. */
+/* One (b, h) per work item; its outputs (a head's columns of out and dqkv, its att rows) are disjoint from the
+ * others'. With left padding the queries before the first valid position f have no valid key, so each head works
+ * on the (T-f) x (T-f) block only, as small products through mp_nn_gemm (single-threaded inside the loop): the
+ * scores S = Q K^T (the causal half is computed and masked), out = P V; backward dP = dO V^T, dV += P^T dO,
+ * dS = P (dP - rowsum(P dP)) / sqrt(hs), dQ += dS K, dK += dS^T Q. Blocks of at most ATT_DIRECT positions (short
+ * histories: Beauty's median is under 10) use dot products and axpys instead, which cost less than setting up
+ * five products. */
+
+#define ATT_DIRECT 16 /* heads with at most this many positions from the first valid one skip the products */
+
+/* out (B,T,C), att (B,NH,T,T), qkv (B,T,3C), valid (B,T) */
 void mp_nn_attention_fwd(float *out, float *att, const float *qkv, const uint8_t *valid, size_t B, size_t T, size_t C,
                          size_t NH) {
     size_t hs = C / NH, C3 = 3 * C;
@@ -470,39 +480,57 @@ void mp_nn_attention_fwd(float *out, float *att, const float *qkv, const uint8_t
     int simd = mp_nn_simd();
 #pragma omp parallel for schedule(dynamic, 4) if (B * NH * T * T * hs >= PAR_MIN && nn_threads() > 1)
     for (size_t bh = 0; bh < B * NH; bh++) {
-        size_t b = bh / NH, h = bh % NH;
+        size_t b = bh / NH, h = bh % NH, f = 0;
         const uint8_t *vb = valid + b * T;
         const float *base = qkv + b * T * C3;
-        for (size_t t = 0; t < T; t++) {
-            float *a = att + (bh * T + t) * T;
-            float *o = out + (b * T + t) * C + h * hs;
-            const float *q = base + t * C3 + h * hs;
-            float mx = -INFINITY;
-            for (size_t s = 0; s <= t; s++) {
-                if (!vb[s]) {
-                    a[s] = 0.0f;
-                    continue;
-                }
-                float v = dot(q, base + s * C3 + C + h * hs, hs, simd) * scale;
-                a[s] = v;
-                mx = v > mx ? v : mx;
+        float *A = att + bh * T * T;
+        while (f < T && !vb[f]) f++;
+        memset(A, 0, f * T * sizeof *A);
+        for (size_t t = 0; t < f; t++) memset(out + (b * T + t) * C + h * hs, 0, hs * sizeof *out);
+        if (f == T) continue;
+        size_t L = T - f;
+        if (L <= ATT_DIRECT) { /* short: dot products and axpys, no product set-up */
+            for (size_t t = f; t < T; t++) {
+                float *a = A + t * T, *o = out + (b * T + t) * C + h * hs, mx = -INFINITY;
+                const float *q = base + t * C3 + h * hs;
+                memset(a, 0, T * sizeof *a);
+                for (size_t s2 = f; s2 <= t; s2++)
+                    if (vb[s2]) {
+                        a[s2] = dot(q, base + s2 * C3 + C + h * hs, hs, simd) * scale;
+                        if (a[s2] > mx) mx = a[s2];
+                    }
+                float sum = 0.0f;
+                for (size_t s2 = f; s2 <= t; s2++)
+                    if (vb[s2]) {
+                        a[s2] = exp_scalar(a[s2] - mx);
+                        sum += a[s2];
+                    }
+                float inv = 1.0f / sum;
+                memset(o, 0, hs * sizeof *o);
+                for (size_t s2 = f; s2 <= t; s2++)
+                    if (vb[s2]) {
+                        a[s2] *= inv;
+                        mp_nn_axpy(o, base + s2 * C3 + 2 * C + h * hs, a[s2], hs);
+                    }
             }
-            for (size_t s = t + 1; s < T; s++) a[s] = 0.0f;
-            memset(o, 0, hs * sizeof *o);
-            if (mx == -INFINITY) continue; /* no valid key */
-            float sum = 0.0f;
-            for (size_t s = 0; s <= t; s++)
-                if (vb[s]) {
-                    a[s] = exp_scalar(a[s] - mx);
-                    sum += a[s];
-                }
-            float inv = 1.0f / sum;
-            for (size_t s = 0; s <= t; s++) {
-                if (!vb[s]) continue;
-                a[s] *= inv;
-                mp_nn_axpy(o, base + s * C3 + 2 * C + h * hs, a[s], hs);
-            }
+            continue;
         }
+        mp_nn_gemm(0, 1, L, L, hs, scale, base + f * C3 + h * hs, C3, base + f * C3 + C + h * hs, C3, 0.0f,
+                   A + f * T + f, T);
+        for (size_t t = f; t < T; t++) {
+            float *a = A + t * T;
+            memset(a, 0, f * sizeof *a);
+            float mx = -INFINITY;
+            for (size_t s = f; s <= t; s++) {
+                if (!vb[s]) a[s] = -INFINITY;
+                else if (a[s] > mx) mx = a[s];
+            }
+            float sum = mp_nn_exp_shift_sum(a + f, t - f + 1, mx), inv = 1.0f / sum;
+            for (size_t s = f; s <= t; s++) a[s] = vb[s] ? a[s] * inv : 0.0f;
+            for (size_t s = t + 1; s < T; s++) a[s] = 0.0f;
+        }
+        mp_nn_gemm(0, 0, L, hs, L, 1.0f, A + f * T + f, T, base + f * C3 + 2 * C + h * hs, C3, 0.0f,
+                   out + (b * T + f) * C + h * hs, C);
     }
 }
 
@@ -514,33 +542,53 @@ void mp_nn_attention_bwd(float *dqkv, float *datt, const float *dout, const floa
     int simd = mp_nn_simd();
 #pragma omp parallel for schedule(dynamic, 4) if (B * NH * T * T * hs >= PAR_MIN && nn_threads() > 1)
     for (size_t bh = 0; bh < B * NH; bh++) {
-        size_t b = bh / NH, h = bh % NH;
-        const float *base = qkv + b * T * C3;
-        float *dbase = dqkv + b * T * C3;
-        for (size_t t = 0; t < T; t++) {
-            const float *a = att + (bh * T + t) * T;
-            float *da = datt + (bh * T + t) * T;
-            const float *g = dout + (b * T + t) * C + h * hs;
-            /* datt[s] = dout_t . v_s; dv_s += att[s] dout_t; then through the softmax */
-            float sum = 0.0f;
-            for (size_t s = 0; s <= t; s++) {
-                if (a[s] == 0.0f) {
-                    da[s] = 0.0f;
-                    continue;
-                }
-                da[s] = dot(g, base + s * C3 + 2 * C + h * hs, hs, simd);
-                mp_nn_axpy(dbase + s * C3 + 2 * C + h * hs, g, a[s], hs);
-                sum += a[s] * da[s];
-            }
-            const float *q = base + t * C3 + h * hs;
-            float *dq = dbase + t * C3 + h * hs;
-            for (size_t s = 0; s <= t; s++) {
-                if (a[s] == 0.0f) continue;
-                float dpre = a[s] * (da[s] - sum) * scale;
-                mp_nn_axpy(dq, base + s * C3 + C + h * hs, dpre, hs);
-                mp_nn_axpy(dbase + s * C3 + C + h * hs, q, dpre, hs);
-            }
+        size_t b = bh / NH, h = bh % NH, f = 0;
+        const float *A = att + bh * T * T;
+        /* the first query with a valid key: rows before it are all zero */
+        for (; f < T; f++) {
+            size_t s = 0;
+            while (s <= f && A[f * T + s] == 0.0f) s++;
+            if (s <= f) break;
         }
+        if (f == T) continue;
+        size_t L = T - f;
+        const float *base = qkv + b * T * C3, *P = A + f * T + f, *dO = dout + (b * T + f) * C + h * hs;
+        float *dbase = dqkv + b * T * C3, *dP = datt + bh * T * T + f * T + f;
+        const float *Q = base + f * C3 + h * hs, *K = Q + C, *Vv = Q + 2 * C;
+        float *dQ = dbase + f * C3 + h * hs, *dK = dQ + C, *dV = dQ + 2 * C;
+        if (L <= ATT_DIRECT) {
+            for (size_t i = 0; i < L; i++) {
+                const float *p = P + i * T, *g = dO + i * C, *q = Q + i * C3;
+                float *d = dP + i * T, sum = 0.0f;
+                for (size_t s2 = 0; s2 <= i; s2++) {
+                    if (p[s2] == 0.0f) {
+                        d[s2] = 0.0f;
+                        continue;
+                    }
+                    d[s2] = dot(g, Vv + s2 * C3, hs, simd);
+                    mp_nn_axpy(dV + s2 * C3, g, p[s2], hs);
+                    sum += p[s2] * d[s2];
+                }
+                for (size_t s2 = 0; s2 <= i; s2++) {
+                    if (p[s2] == 0.0f) continue;
+                    float ds = p[s2] * (d[s2] - sum) * scale;
+                    mp_nn_axpy(dQ + i * C3, K + s2 * C3, ds, hs);
+                    mp_nn_axpy(dK + s2 * C3, q, ds, hs);
+                }
+            }
+            continue;
+        }
+        mp_nn_gemm(0, 1, L, L, hs, 1.0f, dO, C, Vv, C3, 0.0f, dP, T);
+        mp_nn_gemm(1, 0, L, hs, L, 1.0f, P, T, dO, C, 1.0f, dV, C3);
+        for (size_t i = 0; i < L; i++) {
+            const float *p = P + i * T;
+            float *d = dP + i * T, sum = 0.0f;
+            for (size_t s = 0; s <= i; s++) sum += p[s] * d[s];
+            for (size_t s = 0; s <= i; s++) d[s] = p[s] * (d[s] - sum) * scale;
+            for (size_t s = i + 1; s < L; s++) d[s] = 0.0f;
+        }
+        mp_nn_gemm(0, 0, L, hs, L, 1.0f, dP, T, K, C3, 1.0f, dQ, C3);
+        mp_nn_gemm(1, 0, L, hs, L, 1.0f, dP, T, Q, C3, 1.0f, dK, C3);
     }
 }
 
