@@ -73,11 +73,11 @@ static void ukr_plain(const ukr_args *u) {
     float acc[MR * NR];
     memset(acc, 0, sizeof acc);
     for (size_t k = 0; k < u->kc; k++) {
-        const float *bk = u->b + k * u->bs;
-        for (size_t i = 0; i < MR; i++) {
-            float ai = u->a[i * u->rs + k * u->cs];
-            for (size_t j = 0; j < NR; j++) acc[i * NR + j] += ai * bk[j];
-        }
+        float bk[NR], ak[MR]; /* local copies: the compiler then knows nothing aliases acc and vectorises */
+        memcpy(bk, u->b + k * u->bs, sizeof bk);
+        for (size_t i = 0; i < MR; i++) ak[i] = u->a[i * u->rs + k * u->cs];
+        for (size_t i = 0; i < MR; i++)
+            for (size_t j = 0; j < NR; j++) acc[i * NR + j] += ak[i] * bk[j];
     }
     for (size_t i = 0; i < MR; i++)
         for (size_t j = 0; j < NR; j++) {
@@ -347,7 +347,7 @@ void mp_nn_gemm_path(int path, int trans_a, int trans_b, size_t M, size_t N, siz
     size_t mc = M < mcap ? round_up(M, MR) : mcap, nc = N < NC ? round_up(N, NR) : NC;
     for (;;) {
         size_t tiles = ((M + mc - 1) / mc) * ((N + nc - 1) / nc);
-        if (nth == 1 || tiles >= 4 * (size_t)nth) break;
+        if (nth == 1 || tiles >= 2 * (size_t)nth) break;
         if (mc / MR >= nc / NR && mc > MR) mc = round_up(mc / 2, MR);
         else if (nc > NR) nc = round_up(nc / 2, NR);
         else if (mc > MR) mc = round_up(mc / 2, MR);
