@@ -7,18 +7,34 @@
  * over k in the same order (K blocks in turn, k ascending inside) whatever the tiling, so the result does not
  * depend on the number of threads nor on which thread took a tile: same bits at 1 and 2 threads.
  *
- * Why not OpenBLAS: Debian's OpenBLAS is the pthreads build. Inside an OpenMP region it does not see
- * omp_in_parallel() (only its OpenMP build does), so a call on a big block still starts its own pool, and its
- * level-3 driver takes a process-wide lock, so two OpenMP threads calling it serialise; when the call returns its
- * threads spin while libgomp's spin at the barrier: the fight the CF work saw. openblas_set_num_threads(1) would
- * cure that but is process-global (ALS and EASE call cblas expecting threads). Our own kernel on K = 64 shapes is
- * as fast as OpenBLAS's single-threaded sgemm, so the neural core never calls BLAS; OpenBLAS stays for the other
- * modules, and the BLAS=none build runs the same code. MP_NN_GEMM_CBLAS (cblas_sgemm per tile inside the OpenMP
- * partition) is kept only so bench/nn_kernels.c can show the measurement.
+ * Why not OpenBLAS: Debian's OpenBLAS is the pthreads build. Its thread count is process-wide
+ * (openblas_set_num_threads), and it does not drop to one thread inside an OpenMP region (its OpenMP build checks
+ * omp_in_parallel(), this one does not), so cblas_sgemm called from each OpenMP thread on a big block runs its own
+ * pool under libgomp's: measured below, 4-25 GFLOP/s, worse than one thread. Pinning it
+ * (OPENBLAS_NUM_THREADS=1) would cure that but for the whole process, and ALS and EASE call cblas expecting its
+ * threads. Our own kernel on these shapes is about as fast as OpenBLAS's single-threaded sgemm, so the neural core
+ * never calls BLAS: OpenBLAS stays the other modules', and the BLAS=none build runs the same code.
+ * MP_NN_GEMM_CBLAS (cblas_sgemm per tile inside the OpenMP partition) is kept only for bench/nn_kernels.c.
  *
- * Measured (bench/nn_kernels.c, this 2-core AMD EPYC VM shared with other jobs, so +-15%; GFLOP/s):
- *   see the table in the lead's report / the bench output; numbers are filled in below.
- */
+ * Measured (bench/nn_kernels.c and a CPU-time harness, AMD EPYC (Zen, AVX2) VM with 2 cores shared with other
+ * jobs at load average 7-12, so wall-clock numbers are about half of what one core gives; "cpu" = GFLOP per
+ * CPU-second of all threads, which the load disturbs far less). GFLOP/s:
+ *   product (M x N x K)                 own 1t cpu | own 2t cpu, passive / active wait | OpenBLAS 1 thread cpu
+ *   logits  256 x 12101 x 64, B^T          58-70   |   70 / 25                         |   62-80
+ *   dh      256 x 64 x 12101               58-65   |   64 / 23                         |   51-63
+ *   dtable  12101 x 64 x 256, A^T          45-57   |   43 / 21                         |   50-60
+ *   qkv     12800 x 192 x 64, B^T          57-70   |   68 / 20                         |   58-61
+ *   dW      192 x 64 x 12800, A^T          40-53   |   38 / 18                         |   48-64
+ *   plain-C micro-kernel (no AVX2): 4-8.
+ * cblas_sgemm per tile from inside the OpenMP partition (MP_NN_GEMM_CBLAS), 2 threads, wall: 4-25 GFLOP/s with
+ * OpenBLAS's own threads left on (they fight libgomp's: below a single cblas call's 15-38), 24-34 with
+ * OPENBLAS_NUM_THREADS=1 (as good as ours, but only by pinning the whole process). Fused softmax_xent (C=64,
+ * V=12101, 128-row blocks): 52-58 GFLOP per CPU-second at 1 and 2 threads with passive waiting, 13-22 with
+ * libgomp's default spinning; the three products alone reach 56. So: our kernel, OpenMP the only pool.
+ * The waiting matters on a shared machine: libgomp's threads spin at every barrier by default (GOMP_SPINCOUNT),
+ * and when other jobs hold the cores the spinning doubles the CPU time; OMP_WAIT_POLICY=passive (in the
+ * environment: libgomp reads it when it loads, before main) removes that. On two cores of one's own the default
+ * is fine. */
 #include <string.h>
 
 #include "magpie/linalg.h"
