@@ -27,6 +27,7 @@ export MAGPIE_DB="$tmp/shop.db"
 user=$(head -1 shop/events.jsonl | sed -n 's/.*"user":"\([^"]*\)".*/\1/p')
 [ -n "$user" ] || fail "no user in shop/events.jsonl"
 
+: >serve.log # exists before the loop reads it (the background job's redirection may come later)
 "$MAGPIE" serve --db "$MAGPIE_DB" --model "$tmp/knn.model" --port 0 --threads 2 \
     --read-keys py-read-key --write-keys py-write-key 2>serve.log &
 server_pid=$!
