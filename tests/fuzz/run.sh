@@ -34,14 +34,14 @@ fi
 # kernels only). OpenMP stays: the library calls omp_* functions (clang links libomp).
 san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 cflags="-std=c11 -O1 -g -Wall -Wextra -Wno-unused-parameter -Wno-pass-failed -D_GNU_SOURCE -Iinclude -Isrc -pthread -fopenmp"
-cflags="$cflags $(pkg-config --cflags sqlite3 icu-uc libcurl 2>/dev/null)"
-libs="$(pkg-config --libs sqlite3 icu-uc libcurl 2>/dev/null || echo -lsqlite3 -licuuc -lcurl) -lm -pthread -fopenmp"
+cflags="$cflags $(pkg-config --cflags sqlite3 icu-uc libcurl libpq 2>/dev/null)"
+libs="$(pkg-config --libs sqlite3 icu-uc libcurl libpq 2>/dev/null || echo -lsqlite3 -licuuc -lcurl -lpq) -lm -pthread -fopenmp"
 
 mkdir -p "$out/obj" "$out/artifacts" || exit 2
 
 # ---- build: library sources (as in the Makefile's LIB_SRC) plus the request decoders, instrumented for coverage.
 # An object is rebuilt when it is missing or older than its source or than any header.
-lib_src=$(ls src/core/*.c src/io/*.c src/data/*.c src/store/*.c src/models/*.c src/eval/*.c src/ann/*.c \
+lib_src=$(ls src/core/*.c src/io/*.c src/nn/*.c src/data/*.c src/store/*.c src/models/*.c src/eval/*.c src/ann/*.c \
     src/live/*.c src/text/*.c src/bandit/*.c src/sim/*.c 2>/dev/null | sort)
 newest_h=$(find include src -name '*.h' -printf '%T@\n' | sort -n | tail -1)
 todo=()
