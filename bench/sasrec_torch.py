@@ -17,8 +17,10 @@ every non-padded position, mean over positions. Initialisation as mp_nn_tfm_init
 layer-norm weights 1, biases 0. AdamW with no weight decay on the layer norms, optional global-norm clipping.
 
 Training data (standard SASRec): per user, the training part is the sequence without its last two items; the input
-is training[:-1] and the targets training[1:], the last T kept, left-padded. One example per user, shuffled each
-epoch, batches of --batch.
+is training[:-1] and the targets training[1:], the last T kept, left-padded. One example per user per epoch, in
+batches of --batch: by default grouped by length as Magpie's sasrec does (--batching length), each batch running
+over the window its longest input needs (the same work as the C side; results equal those over all T positions),
+or plainly shuffled (--batching random).
 
 Evaluation (S3-Rec full-ranking protocol, ../shared/data/amazon-s3rec/SOURCE.md): per user the last item is the test
 target and the second-to-last the validation target; the input is the sequence without the last two items
@@ -32,7 +34,7 @@ Output: per epoch "epoch E train_s S loss L valid_ndcg10 N"; train_s times the t
 to compare). Last line, machine-readable:
     RESULT torch_sasrec epochs=.. best_epoch=.. epoch_s=.. hr5=.. ndcg5=.. hr10=.. ndcg10=.. hr20=.. ndcg20=..
 or, with --epochs-only-timing K:
-    RESULT torch_sasrec_timing epochs=K threads=N epoch_s=<mean>
+    RESULT torch_sasrec_timing epochs=K threads=N batching=.. mean_epoch_s=<mean>
 """
 import argparse
 import copy
@@ -147,15 +149,34 @@ class SASRec(torch.nn.Module):
         return F.layer_norm(x, (C,), self.lnfw, self.lnfb, self.ln_eps)
 
 
-def train_epoch(model, opt, inp_all, tgt_all, batch, max_norm, rng):
+def epoch_batches(lengths, batch, rng, batching):
+    """The batches of one epoch, as arrays of user indices. random: users shuffled, cut into batches. length (as
+    Magpie's sasrec, src/models/sasrec.c sr_epoch_batches): users shuffled, sorted by input length (longest first,
+    then by index) within groups of 32 batches, cut into batches, and the batches visited in shuffled order, so a
+    batch's window is about its longest sequence."""
+    order = rng.permutation(len(lengths))
+    if batching == "length":
+        group = 32 * batch
+        for g in range(0, len(order), group):
+            part = order[g:g + group]
+            order[g:g + group] = part[np.lexsort((part, -lengths[part]))]
+    batches = [order[s:s + batch] for s in range(0, len(order), batch)]
+    if batching == "length":
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def train_epoch(model, opt, inp_all, tgt_all, lengths, batch, max_norm, rng, batching):
+    """One pass; each batch runs over the newest max(its input lengths) positions only (the leading all-padding
+    columns change nothing: position t of a window of W uses wpe[T - W + t], as mp_nn_tfm_forward_len)."""
     model.train()
-    order = rng.permutation(len(inp_all))
+    T = inp_all.shape[1]
     total, count = 0.0, 0
-    for s in range(0, len(order), batch):
-        idx = order[s:s + batch]
-        inp = torch.from_numpy(inp_all[idx])
-        tgt = torch.from_numpy(tgt_all[idx])
-        out = model(inp)
+    for idx in epoch_batches(lengths, batch, rng, batching):
+        t0 = T - max(1, int(lengths[idx].max()))
+        inp = torch.from_numpy(inp_all[idx, t0:])
+        tgt = torch.from_numpy(tgt_all[idx, t0:])
+        out = model(inp, t0)
         keep = tgt >= 0
         h = out[keep]  # only the positions with a target: (n, C)
         logits = h @ model.wte.t()
@@ -211,9 +232,11 @@ def main():
     ap.add_argument("--heads", type=int, default=1)
     ap.add_argument("--ffn-dim", type=int, default=0, help="0 = 4 * dim")
     ap.add_argument("--dropout", type=float, default=0.5)
-    ap.add_argument("--ln-eps", type=float, default=1e-8)
+    ap.add_argument("--ln-eps", type=float, default=1e-5, help="1e-5 as Magpie's sasrec (SASRec's code: 1e-8)")
     ap.add_argument("--emb-scale", type=float, default=0.0, help="0 = sqrt(dim)")
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--batching", choices=("length", "random"), default="length",
+                    help="length: batches of similar length as Magpie's sasrec; random: plain shuffled batches")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--beta1", type=float, default=0.9)
     ap.add_argument("--beta2", type=float, default=0.98)
@@ -222,6 +245,8 @@ def main():
     ap.add_argument("--max-norm", type=float, default=0.0, help="global gradient-norm clipping; 0 = off")
     ap.add_argument("--max-epochs", type=int, default=200)
     ap.add_argument("--patience", type=int, default=10, help="epochs without a better valid NDCG@10")
+    ap.add_argument("--max-minutes", type=float, default=0.0,
+                    help="stop after the epoch that passes this much wall time (0 = no limit); test still runs")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--epochs-only-timing", type=int, default=0, metavar="K",
@@ -240,6 +265,7 @@ def main():
     train_parts = [s[:-2] for s in seqs]
     tr_inp = left_pad([s[:-1] for s in train_parts], T, -1)
     tr_tgt = left_pad([s[1:] for s in train_parts], T, -1)
+    tr_len = (tr_inp >= 0).sum(axis=1)
     va_inp = left_pad([s[:-2] for s in seqs], T, -1)
     te_inp = left_pad([s[:-1] for s in seqs], T, -1)
     va_hist = [np.array(s[:-2], dtype=np.int64) for s in seqs]
@@ -257,7 +283,7 @@ def main():
     n_par = sum(p.numel() for p in model.parameters())
     print(f"config: data={a.data} users={len(seqs)} items={V} train_targets={int((tr_tgt >= 0).sum())} T={T} "
           f"dim={a.dim} layers={a.layers} heads={a.heads} ffn_dim={ffn} dropout={a.dropout} ln_eps={a.ln_eps:g} "
-          f"emb_scale={emb_scale:g} batch={a.batch} lr={a.lr:g} betas=({a.beta1:g},{a.beta2:g}) "
+          f"emb_scale={emb_scale:g} batch={a.batch} batching={a.batching} lr={a.lr:g} betas=({a.beta1:g},{a.beta2:g}) "
           f"adam_eps={a.adam_eps:g} weight_decay={a.weight_decay:g} max_norm={a.max_norm:g} "
           f"max_epochs={a.max_epochs} patience={a.patience} threads={a.threads} seed={a.seed} params={n_par} "
           f"openblas_threads={os.environ.get('OPENBLAS_NUM_THREADS')} torch={torch.__version__}", flush=True)
@@ -266,17 +292,18 @@ def main():
         times = []
         for e in range(1, a.epochs_only_timing + 1):
             t = time.perf_counter()
-            loss = train_epoch(model, opt, tr_inp, tr_tgt, a.batch, a.max_norm, rng)
+            loss = train_epoch(model, opt, tr_inp, tr_tgt, tr_len, a.batch, a.max_norm, rng, a.batching)
             times.append(time.perf_counter() - t)
             print(f"epoch {e} train_s {times[-1]:.2f} loss {loss:.4f}", flush=True)
-        print(f"RESULT torch_sasrec_timing epochs={len(times)} threads={a.threads} "
-              f"epoch_s={sum(times) / len(times):.3f}")
+        print(f"RESULT torch_sasrec_timing epochs={len(times)} threads={a.threads} batching={a.batching} "
+              f"mean_epoch_s={sum(times) / len(times):.3f}")
         return 0
 
     best, best_epoch, best_state, times = -1.0, 0, None, []
+    started = time.perf_counter()
     for e in range(1, a.max_epochs + 1):
         t = time.perf_counter()
-        loss = train_epoch(model, opt, tr_inp, tr_tgt, a.batch, a.max_norm, rng)
+        loss = train_epoch(model, opt, tr_inp, tr_tgt, tr_len, a.batch, a.max_norm, rng, a.batching)
         times.append(time.perf_counter() - t)
         t = time.perf_counter()
         m = evaluate(model, va_inp, va_hist, va_tgt)
@@ -285,6 +312,9 @@ def main():
         if m["ndcg10"] > best:
             best, best_epoch, best_state = m["ndcg10"], e, copy.deepcopy(model.state_dict())
         elif e - best_epoch >= a.patience:
+            break
+        if a.max_minutes > 0 and time.perf_counter() - started > 60 * a.max_minutes:
+            print(f"stopping: --max-minutes {a.max_minutes:g} passed", flush=True)
             break
     model.load_state_dict(best_state)
     v = evaluate(model, va_inp, va_hist, va_tgt)
