@@ -183,6 +183,11 @@ static int quality(int argc, char **argv) {
     if (mp_evaluate(sk, &test, &eo, &r, &err)) die("evaluate seqknn", &err);
     print_row("Magpie seqknn", *sk_params ? sk_params : "defaults", &r, t_sk, 0);
 
+    /* validation NDCG@10 (history = training part), what settings are chosen on */
+    if (mp_evaluate(sr, &valid, &eo, &r, &err)) die("evaluate sasrec on valid", &err);
+    printf("RESULT valid sasrec ndcg10=%.4f hr10=%.4f\n", r.overall.at[1].ndcg, r.overall.at[1].hr);
+    fflush(stdout);
+    if (getenv("SEQ_BENCH_SASREC_ONLY")) return 0;
     blend bl = {.a = sr, .b = sk, .n_items = ds->n_items};
     mp_eval_scorer sc = {.score_all = blend_score, .ctx = &bl, .n_items = ds->n_items};
     double best = -1, best_w = 1;

@@ -48,13 +48,17 @@ typedef enum { SR_LOSS_AUTO, SR_LOSS_FULL, SR_LOSS_SAMPLED } sr_loss;
 static const char *const sr_loss_names[] = {"auto", "full", "sampled"};
 typedef enum { SR_FEAT_NONE, SR_FEAT_CONTENT } sr_feat_mode;
 static const char *const sr_feat_names[] = {"none", "content"};
+/* How a batch's loss is scaled: by its own row count (each batch a mean), or by the epoch's mean rows per batch (every
+ * row of the epoch weighs the same although the length-bucketed batches hold very different row counts). */
+typedef enum { SR_ROWS_BATCH, SR_ROWS_EPOCH } sr_row_weight;
+static const char *const sr_row_weight_names[] = {"batch", "epoch"};
 
 typedef struct sr_params {
     uint32_t dim, layers, heads, ffn, max_len, batch, epochs, patience, eval_every, negatives, warmup;
     int ffn_auto;
     double dropout, lr, weight_decay, clip;
     uint64_t seed;
-    int loss, features;
+    int loss, features, row_weight;
 } sr_params;
 
 /* Item features added to the input embedding (features=content): each item has up to three ids into one table Wf
@@ -115,6 +119,9 @@ static const mp_param_info sr_param_table[] = {
     MP_P_CHOICE("features", sr_params, features, "none", sr_feat_names,
                 "content: add each item's category, brand, price bucket and text embedding (when the data has them) "
                 "to its input embedding; none: item ids only"),
+    MP_P_CHOICE("row_weight", sr_params, row_weight, "batch", sr_row_weight_names,
+                "batch: each batch's loss is the mean over its positions; epoch: divided by the epoch's mean positions "
+                "per batch, so every position weighs the same in batches of very different lengths"),
     MP_P_U64("seed", sr_params, seed, "42", 0, UINT64_MAX, "random seed (weights, batches, dropout)"),
     {NULL},
 };
@@ -724,7 +731,7 @@ static void sr_work_free(sr_work *w) {
 /* One batch: forward, loss, backward, update. Returns the batch's summed loss in *loss, rows in *rows. */
 static int sr_step(sasrec *m, const sr_seqs *s, sr_work *w, const uint32_t *users, size_t B, int sampled,
                    const double *cum, const float *logq, mp_rng *rng, uint64_t seed, const mp_nn_adamw *opt,
-                   double *loss, size_t *rows, mp_error *err) {
+                   double rows_per_batch, double *loss, size_t *rows, mp_error *err) {
     size_t T = m->p.max_len, C = m->p.dim, V = m->n_items, Tw = 1;
     for (size_t j = 0; j < B; j++) {
         size_t n = s->start[users[j] + 1] - s->start[users[j]] - 1; /* inputs: all but the newest */
@@ -755,17 +762,18 @@ static int sr_step(sasrec *m, const sr_seqs *s, sr_work *w, const uint32_t *user
         }
     mp_nn_tfm_zero_grad(&m->t);
     memset(w->dhv, 0, N * C * sizeof(float));
+    float scale = m->p.row_weight == SR_ROWS_EPOCH ? (float)(1.0 / rows_per_batch) : 1.0f / (float)N;
     double l = 0;
     size_t cnt = 0;
     if (!sampled) {
         mp_nn_softmax_xent(&l, &cnt, w->dhv, m->t.grads.wte, w->hv, m->t.params.wte, w->vtgt, N, C, V,
-                           1.0f / (float)N, w->scratch, w->scratch_rows);
+                           scale, w->scratch, w->scratch_rows);
         mp_nn_rows_all(&m->t.wte_rows);
     } else {
         size_t S = m->p.negatives;
         for (size_t k = 0; k < S; k++) w->neg[k] = sr_draw(cum, V, rng);
         mp_nn_sampled_xent(&l, &cnt, w->dhv, m->t.grads.wte, &m->t.wte_rows, w->hv, m->t.params.wte, w->vtgt, w->neg,
-                           S, logq, N, C, 1.0f / (float)N, w->scratch);
+                           S, logq, N, C, scale, w->scratch);
     }
     memset(w->dlnf, 0, B * Tw * C * sizeof(float));
     r = 0;
@@ -867,6 +875,13 @@ static int sr_fit(void *impl, const mp_train_data *data, const mp_progress *prog
     m->best_valid = NAN;
     m->best_epoch = 0;
     size_t n_batches = 0, steps_per_epoch = (s.n_train + B - 1) / B;
+    /* targets per epoch (inputs are capped at max_len) over batches: the row weight of row_weight=epoch */
+    double total_rows = 0;
+    for (size_t i = 0; i < s.n_train; i++) {
+        size_t n = s.start[s.users[i] + 1] - s.start[s.users[i]] - 1;
+        total_rows += (double)(n < T ? n : T);
+    }
+    double rows_per_batch = total_rows / (double)steps_per_epoch;
     uint64_t total_steps = (uint64_t)steps_per_epoch * p->epochs;
     for (uint32_t epoch = 1; epoch <= p->epochs; epoch++) {
         sr_epoch_batches(&s, B, &rng, w.pairs, w.order, w.bstart, &n_batches, w.bperm);
@@ -877,7 +892,8 @@ static int sr_fit(void *impl, const mp_train_data *data, const mp_progress *prog
             mp_nn_adamw opt = {.lr = mp_nn_lr_at((float)p->lr, m->t.step, p->warmup, total_steps, MP_NN_DECAY_NONE, 1),
                                .beta1 = 0.9f, .beta2 = 0.98f, .eps = 1e-8f, .weight_decay = (float)p->weight_decay};
             uint64_t seed = p->seed * 0x9E3779B97F4A7C15ull + m->t.step + 1;
-            if ((rc = sr_step(m, &s, &w, w.order + b0, nb, sampled, cum, logq, &rng, seed, &opt, &loss, &rows, err)))
+            if ((rc = sr_step(m, &s, &w, w.order + b0, nb, sampled, cum, logq, &rng, seed, &opt, rows_per_batch, &loss,
+                               &rows, err)))
                 goto fail;
         }
         m->epochs_run = epoch;
