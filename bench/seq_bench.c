@@ -137,6 +137,58 @@ static mp_model *fit(const char *name, const char *params, const mp_train_data *
     return m;
 }
 
+/* Seconds per epoch of sasrec on d: 3 epochs without validation (the same batches and kernels as a fit). */
+static void epoch_time(const mp_train_data *td, const char *sp_params) {
+    mp_train_data d = *td;
+    d.valid = NULL;
+    d.n_valid = 0;
+    char p[1024];
+    snprintf(p, sizeof p, "%s%sepochs=3", sp_params, *sp_params ? "," : "");
+    double secs;
+    uint32_t ep;
+    mp_model *m3 = fit("sasrec", p, &d, &secs, &ep);
+    printf("RESULT epoch_time sasrec_epoch_s=%.2f threads=%d\n", secs / 3, omp_get_max_threads());
+    fflush(stdout);
+    mp_model_destroy(m3);
+}
+
+/* One 50-item session scored over the catalog and ranked, on one thread (as a server request): p50 / p99 ms. */
+static void latency(const mp_model *sr, uint32_t n_items) {
+    mp_error err;
+    mp_error_clear(&err);
+    omp_set_num_threads(1);
+    mp_rng rng;
+    mp_rng_seed(&rng, 7);
+    mp_interaction h[50];
+    double lat[300];
+    for (int q = 0; q < 300; q++) {
+        for (int j = 0; j < 50; j++)
+            h[j] = (mp_interaction){.user = MP_NO_USER, .item = (uint32_t)mp_rng_below(&rng, n_items), .ts = j,
+                                    .type = MP_EV_VIEW};
+        mp_user_ctx ctx = {.user = MP_NO_USER, .history = h, .n_history = 50};
+        uint32_t top[10];
+        size_t n;
+        double t0 = now();
+        if (mp_model_recommend(sr, &ctx, 10, NULL, 0, 1, NULL, top, NULL, &n, &err)) die("recommend", &err);
+        lat[q] = (now() - t0) * 1e3;
+    }
+    qsort(lat, 300, sizeof *lat, cmp_double);
+    printf("RESULT latency items=%u p50_ms=%.3f p99_ms=%.3f\n", n_items, lat[150], lat[297]);
+    fflush(stdout);
+}
+
+/* seq_bench latency MODEL_FILE */
+static int latency_cmd(int argc, char **argv) {
+    if (argc < 3) return fprintf(stderr, "usage: seq_bench latency MODEL_FILE\n"), 2;
+    mp_error err;
+    mp_error_clear(&err);
+    mp_model *m;
+    if (mp_model_load(&m, argv[2], &err)) die(argv[2], &err);
+    latency(m, mp_model_n_items(m));
+    mp_model_destroy(m);
+    return 0;
+}
+
 static int quality(int argc, char **argv) {
     if (argc < 3) return fprintf(stderr, "usage: seq_bench quality DB [SASREC_PARAMS] [SEQKNN_PARAMS]\n"), 2;
     const char *sp_params = argc > 3 ? argv[3] : "", *sk_params = argc > 4 ? argv[4] : "";
@@ -159,6 +211,10 @@ static int quality(int argc, char **argv) {
     size_t n_history;
     if (mp_split_merge(sp.train, sp.n_train, sp.valid, sp.n_valid, &history, &n_history, &err)) die("merge", &err);
 
+    if (getenv("SEQ_BENCH_EPOCH_ONLY")) { /* the speed row alone: the epoch time on the training part */
+        epoch_time(&ts.data, sp_params);
+        return 0;
+    }
     double t_sr, t_sk;
     uint32_t e_sr, e_sk;
     mp_model *sr = fit("sasrec", sp_params, &ts.data, &t_sr, &e_sr);
@@ -203,43 +259,9 @@ static int quality(int argc, char **argv) {
     snprintf(label, sizeof label, "w=%.1f (valid NDCG@10 %.4f)", best_w, best);
     print_row("Magpie sasrec + seqknn blend", label, &r, t_sr + t_sk, 0);
 
-    /* epoch time: 3 epochs, no validation (the same batches and kernels as a fit) */
-    {
-        mp_train_data d = ts.data;
-        d.valid = NULL;
-        d.n_valid = 0;
-        char p[1024];
-        snprintf(p, sizeof p, "%s%sepochs=3", sp_params, *sp_params ? "," : "");
-        double secs;
-        uint32_t ep;
-        mp_model *m3 = fit("sasrec", p, &d, &secs, &ep);
-        printf("RESULT epoch_time sasrec_epoch_s=%.2f threads=%d\n", secs / 3, omp_get_max_threads());
-        mp_model_destroy(m3);
-    }
+    epoch_time(&ts.data, sp_params);
 
-    /* latency: one 50-item session scored over the catalog and ranked (one thread, as a server request) */
-    {
-        omp_set_num_threads(1);
-        mp_rng rng;
-        mp_rng_seed(&rng, 7);
-        mp_interaction h[50];
-        float *scores = malloc(ds->n_items * sizeof *scores);
-        double lat[300];
-        for (int q = 0; q < 300; q++) {
-            for (int j = 0; j < 50; j++)
-                h[j] = (mp_interaction){.user = MP_NO_USER, .item = (uint32_t)mp_rng_below(&rng, ds->n_items),
-                                        .ts = j, .type = MP_EV_VIEW};
-            mp_user_ctx ctx = {.user = MP_NO_USER, .history = h, .n_history = 50};
-            uint32_t top[10];
-            size_t n;
-            double t0 = now();
-            if (mp_model_recommend(sr, &ctx, 10, NULL, 0, 1, NULL, top, NULL, &n, &err)) die("recommend", &err);
-            lat[q] = (now() - t0) * 1e3;
-        }
-        qsort(lat, 300, sizeof *lat, cmp_double);
-        printf("RESULT latency items=%u p50_ms=%.3f p99_ms=%.3f\n", ds->n_items, lat[150], lat[297]);
-        free(scores);
-    }
+    latency(sr, ds->n_items);
     mp_model_destroy(sr);
     mp_model_destroy(sk);
     free(history);
@@ -426,7 +448,8 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "quality") == 0) return quality(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "step") == 0) return step(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "large") == 0) return large(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "latency") == 0) return latency_cmd(argc, argv);
     fprintf(stderr, "usage: seq_bench quality DB [SASREC_PARAMS] [SEQKNN_PARAMS] | step [V] [B] [T] | large [ITEMS] "
-                    "[USERS] [LEN]\n");
+                    "[USERS] [LEN] | latency MODEL_FILE\n");
     return 2;
 }
