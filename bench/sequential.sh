@@ -65,10 +65,12 @@ if [[ " $SECTIONS " == *" quality "* ]]; then
 fi
 
 if [[ " $SECTIONS " == *" speed "* ]]; then
-    echo "## Speed (threads: $THREADS; the machine may be shared: see the note)"
+    echo "## Speed (threads: $THREADS, load average before: $(cut -d' ' -f1 /proc/loadavg); ratios are only meaningful on a quiet machine)"
     echo
     "$BENCH" step > "$OUT/step.txt" 2>&1
-    mag_epoch=$(val "$OUT/quality.md" sasrec_epoch_s)
+    # Magpie's epoch (training part, 3 epochs) right before PyTorch's, so both see the same machine
+    SEQ_BENCH_EPOCH_ONLY=1 "$BENCH" quality "$DB" "${SASREC_PARAMS:-}" > "$OUT/epoch.txt" 2>/dev/null
+    mag_epoch=$(val "$OUT/epoch.txt" sasrec_epoch_s)
     # the same configuration as sasrec's defaults (its clipping at global norm 1 included)
     $PY bench/sasrec_torch.py --data "$DATA/amazon-s3rec/Beauty.txt" --threads "$THREADS" --max-norm 1 \
         --epochs-only-timing "${TORCH_EPOCHS:-2}" > "$OUT/torch_speed.log" 2>&1
