@@ -12,8 +12,8 @@
  * to call from any thread on disjoint outputs; each may use OpenMP threads itself (see "Threads").
  *
  * Threads: OpenMP owns the cores. Kernels split their outer loops over OpenMP threads and call matrix products
- * through mp_nn_gemm, which partitions the output over the same threads and runs a single-threaded product on each
- * block, so OpenBLAS's own pool never runs beside libgomp's (see src/nn/gemm.c for the measurement behind this).
+ * through mp_nn_gemm, which partitions the output over the same threads and runs its own packed single-threaded
+ * product on each tile (never OpenBLAS), so no BLAS pool runs beside libgomp's (src/nn/gemm.c has the measurements).
  * Every kernel has a fixed summation order for a given thread count: the same inputs give the same bits at the
  * same thread count; at one thread a training run is reproducible from its seed. */
 #ifndef MAGPIE_NN_H
