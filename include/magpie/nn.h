@@ -263,7 +263,10 @@ typedef struct mp_nn_tfm_acts {
     uint8_t *masks;   /* dropout masks: input (B,T,C), then per layer attproj and fcproj (L, 2, B, T, C) */
 } mp_nn_tfm_acts;
 
-/* The model. Fields are readable; change them only through the calls below (params' values may be written
+/* The model. Owned by the caller (mp_nn_tfm_create / _load fill it, mp_nn_tfm_free releases everything it owns).
+ * Threads: every call on one mp_nn_tfm needs exclusive access (forward writes its activations); to run inference
+ * from several threads, give each its own mp_nn_tfm_view over the same weights.
+ * Fields are readable; change them only through the calls below (params' values may be written
  * directly: loading, tests). grads and the AdamW moments have the params' layout. */
 typedef struct mp_nn_tfm {
     mp_nn_tfm_config cfg;
